@@ -26,10 +26,14 @@ app.add_typer(world_app, name="world")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; user errors become one ``error:`` line and exit status 2."""
+    """Run the CLI; user errors become one ``error:`` line and exit status 2.
+
+    User errors are bad input (``LogError``, ``ValueError``), an optional extra that is not
+    installed (``ImportError``) and files that cannot be opened or written (``OSError``).
+    """
     try:
         app(args=argv, standalone_mode=True)
-    except (LogError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (LogError, ValueError, ImportError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -23,6 +23,7 @@ class LogSummary:
     visit_mode: str
     horizon_days: float
     n_visits: int
+    n_users_with_visits: int
     visits_per_user: dict[str, float]
     gap_quantiles: dict[float, float]
     n_trajectories: int
@@ -45,7 +46,12 @@ class LogSummary:
             f"  reordered  {r.n_out_of_order:,} rows out of time order within a shopper (sorted)",
             f"events       {r.n_events:,}  from {self.log.start} to {self.log.end}",
             f"columns      optional present: {', '.join(self.optional_columns) or 'none'}",
-            f"users        {self.log.n_users:,}",
+            f"users        {self.log.n_users:,}"
+            + (
+                f"  ({self.log.n_users - self.n_users_with_visits:,} with no visit: only cancellations)"
+                if self.n_users_with_visits < self.log.n_users
+                else ""
+            ),
             f"visits       {self.n_visits:,}  (a visit = {self.visit_mode})",
             "visits/user  mean {mean:.2f}  median {median:.0f}  p90 {p90:.0f}  max {max:.0f}".format(
                 **self.visits_per_user
@@ -79,6 +85,7 @@ def describe_log(
         visit_mode=resolve_mode(log, mode),
         horizon_days=horizon_days,
         n_visits=len(visits),
+        n_users_with_visits=len(per_user),
         visits_per_user={
             "mean": float(per_user.mean()),
             "median": float(np.median(per_user)),

@@ -14,7 +14,7 @@ def shared_file(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test when the shared folder is absent."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} not present: the shared datasets are only on the project's machines")
+        pytest.skip(f"../shared/data/{'/'.join(parts)} not present: shared datasets are only on the project's machines")
     return path
 
 
