@@ -81,14 +81,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000, help="events in the generated log")
     parser.add_argument("--case", nargs=2, metavar=("PATH", "FORMAT"), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(*args.case)))
         return
+    if args.generate:
+        generate(Path(args.generate), args.events)
+        return
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         generated = Path(tmp) / "events.parquet"
-        generate(generated, args.events)
+        # In a child too: Linux carries a parent's peak RSS into the children it forks.
+        subprocess.run([sys.executable, __file__, "--generate", str(generated), "--events", str(args.events)], check=True)
         cases.append((f"generated ({args.events:,} events)", str(generated), "events"))
         if ONLINE_RETAIL.exists():
             cases.append(("UCI Online Retail", str(ONLINE_RETAIL.resolve()), "online-retail"))
