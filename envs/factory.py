@@ -1,0 +1,70 @@
+"""Building environments by name: the entry points behind the registered ids.
+
+``simulator`` is ``"world"`` for the ground-truth world (:class:`GroundTruthWorld` with
+the default :class:`WorldConfig`) or the directory of a fitted learned simulator (its
+``model.safetensors`` and ``config.json``, from ``retentionrl simulator fit``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gymnasium.vector import AutoresetMode
+
+from envs.reward import RewardConfig
+from envs.shopper_env import ShopperEnv
+from envs.vector_env import ShopperVectorEnv
+from simulators.interface import ShopperSimulator
+
+WORLD = "world"
+
+
+def load_simulator(simulator: str | Path | ShopperSimulator, device: str = "auto") -> ShopperSimulator:
+    """A simulator from ``"world"``, a learned-simulator directory, or an instance (as is)."""
+    if isinstance(simulator, ShopperSimulator):
+        return simulator
+    if str(simulator) == WORLD:
+        from simulators.world import GroundTruthWorld
+
+        return GroundTruthWorld()
+    from simulators.learned import LearnedSimulator
+
+    return LearnedSimulator.load(Path(simulator), device=device)
+
+
+def make_env(
+    simulator: str | Path | ShopperSimulator = WORLD,
+    reward_mode: str = "retention",
+    revenue_scale: float = 50.0,
+    retention_weight: float = 0.5,
+    action_type: str = "discrete",
+    device: str = "auto",
+) -> ShopperEnv:
+    """A single-shopper env (arguments as in :class:`ShopperEnv` and :class:`RewardConfig`)."""
+    reward = RewardConfig(reward_mode, revenue_scale, retention_weight)
+    return ShopperEnv(load_simulator(simulator, device), reward, action_type)
+
+
+def make_vector_env(
+    num_envs: int,
+    simulator: str | Path | ShopperSimulator = WORLD,
+    reward_mode: str = "retention",
+    revenue_scale: float = 50.0,
+    retention_weight: float = 0.5,
+    action_type: str = "discrete",
+    autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+    device: str = "auto",
+) -> ShopperVectorEnv:
+    """A batched env of ``num_envs`` shoppers stepped in one simulator call."""
+    reward = RewardConfig(reward_mode, revenue_scale, retention_weight)
+    return ShopperVectorEnv(load_simulator(simulator, device), num_envs, reward, action_type, autoreset_mode)
+
+
+def make_learned_env(checkpoint: str | Path, **options: object) -> ShopperEnv:
+    """Entry point of ``retentionrl/Shopper-v0``: :func:`make_env` over a fitted simulator."""
+    return make_env(simulator=Path(checkpoint), **options)  # type: ignore[arg-type]
+
+
+def make_learned_vector_env(num_envs: int, checkpoint: str | Path, **options: object) -> ShopperVectorEnv:
+    """Vector entry point of ``retentionrl/Shopper-v0``."""
+    return make_vector_env(num_envs, simulator=Path(checkpoint), **options)  # type: ignore[arg-type]

@@ -1,0 +1,93 @@
+"""One visit of every shopper in a batch: the mechanism both environments share.
+
+:func:`visit_step` is the whole environment dynamics on top of a simulator: it checks the
+actions, steps the simulator once for the batch, and derives the reward, termination and
+truncation of each shopper:
+
+* ``terminated`` = the shopper churned (will never come back);
+* ``truncated`` = the shopper did not churn, but the next visit falls after day
+  :math:`H` (the horizon): the shopper is still active and a learner must bootstrap;
+* ``returned`` = neither: the shopper's next visit is within the horizon.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gymnasium import spaces
+
+from envs.reward import RewardConfig
+from simulators.interface import ShopperSimulator
+
+ACTION_TYPES: tuple[str, ...] = ("discrete", "multidiscrete")
+
+
+@dataclass(frozen=True)
+class VisitStep:
+    """A batch step's results, each ``(n,)`` except ``obs`` ``(n, obs_dim)``."""
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict[str, np.ndarray]
+
+
+def single_action_space(simulator: ShopperSimulator, action_type: str) -> spaces.Space:
+    """``Discrete(n_arms * n_coupons)`` or ``MultiDiscrete([n_arms, n_coupons])``."""
+    if action_type not in ACTION_TYPES:
+        raise ValueError(f"action_type {action_type!r} is not one of {list(ACTION_TYPES)}")
+    a = simulator.action_space
+    if action_type == "discrete":
+        return spaces.Discrete(a.n_actions)
+    return spaces.MultiDiscrete([a.n_arms, a.n_coupons])
+
+
+UNBOUNDED_FEATURES: frozenset[str] = frozenset({"log_visits", "days_since_first", "days_since_last", "log_spend"})
+"""Observation features with no upper bound (counts and times); all others lie in [0, 1]."""
+
+
+def single_observation_space(simulator: ShopperSimulator) -> spaces.Box:
+    """A float32 ``Box`` of the simulator's observable features, each >= 0.
+
+    Shares and rates are bounded by 1; counts and times are unbounded (the largest float32).
+    """
+    unbounded = np.array([name in UNBOUNDED_FEATURES for name in simulator.observation_names])
+    high = np.where(unbounded, np.finfo(np.float32).max, 1.0).astype(np.float32)
+    return spaces.Box(low=np.zeros_like(high), high=high, dtype=np.float32)
+
+
+def flat_actions(simulator: ShopperSimulator, actions: np.ndarray, action_type: str, n: int) -> np.ndarray:
+    """Validate a batch of actions and return flat action indices ``(n,)``.
+
+    :raises ValueError: wrong shape, a non-integer dtype, or an action outside the space;
+        the message names the action and the space.
+    """
+    a = simulator.action_space
+    actions = np.asarray(actions)
+    shape = (n,) if action_type == "discrete" else (n, 2)
+    if actions.shape != shape:
+        raise ValueError(f"actions must have shape {shape}, got {actions.shape}")
+    if not np.issubdtype(actions.dtype, np.integer):
+        raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
+    if action_type == "discrete":
+        bad = (actions < 0) | (actions >= a.n_actions)
+        if bad.any():
+            raise ValueError(f"action {actions[bad][0]} is not in Discrete({a.n_actions})")
+        return actions.astype(np.int64, copy=False)
+    bad = (actions < 0).any(axis=1) | (actions[:, 0] >= a.n_arms) | (actions[:, 1] >= a.n_coupons)
+    if bad.any():
+        raise ValueError(f"action {actions[bad][0].tolist()} is not in MultiDiscrete([{a.n_arms} {a.n_coupons}])")
+    return a.encode(actions[:, 0], actions[:, 1])
+
+
+def visit_step(simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConfig) -> VisitStep:
+    """Step every shopper once under valid flat actions (see the module docstring)."""
+    obs, outcome = simulator.step(flat)
+    terminated = outcome.churned
+    truncated = ~terminated & (simulator.days > simulator.horizon_days)
+    returned = ~terminated & ~truncated
+    info = outcome.as_dict()
+    info["day"] = simulator.days.copy()
+    return VisitStep(obs, reward(outcome, returned), terminated, truncated, info)

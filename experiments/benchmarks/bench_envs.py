@@ -1,0 +1,175 @@
+"""Benchmark of the environments: env-steps (shopper-visits) per second, side by side.
+
+In one run, on this machine:
+
+* the bare simulator step (``simulator.step``) and the vector env over it at N = 1, 64,
+  1,024, for the ground-truth world and for a learned simulator (``--checkpoint DIR``, or a
+  small one fitted here on world logs first, not timed);
+* the single-shopper env over each;
+* RecSim's ``interest_evolution`` env, single-threaded, run in its own virtual environment
+  (``recsim-no-tf six absl-py gin-config scipy``), created on first use under
+  ``--recsim-venv`` -- never a dependency of retentionrl.
+
+    python experiments/benchmarks/bench_envs.py [--seconds 2] [--checkpoint DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+RECSIM_PROBE = """
+import time
+from recsim.environments import interest_evolution
+env = interest_evolution.create_environment(
+    {"num_candidates": 10, "slate_size": 2, "resample_documents": True, "seed": 0})
+env.reset()
+n, t0 = 0, time.perf_counter()
+while time.perf_counter() - t0 < SECONDS:
+    _, _, done, _ = env.step([0, 1])
+    n += 1
+    if done:
+        env.reset()
+print(n / (time.perf_counter() - t0))
+"""
+
+
+def rate(step: Callable[[], None], per_call: int, seconds: float) -> float:
+    """Calls of ``step`` for about ``seconds`` (after a warm-up), times ``per_call``, per second."""
+    for _ in range(3):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * per_call / (time.perf_counter() - t0)
+
+
+def bare_simulator_rate(make_sim: Callable[[], object], n: int, seconds: float) -> float:
+    """Shopper-visits/s of ``simulator.step`` alone, replacing churned shoppers as an env would."""
+    sim = make_sim()
+    sim.reset(n, seed=0)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, sim.action_space.n_actions, (64, n))
+    i = [0]
+
+    def step() -> None:
+        _, outcome = sim.step(actions[i[0] % 64])
+        done = outcome.churned | (sim.days > sim.horizon_days)
+        if done.any():
+            sim.replace(done)
+        i[0] += 1
+
+    return rate(step, n, seconds)
+
+
+def vector_env_rate(make_sim: Callable[[], object], n: int, seconds: float) -> float:
+    from envs.vector_env import ShopperVectorEnv
+
+    env = ShopperVectorEnv(make_sim(), n)
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, env.single_action_space.n, (64, n))
+    i = [0]
+
+    def step() -> None:
+        env.step(actions[i[0] % 64])
+        i[0] += 1
+
+    return rate(step, n, seconds)
+
+
+def single_env_rate(make_sim: Callable[[], object], seconds: float) -> float:
+    from envs.shopper_env import ShopperEnv
+
+    env = ShopperEnv(make_sim())
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, env.action_space.n, 4096).tolist()
+    i = [0]
+
+    def step() -> None:
+        _, _, term, trunc, _ = env.step(actions[i[0] % 4096])
+        if term or trunc:
+            env.reset()
+        i[0] += 1
+
+    return rate(step, 1, seconds)
+
+
+def recsim_rate(venv: Path, seconds: float) -> float | None:
+    """RecSim interest_evolution steps/s, or None when its environment cannot be made."""
+    python = venv / "bin" / "python"
+    try:
+        if not python.exists():
+            print(f"creating RecSim's own virtual environment in {venv} ...", flush=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", "recsim-no-tf", "six", "absl-py",
+                            "gin-config", "scipy"], check=True)
+        out = subprocess.run([str(python), "-c", RECSIM_PROBE.replace("SECONDS", str(seconds))],
+                             check=True, capture_output=True, text=True)
+        return float(out.stdout.strip().splitlines()[-1])
+    except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+        print(f"RecSim could not run: {exc}")
+        return None
+
+
+def learned_checkpoint(directory: Path) -> Path:
+    """Fit a small learned simulator on world logs (2,000 shoppers x 180 days) into ``directory``."""
+    from interactions.io import read_events
+    from simulators.fit import FitConfig, fit_simulator
+    from simulators.world_config import WorldConfig
+    from simulators.world_logs import write_world_logs
+
+    logs = directory / "world_logs.parquet"
+    write_world_logs(WorldConfig(), 2_000, 180, 0, logs)
+    fit_simulator(read_events(logs, "events"), FitConfig(epochs=2, device="cpu",
+                  spend_scale=WorldConfig().price_median), directory / "sim")
+    return directory / "sim"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing window per cell")
+    parser.add_argument("--checkpoint", type=Path, help="a fitted learned simulator (default: fit a small one)")
+    parser.add_argument("--recsim-venv", type=Path, default=Path(tempfile.gettempdir()) / "retentionrl-recsim-venv")
+    args = parser.parse_args()
+
+    import torch
+
+    from simulators.learned import LearnedSimulator
+    from simulators.world import GroundTruthWorld
+
+    torch.set_num_threads(1)  # single-threaded, as RecSim runs
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or learned_checkpoint(Path(tmp))
+        simulators = {
+            "world": GroundTruthWorld,
+            "learned": lambda: LearnedSimulator.load(checkpoint, device="cpu"),
+        }
+        rows = []
+        for name, make_sim in simulators.items():
+            rows.append((name, "single env", 1, single_env_rate(make_sim, args.seconds), None))
+            for n in (1, 64, 1024):
+                bare = bare_simulator_rate(make_sim, n, args.seconds)
+                env = vector_env_rate(make_sim, n, args.seconds)
+                rows.append((name, "vector env", n, env, bare))
+    recsim = recsim_rate(args.recsim_venv, args.seconds)
+
+    print(f"\n{'simulator':<10} {'env':<11} {'N':>5} {'env steps/s':>13} {'bare sim/s':>12} {'env overhead':>12} {'x RecSim':>9}")
+    for name, kind, n, env, bare in rows:
+        overhead = f"{bare / env - 1:>11.0%}" if bare else f"{'':>11}"
+        vs = f"{env / recsim:>9.1f}" if recsim else f"{'n/a':>9}"
+        bare_txt = f"{bare:>12,.0f}" if bare else f"{'':>12}"
+        print(f"{name:<10} {kind:<11} {n:>5} {env:>13,.0f} {bare_txt} {overhead} {vs}")
+    if recsim:
+        print(f"{'recsim':<10} {'interest_evolution':<17} {recsim:>13,.0f}")
+
+
+if __name__ == "__main__":
+    main()
