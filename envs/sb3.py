@@ -28,6 +28,9 @@ class ShopperSB3VecEnv(VecEnv):
     """A stable-baselines3 ``VecEnv`` backed by one batched :class:`ShopperVectorEnv`.
 
     :param env: a vector env in ``SAME_STEP`` autoreset mode.
+
+    After each step, ``last_actions``, ``last_info`` (the vector env's dict of arrays) and
+    ``last_done`` hold that step, for callbacks that aggregate without per-shopper loops.
     """
 
     def __init__(self, env: ShopperVectorEnv) -> None:
@@ -35,6 +38,9 @@ class ShopperSB3VecEnv(VecEnv):
             raise ValueError("ShopperSB3VecEnv needs a ShopperVectorEnv made with autoreset_mode=SAME_STEP")
         self.env = env
         self._actions: np.ndarray | None = None
+        self.last_actions = np.zeros(env.num_envs, dtype=np.int64)
+        self.last_info: dict[str, np.ndarray] = {}
+        self.last_done = np.zeros(env.num_envs, dtype=bool)
         super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
 
     def reset(self) -> np.ndarray:
@@ -51,8 +57,9 @@ class ShopperSB3VecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         obs, reward, terminated, truncated, info = self.env.step(self._actions)
-        self._actions = None
+        self.last_actions, self._actions = self._actions, None
         done = terminated | truncated
+        self.last_info, self.last_done = info, done
         columns = {key: info[key].tolist() for key in INFO_KEYS}
         infos: list[dict[str, Any]] = [dict(zip(INFO_KEYS, row)) for row in zip(*columns.values())]
         for i in np.flatnonzero(done):

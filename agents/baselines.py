@@ -1,0 +1,180 @@
+"""Baseline policies fitted from logs, behind the :class:`simulators.policy.Policy` interface.
+
+====================  ===================================================================
+policy                :math:`\\pi(a \\mid x)`
+====================  ===================================================================
+``random``            :math:`1/A` (:class:`simulators.logging_policies.UniformPolicy`)
+``popularity``        1 on (the arm with the most logged purchases, no coupon)
+``logging``           a clone of the shop's logging policy: multinomial logistic
+                      regression :math:`\\mathrm{softmax}(W x + b)` fitted by maximum
+                      likelihood on the logged (observation, action) pairs, mixed with
+                      :math:`\\varepsilon_{floor}/A` so every action keeps some probability
+``myopic``            1 on :math:`\\arg\\max_a \\hat r(x, a)`: the action with the largest
+                      expected immediate net revenue under a reward model fitted on logs
+                      (:class:`ImmediateRewardModel`)
+====================  ===================================================================
+
+The clone is what off-policy evaluation uses for propensities when a log has none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from interactions.actions import ActionSpace
+from interactions.decisions import LoggedDecisions
+from simulators.policy import Policy
+
+
+def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((len(index), n), dtype=np.float32)
+    out[np.arange(len(index)), index] = 1.0
+    return out
+
+
+def _fit(model: nn.Module, loss_fn, steps: int, lr: float, seed: int) -> None:
+    """Full-batch Adam on ``loss_fn(model)`` for ``steps`` steps, seeded."""
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model)
+        loss.backward()
+        optimizer.step()
+
+
+def _logged_rows(decisions: LoggedDecisions, what: str) -> LoggedDecisions:
+    rows = decisions.take(decisions.logged)
+    if rows.n == 0:
+        raise ValueError(f"the log has no logged actions (impressions) to fit the {what} policy on")
+    return rows
+
+
+class PopularityPolicy(Policy):
+    """Always the arm with the most logged purchases, without a coupon."""
+
+    name = "popularity"
+
+    def __init__(self, action_space: ActionSpace, arm: int) -> None:
+        super().__init__(action_space)
+        self.action = int(action_space.encode(arm, 0))
+
+    @classmethod
+    def fit(cls, decisions: LoggedDecisions) -> PopularityPolicy:
+        """The most purchased arm among logged visits."""
+        rows = _logged_rows(decisions, "popularity")
+        arm, _ = rows.action_map.space.decode(rows.action)
+        purchases = np.bincount(arm, weights=rows.purchase, minlength=rows.action_map.space.n_arms)
+        return cls(rows.action_map.space, int(purchases.argmax()))
+
+    def action_probs(self, obs: np.ndarray) -> np.ndarray:
+        probs = np.zeros((len(obs), self.action_space.n_actions))
+        probs[:, self.action] = 1.0
+        return probs
+
+
+class LoggingPolicyClone(Policy):
+    """Multinomial logistic regression of the logged action on the observation.
+
+    :param action_space: the action space.
+    :param linear: the fitted ``Linear(d, A)``.
+    :param floor: :math:`\\varepsilon_{floor} \\in [0, 1)`, uniform share mixed in.
+    """
+
+    name = "logging"
+
+    def __init__(self, action_space: ActionSpace, linear: nn.Linear, floor: float = 1e-3) -> None:
+        super().__init__(action_space)
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self.linear = linear.eval()
+        self.floor = floor
+
+    @classmethod
+    def fit(
+        cls, decisions: LoggedDecisions, *, l2: float = 1e-4, steps: int = 300, floor: float = 1e-3, seed: int = 0
+    ) -> LoggingPolicyClone:
+        """Maximum likelihood with an L2 penalty ``l2`` on the weights (full-batch Adam)."""
+        rows = _logged_rows(decisions, "logging-clone")
+        x = torch.as_tensor(rows.obs)
+        y = torch.as_tensor(rows.action)
+        torch.manual_seed(seed)
+        linear = nn.Linear(x.shape[1], rows.action_map.space.n_actions)
+        _fit(linear, lambda m: nn.functional.cross_entropy(m(x), y) + l2 * m.weight.square().sum(), steps, 0.05, seed)
+        return cls(rows.action_map.space, linear, floor)
+
+    def action_probs(self, obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            probs = torch.softmax(self.linear(torch.as_tensor(np.asarray(obs, dtype=np.float32))), dim=1).numpy()
+        return (1.0 - self.floor) * probs.astype(np.float64) + self.floor / self.action_space.n_actions
+
+
+class ImmediateRewardModel(nn.Module):
+    """:math:`\\hat r(x, a)`: an MLP on the observation and one-hot arm and coupon.
+
+    Fitted by least squares on the logged net revenue of each visit (in units of
+    ``revenue_scale``): the direct-method reward model of the bandit view.
+    """
+
+    def __init__(self, n_features: int, action_space: ActionSpace, hidden: int = 64) -> None:
+        super().__init__()
+        self.action_space = action_space
+        self.net = nn.Sequential(
+            nn.Linear(n_features + action_space.n_arms + action_space.n_coupons, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
+
+    def inputs(self, obs: np.ndarray, action: np.ndarray) -> torch.Tensor:
+        """The network input of (observation, flat action) pairs."""
+        arm, coupon = self.action_space.decode(action)
+        return torch.as_tensor(
+            np.hstack([np.asarray(obs, dtype=np.float32), _one_hot(arm, self.action_space.n_arms),
+                       _one_hot(coupon, self.action_space.n_coupons)])
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+    def predict_all(self, obs: np.ndarray) -> np.ndarray:
+        """:math:`\\hat r(x, a)` for every action: ``(n, A)``."""
+        n, a = len(obs), self.action_space.n_actions
+        rows = np.repeat(np.asarray(obs), a, axis=0)
+        actions = np.tile(np.arange(a), n)
+        with torch.no_grad():
+            return self(self.inputs(rows, actions)).numpy().reshape(n, a)
+
+    @classmethod
+    def fit(
+        cls, decisions: LoggedDecisions, *, revenue_scale: float = 50.0, steps: int = 400, seed: int = 0
+    ) -> ImmediateRewardModel:
+        """Least squares on the logged visits' net revenue / ``revenue_scale``."""
+        rows = _logged_rows(decisions, "myopic")
+        torch.manual_seed(seed)
+        model = cls(rows.obs.shape[1], rows.action_map.space)
+        x = model.inputs(rows.obs, rows.action)
+        y = torch.as_tensor(rows.net_revenue / revenue_scale, dtype=torch.float32)
+        _fit(model, lambda m: nn.functional.mse_loss(m(x), y), steps, 0.01, seed)
+        return model.eval()
+
+
+class MyopicGreedyPolicy(Policy):
+    """The action with the largest expected immediate net revenue (ignores the future)."""
+
+    name = "myopic"
+
+    def __init__(self, reward_model: ImmediateRewardModel) -> None:
+        super().__init__(reward_model.action_space)
+        self.reward_model = reward_model
+
+    @classmethod
+    def fit(cls, decisions: LoggedDecisions, *, revenue_scale: float = 50.0, seed: int = 0) -> MyopicGreedyPolicy:
+        return cls(ImmediateRewardModel.fit(decisions, revenue_scale=revenue_scale, seed=seed))
+
+    def action_probs(self, obs: np.ndarray) -> np.ndarray:
+        best = self.reward_model.predict_all(obs).argmax(axis=1)
+        probs = np.zeros((len(obs), self.action_space.n_actions))
+        probs[np.arange(len(obs)), best] = 1.0
+        return probs

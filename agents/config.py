@@ -1,0 +1,106 @@
+"""Hyperparameters of a training run, one documented dataclass saved as ``config.json``.
+
+The defaults are starting points for the shopper envs: episodes are short (a shopper's
+visits within the horizon, typically 2-20 steps), so the discount is 0.95 (a visit ~20
+visits ahead weighs about a third) and rollouts gather many shoppers at once from the
+batched env.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from envs.reward import REWARD_MODES
+
+ALGOS: tuple[str, ...] = ("ppo", "dqn")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run (CleanRL's ``Args``, saved beside every run)."""
+
+    algo: str = "ppo"
+    """ppo or dqn"""
+    simulator: str = "world"
+    """'world' (ground truth) or the folder of a fitted learned simulator"""
+    total_steps: int = 200_000
+    """environment steps (shopper-visits) to train for"""
+    num_envs: int = 64
+    """shoppers stepped together in the batched env"""
+    seed: int = 0
+    """seeds the env, the networks and every random generator"""
+    device: str = "auto"
+    """auto (CUDA when present), cpu or cuda"""
+    reward_mode: str = "retention"
+    """retention, net_revenue or mixed (see envs.reward)"""
+    revenue_scale: float = 50.0
+    """currency per reward unit in the revenue modes"""
+    retention_weight: float = 0.5
+    """weight of retention in the mixed mode"""
+    gamma: float = 0.95
+    """discount per visit"""
+    learning_rate: float = 3e-4
+    """Adam step size"""
+    net_arch: tuple[int, ...] = (64, 64)
+    """hidden layers of the policy / Q network"""
+    checkpoint_every: int = 50_000
+    """environment steps between resumable checkpoints"""
+    ppo_n_steps: int = 64
+    """PPO: steps per env per rollout (rollout = n_steps x num_envs visits)"""
+    ppo_batch_size: int = 512
+    """PPO: minibatch size"""
+    ppo_epochs: int = 4
+    """PPO: passes over each rollout"""
+    ppo_gae_lambda: float = 0.9
+    """PPO: GAE lambda"""
+    ppo_ent_coef: float = 0.01
+    """PPO: entropy bonus, keeps coupons and arms explored"""
+    dqn_buffer_size: int = 100_000
+    """DQN: replay buffer transitions"""
+    dqn_learning_starts: int = 2_000
+    """DQN: transitions collected before learning"""
+    dqn_batch_size: int = 256
+    """DQN: minibatch size"""
+    dqn_train_freq: int = 1
+    """DQN: batched env steps between gradient phases"""
+    dqn_gradient_steps: int = 4
+    """DQN: gradient steps per phase"""
+    dqn_target_update: int = 2_000
+    """DQN: environment steps between target-network updates"""
+    dqn_exploration_fraction: float = 0.3
+    """DQN: share of training over which epsilon decays"""
+    dqn_final_eps: float = 0.05
+    """DQN: final epsilon (also the epsilon of its action_probs)"""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {list(REWARD_MODES)}, got {self.reward_mode!r}")
+        for name in ("total_steps", "num_envs", "checkpoint_every", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
+                     "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        object.__setattr__(self, "net_arch", tuple(int(h) for h in self.net_arch))
+
+    def to_json(self) -> str:
+        """Readable JSON of every field."""
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> TrainConfig:
+        """Read a saved config; unknown keys are rejected by name."""
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {unknown}")
+        if "net_arch" in data:
+            data["net_arch"] = tuple(data["net_arch"])
+        return cls(**data)

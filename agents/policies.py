@@ -1,0 +1,50 @@
+"""stable-baselines3 models behind the :class:`simulators.policy.Policy` interface.
+
+Off-policy evaluation needs :math:`\\pi(a \\mid s)` of every policy on logged states:
+
+* PPO (and any actor-critic with a categorical policy): the softmax of the policy logits;
+* DQN: its epsilon-greedy distribution over the greedy action of the Q network,
+  :math:`\\pi(a \\mid s) = \\varepsilon / A + (1 - \\varepsilon)[a = \\arg\\max_b Q(s, b)]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.dqn.policies import DQNPolicy
+
+from interactions.actions import ActionSpace
+from simulators.policy import Policy
+
+
+class SB3Policy(Policy):
+    """A trained PPO or DQN policy as a :class:`Policy` over a ``Discrete`` action space.
+
+    :param policy: the stable-baselines3 policy network (``model.policy``): an
+        ``ActorCriticPolicy`` (PPO) or a ``DQNPolicy``.
+    :param action_space: the flat action space it was trained on.
+    :param epsilon: DQN's exploration share at evaluation, in [0, 1]; ignored for PPO.
+    :param name: label used in reports.
+    """
+
+    def __init__(self, policy: BasePolicy, action_space: ActionSpace, epsilon: float = 0.0, name: str = "agent") -> None:
+        super().__init__(action_space)
+        n = getattr(policy.action_space, "n", None)
+        if n != action_space.n_actions:
+            raise ValueError(f"policy acts in {policy.action_space}, expected Discrete({action_space.n_actions})")
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        self.policy = policy.eval()
+        self.epsilon = float(epsilon)
+        self.name = name
+
+    def action_probs(self, obs: np.ndarray) -> np.ndarray:
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.policy.device)
+        with torch.no_grad():
+            if isinstance(self.policy, DQNPolicy):
+                greedy = self.policy.q_net(obs_t).argmax(dim=1).cpu().numpy()
+                probs = np.full((len(greedy), self.action_space.n_actions), self.epsilon / self.action_space.n_actions)
+                probs[np.arange(len(greedy)), greedy] += 1.0 - self.epsilon
+                return probs
+            return self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy().astype(np.float64)

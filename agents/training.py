@@ -1,0 +1,154 @@
+"""Training PPO and DQN on the batched shopper env: build, train, checkpoint, resume, load.
+
+A run folder ``OUT`` holds:
+
+=======================  ==============================================================
+``config.json``          the :class:`~agents.config.TrainConfig` (readable, reloadable)
+``policy.safetensors``   the final policy's tensors
+``policy.json``          what is needed to rebuild the policy: algo, spaces, epsilon
+``tensorboard/``         SB3's scalars plus :mod:`agents.callbacks` retention metrics;
+                         a resumed run continues the same TensorBoard run
+``checkpoints/``         resumable checkpoints (:mod:`agents.checkpoint`)
+=======================  ==============================================================
+
+Resuming restores the model, optimizer, replay buffer, step count and random generators;
+the env's shoppers in flight are not saved: the env is reseeded with ``seed + steps`` and
+fresh shoppers start.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from gymnasium import spaces
+from safetensors.torch import load_file, save_file
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.dqn.policies import DQNPolicy
+
+from agents.callbacks import RetentionMetricsCallback
+from agents.checkpoint import latest_checkpoint, load_training_state, save_training_state
+from agents.config import TrainConfig
+from agents.policies import SB3Policy
+from envs.factory import make_vector_env
+from envs.sb3 import ShopperSB3VecEnv
+from interactions.actions import ActionSpace
+from interactions.atomic import atomic_path, atomic_write_text
+from simulators.learned import resolve_device
+
+CONFIG_FILE, POLICY_TENSORS, POLICY_META = "config.json", "policy.safetensors", "policy.json"
+
+
+class PeriodicCheckpoint(BaseCallback):
+    """Save a resumable checkpoint every ``every`` environment steps."""
+
+    def __init__(self, folder: Path, every: int) -> None:
+        super().__init__()
+        self.folder, self.every = folder, every
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.model.num_timesteps >= self._next:
+            save_training_state(self.model, self.folder)
+            self._next += self.every
+        return True
+
+
+def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
+    """The batched env of ``config`` as an SB3 ``VecEnv`` (same-step autoreset), seeded."""
+    env = ShopperSB3VecEnv(make_vector_env(
+        config.num_envs, simulator=config.simulator, reward_mode=config.reward_mode,
+        revenue_scale=config.revenue_scale, retention_weight=config.retention_weight,
+        autoreset_mode="SameStep", device=config.device,
+    ))
+    env.seed(seed)
+    return env
+
+
+def build_model(config: TrainConfig, env: VecMonitor, tensorboard_log: str | None) -> BaseAlgorithm:
+    """PPO or DQN with the config's hyperparameters."""
+    device = resolve_device(config.device)
+    common = dict(learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed, device=device,
+                  tensorboard_log=tensorboard_log, policy_kwargs={"net_arch": list(config.net_arch)}, verbose=0)
+    if config.algo == "ppo":
+        return PPO("MlpPolicy", env, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
+                   n_epochs=config.ppo_epochs, gae_lambda=config.ppo_gae_lambda, ent_coef=config.ppo_ent_coef, **common)
+    return DQN("MlpPolicy", env, buffer_size=config.dqn_buffer_size, learning_starts=config.dqn_learning_starts,
+               batch_size=config.dqn_batch_size, train_freq=config.dqn_train_freq,
+               gradient_steps=config.dqn_gradient_steps, target_update_interval=config.dqn_target_update,
+               exploration_fraction=config.dqn_exploration_fraction, exploration_final_eps=config.dqn_final_eps,
+               **common)
+
+
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> BaseAlgorithm:
+    """Train (or, with ``resume``, continue) a run in ``out_dir``; returns the model.
+
+    On resume the saved ``config.json`` rules, except ``total_steps`` (a run may be extended).
+    """
+    out = Path(out_dir)
+    if resume:
+        checkpoint = latest_checkpoint(out)
+        if checkpoint is None:
+            raise ValueError(f"{out}: no checkpoint to resume from (checkpoints/latest.json is missing)")
+        saved = TrainConfig.from_json_file(out / CONFIG_FILE)
+        config = TrainConfig(**{**json.loads(saved.to_json()), "total_steps": config.total_steps,
+                                "net_arch": saved.net_arch})
+    set_random_seed(config.seed)
+    env = make_training_env(config, config.seed)
+    model = build_model(config, VecMonitor(env), str(out / "tensorboard"))
+    if resume:
+        load_training_state(model, checkpoint)
+        env.seed(config.seed + model.num_timesteps)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CONFIG_FILE, config.to_json())
+    remaining = config.total_steps - model.num_timesteps
+    if remaining > 0:
+        callbacks = CallbackList([RetentionMetricsCallback(env), PeriodicCheckpoint(out, config.checkpoint_every)])
+        model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=not resume,
+                    tb_log_name=config.algo)
+        save_training_state(model, out)
+    save_policy(model, config, env.env.simulator.action_space, out)
+    env.close()
+    return model
+
+
+def save_policy(model: BaseAlgorithm, config: TrainConfig, action_space: ActionSpace, out: Path) -> None:
+    """Write the final policy (tensors + rebuild metadata), atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
+    with atomic_path(out / POLICY_TENSORS) as tmp:
+        save_file(tensors, tmp)
+    meta = {"algo": config.algo, "n_features": int(model.observation_space.shape[0]),
+            "n_arms": action_space.n_arms, "coupon_levels": list(action_space.coupon_levels),
+            "net_arch": list(config.net_arch), "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
+            "num_timesteps": int(model.num_timesteps)}
+    atomic_write_text(out / POLICY_META, json.dumps(meta, indent=2))
+
+
+def load_policy(run_dir: str | Path, device: str = "cpu") -> SB3Policy:
+    """The trained policy of a run folder as a :class:`SB3Policy` (no pickle, no env needed)."""
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / POLICY_META).read_text())
+        tensors = load_file(run_dir / POLICY_TENSORS)
+    except (OSError, json.JSONDecodeError, Exception) as exc:
+        raise ValueError(f"{run_dir}: not a trained policy folder ({exc})") from None
+    action_space = ActionSpace(meta["n_arms"], tuple(meta["coupon_levels"]))
+    obs_space = spaces.Box(0.0, np.inf, (meta["n_features"],), np.float32)
+    act_space = spaces.Discrete(action_space.n_actions)
+    cls = ActorCriticPolicy if meta["algo"] == "ppo" else DQNPolicy
+    policy = cls(obs_space, act_space, lambda _: 0.0, net_arch=list(meta["net_arch"]))
+    try:
+        policy.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise ValueError(f"{run_dir / POLICY_TENSORS}: does not match {POLICY_META} ({exc})") from None
+    return SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"])

@@ -1,0 +1,89 @@
+"""Logged decisions: one row per visit with its observation, logged action and outcomes.
+
+This is the bandit-feedback view of an event log that agents (baselines fit from logs)
+and off-policy evaluation consume. Row :math:`i` is visit :math:`i` of the visit table
+(:func:`interactions.trajectories.visits_with_trajectories`):
+
+================  =====================================================================
+field             meaning
+================  =====================================================================
+obs               HistoryFeatures observation *before* the visit, float32 ``(n, d)``
+action            flat logged action (:class:`~interactions.action_map.ActionMap`)
+logged            the visit logged an impression (an action); False rows have action 0
+propensity        logged probability of the action, NaN where the log has none
+click, purchase   responses at the visit
+net_revenue       spend - coupon cost
+returned          the shopper came back within the horizon
+censored          the log ended before the horizon passed: ``returned`` is unknown (False)
+trajectory_id     trajectory of the visit; ``visit_index`` its position in it
+================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from interactions.action_map import ActionMap
+from interactions.io import EventLog
+from interactions.replay import history_features_from_visits
+from interactions.trajectories import visits_with_trajectories
+
+
+@dataclass(frozen=True)
+class LoggedDecisions:
+    """Per-visit arrays of a log (see the module docstring); all of length ``n``."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    logged: np.ndarray
+    propensity: np.ndarray
+    click: np.ndarray
+    purchase: np.ndarray
+    net_revenue: np.ndarray
+    returned: np.ndarray
+    censored: np.ndarray
+    trajectory_id: np.ndarray
+    visit_index: np.ndarray
+    action_map: ActionMap
+
+    @property
+    def n(self) -> int:
+        """Number of visits."""
+        return int(self.action.shape[0])
+
+    @classmethod
+    def from_visits(
+        cls, visits: pd.DataFrame, action_map: ActionMap, horizon_days: float, spend_scale: float = 50.0
+    ) -> LoggedDecisions:
+        """Decisions of a visit table that has the trajectory columns."""
+        action, logged = action_map.encode(visits)
+        return cls(
+            obs=history_features_from_visits(visits, action_map, horizon_days, spend_scale),
+            action=action,
+            logged=logged,
+            propensity=visits["propensity"].to_numpy(dtype="float64") if "propensity" in visits else np.full(len(visits), np.nan),
+            click=visits["clicked"].to_numpy(dtype=bool),
+            purchase=visits["purchased"].to_numpy(dtype=bool),
+            net_revenue=(visits["spend"] - visits["coupon_cost"]).to_numpy(dtype="float64"),
+            returned=visits["gap_days"].notna().to_numpy(),
+            censored=visits["censored"].to_numpy(dtype=bool),
+            trajectory_id=visits["trajectory_id"].to_numpy(),
+            visit_index=visits["visit_index"].to_numpy(),
+            action_map=action_map,
+        )
+
+    @classmethod
+    def from_log(
+        cls, log: EventLog, *, horizon_days: float = 90.0, spend_scale: float = 50.0, action_map: ActionMap | None = None
+    ) -> LoggedDecisions:
+        """Decisions of an event log; the action map is fitted on it unless given."""
+        visits = visits_with_trajectories(log, horizon_days=horizon_days)
+        return cls.from_visits(visits, action_map or ActionMap.fit(visits), horizon_days, spend_scale)
+
+    def take(self, mask: np.ndarray) -> LoggedDecisions:
+        """The rows where ``mask`` is true (or at the given indices)."""
+        fields = {k: v[mask] for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        return LoggedDecisions(action_map=self.action_map, **fields)

@@ -1,0 +1,99 @@
+"""Agents: training writes retention metrics, resumes exactly where it stopped, loads safely."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from agents.checkpoint import AgentCheckpointError, latest_checkpoint
+from agents.config import TrainConfig
+from agents.training import load_policy, train
+
+SMALL = dict(num_envs=16, device="cpu", ppo_n_steps=32, ppo_batch_size=128, ppo_epochs=2,
+             dqn_learning_starts=200, dqn_buffer_size=5_000, dqn_gradient_steps=1)
+
+
+def scalars(run: Path) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for folder in sorted((run / "tensorboard").iterdir()):
+        acc = EventAccumulator(str(folder), size_guidance={"scalars": 0}).Reload()
+        for tag in acc.Tags()["scalars"]:
+            out.setdefault(tag, []).extend(e.value for e in acc.Scalars(tag))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ppo")
+    train(TrainConfig(algo="ppo", total_steps=2_048, checkpoint_every=1_024, **SMALL), out, progress=False)
+    return out
+
+
+def test_tensorboard_has_sb3_and_retention_scalars(ppo_run: Path) -> None:
+    tags = scalars(ppo_run)
+    for tag in ("retention/active_at_horizon", "retention/visits_per_shopper", "retention/net_revenue_per_shopper",
+                "retention/coupon_spend_per_shopper", "retention/mean_days_between_visits", "retention/coupon_rate",
+                "train/value_loss", "rollout/ep_rew_mean"):
+        assert tag in tags, sorted(tags)
+    assert all(0.0 <= v <= 1.0 for v in tags["retention/active_at_horizon"])
+    assert all(v >= 1.0 for v in tags["retention/visits_per_shopper"])
+
+
+def test_run_folder_has_readable_config_and_loadable_policy(ppo_run: Path) -> None:
+    config = TrainConfig.from_json_file(ppo_run / "config.json")
+    assert config.algo == "ppo" and config.total_steps == 2_048
+    policy = load_policy(ppo_run)
+    probs = policy.action_probs(np.random.default_rng(0).random((5, 31), dtype=np.float32))
+    assert probs.shape == (5, 80) and np.allclose(probs.sum(axis=1), 1.0) and np.all(probs > 0)
+
+
+def test_dqn_interrupted_and_resumed_continues_the_step_count(tmp_path: Path) -> None:
+    out = tmp_path / "dqn"
+    train(TrainConfig(algo="dqn", total_steps=1_024, checkpoint_every=512, **SMALL), out, progress=False)
+    state = json.loads((latest_checkpoint(out) / "state.json").read_text())
+    assert state["num_timesteps"] == 1_024
+    model = train(TrainConfig(algo="dqn", total_steps=2_048, **SMALL), out, resume=True, progress=False)
+    assert model.num_timesteps == 2_048
+    assert model.replay_buffer.size() == min(2_048 // 16, 5_000 // 16)  # rows of 16 shoppers each
+    assert [p.name for p in (out / "tensorboard").iterdir()] == ["dqn_1"]  # the same TensorBoard run
+    steps = sorted(int(p.name.split("_")[1]) for p in (out / "checkpoints").glob("step_*"))
+    assert steps == [512, 1_024, 1_536, 2_048]
+    policy = load_policy(out)
+    probs = policy.action_probs(np.zeros((3, 31), dtype=np.float32))
+    assert np.allclose(probs.sum(axis=1), 1.0) and np.allclose(probs.max(axis=1), 0.95 + 0.05 / 80)
+
+
+def test_resume_restores_weights_and_generators_exactly(tmp_path: Path) -> None:
+    """Two resumes from the same checkpoint give identical models: nothing random leaks in."""
+    base = tmp_path / "base"
+    train(TrainConfig(algo="ppo", total_steps=1_024, checkpoint_every=1_024, **SMALL), base, progress=False)
+    copy = tmp_path / "copy"
+    shutil.copytree(base, copy)
+    a = train(TrainConfig(algo="ppo", total_steps=1_536, **SMALL), base, resume=True, progress=False)
+    b = train(TrainConfig(algo="ppo", total_steps=1_536, **SMALL), copy, resume=True, progress=False)
+    for (ka, va), (kb, vb) in zip(a.policy.state_dict().items(), b.policy.state_dict().items()):
+        assert ka == kb and np.array_equal(va.numpy(), vb.numpy())
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(TrainConfig(algo="ppo", total_steps=512, checkpoint_every=512, **SMALL), out, progress=False)
+    policy_file = latest_checkpoint(out) / "policy.safetensors"
+    policy_file.write_bytes(policy_file.read_bytes()[:-100])
+    with pytest.raises(AgentCheckpointError, match=r"policy.safetensors: missing, truncated or corrupt"):
+        train(TrainConfig(algo="ppo", total_steps=1_024, **SMALL), out, resume=True, progress=False)
+
+
+def test_resume_without_checkpoint_and_bad_config_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no checkpoint to resume from"):
+        train(TrainConfig(**SMALL), tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="algo must be one of"):
+        TrainConfig(algo="a2c")
+    (tmp_path / "config.json").write_text(json.dumps({"algo": "ppo", "learning_rte": 0.1}))
+    with pytest.raises(ValueError, match=r"unknown config keys \['learning_rte'\]"):
+        TrainConfig.from_json_file(tmp_path / "config.json")
