@@ -1,0 +1,195 @@
+"""What a shop can observe about each shopper: features of their own visit history.
+
+:class:`HistoryFeatures` accumulates, for a batch of shoppers, running counts over the
+visits seen so far and turns them into one float32 vector per shopper. Every input is
+written in an event log (the action shown and offered, click, purchase, spend, whether a
+coupon was redeemed, the days between visits), so the same features can be recomputed
+from logged visits for off-policy evaluation and for the learned simulator; nothing here
+reads a simulator's latent state.
+
+Features at visit :math:`k` of a shopper (visits :math:`0..k-1` already seen; every
+ratio over an empty history is 0; :math:`H` = ``horizon_days``, :math:`S` =
+``spend_scale``, :math:`c_{max}` = the largest coupon level):
+
+========================  ==============================================================
+name                      formula
+========================  ==============================================================
+``log_visits``            :math:`\\log(1 + k)`
+``days_since_first``      :math:`(t_k - t_0) / H`
+``days_since_last``       :math:`(t_k - t_{k-1}) / H`, 0 at the first visit
+``log_spend``             :math:`\\log(1 + \\sum_{j<k} spend_j / S)`
+``purchase_rate``         :math:`\\frac1k \\sum_{j<k} purchase_j`
+``click_rate``            :math:`\\frac1k \\sum_{j<k} click_j`
+``coupon_share``          :math:`\\frac1k \\sum_{j<k} [c_j > 0]`  (share of visits offered one)
+``mean_coupon``           :math:`\\frac1k \\sum_{j<k} c_j / c_{max}`
+``last_purchase``         :math:`purchase_{k-1}`
+``last_redeemed``         :math:`redeemed_{k-1}`
+``last_coupon``           :math:`c_{k-1} / c_{max}`
+``arm_share_<g>``         :math:`e_g / \\max(1, \\sum_h e_h)`, with
+                          :math:`e_g = \\sum_{j<k} [arm_j = g](click_j + purchase_j)`
+========================  ==============================================================
+
+where :math:`t_j` is the day of visit :math:`j` and :math:`c_j` the coupon fraction
+offered at it. All features lie in [0, 1] except the two logs and ``days_since_*`` (which
+pass 1 only past the horizon).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from interactions.actions import ActionSpace
+
+
+class VisitOutcomeLike(Protocol):
+    """What :meth:`HistoryFeatures.update` reads of an outcome: ``(n,)`` arrays."""
+
+    click: np.ndarray
+    purchase: np.ndarray
+    redeemed: np.ndarray
+    spend: np.ndarray
+
+SCALAR_FEATURES: tuple[str, ...] = (
+    "log_visits",
+    "days_since_first",
+    "days_since_last",
+    "log_spend",
+    "purchase_rate",
+    "click_rate",
+    "coupon_share",
+    "mean_coupon",
+    "last_purchase",
+    "last_redeemed",
+    "last_coupon",
+)
+"""Names of the features before the per-arm shares, in column order."""
+
+
+def history_feature_names(n_arms: int) -> tuple[str, ...]:
+    """Column names of :meth:`HistoryFeatures.features` for ``n_arms`` arms."""
+    return SCALAR_FEATURES + tuple(f"arm_share_{g}" for g in range(n_arms))
+
+
+class HistoryFeatures:
+    """Batched running history of ``n`` shoppers (see the module docstring for the math).
+
+    :param action_space: the (arm, coupon) action space; sets the number of arm shares and
+        the coupon scale :math:`c_{max}` (a ladder of only "no coupon" uses scale 1).
+    :param horizon_days: :math:`H`, days that scale the time features, >= 1.
+    :param spend_scale: :math:`S`, a typical spend per purchase in currency units, > 0.
+    """
+
+    _COUNTERS: tuple[str, ...] = (
+        "n_visits", "day", "last_gap", "spend", "purchases", "clicks",
+        "coupons", "coupon_sum", "last_purchase", "last_redeemed", "last_coupon",
+    )
+    """Rows of the running-count matrix (float64); engagement has its own float32 matrix."""
+
+    def __init__(self, action_space: ActionSpace, horizon_days: float, spend_scale: float = 50.0) -> None:
+        if not horizon_days >= 1:
+            raise ValueError(f"horizon_days must be >= 1, got {horizon_days!r}")
+        if not spend_scale > 0:
+            raise ValueError(f"spend_scale must be > 0, got {spend_scale!r}")
+        self.action_space = action_space
+        self.horizon_days = float(horizon_days)
+        self.spend_scale = float(spend_scale)
+        self._levels = np.asarray(action_space.coupon_levels, dtype=np.float64)
+        self._coupon_scale = self._levels[-1] if self._levels[-1] > 0 else 1.0
+        self.names: tuple[str, ...] = history_feature_names(action_space.n_arms)
+        self.reset(0)
+
+    @property
+    def n(self) -> int:
+        """Number of shoppers in the batch."""
+        return self._stats.shape[1]
+
+    def reset(self, n: int) -> None:
+        """Start ``n`` shoppers with an empty history (each at their first visit)."""
+        if isinstance(n, bool) or int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        # one row per counter, one column per shopper: each update touches contiguous rows;
+        # engagement counts (exact in float32 below 2**24) feed float32 shares directly
+        self._stats = np.zeros((len(self._COUNTERS), int(n)))
+        self._engagement = np.zeros((self.action_space.n_arms, int(n)), dtype=np.float32)
+
+    def reset_rows(self, mask: np.ndarray) -> None:
+        """Empty the history of the shoppers where ``mask`` (bool, shape ``(n,)``) is true."""
+        mask = self._check_mask(mask)
+        self._stats[:, mask] = 0.0
+        self._engagement[:, mask] = 0.0
+
+    def keep_rows(self, mask: np.ndarray) -> None:
+        """Drop the shoppers where ``mask`` is false; the batch shrinks to ``mask.sum()``."""
+        mask = self._check_mask(mask)
+        self._stats = self._stats[:, mask]
+        self._engagement = self._engagement[:, mask]
+
+    def update(
+        self,
+        arm: np.ndarray,
+        coupon_index: np.ndarray,
+        outcome: VisitOutcomeLike,
+        gap_days: np.ndarray,
+    ) -> None:
+        """Add one visit per shopper and move each shopper's clock to their next visit.
+
+        :param arm: arm shown at the visit, ints in ``[0, n_arms)``, shape ``(n,)``.
+        :param coupon_index: coupon level index offered, ints in ``[0, n_coupons)``.
+        :param outcome: the visit's outcome; reads ``click``, ``purchase``, ``redeemed``
+            and ``spend`` (any object with those ``(n,)`` arrays, e.g. a
+            :class:`simulators.interface.VisitOutcome`).
+        :param gap_days: days from this visit to the next, > 0; a non-finite gap (churn,
+            end of log) leaves the clock where it is.
+        """
+        arm = np.asarray(arm, dtype=np.int64)
+        if arm.shape != (self.n,):
+            raise ValueError(f"arm must have shape ({self.n},), got {arm.shape}")
+        self.action_space.encode(arm, coupon_index)  # range checks, naming the bad value
+        coupon = self._levels[coupon_index]
+        gap = np.asarray(gap_days, dtype=np.float64)
+        (visits, day, last_gap, spend, purchases, clicks, coupons, coupon_sum,
+         last_purchase, last_redeemed, last_coupon) = self._stats
+        visits += 1.0
+        last_gap[:] = np.where(np.isfinite(gap), gap, 0.0)
+        day += last_gap
+        spend += outcome.spend
+        last_purchase[:] = outcome.purchase
+        purchases += last_purchase
+        clicks += outcome.click
+        coupons += coupon > 0
+        coupon_sum += coupon
+        last_redeemed[:] = outcome.redeemed
+        last_coupon[:] = coupon
+        self._engagement[arm, np.arange(self.n)] += last_purchase + outcome.click
+
+    def features(self) -> np.ndarray:
+        """The feature matrix, float32, shape ``(n, len(names))`` (columns as :attr:`names`).
+
+        Built column by column, so the array is Fortran-ordered (each feature contiguous).
+        """
+        (visits, day, last_gap, spend, purchases, clicks, coupons, coupon_sum,
+         last_purchase, last_redeemed, last_coupon) = self._stats
+        per_visit = 1.0 / np.maximum(visits, 1.0)
+        out = np.empty((len(self.names), self.n), dtype=np.float32)
+        np.log1p(visits, out=out[0])
+        np.multiply(day, 1.0 / self.horizon_days, out=out[1])
+        np.multiply(last_gap, 1.0 / self.horizon_days, out=out[2])
+        np.log1p(spend / self.spend_scale, out=out[3])
+        np.multiply(purchases, per_visit, out=out[4])
+        np.multiply(clicks, per_visit, out=out[5])
+        np.multiply(coupons, per_visit, out=out[6])
+        np.multiply(coupon_sum, per_visit / self._coupon_scale, out=out[7])
+        out[8] = last_purchase
+        out[9] = last_redeemed
+        np.multiply(last_coupon, 1.0 / self._coupon_scale, out=out[10])
+        inv_total = (1.0 / np.maximum(purchases + clicks, 1.0)).astype(np.float32)
+        np.multiply(self._engagement, inv_total, out=out[len(SCALAR_FEATURES):])
+        return out.T
+
+    def _check_mask(self, mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (self.n,):
+            raise ValueError(f"mask must be a bool array of shape ({self.n},), got {mask.dtype} {mask.shape}")
+        return mask

@@ -1,0 +1,102 @@
+"""HistoryFeatures: hand-computed values, masks, and bad input."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from interactions.actions import ActionSpace
+from interactions.history import SCALAR_FEATURES, HistoryFeatures, history_feature_names
+
+SPACE = ActionSpace(3, (0.0, 0.1, 0.2))
+
+
+def outcome(click, purchase, redeemed, spend):
+    return SimpleNamespace(click=np.array(click, bool), purchase=np.array(purchase, bool),
+                           redeemed=np.array(redeemed, bool), spend=np.array(spend, float))
+
+
+def feature(h: HistoryFeatures, name: str) -> np.ndarray:
+    return h.features()[:, h.names.index(name)]
+
+
+def test_empty_history_is_all_zero_with_named_columns():
+    h = HistoryFeatures(SPACE, horizon_days=90)
+    h.reset(4)
+    f = h.features()
+    assert f.shape == (4, len(SCALAR_FEATURES) + 3) and f.dtype == np.float32
+    assert h.names == history_feature_names(3) and h.names[-1] == "arm_share_2"
+    assert not f.any()
+
+
+def test_two_visits_match_hand_computed_features():
+    h = HistoryFeatures(SPACE, horizon_days=90, spend_scale=50)
+    h.reset(2)
+    # shopper 0: arm 1 + 20% coupon, click and buy 30 (redeemed), back in 9 days
+    # shopper 1: arm 2, no coupon, nothing, back in 3 days
+    h.update([1, 2], [2, 0], outcome([1, 0], [1, 0], [1, 0], [30.0, 0.0]), [9.0, 3.0])
+    # shopper 0: arm 0, no coupon, click only, back in 18 days; shopper 1: arm 2 + 10%, click, 6 days
+    h.update([0, 2], [0, 1], outcome([1, 1], [0, 0], [0, 0], [0.0, 0.0]), [18.0, 6.0])
+    f = dict(zip(h.names, h.features().T))
+    np.testing.assert_allclose(f["log_visits"], np.log1p([2, 2]), rtol=1e-6)
+    np.testing.assert_allclose(f["days_since_first"], [27 / 90, 9 / 90], rtol=1e-6)
+    np.testing.assert_allclose(f["days_since_last"], [18 / 90, 6 / 90], rtol=1e-6)
+    np.testing.assert_allclose(f["log_spend"], [np.log1p(30 / 50), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(f["purchase_rate"], [0.5, 0.0])
+    np.testing.assert_allclose(f["click_rate"], [1.0, 0.5])
+    np.testing.assert_allclose(f["coupon_share"], [0.5, 0.5])
+    np.testing.assert_allclose(f["mean_coupon"], [0.5, 0.25], rtol=1e-6)  # mean fraction / 0.2
+    np.testing.assert_allclose(f["last_purchase"], [0, 0])
+    np.testing.assert_allclose(f["last_redeemed"], [0, 0])
+    np.testing.assert_allclose(f["last_coupon"], [0.0, 0.5], rtol=1e-6)
+    # engagement: shopper 0 has 2 on arm 1 (click+buy) and 1 on arm 0; shopper 1 has 1 on arm 2
+    np.testing.assert_allclose(h.features()[:, len(SCALAR_FEATURES):], [[1 / 3, 2 / 3, 0], [0, 0, 1]], rtol=1e-6)
+
+
+def test_non_finite_gap_keeps_the_clock():
+    h = HistoryFeatures(SPACE, horizon_days=10)
+    h.reset(1)
+    h.update([0], [0], outcome([0], [0], [0], [0.0]), [4.0])
+    h.update([0], [0], outcome([0], [0], [0], [0.0]), [np.inf])
+    assert feature(h, "days_since_first")[0] == pytest.approx(0.4)
+    assert feature(h, "days_since_last")[0] == 0.0
+
+
+def test_reset_rows_and_keep_rows():
+    h = HistoryFeatures(SPACE, horizon_days=90)
+    h.reset(3)
+    h.update([0, 1, 2], [0, 0, 0], outcome([1, 1, 1], [0, 0, 0], [0, 0, 0], [0, 0, 0]), [1.0, 2.0, 3.0])
+    before = h.features().copy()
+    h.reset_rows(np.array([False, True, False]))
+    after = h.features()
+    assert not after[1].any()
+    np.testing.assert_array_equal(after[[0, 2]], before[[0, 2]])
+    h.keep_rows(np.array([False, True, True]))
+    assert h.n == 2
+    np.testing.assert_array_equal(h.features()[1], before[2])
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda h: h.update([3, 0], [0, 0], outcome([0, 0], [0, 0], [0, 0], [0, 0]), [1, 1]), "arm 3"),
+        (lambda h: h.update([0, 0], [0, 5], outcome([0, 0], [0, 0], [0, 0], [0, 0]), [1, 1]), "coupon index 5"),
+        (lambda h: h.update([0], [0], outcome([0], [0], [0], [0]), [1]), r"shape \(2,\)"),
+        (lambda h: h.reset_rows(np.array([1, 0])), "bool"),
+        (lambda h: h.reset(-1), "-1"),
+    ],
+)
+def test_bad_input_raises_value_error(call, match):
+    h = HistoryFeatures(SPACE, horizon_days=90)
+    h.reset(2)
+    with pytest.raises(ValueError, match=match):
+        call(h)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"horizon_days": 0}, "horizon_days"),
+                                               ({"horizon_days": 90, "spend_scale": 0}, "spend_scale")])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        HistoryFeatures(SPACE, **kwargs)

@@ -1,0 +1,175 @@
+"""The ground-truth world: outcome laws, batching, reset/replace, bad input, trade-offs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulators.policy_registry import make_policy
+from simulators.world import GroundTruthWorld
+from simulators.world_config import WorldConfig
+
+CONFIG = WorldConfig()
+
+
+@pytest.fixture(scope="module")
+def world() -> GroundTruthWorld:
+    return GroundTruthWorld(CONFIG)
+
+
+def random_actions(world: GroundTruthWorld, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, world.action_space.n_actions, n)
+
+
+def test_reset_gives_day_zero_and_empty_history(world):
+    obs = world.reset(5, seed=1)
+    assert obs.shape == (5, world.obs_dim) and obs.dtype == np.float32
+    assert not obs.any() and not world.days.any()
+    assert world.observation_names == world.history.names
+
+
+def test_outcomes_obey_their_laws(world):
+    n = 4000
+    world.reset(n, seed=2)
+    actions = random_actions(world, n)
+    obs, out = world.step(actions)
+    coupon = np.asarray(CONFIG.coupon_levels)[actions % world.action_space.n_coupons]
+    assert obs.shape == (n, world.obs_dim)
+    assert not np.any(out.purchase & ~out.click)  # buying needs a click
+    np.testing.assert_array_equal(out.redeemed, out.purchase & (coupon > 0))
+    np.testing.assert_allclose(out.coupon_cost, np.where(out.redeemed, coupon * out.spend, 0.0))
+    assert np.all((out.spend > 0) == out.purchase)
+    assert np.array_equal(np.isinf(out.gap_days), out.churned)
+    gaps = out.gap_days[~out.churned]
+    assert np.all(gaps >= 1) and np.all(gaps == np.round(gaps))
+    np.testing.assert_array_equal(world.days, np.where(out.churned, 0.0, out.gap_days))
+    item = world.last_item
+    np.testing.assert_array_equal(world.catalog.item_group[item], actions // world.action_space.n_coupons)
+
+
+def test_default_world_is_realistic(world):
+    """Return gaps of 1-4 weeks, purchase rates of 10-40% per visit, sizeable churn."""
+    n = 3000
+    world.reset(n, seed=3)
+    obs, gaps, purchases = world.history.features(), [], []
+    alive, churned = np.ones(n, bool), np.zeros(n, bool)
+    policy, rng = make_policy("softmax", CONFIG), np.random.default_rng(0)
+    while alive.any():
+        obs, out = world.step(policy.act(obs, rng))
+        gaps.append(out.gap_days[alive & ~out.churned])
+        purchases.append(out.purchase[alive])
+        churned |= alive & out.churned
+        alive &= ~out.churned & (world.days < CONFIG.horizon_days)
+    assert 5 <= np.median(np.concatenate(gaps)) <= 28
+    assert 0.10 <= np.concatenate(purchases).mean() <= 0.40
+    assert 0.25 <= churned.mean() <= 0.75
+
+
+def test_same_seed_same_trajectory_and_batches_of_any_size():
+    a, b = GroundTruthWorld(CONFIG), GroundTruthWorld(CONFIG)
+    for n in (0, 1, 7):
+        oa, ob = a.reset(n, seed=11), b.reset(n, seed=11)
+        for step in range(3):
+            oa, out_a = a.step(random_actions(a, n, step))
+            ob, out_b = b.step(random_actions(b, n, step))
+            np.testing.assert_array_equal(oa, ob)
+            np.testing.assert_array_equal(out_a.gap_days, out_b.gap_days)
+
+
+def test_rates_do_not_depend_on_batch_size():
+    """First-visit click rate of one batch of 4,000 vs 250 batches of 16 (same law)."""
+    world, n = GroundTruthWorld(CONFIG), 4000
+    action = np.full(n, 5 * CONFIG.action_space.n_coupons)  # arm 5, no coupon
+    world.reset(n, seed=5)
+    big = world.step(action)[1].click.mean()
+    small = []
+    for k in range(250):
+        world.reset(16, seed=1000 + k)
+        small.append(world.step(action[:16])[1].click)
+    p = np.concatenate(small).mean()
+    assert abs(big - p) < 4 * np.sqrt(p * (1 - p) * 2 / n)
+
+
+def test_replace_draws_fresh_shoppers_only_in_masked_slots(world):
+    world.reset(6, seed=4)
+    for _ in range(3):
+        world.step(random_actions(world, 6))
+    before_obs, before_days = world.history.features().copy(), world.days.copy()
+    before_rel = world.state.relevance.copy()
+    mask = np.array([True, False, False, True, False, False])
+    obs = world.replace(mask)
+    assert not obs[mask].any() and not world.days[mask].any()
+    np.testing.assert_array_equal(obs[~mask], before_obs[~mask])
+    np.testing.assert_array_equal(world.days[~mask], before_days[~mask])
+    np.testing.assert_array_equal(world.state.relevance[~mask], before_rel[~mask])
+    assert not world.state.satisfaction[mask].any() and not world.state.expectation[mask].any()
+
+
+def test_latent_state_and_days_are_read_only(world):
+    world.reset(3, seed=0)
+    with pytest.raises(ValueError):
+        world.state.satisfaction[0] = 5.0
+    with pytest.raises(ValueError):
+        world.days[0] = 1.0
+
+
+@pytest.mark.parametrize(
+    ("actions", "match"),
+    [
+        (np.array([0, 80, 1]), "action 80"),
+        (np.array([-1, 0, 0]), "action -1"),
+        (np.array([0, 1]), r"shape \(3,\)"),
+        (np.array([0.0, 1.0, 2.0]), "integer"),
+    ],
+)
+def test_invalid_actions_raise_naming_the_action(world, actions, match):
+    world.reset(3, seed=0)
+    with pytest.raises(ValueError, match=match):
+        world.step(actions)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_groups": 1}, "n_groups"),
+        ({"n_clickbait": 20}, "n_clickbait"),
+        ({"segment_mix": (0.5, 0.5, 0.5)}, "segment_mix"),
+        ({"segment_gap_days": (1.0, 2.0)}, "segment_gap_days"),
+        ({"coupon_levels": (0.1, 0.2)}, "0.0"),
+        ({"satisfaction_persistence": 1.0}, "satisfaction_persistence"),
+    ],
+)
+def test_invalid_config_raises(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WorldConfig(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def values() -> dict:
+    world = GroundTruthWorld(CONFIG)
+    names = ("always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware")
+    return {name: world.evaluate(make_policy(name, CONFIG), 5000, seed=123) for name in names}
+
+
+def test_always_coupon_wins_now_and_loses_net_revenue(values):
+    always, never, targeted = values["always-coupon"], values["never-coupon"], values["targeted-coupon"]
+    assert always.first_visit_purchase.low > never.first_visit_purchase.high
+    assert always.first_visit_purchase.low > targeted.first_visit_purchase.high
+    assert always.net_revenue.mean < never.net_revenue.mean - 3.0
+    assert always.net_revenue.mean < targeted.net_revenue.mean - 3.0
+    assert always.coupon_cost.low > 10 * targeted.coupon_cost.high
+
+
+def test_myopic_retains_fewer_than_satisfaction_aware(values):
+    myopic, aware = values["myopic"], values["satisfaction-aware"]
+    assert myopic.first_visit_purchase.mean > 0  # it does win clicks and sales now
+    assert myopic.active_at_horizon.high < aware.active_at_horizon.low
+    assert myopic.return_visits.high < aware.return_visits.low
+
+
+def test_evaluate_is_seeded_and_reports_intervals(values):
+    again = GroundTruthWorld(CONFIG).evaluate(make_policy("never-coupon", CONFIG), 5000, seed=123)
+    assert again == values["never-coupon"]
+    d = again.to_dict()
+    assert d["n_users"] == 5000 and set(d["net_revenue"]) == {"mean", "low", "high"}
+    assert again.net_revenue.low < again.net_revenue.mean < again.net_revenue.high
