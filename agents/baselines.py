@@ -9,7 +9,7 @@ policy                :math:`\\pi(a \\mid x)`
                       regression :math:`\\mathrm{softmax}(W x + b)` fitted by maximum
                       likelihood on the logged (observation, action) pairs, mixed with
                       :math:`\\varepsilon_{floor}/A` so every action keeps some probability
-``myopic``            1 on :math:`\\arg\\max_a \\hat r(x, a)`: the action with the largest
+``myopic-greedy``     1 on :math:`\\arg\\max_a \\hat r(x, a)`: the action with the largest
                       expected immediate net revenue under a reward model fitted on logs
                       (:class:`ImmediateRewardModel`)
 ====================  ===================================================================
@@ -34,9 +34,8 @@ def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _fit(model: nn.Module, loss_fn, steps: int, lr: float, seed: int) -> None:
-    """Full-batch Adam on ``loss_fn(model)`` for ``steps`` steps, seeded."""
-    torch.manual_seed(seed)
+def _fit(model: nn.Module, loss_fn, steps: int, lr: float) -> None:
+    """Full-batch Adam on ``loss_fn(model)`` for ``steps`` steps."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
@@ -94,15 +93,30 @@ class LoggingPolicyClone(Policy):
 
     @classmethod
     def fit(
-        cls, decisions: LoggedDecisions, *, l2: float = 1e-4, steps: int = 300, floor: float = 1e-3, seed: int = 0
+        cls, decisions: LoggedDecisions, *, l2: float = 1e-3, steps: int = 100, floor: float = 1e-3, seed: int = 0
     ) -> LoggingPolicyClone:
-        """Maximum likelihood with an L2 penalty ``l2`` on the weights (full-batch Adam)."""
+        """Maximum likelihood with an L2 penalty ``l2`` on the weights.
+
+        The objective is convex, so full-batch L-BFGS (``steps`` iterations at most, strong
+        Wolfe line search) from zero weights converges fast and needs no seed; ``seed`` only
+        fixes torch's generator for symmetry with the other fits.
+        """
         rows = _logged_rows(decisions, "logging-clone")
-        x = torch.as_tensor(rows.obs)
+        x = torch.as_tensor(np.ascontiguousarray(rows.obs))
         y = torch.as_tensor(rows.action)
         torch.manual_seed(seed)
         linear = nn.Linear(x.shape[1], rows.action_map.space.n_actions)
-        _fit(linear, lambda m: nn.functional.cross_entropy(m(x), y) + l2 * m.weight.square().sum(), steps, 0.05, seed)
+        nn.init.zeros_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=steps, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(linear(x), y) + l2 * linear.weight.square().sum()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
         return cls(rows.action_map.space, linear, floor)
 
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
@@ -151,19 +165,19 @@ class ImmediateRewardModel(nn.Module):
         cls, decisions: LoggedDecisions, *, revenue_scale: float = 50.0, steps: int = 400, seed: int = 0
     ) -> ImmediateRewardModel:
         """Least squares on the logged visits' net revenue / ``revenue_scale``."""
-        rows = _logged_rows(decisions, "myopic")
+        rows = _logged_rows(decisions, "myopic-greedy")
         torch.manual_seed(seed)
         model = cls(rows.obs.shape[1], rows.action_map.space)
         x = model.inputs(rows.obs, rows.action)
         y = torch.as_tensor(rows.net_revenue / revenue_scale, dtype=torch.float32)
-        _fit(model, lambda m: nn.functional.mse_loss(m(x), y), steps, 0.01, seed)
+        _fit(model, lambda m: nn.functional.mse_loss(m(x), y), steps, 0.01)
         return model.eval()
 
 
 class MyopicGreedyPolicy(Policy):
     """The action with the largest expected immediate net revenue (ignores the future)."""
 
-    name = "myopic"
+    name = "myopic-greedy"
 
     def __init__(self, reward_model: ImmediateRewardModel) -> None:
         super().__init__(reward_model.action_space)
