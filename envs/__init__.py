@@ -13,6 +13,9 @@ Both have the same spaces, so one policy runs on both::
     env = gym.make("retentionrl/WorldShopper-v0", reward_mode="mixed")
     venv = gym.make_vec("retentionrl/Shopper-v0", num_envs=1024, checkpoint="runs/sim",
                         vectorization_mode="vector_entry_point")
+
+The stable-baselines3 adapter is :class:`envs.sb3.ShopperSB3VecEnv` (imported on its own,
+so that importing ``envs`` does not load stable-baselines3 and torch).
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import gymnasium
 
 from envs.reward import REWARD_MODES, RewardConfig
-from envs.sb3 import ShopperSB3VecEnv
 from envs.shopper_env import ShopperEnv
 from envs.vector_env import ShopperVectorEnv
 
@@ -47,6 +49,5 @@ __all__ = [
     "WORLD_ENV_ID",
     "RewardConfig",
     "ShopperEnv",
-    "ShopperSB3VecEnv",
     "ShopperVectorEnv",
 ]

@@ -10,7 +10,9 @@ import sys
 
 import typer
 
+from experiments.cli_agents import evaluate_command, train_command
 from experiments.cli_data import data_app
+from experiments.cli_simulator import simulator_app
 from experiments.cli_world import world_app
 from interactions.errors import LogError
 
@@ -23,6 +25,9 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
+app.add_typer(simulator_app, name="simulator")
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from interactions.errors import LogError
 from interactions.tables import column_names, read_arrow
 from interactions.validation import LoadReport, validate_events
 

@@ -128,8 +128,7 @@ def learned_checkpoint(directory: Path) -> Path:
 
     logs = directory / "world_logs.parquet"
     write_world_logs(WorldConfig(), 2_000, 180, 0, logs)
-    fit_simulator(read_events(logs, "events"), FitConfig(epochs=2, device="cpu",
-                  spend_scale=WorldConfig().price_median), directory / "sim")
+    fit_simulator(read_events(logs, "events"), FitConfig(epochs=2, device="cpu"), directory / "sim")
     return directory / "sim"
 
 

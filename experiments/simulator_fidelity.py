@@ -1,0 +1,146 @@
+"""Fidelity of the learned simulator against the ground-truth world, policy by policy.
+
+Top to bottom: write world logs (``--users`` shoppers over ``--days`` days, default
+softmax logging policy) -> fit the learned simulator on those logs only -> roll every
+named policy out on fresh shoppers in both the world and the learned simulator, with the
+same rollout code -> compare per policy the share of shoppers still active at days 7, 30
+and 90 and the return visits per shopper within H, with 95% intervals, and Spearman's rho
+of the 90-day retention across policies.
+
+A shopper is *active at day t* if their lifetime has a visit at day >= t, or they had not
+churned when their clock passed the horizon (at t = H this is the world's
+``active_at_horizon``). Rollouts stop at churn or when the next visit falls at or past H,
+as :func:`simulators.rollout.evaluate_policy` does.
+
+Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--out runs/fidelity]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from interactions.atomic import atomic_write_text
+from interactions.io import read_events
+from simulators.fit import FitConfig, fit_simulator
+from simulators.interface import ShopperSimulator
+from simulators.policy import Policy
+from simulators.policy_registry import POLICY_NAMES, make_policy
+from simulators.rollout import Estimate
+from simulators.world import GroundTruthWorld
+from simulators.world_config import WorldConfig
+from simulators.world_logs import write_world_logs
+
+CHECK_DAYS = (7, 30, 90)
+
+
+@dataclass
+class Args:
+    users: int = 20_000
+    """shoppers in the world logs the simulator learns from"""
+    days: int = 180
+    """days of the log window"""
+    eval_users: int = 20_000
+    """fresh shoppers per policy and simulator in the comparison"""
+    epochs: int = 30
+    """most fit epochs (early stopping on held-out shoppers)"""
+    seed: int = 0
+    """seeds the logs, the fit and the rollouts"""
+    logging_policy: str = "softmax"
+    """the policy that writes the logs"""
+    out: Path = Path("runs/fidelity")
+    """where the logs, the checkpoint and fidelity.json go"""
+    tolerance_pp: float = 2.0
+    """the issue's target: |simulated - true| share active, in percentage points"""
+
+
+def parse_args() -> Args:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for f in fields(Args):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    return Args(**vars(parser.parse_args()))
+
+
+def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) -> dict[str, Estimate]:
+    """Share active at each day of :data:`CHECK_DAYS` and return visits within H, per shopper."""
+    sim_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
+    horizon = sim.horizon_days
+    obs = sim.reset(n, seed=int(sim_seed.generate_state(1)[0]))
+    rng = np.random.default_rng(policy_seed)
+    alive = np.ones(n, dtype=bool)
+    churn_day = np.full(n, np.inf)
+    visits = np.zeros(n)
+    while alive.any():
+        day = sim.days.copy()
+        obs, out = sim.step(policy.act(obs, rng))
+        visits += alive
+        churn_day = np.where(alive & out.churned, day, churn_day)
+        alive &= ~out.churned & (sim.days < horizon)
+    metrics = {f"active_day_{t}": Estimate.of(churn_day >= t) for t in CHECK_DAYS}
+    metrics["return_visits"] = Estimate.of(visits - 1)
+    return metrics
+
+
+args = parse_args()
+args.out.mkdir(parents=True, exist_ok=True)
+config = WorldConfig()
+log_path = args.out / "world_logs.parquet"
+
+# 1. logs of the world under the logging policy
+t0 = time.perf_counter()
+summary = write_world_logs(config, args.users, args.days, args.seed, log_path, logging_policy=args.logging_policy)
+print(f"world logs: {summary.n_users} shoppers, {summary.n_visits} visits, {summary.n_events} events "
+      f"({time.perf_counter() - t0:.1f} s)")
+
+# 2. fit on the logs only (default observation scale S = 50, as the world's)
+t0 = time.perf_counter()
+fit_config = FitConfig(epochs=args.epochs, seed=args.seed, horizon_days=config.horizon_days)
+result = fit_simulator(read_events(log_path), fit_config, args.out / "model", progress=True)
+fit_seconds = time.perf_counter() - t0
+print(f"fit: {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}")
+learned, world = result.simulator, GroundTruthWorld(config)
+
+# 3. every named policy in both simulators, same shoppers' seeds
+rows = []
+for name in POLICY_NAMES:
+    policy = make_policy(name, config)
+    truth = retention_rollout(world, policy, args.eval_users, args.seed + 1)
+    sim = retention_rollout(learned, policy, args.eval_users, args.seed + 1)
+    rows.append({"policy": name, "logging": name == args.logging_policy, "world": truth, "simulator": sim})
+
+# 4. the table, the target check and the rank correlation
+metrics = [f"active_day_{t}" for t in CHECK_DAYS] + ["return_visits"]
+print(f"\n{'policy':20s} " + " ".join(f"{m:>36s}" for m in metrics))
+worst = 0.0
+for row in rows:
+    cells = []
+    for m in metrics:
+        w, s = row["world"][m], row["simulator"][m]
+        scale = 100.0 if m.startswith("active") else 1.0
+        diff = (s.mean - w.mean) * scale
+        if m.startswith("active"):
+            worst = max(worst, abs(diff))
+        cells.append(f"{w.mean * scale:6.2f}±{(w.high - w.mean) * scale:4.2f} {s.mean * scale:6.2f}±"
+                     f"{(s.high - s.mean) * scale:4.2f} ({diff:+5.2f})")
+    print(f"{row['policy'] + (' *' if row['logging'] else ''):20s} " + " ".join(f"{c:>36s}" for c in cells))
+rho = spearmanr([r["world"]["active_day_90"].mean for r in rows], [r["simulator"]["active_day_90"].mean for r in rows])
+print("cells: world±95% simulator±95% (simulator - world); shares in %; * = logging policy")
+print(f"largest |difference| in share active: {worst:.2f} pp (target <= {args.tolerance_pp} pp); "
+      f"Spearman rho of 90-day retention over {len(rows)} policies: {rho.statistic:.3f}")
+report = {
+    "args": {k: str(v) for k, v in asdict(args).items()},
+    "fit_seconds": fit_seconds,
+    "card": result.card.to_dict(),
+    "rows": [{"policy": r["policy"], "logging": r["logging"],
+              **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in metrics}} for r in rows],
+    "max_abs_diff_pp": worst,
+    "spearman_rho_active_day_90": float(rho.statistic),
+}
+atomic_write_text(args.out / "fidelity.json", json.dumps(report, indent=2))
+print(f"wrote {args.out / 'fidelity.json'}")

@@ -1,0 +1,75 @@
+"""Hyperparameters of a simulator fit (saved as JSON beside the checkpoint).
+
+Kept apart from :mod:`simulators.fit` so that reading or validating a config (the CLI's
+defaults) does not import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interactions.actions import DEFAULT_COUPON_LEVELS
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Hyperparameters of a fit (saved as JSON beside the checkpoint)."""
+
+    epochs: int = 30
+    """most passes over the training windows, >= 1 (early stopping usually ends sooner)"""
+    patience: int = 3
+    """epochs without a better validation loss before stopping, >= 1"""
+    batch_size: int = 256
+    """trajectory windows per gradient step, >= 1"""
+    window: int = 128
+    """most visits per training window, >= 1; longer trajectories are cut (the features carry the rest)"""
+    learning_rate: float = 3e-3
+    """Adam step size, > 0"""
+    weight_decay: float = 0.0
+    """Adam L2 penalty, >= 0"""
+    grad_clip: float = 1.0
+    """largest gradient norm, > 0"""
+    valid_fraction: float = 0.1
+    """share of shoppers held out for validation and early stopping, in (0, 1)"""
+    seed: int = 0
+    """seeds the initialisation, the user split and the batch order"""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda"""
+    num_threads: int = 1
+    """CPU threads torch uses during the fit (0: torch's default); a width-64 GRU gains little from more,
+    and threads oversubscribing busy cores make it many times slower"""
+    horizon_days: int = 90
+    """H: return within H days, else churn; also scales the time features, >= 1"""
+    spend_scale: float = 50.0
+    """S: typical spend per purchase of the observable features, > 0 (use the world's price median on world logs)"""
+    hidden_size: int = 64
+    """GRU state size"""
+    arm_embedding: int = 8
+    """size of the arm embedding"""
+    head_hidden: int = 64
+    """width of the shared head layer"""
+    hazard_knots: int = 12
+    """M: basis functions of the return hazard over days (ModelSpec)"""
+    max_item_arms: int = 50
+    """most item arms when the log has no item groups (ActionMap.fit)"""
+    coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS
+    """the coupon ladder the logged coupons map onto"""
+    min_head_examples: int = 20
+    """training visits a head needs to count as learned, >= 1"""
+
+    def __post_init__(self) -> None:
+        positive_ints = ("epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("learning_rate", "grad_clip", "spend_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction!r}")
+        if isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 0:
+            raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        object.__setattr__(self, "coupon_levels", tuple(float(c) for c in self.coupon_levels))

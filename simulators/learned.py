@@ -1,0 +1,188 @@
+"""The learned shopper simulator: the fitted sequence model behind the simulator interface.
+
+:class:`LearnedSimulator` implements :class:`~simulators.interface.ShopperSimulator` with a
+:class:`~simulators.sequence_model.ShopperSequenceModel`. It keeps, per shopper slot, the
+GRU state and the previous visit's action and outcome on the device, and the observable
+history (:class:`~interactions.history.HistoryFeatures`, the world's very layout, so one
+policy runs on both) in numpy. One :meth:`~LearnedSimulator.step` of ``n`` shoppers is one
+``gru_cell`` call and one fused head layer: O(1) in history length.
+
+Outcomes are *sampled* from the heads with the simulator's seeded ``torch.Generator``
+(``u`` uniforms, ``z`` a standard normal, :math:`\\sigma` the logistic function):
+
+==========  =================================================================================
+outcome     draw
+==========  =================================================================================
+click       :math:`u_0 < \\sigma(o_c)`
+purchase    :math:`u_1 < \\sigma(o_{pc})` after a click, :math:`\\sigma(o_{pn})` without
+redeemed    purchase and coupon offered and :math:`u_2 < \\sigma(o_r)`
+spend       :math:`\\exp(\\mu + e^{\\log\\sigma} z)` if purchased, else 0 (list price)
+coupon      spend x coupon fraction if redeemed
+gap, churn  inverse CDF of the return hazard with :math:`u_3` (:func:`simulators.hazard.sample_gap_days`);
+            ``inf`` and churned when no return within :math:`H`
+==========  =================================================================================
+
+A head the log could not teach (:class:`~simulators.model_card.ModelCard`) uses the log's
+constant rate instead of the model, and an action part the log never varied is fed to the
+model as the value it was trained on.
+
+New shoppers (:meth:`reset`, :meth:`replace`) start at their first visit from the learned
+empty-history state: the simulator draws new shoppers, it never replays logged ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from interactions.history import HistoryFeatures
+from simulators.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
+from simulators.hazard import sample_gap_days
+from simulators.interface import ShopperSimulator, VisitOutcome
+from simulators.model_card import ModelCard
+from simulators.sequence_model import N_PREV_OUTCOMES, N_SCALAR_HEADS, ShopperSequenceModel, VisitInputs
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU raises."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {str(device)!r}")
+    return device
+
+
+class LearnedSimulator(ShopperSimulator):
+    """Shoppers stepped by a fitted sequence model (see the module docstring).
+
+    :param model: the fitted model (moved to ``device``, put in eval mode).
+    :param card: its model card (action map, spend scale, heads learned).
+    :param device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, model: ShopperSequenceModel, card: ModelCard, device: str | torch.device = "auto") -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.card = card
+        self.action_space = card.action_map.space
+        self.horizon_days = int(card.spec.horizon_days)
+        self.history = HistoryFeatures(self.action_space, self.horizon_days, spend_scale=card.spend_scale)
+        self.observation_names = self.history.names
+        if list(self.observation_names) != list(card.feature_names):
+            raise ValueError(f"model features {card.feature_names} differ from the observation {self.observation_names}")
+        levels = np.asarray(self.action_space.coupon_levels)
+        self._coupon_scaled = levels / (levels[-1] if levels[-1] > 0 else 1.0)
+        self._levels = levels
+        head_learned = [card.learned(h) for h in ("click", "purchase", "purchase", "redeemed")]
+        self._learned = torch.tensor(head_learned, device=self.device)
+        self._rates = torch.tensor([card.rate(h) for h in ("click", "purchase", "purchase", "redeemed")],
+                                   device=self.device)
+        self._spend_learned = card.learned("spend")
+        self._generator = torch.Generator(self.device)
+        self._generator.manual_seed(0)
+        self.reset(0)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "auto") -> LearnedSimulator:
+        """The simulator saved in ``directory`` (see :mod:`simulators.checkpoint`)."""
+        state, card_dict = load_checkpoint(directory)
+        try:
+            card = ModelCard.from_dict(card_dict)
+            model = ShopperSequenceModel(card.spec)
+            model.load_state_dict(state)
+        except (TypeError, KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(Path(directory) / TENSORS_FILE, f"does not match its config.json ({exc})") from None
+        return cls(model, card, device)
+
+    @property
+    def days(self) -> np.ndarray:
+        """Day of each shopper's current visit since their first visit."""
+        return self._days
+
+    @property
+    def state(self) -> torch.Tensor:
+        """GRU state of each shopper slot, ``(n, hidden_size)`` (a copy)."""
+        return self._state.clone()
+
+    def reset(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """``n`` new shoppers at their first visit; a ``seed`` restarts the generator."""
+        if isinstance(n, bool) or int(n) != n or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        if seed is not None:
+            self._generator.manual_seed(int(seed))
+        n = int(n)
+        with torch.inference_mode():
+            self._state = self.model.empty_state.expand(n, -1).clone()
+            self._prev_arm = torch.full((n,), self.action_space.n_arms, dtype=torch.long, device=self.device)
+            self._prev_outcome = torch.zeros((n, N_PREV_OUTCOMES), device=self.device)
+        self._days = np.zeros(n)
+        self.history.reset(n)
+        self._obs = self.history.features()
+        return self._obs
+
+    def replace(self, mask: np.ndarray) -> np.ndarray:
+        """New shoppers (empty history, day 0) in the slots where ``mask`` is true."""
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != self._days.shape:
+            raise ValueError(f"mask must be a bool array of shape {self._days.shape}, got {mask.dtype} {mask.shape}")
+        with torch.inference_mode():
+            rows = torch.as_tensor(mask, device=self.device)
+            self._state[rows] = self.model.empty_state
+            self._prev_arm[rows] = self.action_space.n_arms
+            self._prev_outcome[rows] = 0.0
+        self._days[mask] = 0.0
+        self.history.reset_rows(mask)
+        self._obs = self.history.features()
+        return self._obs
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+        """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
+        n = self._days.shape[0]
+        actions = np.asarray(actions)
+        if actions.shape != (n,) or not np.issubdtype(actions.dtype, np.integer):
+            raise ValueError(f"actions must be an integer array of shape ({n},), got {actions.dtype} {actions.shape}")
+        arm, coupon_index = self.action_space.decode(actions)
+        card = self.card
+        arm_in = arm if card.action_inputs["arm"] else np.full(n, card.fixed_arm)
+        coupon_in = self._coupon_scaled[coupon_index] if card.action_inputs["coupon"] else np.full(n, card.fixed_coupon)
+        coupon = self._levels[coupon_index]
+        with torch.inference_mode():
+            arm_t = torch.as_tensor(arm_in, device=self.device)
+            coupon_t = torch.as_tensor(coupon_in, dtype=torch.float32, device=self.device)
+            inputs = VisitInputs(torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome,
+                                 arm_t, coupon_t)
+            out, self._state = self.model.step(inputs, self._state)
+            drawn = self._sample(out, torch.as_tensor(coupon > 0, device=self.device))
+            self._prev_arm = arm_t
+            self._prev_outcome = torch.stack([coupon_t, *drawn[:3], torch.log1p(drawn[3] / card.spend_scale)], dim=1)
+            click, purchase, redeemed, spend, gap = torch.stack(drawn).cpu().numpy().astype(np.float64)
+        churned = np.isinf(gap)
+        outcome = VisitOutcome(
+            click=click > 0, purchase=purchase > 0, redeemed=redeemed > 0, spend=spend,
+            coupon_cost=np.where(redeemed > 0, spend * coupon, 0.0), gap_days=gap, churned=churned,
+        )
+        self._days += np.where(churned, 0.0, gap)
+        self.history.update(arm, coupon_index, outcome, gap)
+        self._obs = self.history.features()
+        return self._obs, outcome
+
+    def _sample(self, out: torch.Tensor, offered: torch.Tensor) -> list[torch.Tensor]:
+        """Click, purchase, redeemed (0/1 floats), spend and gap days of head outputs ``out``."""
+        n = out.shape[0]
+        u = torch.rand((4, n), generator=self._generator, device=self.device)
+        z = torch.randn(n, generator=self._generator, device=self.device)
+        p = torch.where(self._learned, torch.sigmoid(out[:, :4]), self._rates)
+        click = u[0] < p[:, 0]
+        purchase = u[1] < torch.where(click, p[:, 1], p[:, 2])
+        redeemed = purchase & offered & (u[2] < p[:, 3])
+        if self._spend_learned:
+            spend = torch.where(purchase, torch.exp(out[:, 4] + torch.exp(out[:, 5]) * z), torch.zeros_like(z))
+        else:
+            spend = torch.zeros_like(z)
+        gap = sample_gap_days(out[:, N_SCALAR_HEADS:], u[3])
+        return [click.float(), purchase.float(), redeemed.float(), spend, gap]

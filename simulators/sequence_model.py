@@ -1,0 +1,202 @@
+"""The shopper sequence model: a GRU over a trajectory's visits with fused outcome heads.
+
+Why a GRU and not a Transformer: a simulator steps every shopper one visit at a time, for
+as long as they live. A GRU carries a fixed-size hidden state, so a step costs the same
+O(1) at the 1st and the 500th visit (one ``gru_cell`` call on the batch); a Transformer
+decoder needs a KV cache that grows with the history, O(k) memory and attention per step,
+and batches of shoppers at different history lengths need ragged caches. Trajectories
+here are short-to-medium sequences of coarse events (tens of visits), where attention's
+long-range advantage is small, and the observable features
+(:class:`~interactions.history.HistoryFeatures`) already summarise the whole history.
+
+At visit :math:`k` of a trajectory (inputs of :class:`VisitInputs`):
+
+.. math::
+
+    z_k &= [x_k,\\ E(a_{k-1}),\\ c_{k-1},\\ click_{k-1},\\ buy_{k-1},\\ red_{k-1},
+          \\log(1 + spend_{k-1}/S)] \\\\
+    h_k &= \\mathrm{GRU}(z_k, h_{k-1}), \\qquad h_{-1} = h_\\varnothing \\text{ (learned:
+          the state of an empty history)} \\\\
+    o_k &= W_2\\, \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k] + b_1) + b_2
+
+where :math:`x_k` are the observable features at the visit, :math:`E` an arm embedding
+(row ``n_arms`` = no action: before the first visit, or not logged), :math:`c` the coupon
+fraction over the largest level, and :math:`o_k` the fused head outputs
+(:data:`HEAD_LAYOUT`):
+
+====================  =====================================================================
+output                meaning
+====================  =====================================================================
+``click``             logit of :math:`P(click)`
+``purchase_click``    logit of :math:`P(purchase \\mid click)`
+``purchase_noclick``  logit of :math:`P(purchase \\mid no\\ click)` (logs without click
+                      events model purchases here)
+``redeemed``          logit of :math:`P(redeemed \\mid purchase, c > 0)`
+``spend_mu``          :math:`\\mu`: :math:`\\log spend \\mid purchase \\sim N(\\mu, \\sigma^2)`
+``spend_log_sigma``   :math:`\\log \\sigma`
+``hazard``            :math:`H` logits of the daily return hazard (:mod:`simulators.hazard`):
+                      :math:`\\ell_j = b_j + \\sum_m B_{jm} \theta_m`, a free per-day baseline
+                      :math:`b` (initialised to the training log's Kaplan-Meier hazard) moved
+                      per shopper by :math:`M` coefficients :math:`\theta` on fixed "hat"
+                      functions :math:`B` (piecewise linear in :math:`\\log j`, knots spread
+                      evenly over :math:`[\\log 1, \\log H]`), so late days, with few returns
+                      each, share their strength
+====================  =====================================================================
+
+Feature columns that never varied in the training logs carry no signal; the model replaces
+them by their logged constant (buffer ``feature_fill``, NaN where the column varied), so a
+policy that moves them in simulation cannot drive the model off its data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+HEAD_LAYOUT: tuple[str, ...] = (
+    "click", "purchase_click", "purchase_noclick", "redeemed", "spend_mu", "spend_log_sigma",
+)
+"""Names of the scalar head outputs, in column order; the ``H`` hazard logits follow."""
+N_SCALAR_HEADS = len(HEAD_LAYOUT)
+N_PREV_OUTCOMES = 5
+"""Previous-visit scalars in :math:`z_k`: coupon, click, purchase, redeemed, log spend."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Sizes of a :class:`ShopperSequenceModel` (saved with every checkpoint).
+
+    :param n_features: length of the observation vector :math:`x_k`, >= 1.
+    :param n_arms: recommendation arms, >= 1 (the embedding has one more row: no action).
+    :param horizon_days: :math:`H`, days of the return hazard, >= 1.
+    :param hidden_size: GRU state size, >= 1 (64 costs about 50 kFLOP per shopper-step).
+    :param arm_embedding: size of the arm embedding :math:`E`, >= 1.
+    :param head_hidden: width of the shared head layer :math:`W_1`, >= 1.
+    :param hazard_knots: :math:`M`, basis functions of the hazard over days, >= 2.
+    """
+
+    n_features: int
+    n_arms: int
+    horizon_days: int
+    hidden_size: int = 64
+    arm_embedding: int = 8
+    head_hidden: int = 64
+    hazard_knots: int = 12
+
+    def __post_init__(self) -> None:
+        for name in ("n_features", "n_arms", "horizon_days", "hidden_size", "arm_embedding", "head_hidden"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.hazard_knots, bool) or int(self.hazard_knots) != self.hazard_knots or self.hazard_knots < 2:
+            raise ValueError(f"hazard_knots must be an integer >= 2, got {self.hazard_knots!r}")
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the fused head output: the scalar heads and ``H`` hazard logits."""
+        return N_SCALAR_HEADS + self.horizon_days
+
+
+def hat_basis(horizon_days: int, knots: int) -> torch.Tensor:
+    r"""``(knots, H)`` piecewise-linear functions of :math:`\log j`, summing to 1 on every day."""
+    log_day = torch.log(torch.arange(1, horizon_days + 1, dtype=torch.float64))
+    centres = torch.linspace(0.0, float(log_day[-1]), knots, dtype=torch.float64)
+    width = max(float(centres[1] - centres[0]), 1e-9)
+    return torch.clamp(1.0 - (log_day[None, :] - centres[:, None]).abs() / width, min=0.0).float()
+
+
+@dataclass
+class VisitInputs:
+    """Model inputs of visits, any leading shape ``(...)`` (a batch, or batch x time).
+
+    :param features: observable features :math:`x_k`, float ``(..., n_features)``.
+    :param prev_arm: previous visit's arm, long ``(...)``; ``n_arms`` = none.
+    :param prev_outcome: previous visit's coupon, click, purchase, redeemed, log spend,
+        float ``(..., 5)``; zeros before the first visit.
+    :param arm: this visit's arm, long ``(...)``; ``n_arms`` = not logged.
+    :param coupon: this visit's coupon fraction over the largest level, float ``(...)``.
+    """
+
+    features: torch.Tensor
+    prev_arm: torch.Tensor
+    prev_outcome: torch.Tensor
+    arm: torch.Tensor
+    coupon: torch.Tensor
+
+    def select(self, mask: torch.Tensor) -> VisitInputs:
+        """The visits where the boolean ``mask`` (a leading shape) is true, flattened."""
+        return VisitInputs(*(getattr(self, f.name)[mask] for f in fields(self)))
+
+
+class ShopperSequenceModel(nn.Module):
+    """GRU over visits with fused heads (see the module docstring for the equations)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.arm_embedding = nn.Embedding(spec.n_arms + 1, spec.arm_embedding)
+        self.gru = nn.GRU(spec.n_features + spec.arm_embedding + N_PREV_OUTCOMES, spec.hidden_size, batch_first=True)
+        self.empty_state = nn.Parameter(torch.zeros(spec.hidden_size))
+        self.head_in = nn.Linear(spec.hidden_size + spec.n_features + spec.arm_embedding + 1, spec.head_hidden)
+        self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS + spec.hazard_knots)
+        self.hazard_baseline = nn.Parameter(torch.full((spec.horizon_days,), -3.4))  # about 1/30 a day
+        self.register_buffer("hazard_basis", hat_basis(spec.horizon_days, spec.hazard_knots))
+        self.register_buffer("feature_fill", torch.full((spec.n_features,), float("nan")))
+        with torch.no_grad():  # start near a spend of e^3
+            self.head_out.bias[HEAD_LAYOUT.index("spend_mu")] = 3.0
+
+    def _features(self, features: torch.Tensor) -> torch.Tensor:
+        fill = self.feature_fill
+        return torch.where(torch.isnan(fill), features, fill)
+
+    def _rnn_input(self, inputs: VisitInputs, features: torch.Tensor) -> torch.Tensor:
+        return torch.cat([features, self.arm_embedding(inputs.prev_arm), inputs.prev_outcome], dim=-1)
+
+    def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
+        """Fused head outputs ``(..., n_outputs)`` of GRU states and the visits' inputs."""
+        features = self._features(inputs.features)
+        z = torch.cat([hidden, features, self.arm_embedding(inputs.arm), inputs.coupon.unsqueeze(-1)], dim=-1)
+        out = self.head_out(torch.relu(self.head_in(z)))
+        hazard = self.hazard_baseline + out[..., N_SCALAR_HEADS:] @ self.hazard_basis
+        return torch.cat([out[..., :N_SCALAR_HEADS], hazard], dim=-1)
+
+    def rnn(
+        self, inputs: VisitInputs, state: torch.Tensor | None = None, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """GRU states ``(batch, time, hidden)`` over sequences from ``state`` (default: empty history).
+
+        :param lengths: true length of each padded sequence (CPU ints); the GRU then skips
+            the padding (a packed sequence) and the last state is each sequence's own.
+        :returns: the states at every visit and the last state ``(batch, hidden)``.
+        """
+        z = self._rnn_input(inputs, self._features(inputs.features))
+        if state is None:
+            state = self.empty_state.expand(z.shape[0], -1)
+        state = state.unsqueeze(0).contiguous()
+        if lengths is None:
+            hidden, last = self.gru(z, state)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(z, lengths, batch_first=True, enforce_sorted=False)
+            hidden, last = self.gru(packed, state)
+            hidden = nn.utils.rnn.pad_packed_sequence(hidden, batch_first=True, total_length=z.shape[1])[0]
+        return hidden, last.squeeze(0)
+
+    def forward(self, inputs: VisitInputs, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run over sequences ``(batch, time, ...)`` from ``state`` (default: empty history).
+
+        :returns: head outputs ``(batch, time, n_outputs)`` and the last state ``(batch, hidden)``.
+        """
+        hidden, last = self.rnn(inputs, state)
+        return self.heads(hidden, inputs), last
+
+    def step(self, inputs: VisitInputs, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One visit of a batch ``(n, ...)``: O(1) in history length, one GRU cell call.
+
+        :returns: head outputs ``(n, n_outputs)`` and the new state ``(n, hidden)``.
+        """
+        gru = self.gru
+        state = torch.gru_cell(self._rnn_input(inputs, self._features(inputs.features)), state,
+                               gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+        return self.heads(state, inputs), state

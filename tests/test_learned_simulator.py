@@ -1,0 +1,145 @@
+"""The learned simulator's stepping: O(1) carried state, seeding, reset/replace, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interactions.action_map import ActionMap
+from interactions.actions import ActionSpace
+from interactions.history import history_feature_names
+from simulators.learned import LearnedSimulator, resolve_device
+from simulators.model_card import ModelCard
+from simulators.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
+from simulators.visit_data import HEADS
+
+N_ARMS = 3
+
+
+def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, seed: int = 0) -> LearnedSimulator:
+    """A randomly initialised model behind the simulator interface (no fitting needed)."""
+    space = ActionSpace(N_ARMS)
+    amap = ActionMap("rec_group", tuple(range(N_ARMS)), space, {"arms_seen": 3.0, "coupon_levels_seen": 4.0})
+    spec = ModelSpec(n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=30, hidden_size=16, arm_embedding=4,
+                     head_hidden=16)
+    positives = positives or {"click": 50, "purchase": 50, "redeemed": 50}
+    card = ModelCard.describe(spec, amap, 50.0, history_feature_names(N_ARMS), dict.fromkeys(HEADS, support),
+                              positives, fixed_coupon=0.0, min_examples=10)
+    torch.manual_seed(seed)
+    model = ShopperSequenceModel(spec)
+    with torch.no_grad():
+        model.head_out.bias[6:] = -2.0  # returns within days, so shoppers live a few steps
+    return LearnedSimulator(model, card, "cpu")
+
+
+def test_forward_over_a_sequence_equals_stepping_it():
+    torch.manual_seed(0)
+    spec = ModelSpec(n_features=5, n_arms=2, horizon_days=7, hidden_size=8)
+    model = ShopperSequenceModel(spec)
+    b, t = 4, 6
+    inputs = VisitInputs(torch.randn(b, t, 5), torch.randint(0, 3, (b, t)), torch.randn(b, t, 5),
+                         torch.randint(0, 3, (b, t)), torch.rand(b, t))
+    outputs, last = model(inputs)
+    state = model.empty_state.expand(b, -1)
+    for k in range(t):
+        step_inputs = VisitInputs(*(getattr(inputs, f)[:, k] for f in ("features", "prev_arm", "prev_outcome",
+                                                                        "arm", "coupon")))
+        out, state = model.step(step_inputs, state)
+        torch.testing.assert_close(out, outputs[:, k], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state, last, rtol=1e-5, atol=1e-5)
+
+
+def test_simulator_carries_the_gru_state_of_its_whole_history():
+    sim = toy_simulator()
+    n, k = 6, 5
+    obs = sim.reset(n, seed=1)
+    rng = np.random.default_rng(0)
+    feats, arms, coupons, outcomes = [], [], [], []
+    for _ in range(k):
+        actions = rng.integers(0, sim.action_space.n_actions, n)
+        arm, coupon_index = sim.action_space.decode(actions)
+        feats.append(obs)
+        arms.append(arm)
+        coupons.append(np.asarray(sim.action_space.coupon_levels)[coupon_index] / 0.2)
+        obs, out = sim.step(actions)
+        outcomes.append(np.stack([coupons[-1], out.click, out.purchase, out.redeemed, np.log1p(out.spend / 50.0)], 1))
+    prev_arm = np.stack([np.full(n, N_ARMS), *arms[:-1]], 1)
+    prev_outcome = np.stack([np.zeros((n, 5)), *outcomes[:-1]], 1)
+    inputs = VisitInputs(torch.tensor(np.stack(feats, 1)), torch.tensor(prev_arm), torch.tensor(prev_outcome).float(),
+                         torch.tensor(np.stack(arms, 1)), torch.tensor(np.stack(coupons, 1)).float())
+    _, last = sim.model(inputs)
+    torch.testing.assert_close(sim.state, last, rtol=1e-5, atol=1e-5)
+
+
+def run(sim: LearnedSimulator, seed: int, steps: int = 8, n: int = 64) -> np.ndarray:
+    sim.reset(n, seed=seed)
+    rows = []
+    for k in range(steps):
+        obs, out = sim.step(np.random.default_rng(k).integers(0, sim.action_space.n_actions, n))
+        rows.append(np.stack([out.click, out.purchase, out.redeemed, out.spend, out.gap_days]))
+    return np.stack(rows)
+
+
+def test_same_seed_same_sampled_trajectories():
+    sim = toy_simulator()
+    np.testing.assert_array_equal(run(sim, 3), run(toy_simulator(), 3))
+    assert not np.array_equal(run(sim, 3), run(sim, 4))
+
+
+def test_outcomes_are_consistent_samples():
+    sim = toy_simulator()
+    sim.reset(2000, seed=0)
+    actions = sim.action_space.encode(np.zeros(2000, int), np.full(2000, 3))  # 20% coupon for everyone
+    obs, out = sim.step(actions)
+    assert obs.shape == (2000, sim.obs_dim) and obs.dtype == np.float32
+    assert 0.05 < out.click.mean() < 0.95  # sampled, not argmax
+    assert np.all(out.redeemed <= out.purchase) and np.all((out.spend > 0) == out.purchase)
+    np.testing.assert_allclose(out.coupon_cost, np.where(out.redeemed, 0.2 * out.spend, 0.0))
+    assert np.array_equal(out.churned, np.isinf(out.gap_days))
+    alive = ~out.churned
+    assert np.all(out.gap_days[alive] == np.round(out.gap_days[alive])) and np.all(out.gap_days[alive] >= 1)
+    np.testing.assert_array_equal(sim.days, np.where(alive, out.gap_days, 0.0))
+
+
+def test_reset_and_replace_start_new_shoppers_from_the_empty_state():
+    sim = toy_simulator()
+    obs = sim.reset(5, seed=0)
+    assert obs.shape == (5, sim.obs_dim) and not obs.any() and not sim.days.any()
+    for _ in range(3):
+        obs, _ = sim.step(np.ones(5, dtype=np.int64))
+    before_obs, before_state = obs.copy(), sim.state
+    mask = np.array([True, False, True, False, False])
+    obs = sim.replace(mask)
+    empty = sim.model.empty_state.detach()
+    assert not obs[mask].any() and not sim.days[mask].any()
+    np.testing.assert_array_equal(obs[~mask], before_obs[~mask])
+    torch.testing.assert_close(sim.state[torch.tensor(mask)], empty.expand(2, -1))
+    torch.testing.assert_close(sim.state[torch.tensor(~mask)], before_state[torch.tensor(~mask)])
+
+
+def test_heads_without_signal_use_the_logs_constant_rate():
+    sim = toy_simulator(positives={"click": 0, "purchase": 100, "redeemed": 0})
+    assert sim.card.not_learned() == ["click", "purchase", "redeemed"]
+    sim.reset(500, seed=0)
+    _, out = sim.step(np.zeros(500, dtype=np.int64))
+    assert not out.click.any() and out.purchase.all()
+
+
+@pytest.mark.parametrize(("actions", "match"), [(np.zeros(3, dtype=np.int64), r"shape \(4,\)"),
+                                                (np.zeros(4), "integer"), (np.full(4, 99), "action 99")])
+def test_bad_actions_are_rejected(actions, match):
+    sim = toy_simulator()
+    sim.reset(4, seed=0)
+    with pytest.raises(ValueError, match=match):
+        sim.step(actions)
+
+
+def test_device_names():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        resolve_device("meta")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")

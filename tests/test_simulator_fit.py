@@ -1,0 +1,123 @@
+"""Fitting the learned simulator: determinism, the CLI, checkpoints, purchase-only logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from experiments.cli_simulator import simulator_app
+from interactions.io import read_events
+from simulators.checkpoint import CONFIG_FILE, TENSORS_FILE, CheckpointError
+from simulators.fit import FitConfig, fit_simulator
+from simulators.learned import LearnedSimulator
+from simulators.world_config import WorldConfig
+from simulators.world_logs import write_world_logs
+
+TINY = {"epochs": 2, "hidden_size": 16, "head_hidden": 16, "arm_embedding": 4, "batch_size": 64, "device": "cpu",
+        "valid_fraction": 0.2}
+
+
+@pytest.fixture(scope="module")
+def world_log(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("logs") / "world.parquet"
+    write_world_logs(WorldConfig(), 300, 60, 0, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(world_log, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    result = CliRunner().invoke(simulator_app, ["fit", "--logs", str(world_log), "--out", str(out), "--epochs", "1",
+                                                "--device", "cpu", "--seed", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_same_seed_same_weights(world_log):
+    log = read_events(world_log)
+    first = fit_simulator(log, FitConfig(seed=5, **TINY)).simulator.model.state_dict()
+    second = fit_simulator(log, FitConfig(seed=5, **TINY)).simulator.model.state_dict()
+    other = fit_simulator(log, FitConfig(seed=6, **TINY)).simulator.model.state_dict()
+    torch.testing.assert_close(first, second, rtol=0, atol=0, equal_nan=True)  # bit for bit
+    assert not torch.equal(first["head_out.weight"], other["head_out.weight"])
+
+
+def test_cli_fit_writes_checkpoint_config_and_tensorboard(checkpoint):
+    assert (checkpoint / TENSORS_FILE).stat().st_size > 0
+    assert list((checkpoint / "tensorboard").glob("events.out.tfevents.*"))
+    meta = json.loads((checkpoint / CONFIG_FILE).read_text())
+    card = meta["card"]
+    assert len(meta["checksum"]["sha256"]) == 64
+    assert card["fit_config"]["epochs"] == 1 and card["fit_config"]["seed"] == 1
+    summary = card["data_summary"]
+    assert summary["users"] == 300 and summary["visits"] > 300 and summary["events"] > summary["visits"]
+    assert summary["action_coverage"]["arms_seen"] == 20 and summary["identifies_coupon"]
+    assert card["heads"]["click"]["learned"] and card["heads"]["return"]["learned"]
+    assert "valid/auc_click" in card["metrics"]
+    sim = LearnedSimulator.load(checkpoint, device="cpu")
+    obs = sim.reset(16, seed=0)
+    obs, out = sim.step(np.zeros(16, dtype=np.int64))
+    assert obs.shape == (16, 31) and out.gap_days.shape == (16,)
+
+
+def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
+    """Broken copies of a checkpoint: (directory, the file the error must name)."""
+    cases = {}
+    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "missing"):
+        target = tmp / name
+        shutil.copytree(checkpoint, target)
+        cases[name] = target
+    data = (checkpoint / TENSORS_FILE).read_bytes()
+    (cases["truncated"] / TENSORS_FILE).write_bytes(data[: len(data) // 2])
+    (cases["flipped"] / TENSORS_FILE).write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+    (cases["bad_json"] / CONFIG_FILE).write_text("{not json")
+    meta = json.loads((checkpoint / CONFIG_FILE).read_text())
+    meta["card"]["spec"]["hidden_size"] = 32
+    (cases["foreign_shapes"] / CONFIG_FILE).write_text(json.dumps(meta))
+    (cases["missing"] / TENSORS_FILE).unlink()
+    return {
+        "truncated": (cases["truncated"] / TENSORS_FILE, "checksum mismatch"),
+        "flipped": (cases["flipped"] / TENSORS_FILE, "checksum mismatch"),
+        "bad_json": (cases["bad_json"] / CONFIG_FILE, "corrupt JSON"),
+        "foreign_shapes": (cases["foreign_shapes"] / TENSORS_FILE, "does not match its config.json"),
+        "missing": (cases["missing"] / TENSORS_FILE, "cannot read"),
+    }
+
+
+def test_broken_checkpoints_raise_one_error_naming_the_file(checkpoint, tmp_path):
+    for name, (path, reason) in corrupt_copies(checkpoint, tmp_path).items():
+        with pytest.raises(CheckpointError, match=reason) as info:
+            LearnedSimulator.load(path.parent, device="cpu")
+        assert str(path) in str(info.value), name
+    with pytest.raises(CheckpointError, match="not a learned-simulator checkpoint"):
+        LearnedSimulator.load(tmp_path / "nowhere")
+
+
+def test_purchase_only_logs_fit_and_report_heads_not_learned(world_log, tmp_path):
+    events = pd.read_parquet(world_log)
+    retail = events.loc[events["event"] == "purchase", ["user_id", "timestamp", "event", "item_id", "price", "quantity"]]
+    retail.to_parquet(tmp_path / "retail.parquet", index=False)
+    result = fit_simulator(read_events(tmp_path / "retail.parquet"), FitConfig(**TINY))
+    card = result.card
+    assert card.not_learned() == ["click", "purchase", "redeemed"]
+    assert "no click events" in card.heads["click"]["reason"] and card.rate("purchase") == 1.0
+    assert card.learned("spend") and card.learned("return")
+    assert card.action_inputs == {"arm": False, "coupon": False} and card.coverage["visits_with_action"] == 0
+    sim = result.simulator
+    sim.reset(200, seed=0)
+    _, out = sim.step(np.zeros(200, dtype=np.int64))
+    assert not out.click.any() and out.purchase.all() and (out.spend > 0).all() and not out.redeemed.any()
+
+
+@pytest.mark.parametrize(("override", "match"), [({"epochs": 0}, "epochs"), ({"valid_fraction": 1.0}, "valid_fraction"),
+                                                 ({"learning_rate": -1.0}, "learning_rate")])
+def test_bad_fit_config(override, match):
+    with pytest.raises(ValueError, match=match):
+        FitConfig(**override)
