@@ -22,7 +22,6 @@ leaves the previous checkpoint current. Loading checks every checksum and raises
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -37,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from interactions.atomic import atomic_write_text
+from interactions.atomic import atomic_write_text, sha256_file
 
 LATEST = "latest.json"
 POLICY_FILE, OPTIMIZER_FILE, REPLAY_FILE, STATE_FILE = "policy.safetensors", "optimizer.pt", "replay.npz", "state.json"
@@ -50,14 +49,6 @@ class AgentCheckpointError(ValueError):
 
     def __init__(self, path: str | Path, message: str) -> None:
         super().__init__(f"{path}: {message}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_training_state(model: BaseAlgorithm, folder: str | Path) -> Path:
@@ -84,7 +75,7 @@ def save_training_state(model: BaseAlgorithm, folder: str | Path) -> Path:
             "numpy_rng": _jsonable(np.random.get_state()),
             "python_rng": _jsonable(random.getstate()),
             "action_space_rng": model.action_space.np_random.bit_generator.state,
-            "sha256": {name: _sha256(tmp / name) for name in files},
+            "sha256": {name: sha256_file(tmp / name) for name in files},
         }
         (tmp / STATE_FILE).write_text(json.dumps(state))
         for name in [*files, STATE_FILE]:
@@ -120,7 +111,7 @@ def load_training_state(model: BaseAlgorithm, checkpoint: str | Path) -> None:
         raise AgentCheckpointError(state_path, f"missing or unreadable checkpoint state ({exc})") from None
     for name, digest in state.get("sha256", {}).items():
         path = checkpoint / name
-        if not path.exists() or _sha256(path) != digest:
+        if not path.exists() or sha256_file(path) != digest:
             raise AgentCheckpointError(path, "missing, truncated or corrupt (checksum mismatch)")
     try:
         tensors = load_file(checkpoint / POLICY_FILE)

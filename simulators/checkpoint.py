@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
-from interactions.atomic import atomic_path, atomic_write_text
+from interactions.atomic import atomic_path, atomic_write_text, sha256_file
 
 TENSORS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -45,7 +45,7 @@ def save_checkpoint(directory: str | Path, state: dict[str, torch.Tensor], card:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     with atomic_path(directory / TENSORS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        digest = _sha256(tmp)
+        digest = sha256_file(tmp)
     meta = {"format": FORMAT, "version": VERSION, "card": card,
             "checksum": {"file": TENSORS_FILE, "sha256": digest}}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=False))
@@ -85,11 +85,3 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
     except Exception as exc:  # safetensors raises its own SafetensorError and others
         raise CheckpointError(tensors_path, f"corrupt safetensors file ({exc})") from None
     return state, meta["card"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
