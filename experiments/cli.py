@@ -12,6 +12,7 @@ import typer
 
 from experiments.cli_agents import evaluate_command, train_command
 from experiments.cli_data import data_app
+from experiments.cli_ope import ope_command
 from experiments.cli_simulator import simulator_app
 from experiments.cli_world import world_app
 from interactions.errors import LogError
@@ -28,6 +29,7 @@ app.add_typer(world_app, name="world")
 app.add_typer(simulator_app, name="simulator")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("ope")(ope_command)
 
 
 def main(argv: list[str] | None = None) -> None:

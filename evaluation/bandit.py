@@ -1,0 +1,366 @@
+"""Per-decision (bandit) off-policy estimators, with positions as obp handles them.
+
+Notation for round :math:`i` (of :math:`n`): context :math:`x_i`, logged action
+:math:`a_i` at slot :math:`k_i`, reward :math:`r_i`, logging propensity
+:math:`p_i = \\pi_b(a_i \\mid x_i, k_i)`; the target policy's distribution
+:math:`\\pi_e(\\cdot \\mid x_i, k_i)` (``action_dist[i, :, k_i]``); a reward model
+:math:`\\hat q(x, a, k)` (``estimated_rewards``). Then
+
+.. math::
+   w_i = \\pi_e(a_i \\mid x_i, k_i) / p_i, \\quad
+   \\hat q_i^{\\pi} = \\sum_a \\pi_e(a \\mid x_i, k_i)\\, \\hat q(x_i, a, k_i), \\quad
+   \\hat q_i = \\hat q(x_i, a_i, k_i).
+
+The value is position-wise as in obp: the mean over rounds of all slots (for OBD, the
+expected clicks per shown slot). Every estimator here is written as per-round terms
+
+.. math:: \\hat V = \\frac1n \\sum_i b_i + \\frac{\\sum_i u_i}{\\sum_i d_i}
+
+(``base``, ``num``, ``den``), so the estimate, the bootstrap over units (shoppers) and the
+concentration bound all reuse the same terms, computed once (the obp IPW pattern).
+
+==========  ==============================  ==============================  ==========
+estimator   b_i                             u_i                             d_i
+==========  ==============================  ==============================  ==========
+DM          q̂^π_i                           0                               1
+IPS         0                               w_i r_i                         1
+SNIPS       0                               w_i r_i                         w_i
+DR          q̂^π_i                           w_i (r_i - q̂_i)                 1
+SNDR        q̂^π_i                           w_i (r_i - q̂_i)                 w_i
+Switch-DR   q̂^π_i                           1[w_i <= τ] w_i (r_i - q̂_i)     1
+DRos        q̂^π_i                           λ w_i / (w_i² + λ) (r_i - q̂_i)  1
+==========  ==============================  ==============================  ==========
+
+References: Dudík et al. 2011 (DR), Swaminathan & Joachims 2015 (SNIPS), Wang et al. 2017
+(Switch), Su et al. 2020 (DRos), Saito et al. 2021 (obp).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from evaluation._checks import (
+    float_vector,
+    int_vector,
+    per_action_array,
+    positive,
+    propensity_vector,
+)
+from evaluation.intervals import (
+    Interval,
+    empirical_bernstein_lower,
+    percentile_interval,
+    resample_counts,
+    unit_index,
+    unit_sums,
+)
+
+
+@dataclass(frozen=True)
+class BanditInputs:
+    """Checked per-round quantities every bandit estimator reads (built by :meth:`prepare`).
+
+    ``weight`` is :math:`w_i`; ``q_factual`` :math:`\\hat q_i` and ``q_policy``
+    :math:`\\hat q^{\\pi}_i` are NaN when no reward model was given; ``unit`` numbers the
+    independent units (shoppers) 0..n_units-1.
+    """
+
+    reward: np.ndarray
+    weight: np.ndarray
+    q_factual: np.ndarray
+    q_policy: np.ndarray
+    unit: np.ndarray
+    n_units: int
+
+    @property
+    def n(self) -> int:
+        return int(self.reward.shape[0])
+
+    @property
+    def has_model(self) -> bool:
+        return bool(np.isfinite(self.q_policy).all())
+
+    @classmethod
+    def prepare(
+        cls,
+        reward: np.ndarray,
+        action: np.ndarray,
+        propensity: np.ndarray,
+        action_dist: np.ndarray,
+        position: np.ndarray | None = None,
+        estimated_rewards: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+    ) -> BanditInputs:
+        """Check the arrays (ValueError naming the argument, rows and values) and compute
+        :math:`w_i`, :math:`\\hat q_i`, :math:`\\hat q^{\\pi}_i` once.
+
+        :param reward: ``(n,)`` finite rewards.
+        :param action: ``(n,)`` logged actions in ``[0, n_actions)``.
+        :param propensity: ``(n,)`` logging probabilities in (0, 1].
+        :param action_dist: ``(n, n_actions, len_list)`` target probabilities (``(n,
+            n_actions)`` without positions), each slot summing to 1.
+        :param position: ``(n,)`` 0-based slots in ``[0, len_list)``; None = one slot.
+        :param estimated_rewards: reward model :math:`\\hat q`, same shape as ``action_dist``.
+        :param groups: ``(n,)`` unit ids (shopper or trajectory) for the bootstrap; None =
+            every round its own unit.
+        """
+        reward = float_vector("reward", reward)
+        n = reward.shape[0]
+        dist = np.asarray(action_dist, dtype=np.float64)
+        len_list = dist.shape[2] if dist.ndim == 3 else 1
+        dist = per_action_array("action_dist", dist, n, len_list, probabilities=True)
+        n_actions = dist.shape[1]
+        action = int_vector("action", action, n, 0, n_actions)
+        propensity = propensity_vector(propensity, n)
+        if position is None:
+            if len_list != 1:
+                raise ValueError(f"action_dist has len_list={len_list} slots but position is None; give the positions")
+            position = np.zeros(n, dtype=np.int64)
+        else:
+            position = int_vector("position", position, n, 0, len_list)
+        rows = np.arange(n)
+        weight = dist[rows, action, position] / propensity
+        if estimated_rewards is None:
+            q_factual = q_policy = np.full(n, np.nan)
+        else:
+            q = per_action_array("estimated_rewards", estimated_rewards, n, len_list, probabilities=False)
+            if q.shape != dist.shape:
+                raise ValueError(f"estimated_rewards must have the shape of action_dist {dist.shape}, got {q.shape}")
+            q_factual = q[rows, action, position]
+            q_policy = np.einsum("ia,ia->i", dist[rows, :, position], q[rows, :, position])
+        unit, n_units = unit_index(groups, n)
+        return cls(reward, weight, q_factual, q_policy, unit, n_units)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Per-round terms: the estimate is ``mean(base) + sum(num) / sum(den)``."""
+
+    base: np.ndarray
+    num: np.ndarray
+    den: np.ndarray
+    self_normalized: bool
+
+    def value(self) -> float:
+        den = self.den.sum()
+        return float(self.base.mean() + (self.num.sum() / den if den > 0 else np.nan))
+
+
+class BanditEstimator:
+    """Base of the estimators: subclasses define :meth:`terms` (and a docstring formula)."""
+
+    name: ClassVar[str] = "estimator"
+    needs_model: ClassVar[bool] = False
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        raise NotImplementedError
+
+    def _checked_terms(self, inputs: BanditInputs) -> Terms:
+        if self.needs_model and not inputs.has_model:
+            raise ValueError(f"{self.name} needs estimated_rewards (a reward model); none was given")
+        return self.terms(inputs)
+
+    def estimate(
+        self,
+        reward: np.ndarray,
+        action: np.ndarray,
+        propensity: np.ndarray,
+        action_dist: np.ndarray,
+        position: np.ndarray | None = None,
+        estimated_rewards: np.ndarray | None = None,
+    ) -> float:
+        """The point estimate :math:`\\hat V` (arguments as :meth:`BanditInputs.prepare`)."""
+        inputs = BanditInputs.prepare(reward, action, propensity, action_dist, position, estimated_rewards)
+        return self._checked_terms(inputs).value()
+
+    def interval(
+        self,
+        reward: np.ndarray,
+        action: np.ndarray,
+        propensity: np.ndarray,
+        action_dist: np.ndarray,
+        position: np.ndarray | None = None,
+        estimated_rewards: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        alpha: float = 0.05,
+        n_bootstrap: int = 200,
+        seed: int = 0,
+    ) -> Interval:
+        """Bootstrap percentile interval over units (``groups``) and the empirical-Bernstein
+        lower bound at level ``alpha``; see :func:`evaluate_bandit`."""
+        inputs = BanditInputs.prepare(reward, action, propensity, action_dist, position, estimated_rewards, groups)
+        return evaluate_bandit([self], inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)[self.name]
+
+
+def _residual(inputs: BanditInputs) -> np.ndarray:
+    return inputs.reward - inputs.q_factual
+
+
+@dataclass(frozen=True)
+class DirectMethod(BanditEstimator):
+    """DM: :math:`\\hat V = \\frac1n \\sum_i \\sum_a \\pi_e(a \\mid x_i, k_i) \\hat q(x_i, a, k_i)`."""
+
+    name: ClassVar[str] = "dm"
+    needs_model: ClassVar[bool] = True
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        zero = np.zeros(inputs.n)
+        return Terms(inputs.q_policy, zero, np.ones(inputs.n), False)
+
+
+@dataclass(frozen=True)
+class IPS(BanditEstimator):
+    """IPS: :math:`\\hat V = \\frac1n \\sum_i w_i r_i`; unbiased when :math:`p_i > 0`
+    wherever :math:`\\pi_e > 0`."""
+
+    name: ClassVar[str] = "ips"
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        return Terms(np.zeros(inputs.n), inputs.weight * inputs.reward, np.ones(inputs.n), False)
+
+
+@dataclass(frozen=True)
+class SNIPS(BanditEstimator):
+    """SNIPS: :math:`\\hat V = \\sum_i w_i r_i / \\sum_i w_i`; stays within
+    :math:`[\\min r, \\max r]`."""
+
+    name: ClassVar[str] = "snips"
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        return Terms(np.zeros(inputs.n), inputs.weight * inputs.reward, inputs.weight, True)
+
+
+@dataclass(frozen=True)
+class DoublyRobust(BanditEstimator):
+    """DR: :math:`\\hat V = \\frac1n \\sum_i [\\hat q^{\\pi}_i + w_i (r_i - \\hat q_i)]`."""
+
+    name: ClassVar[str] = "dr"
+    needs_model: ClassVar[bool] = True
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        return Terms(inputs.q_policy, inputs.weight * _residual(inputs), np.ones(inputs.n), False)
+
+
+@dataclass(frozen=True)
+class SelfNormalizedDR(BanditEstimator):
+    """SNDR: :math:`\\hat V = \\frac1n \\sum_i \\hat q^{\\pi}_i
+    + \\sum_i w_i (r_i - \\hat q_i) / \\sum_i w_i`."""
+
+    name: ClassVar[str] = "sndr"
+    needs_model: ClassVar[bool] = True
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        return Terms(inputs.q_policy, inputs.weight * _residual(inputs), inputs.weight, True)
+
+
+@dataclass(frozen=True)
+class SwitchDR(BanditEstimator):
+    """Switch-DR: :math:`\\hat V = \\frac1n \\sum_i [\\hat q^{\\pi}_i
+    + 1[w_i \\le \\tau]\\, w_i (r_i - \\hat q_i)]`: DR where the weight is at most
+    :math:`\\tau`, DM beyond. :math:`\\tau = \\infty` is DR (obp's default).
+
+    :param tau: switching threshold, > 0 (inf allowed).
+    """
+
+    tau: float = float("inf")
+    name: ClassVar[str] = "switch-dr"
+    needs_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        positive("tau", self.tau, allow_inf=True)
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        keep = inputs.weight <= self.tau
+        return Terms(inputs.q_policy, keep * inputs.weight * _residual(inputs), np.ones(inputs.n), False)
+
+
+@dataclass(frozen=True)
+class DRos(BanditEstimator):
+    """DR with optimistic shrinkage: :math:`\\hat V = \\frac1n \\sum_i [\\hat q^{\\pi}_i
+    + \\hat w_i (r_i - \\hat q_i)]`, :math:`\\hat w_i = \\lambda w_i / (w_i^2 + \\lambda)`;
+    :math:`\\lambda \\to \\infty` is DR, :math:`\\lambda \\to 0` is DM.
+
+    :param lam: shrinkage :math:`\\lambda`, > 0 (inf allowed).
+    """
+
+    lam: float = 1.0
+    name: ClassVar[str] = "dros"
+    needs_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        positive("lam", self.lam, allow_inf=True)
+
+    def terms(self, inputs: BanditInputs) -> Terms:
+        w = inputs.weight
+        shrunk = w if np.isinf(self.lam) else self.lam * w / (w**2 + self.lam)
+        return Terms(inputs.q_policy, shrunk * _residual(inputs), np.ones(inputs.n), False)
+
+
+ALL_BANDIT_ESTIMATORS: tuple[type[BanditEstimator], ...] = (
+    DirectMethod, IPS, SNIPS, DoublyRobust, SelfNormalizedDR, SwitchDR, DRos,
+)
+
+
+def default_estimators(with_model: bool = True) -> list[BanditEstimator]:
+    """The seven estimators with default settings (only IPS and SNIPS without a model)."""
+    if not with_model:
+        return [IPS(), SNIPS()]
+    return [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(), SwitchDR(), DRos()]
+
+
+def tune_by_mse(candidates: Sequence[BanditEstimator], inputs: BanditInputs) -> BanditEstimator:
+    """Pick the candidate with the smallest estimated MSE:
+    :math:`(\\hat V_c - \\hat V_{DR})^2 + \\widehat{\\mathrm{Var}}(\\text{terms}_c) / n`, with
+    DR (unbiased under correct propensities) as the bias reference -- the "mse" tuning of obp
+    in its simplest form."""
+    if not candidates:
+        raise ValueError("candidates is empty")
+    reference = DoublyRobust().terms(inputs).value()
+    best, best_score = candidates[0], np.inf
+    for candidate in candidates:
+        t = candidate._checked_terms(inputs)
+        per_round = t.base + t.num * inputs.n / max(t.den.sum(), 1e-300)
+        score = (t.value() - reference) ** 2 + per_round.var(ddof=1) / inputs.n
+        if score < best_score:
+            best, best_score = candidate, score
+    return best
+
+
+def evaluate_bandit(
+    estimators: Sequence[BanditEstimator],
+    inputs: BanditInputs,
+    *,
+    alpha: float = 0.05,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    value_range: float | None = None,
+) -> dict[str, Interval]:
+    """Estimates with intervals for several estimators, from **one** set of resamples.
+
+    Each estimator's per-round terms are summed per unit once; a resample with unit counts
+    :math:`c` gives :math:`\\sum c B / \\sum c N + \\sum c U / \\sum c D` (B, U, D the unit
+    sums of the terms, N the unit's round count). Non-self-normalized estimators also get
+    the empirical-Bernstein lower bound over unit values :math:`(B_u + U_u) / \\bar N`
+    (whose mean is the estimate); ``value_range`` is their known range, else the observed one.
+    """
+    names = [e.name for e in estimators]
+    if len(set(names)) != len(names):
+        raise ValueError(f"estimator names must be unique, got {names}")
+    counts = resample_counts(inputs.n_units, n_bootstrap, seed)
+    size = unit_sums(np.ones(inputs.n), inputs.unit, inputs.n_units)
+    c_size = counts @ size
+    out: dict[str, Interval] = {}
+    for est in estimators:
+        t = est._checked_terms(inputs)
+        b, u, d = (unit_sums(x, inputs.unit, inputs.n_units) for x in (t.base, t.num, t.den))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            resampled = (counts @ b) / c_size + (counts @ u) / (counts @ d)
+        lower = float("nan")
+        if not t.self_normalized and inputs.n_units >= 2:
+            lower = empirical_bernstein_lower((b + u) / size.mean(), alpha, value_range)
+        out[est.name] = percentile_interval(t.value(), resampled, alpha, lower)
+    return out

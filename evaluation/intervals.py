@@ -1,0 +1,130 @@
+"""Confidence intervals for off-policy estimates.
+
+Two kinds:
+
+* **Bootstrap over units** (shoppers or trajectories, never single steps, since the steps of
+  one shopper are dependent): a resample draws ``N`` units with replacement; it is stored
+  as a count matrix ``C`` of shape ``(B, N)`` (how often each unit was drawn), so every
+  estimator that is a function of per-unit sums is evaluated on all resamples at once as
+  ``C @ stats`` -- and the resamples are drawn **once** for all estimators. The interval is
+  the percentile interval :math:`[q_{\\alpha/2}, q_{1-\\alpha/2}]` of the resampled
+  estimates.
+* **High-confidence lower bound** (Maurer & Pontil 2009, empirical Bernstein): for
+  i.i.d. :math:`X_u \\in [a, a + b]`, with probability at least :math:`1 - \\delta`,
+
+  .. math::
+     \\mathbb E X \\ge \\bar X - \\sqrt{\\frac{2 \\hat V \\ln(2/\\delta)}{N}}
+                     - \\frac{7 b \\ln(2/\\delta)}{3 (N - 1)}
+
+  with :math:`\\hat V` the sample variance (ddof 1). ``b`` should be a known range; when it
+  is not given the observed range is used, which makes the bound a heuristic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluation._checks import alpha_level
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a two-sided bootstrap interval and a one-sided lower bound.
+
+    ``lower_bound`` is NaN where no concentration bound applies (self-normalized estimators).
+    """
+
+    estimate: float
+    low: float
+    high: float
+    lower_bound: float = float("nan")
+    alpha: float = 0.05
+
+    def covers(self, value: float) -> bool:
+        """Whether ``low <= value <= high``."""
+        return bool(self.low <= value <= self.high)
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+def resample_counts(n_units: int, n_bootstrap: int, rng: np.random.Generator | int | None) -> np.ndarray:
+    """``(n_bootstrap, n_units)`` float counts: row ``b`` counts how often each unit was drawn
+    in the ``b``-th resample of ``n_units`` units with replacement."""
+    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
+        raise ValueError(f"n_bootstrap must be an integer >= 2, got {n_bootstrap!r}")
+    if n_units < 1:
+        raise ValueError(f"need at least one unit to resample, got {n_units}")
+    rng = np.random.default_rng(rng)
+    draws = rng.integers(0, n_units, size=(int(n_bootstrap), n_units))
+    offsets = (np.arange(int(n_bootstrap)) * n_units)[:, None]
+    flat = np.bincount((draws + offsets).ravel(), minlength=int(n_bootstrap) * n_units)
+    return flat.reshape(int(n_bootstrap), n_units).astype(np.float64)
+
+
+def percentile_interval(estimate: float, resampled: np.ndarray, alpha: float = 0.05,
+                        lower_bound: float = float("nan")) -> Interval:
+    """The percentile interval of ``resampled`` estimates around ``estimate``."""
+    alpha = alpha_level(alpha)
+    resampled = np.asarray(resampled, dtype=np.float64)
+    resampled = resampled[np.isfinite(resampled)]
+    if resampled.size < 2:
+        return Interval(float(estimate), float("nan"), float("nan"), lower_bound, alpha)
+    low, high = np.quantile(resampled, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(estimate), float(low), float(high), float(lower_bound), alpha)
+
+
+def empirical_bernstein_lower(values: np.ndarray, delta: float = 0.05, value_range: float | None = None) -> float:
+    """Maurer-Pontil lower bound on the mean of i.i.d. ``values`` (see the module docstring).
+
+    :param values: one value per independent unit, at least 2.
+    :param delta: failure probability in (0, 1).
+    :param value_range: ``b``, the width of an interval known to hold every value; the
+        observed ``max - min`` when None.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"values must be a vector of at least 2 units, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("values must be finite")
+    delta = alpha_level(delta)
+    b = float(x.max() - x.min()) if value_range is None else float(value_range)
+    if b < 0:
+        raise ValueError(f"value_range must be >= 0, got {value_range!r}")
+    n = x.size
+    log_term = np.log(2.0 / delta)
+    return float(x.mean() - np.sqrt(2.0 * x.var(ddof=1) * log_term / n) - 7.0 * b * log_term / (3.0 * (n - 1)))
+
+
+def hoeffding_lower(values: np.ndarray, delta: float = 0.05, value_range: float | None = None) -> float:
+    """Hoeffding lower bound :math:`\\bar X - b \\sqrt{\\ln(1/\\delta) / (2N)}`."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1 or x.size < 1 or not np.isfinite(x).all():
+        raise ValueError(f"values must be a finite non-empty vector, got shape {x.shape}")
+    delta = alpha_level(delta)
+    b = float(x.max() - x.min()) if value_range is None else float(value_range)
+    return float(x.mean() - b * np.sqrt(np.log(1.0 / delta) / (2.0 * x.size)))
+
+
+def unit_index(groups: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
+    """(unit of each row as 0..U-1, U): the given groups (shopper or trajectory ids) or one
+    unit per row."""
+    if groups is None:
+        return np.arange(n), n
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},) (one id per row), got {groups.shape}")
+    _, inverse = np.unique(groups, return_inverse=True)
+    return inverse.astype(np.int64), int(inverse.max()) + 1
+
+
+def unit_sums(values: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
+    """Per-unit sums of ``values`` (rows) -> ``(n_units, ...)``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        return np.bincount(unit, weights=values, minlength=n_units)
+    out = np.zeros((n_units,) + values.shape[1:])
+    np.add.at(out, unit, values)
+    return out

@@ -1,0 +1,82 @@
+"""Logistic-regression reward model for binary rewards (clicks), obp's ``RegressionModel``
+with a logistic base model, in numpy.
+
+One model per slot :math:`k` (as obp fits one base model per position):
+:math:`\\hat q(x, a, k) = \\sigma(\\beta_k \\cdot [1, x, g_a])` with :math:`g_a` the action's
+features (``action_context[a]``, or one-hot of ``a`` when there are none), fitted by
+Newton's method on the L2-penalized log-likelihood
+:math:`\\sum_i \\log p(r_i \\mid \\cdot) - \\frac{\\lambda}{2} \\lVert \\beta \\rVert^2`
+(intercept not penalized). With ``n_folds > 1`` the predictions are cross-fitted: each
+round's :math:`\\hat q` comes from the model fitted on the other folds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evaluation._checks import float_vector, int_vector
+
+
+def _features(context: np.ndarray, action_features: np.ndarray, action: np.ndarray) -> np.ndarray:
+    return np.hstack([np.ones((context.shape[0], 1)), context, action_features[action]])
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8) -> np.ndarray:
+    """Coefficients of an L2-penalized logistic regression of ``y`` (0/1) on ``x`` (first
+    column the intercept) by Newton's method."""
+    beta = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], float(l2))
+    penalty[0] = 0.0
+    for _ in range(max_iter):
+        p = 1.0 / (1.0 + np.exp(-(x @ beta)))
+        grad = x.T @ (y - p) - penalty * beta
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+        step = np.linalg.solve(hess, grad)
+        beta += step
+        if np.abs(step).max() < tol:
+            break
+    return beta
+
+
+def logistic_reward_model(
+    context: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    n_actions: int,
+    position: np.ndarray | None = None,
+    len_list: int = 1,
+    action_context: np.ndarray | None = None,
+    *,
+    n_folds: int = 3,
+    l2: float = 1.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Cross-fitted :math:`\\hat q(x_i, a, k)` for every round, action and slot:
+    ``(n, n_actions, len_list)`` (see the module docstring)."""
+    reward = float_vector("reward", reward)
+    n = reward.shape[0]
+    if not np.isin(reward, (0.0, 1.0)).all():
+        raise ValueError("reward must be binary (0/1) for the logistic reward model")
+    context = np.asarray(context, dtype=np.float64).reshape(n, -1)
+    action = int_vector("action", action, n, 0, n_actions)
+    position = np.zeros(n, dtype=np.int64) if position is None else int_vector("position", position, n, 0, len_list)
+    if isinstance(n_folds, bool) or int(n_folds) != n_folds or n_folds < 1:
+        raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}")
+    feats = np.eye(n_actions) if action_context is None else np.asarray(action_context, dtype=np.float64)
+    if feats.shape[0] != n_actions:
+        raise ValueError(f"action_context must have {n_actions} rows, got {feats.shape}")
+    mean, scale = context.mean(axis=0), context.std(axis=0)
+    context = (context - mean) / np.where(scale > 0, scale, 1.0)
+    fmean, fscale = feats.mean(axis=0), feats.std(axis=0)
+    feats = (feats - fmean) / np.where(fscale > 0, fscale, 1.0)
+    fold = np.random.default_rng(seed).permutation(n) % n_folds
+    out = np.zeros((n, n_actions, len_list))
+    for f in range(n_folds):
+        test = fold == f
+        train = ~test if n_folds > 1 else test
+        for k in range(len_list):
+            rows = train & (position == k)
+            beta = fit_logistic(_features(context[rows], feats, action[rows]), reward[rows], l2)
+            base = beta[0] + context[test] @ beta[1:1 + context.shape[1]]
+            out[test, :, k] = 1.0 / (1.0 + np.exp(-(base[:, None] + (feats @ beta[1 + context.shape[1]:])[None, :])))
+    return out

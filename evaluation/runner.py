@@ -1,0 +1,105 @@
+"""One call that runs every estimator for one target policy on one set of logged steps.
+
+Per decision: the seven bandit estimators of :mod:`evaluation.bandit` on ``bandit_reward``
+(value per logged step, bootstrap over trajectories/shoppers), with a linear reward model
+(:func:`evaluation.fqe.fit_fqe` at ``gamma = 0``). Per trajectory: IS, PDIS, WIS, PDWIS, DR
+and FQE of :mod:`evaluation.trajectory` on ``trajectory_reward`` (value per trajectory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
+from evaluation.diagnostics import WeightDiagnostics, unsupported_mass
+from evaluation.fqe import RidgeDesign, fit_fqe
+from evaluation.intervals import Interval
+from evaluation.trajectory import (
+    TrajectoryInputs,
+    default_trajectory_estimators,
+    evaluate_trajectories,
+    trajectory_diagnostics,
+)
+
+
+@dataclass(frozen=True)
+class OPEResult:
+    """Estimates with intervals and weight diagnostics of one target policy."""
+
+    policy: str
+    bandit: dict[str, Interval]
+    trajectory: dict[str, Interval]
+    bandit_diagnostics: WeightDiagnostics
+    trajectory_diagnostics: WeightDiagnostics
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LoggedSteps:
+    """Logged steps as plain arrays (one row per visit), shared by all target policies."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    propensity: np.ndarray
+    trajectory_id: np.ndarray
+    step: np.ndarray
+    bandit_reward: np.ndarray
+    trajectory_reward: np.ndarray
+    n_actions: int
+    action_features: np.ndarray | None = None
+
+
+def evaluate_offline(
+    steps: LoggedSteps,
+    target_dist: np.ndarray,
+    *,
+    policy: str = "target",
+    behavior_dist: np.ndarray | None = None,
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+    sequential: bool = True,
+    design: RidgeDesign | None = None,
+) -> OPEResult:
+    """Run all estimators for the target policy with ``target_dist`` ``(n, n_actions)`` =
+    :math:`\\pi_e(\\cdot \\mid s_i)` on the logged states.
+
+    :param behavior_dist: :math:`\\pi_b(\\cdot \\mid s_i)` for the support diagnostic; without
+        it the support is the set of logged actions.
+    :param sequential: also run the trajectory estimators (and fit FQE).
+    :param design: the ridge design of these steps (:func:`design_of`), to share it across
+        target policies; built here when None.
+    """
+    dist = np.asarray(target_dist, dtype=np.float64)
+    n = steps.action.shape[0]
+    if dist.shape != (n, steps.n_actions):
+        raise ValueError(f"target_dist must have shape ({n}, {steps.n_actions}), got {dist.shape}")
+    if design is None:
+        design = design_of(steps)
+    reward_model = fit_fqe(steps.obs, steps.action, steps.bandit_reward, steps.trajectory_id, steps.step, dist,
+                           n_actions=steps.n_actions, action_features=steps.action_features, gamma=0.0, design=design)
+    inputs = BanditInputs.prepare(steps.bandit_reward, steps.action, steps.propensity, dist,
+                                  estimated_rewards=reward_model.q_all(steps.obs), groups=steps.trajectory_id)
+    bandit = evaluate_bandit(default_estimators(), inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
+    unsupported = unsupported_mass(dist, behavior_dist, None if behavior_dist is not None else steps.action)
+    bandit_diag = WeightDiagnostics.of(inputs.weight, unsupported)
+    trajectory: dict[str, Interval] = {}
+    traj_diag = WeightDiagnostics(0, float("nan"), float("nan"), float("nan"), unsupported)
+    if sequential:
+        q = fit_fqe(steps.obs, steps.action, steps.trajectory_reward, steps.trajectory_id, steps.step, dist,
+                    n_actions=steps.n_actions, action_features=steps.action_features, gamma=1.0, design=design)
+        prob = dist[np.arange(n), steps.action]
+        tin = TrajectoryInputs.prepare(steps.trajectory_id, steps.step, steps.trajectory_reward, steps.propensity,
+                                       prob, q.q_logged(steps.obs, steps.action), q.v(steps.obs, dist))
+        trajectory = evaluate_trajectories(default_trajectory_estimators(), tin, alpha=alpha,
+                                           n_bootstrap=n_bootstrap, seed=seed)
+        d = trajectory_diagnostics(tin)
+        traj_diag = WeightDiagnostics(d.n_units, d.ess, d.max_weight, d.max_weight_share, unsupported)
+    return OPEResult(policy, bandit, trajectory, bandit_diag, traj_diag)
+
+
+def design_of(steps: LoggedSteps) -> RidgeDesign:
+    """The ridge design of the logged (state, action) rows, shared by all fits on them."""
+    return RidgeDesign.build(steps.obs, steps.action, steps.n_actions, steps.action_features)

@@ -1,0 +1,86 @@
+"""``retentionrl ope``: off-policy evaluation of policies on an event log, as a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import typer
+
+from simulators.policy import Policy
+from simulators.policy_registry import POLICY_NAMES, make_policy
+from simulators.world_config import WorldConfig
+
+CLONE_WARNING = ("The logs have no propensities: they were estimated by a clone of the logging policy "
+                 "(multinomial logistic regression). Every importance-weighted estimate inherits its errors.")
+
+
+def _world_config(logs: Path) -> WorldConfig:
+    """The world config stored in a world log's metadata, else the default world."""
+    try:
+        meta = pq.read_schema(logs).metadata or {}
+    except (OSError, pa.ArrowInvalid):  # not Parquet: CSV logs carry no metadata
+        return WorldConfig()
+    raw = meta.get(b"retentionrl.world_config")
+    if raw is None:
+        return WorldConfig()
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(raw).items()}
+    return WorldConfig(**values)
+
+
+def _load_policy(spec: str, logs: Path) -> Policy:
+    if Path(spec).is_dir():
+        from agents.training import load_policy
+
+        return load_policy(spec)
+    if spec not in POLICY_NAMES:
+        raise typer.BadParameter(f"{spec!r} is neither a trained policy folder nor one of {', '.join(POLICY_NAMES)}",
+                                 param_hint="--policy")
+    return make_policy(spec, _world_config(logs))
+
+
+def ope_command(
+    logs: Path = typer.Option(..., "--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV)."),
+    policy: list[str] = typer.Option(..., "--policy", help="Trained policy folder or world policy name; repeatable."),
+    out: Path = typer.Option(..., "--out", file_okay=False, help="Folder for report.md, report.html, PNG."),
+    horizon_days: float = typer.Option(90.0, "--horizon-days", min=1.0, help="Retention horizon H in days."),
+    n_bootstrap: int = typer.Option(200, "--bootstrap", min=2, help="Bootstrap resamples over shoppers."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    sequential: bool = typer.Option(True, "--sequential/--no-sequential", help="Also run trajectory estimators."),
+) -> None:
+    """Estimate each policy's value from the logs with intervals and diagnostics; write a report."""
+    from agents.baselines import LoggingPolicyClone
+    from evaluation.report import write_report
+    from evaluation.runner import evaluate_offline
+    from evaluation.world_steps import steps_from_decisions
+    from interactions.decisions import LoggedDecisions
+    from interactions.io import read_events
+
+    decisions = LoggedDecisions.from_log(read_events(logs), horizon_days=horizon_days)
+    warnings: list[str] = []
+    propensity = None
+    logged = decisions.logged
+    if np.isnan(decisions.propensity[logged]).any():
+        clone = LoggingPolicyClone.fit(decisions)
+        propensity = clone.action_probs(decisions.obs)[np.arange(decisions.n), decisions.action]
+        warnings.append(CLONE_WARNING)
+    steps = steps_from_decisions(decisions, propensity)
+    results = []
+    for spec in policy:
+        target = _load_policy(spec, logs)
+        if target.action_space.n_actions != steps.n_actions:
+            raise typer.BadParameter(f"policy {spec!r} has {target.action_space.n_actions} actions, the logs "
+                                     f"{steps.n_actions}", param_hint="--policy")
+        res = evaluate_offline(steps, target.action_probs(steps.obs), policy=spec, n_bootstrap=n_bootstrap,
+                               seed=seed, sequential=sequential)
+        results.append(res)
+        best = res.bandit.get("dr")
+        typer.echo(f"{spec}: DR net revenue/visit {best}" + (f"; DR return visits {res.trajectory['dr']}"
+                                                               if sequential else ""))
+    paths = write_report(out, results, str(logs), warnings)
+    for w in warnings:
+        typer.secho(f"WARNING: {w}", fg=typer.colors.RED, err=True)
+    typer.echo(f"wrote {paths['html']}, {paths['md']} and {paths['png']}")

@@ -1,0 +1,171 @@
+"""Off-policy estimates against the ground-truth world: relative error and interval coverage.
+
+What is estimated (both per shopper's first ``H`` = 90 days, the window the world's
+:func:`simulators.rollout.evaluate_policy` scores):
+
+* **per decision** -- expected immediate net revenue per visit if the target policy chose
+  the action at the logging policy's visits (the quantity bandit estimators target, a
+  one-step deviation on the logged state distribution):
+  :math:`V = E[\\sum_t \\bar r_e(s_t)] / E[T]` over shoppers under the logging policy,
+  :math:`\\bar r_e(s) = E_{a \\sim \\pi_e}[\\text{spend} - \\text{coupon cost} \\mid s, a]`.
+  Truth: a logging-policy rollout of many shoppers in which, at every visit, a copy of the
+  world takes one step with the target's action (:func:`per_decision_truth`).
+* **per trajectory** -- return visits per shopper within ``H`` under the target policy
+  (:attr:`PolicyValue.return_visits`). Truth: on-policy rollouts of many shoppers. Step
+  reward: 1 if the shopper comes back inside the window, so a trajectory's return is its
+  number of return visits.
+
+Logs: :func:`simulators.world_logs.write_world_logs` under the default (softmax) logging
+policy over ``2 H`` days; only shoppers who arrived by day ``H`` are kept (their whole
+``H``-day window is in the log; arrival is independent of everything else, so this does
+not bias) and only their visits within ``H`` days of their first.
+
+Run: ``python -m experiments.ope_truth [--seeds 30] [--users 6000] [--truth-users 100000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluation.policies import MixturePolicy
+from evaluation.runner import LoggedSteps, design_of, evaluate_offline
+from evaluation.world_steps import action_features
+from interactions.action_map import ActionMap
+from interactions.decisions import LoggedDecisions
+from interactions.io import read_events
+from interactions.trajectories import visits_with_trajectories
+from simulators.logging_policies import SoftmaxPolicy
+from simulators.policy import Policy
+from simulators.policy_registry import make_policy, world_group_rates
+from simulators.world import GroundTruthWorld
+from simulators.world_config import WorldConfig
+from simulators.world_logs import write_world_logs
+
+START = "2024-01-01"
+
+
+def target_policies(config: WorldConfig) -> dict[str, tuple[Policy, str]]:
+    """Name -> (policy, "close" | "far")."""
+    logging = make_policy("softmax", config)
+    rates = world_group_rates(config)
+    return {
+        "softmax+20% uniform": (MixturePolicy([logging, make_policy("uniform", config)], [0.8, 0.2],
+                                              "softmax+20% uniform"), "close"),
+        "softmax T=0.8": (SoftmaxPolicy.over_popularity(config.action_space, rates.purchase, temperature=0.8),
+                          "close"),
+        "never-coupon": (make_policy("never-coupon", config), "far"),
+        "satisfaction-aware": (make_policy("satisfaction-aware", config), "far"),
+    }
+
+
+def per_decision_truth(config: WorldConfig, logging: Policy, target: Policy, n_users: int, seed: int) -> float:
+    """:math:`E[\\sum_t \\bar r_e(s_t)] / E[T]` by a logging rollout with counterfactual one-step copies."""
+    world = GroundTruthWorld(config)
+    obs = world.reset(n_users, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    alive = np.ones(n_users, dtype=bool)
+    total, visits = 0.0, 0.0
+    while alive.any():
+        twin = copy.deepcopy(world)
+        _, out_e = twin.step(target.act(obs, rng))
+        total += float(np.where(alive, out_e.spend - out_e.coupon_cost, 0.0).sum())
+        visits += float(alive.sum())
+        obs, out = world.step(logging.act(obs, rng))
+        alive &= ~out.churned & (world.days < config.horizon_days)
+    return total / visits
+
+
+def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
+    """The first-``H``-day steps of fully observed shoppers (see the module docstring)."""
+    log = read_events(path)
+    visits = visits_with_trajectories(log, horizon_days=config.horizon_days)
+    decisions = LoggedDecisions.from_visits(visits, ActionMap.fit(visits), config.horizon_days)
+    first = visits.groupby("trajectory_id")["start"].transform("min")
+    arrival_day = ((first - pd.Timestamp(START)) / pd.Timedelta(days=1)).to_numpy()
+    keep = (arrival_day <= days - config.horizon_days) & (visits["day"].to_numpy() < config.horizon_days)
+    d = decisions.take(keep)
+    tid, step = d.trajectory_id, d.visit_index.astype(np.int64)
+    nxt_in = np.r_[(tid[1:] == tid[:-1]) & (step[1:] == step[:-1] + 1), False]  # rows sorted by shopper, time
+    space = d.action_map.space
+    if space.n_actions != config.action_space.n_actions:
+        raise ValueError(f"the log's action map has {space.n_actions} actions, the world {config.action_space.n_actions}")
+    return LoggedSteps(np.asarray(d.obs, dtype=np.float64), d.action.astype(np.int64), d.propensity, tid, step,
+                       d.net_revenue, nxt_in.astype(np.float64), space.n_actions, action_features(space))
+
+
+def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Path | None) -> pd.DataFrame:
+    config = WorldConfig()
+    logging = make_policy("softmax", config)
+    targets = target_policies(config)
+    days = 2 * config.horizon_days
+    world = GroundTruthWorld(config)
+    truth: dict[str, dict[str, float]] = {}
+    t0 = time.time()
+    for name, (policy, _) in targets.items():
+        value = world.evaluate(policy, truth_users, seed=10_000)
+        truth[name] = {"per-decision": per_decision_truth(config, logging, policy, truth_users, 20_000),
+                       "per-trajectory": value.return_visits.mean,
+                       "per-trajectory-se": (value.return_visits.high - value.return_visits.low) / 3.92}
+        print(f"truth {name}: net revenue/visit {truth[name]['per-decision']:.3f}, "
+              f"return visits {value.return_visits}  ({time.time() - t0:.0f}s)", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(n_seeds):
+            path = Path(tmp) / f"log{seed}.parquet"
+            write_world_logs(config, n_users, days, seed, path, start=START)
+            steps = logged_steps(path, config, days)
+            design = design_of(steps)
+            for name, (policy, kind) in targets.items():
+                res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name,
+                                       n_bootstrap=n_bootstrap, seed=seed, design=design)
+                for family, intervals in (("per-decision", res.bandit), ("per-trajectory", res.trajectory)):
+                    v = truth[name][family]
+                    for est, iv in intervals.items():
+                        rows.append({"policy": name, "kind": kind, "family": family, "estimator": est,
+                                     "seed": seed, "estimate": iv.estimate, "truth": v,
+                                     "rel_error": abs(iv.estimate - v) / abs(v),
+                                     "covered": float(iv.covers(v)) if np.isfinite(iv.low) else np.nan,
+                                     "ess": (res.bandit_diagnostics if family == "per-decision"
+                                             else res.trajectory_diagnostics).ess})
+            print(f"seed {seed}: {np.unique(steps.trajectory_id).size} shoppers, {steps.action.size} visits "
+                  f"({time.time() - t0:.0f}s)", flush=True)
+    frame = pd.DataFrame(rows)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+    return frame
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean relative error and coverage per (family, estimator) x policy."""
+    g = frame.groupby(["family", "estimator", "policy"], sort=False)
+    s = g.agg(rel_error=("rel_error", "mean"), coverage=("covered", "mean")).reset_index()
+    s["cell"] = s.apply(lambda r: f"{r.rel_error:.3f} / " + ("n/a" if np.isnan(r.coverage) else f"{r.coverage:.0%}"),
+                        axis=1)
+    return s.pivot(index=["family", "estimator"], columns="policy", values="cell").reindex(
+        columns=list(dict.fromkeys(frame["policy"])))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--users", type=int, default=6000, help="shoppers per log (about half are kept)")
+    parser.add_argument("--truth-users", type=int, default=100_000)
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("runs/ope_truth/results.csv"))
+    args = parser.parse_args()
+    frame = run(args.seeds, args.users, args.truth_users, args.bootstrap, args.out)
+    pd.set_option("display.width", 200)
+    print("\nmean |V̂ - V| / V  /  95% bootstrap coverage, over", args.seeds, "log seeds")
+    print(summary_table(frame).to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""``retentionrl ope`` on a small world log: report files, and the clone warning without propensities."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from experiments.cli_ope import CLONE_WARNING, ope_command
+from simulators.world_config import WorldConfig
+from simulators.world_logs import write_world_logs
+
+app = typer.Typer()
+app.command()(ope_command)
+
+
+@pytest.fixture(scope="module")
+def world_log(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ope") / "log.parquet"
+    write_world_logs(WorldConfig(), 300, 120, 0, path)
+    return path
+
+
+def test_report_for_two_policies(world_log, tmp_path):
+    result = CliRunner().invoke(app, ["--logs", str(world_log), "--policy", "softmax", "--policy", "never-coupon",
+                                      "--out", str(tmp_path), "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report.md").read_text()
+    html = (tmp_path / "report.html").read_text()
+    png = (tmp_path / "ope_estimates.png").read_bytes()
+    assert png[:4] == b"\x89PNG"
+    for text in ("## softmax", "## never-coupon", "| dr |", "| pdwis |", "ESS"):
+        assert text in md
+    assert "unsupported target mass" in html and "never-coupon" in html
+    assert CLONE_WARNING not in md
+    assert "effective sample size" in md  # the deterministic target gets an ESS warning
+
+
+def test_logs_without_propensities_use_the_clone_and_say_so(world_log, tmp_path):
+    table = pq.read_table(world_log)
+    no_prop = tmp_path / "noprop.parquet"
+    pq.write_table(table.drop(["propensity"]), no_prop)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["--logs", str(no_prop), "--policy", "uniform", "--out", str(out),
+                                      "--bootstrap", "20", "--no-sequential"])
+    assert result.exit_code == 0, result.output
+    assert "WARNING" in result.output
+    assert f"**WARNING: {CLONE_WARNING}**" in (out / "report.md").read_text()
+    assert 'class="warn"' in (out / "report.html").read_text()
+
+
+def test_unknown_policy_is_rejected(world_log, tmp_path):
+    result = CliRunner().invoke(app, ["--logs", str(world_log), "--policy", "nope", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "neither a trained policy folder" in result.output
