@@ -1,0 +1,51 @@
+"""``retentionrl train`` and ``retentionrl evaluate`` through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from experiments.cli import app
+from simulators.world_config import WorldConfig
+from simulators.world_logs import write_world_logs
+
+runner = CliRunner()
+
+
+def flat(text: str) -> str:
+    """CLI output with rich's box drawing and line wrapping removed."""
+    return " ".join(text.replace("│", " ").split())
+
+
+def test_train_then_evaluate_the_run_in_the_world(tmp_path: Path) -> None:
+    out = tmp_path / "ppo"
+    result = runner.invoke(app, ["train", "--algo", "ppo", "--steps", "1024", "--num-envs", "16", "--out", str(out),
+                                 "--device", "cpu", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "trained ppo for 1,024 steps" in result.output and f"tensorboard --logdir {out / 'tensorboard'}" in result.output
+    assert (out / "policy.safetensors").exists() and (out / "config.json").exists()
+    result = runner.invoke(app, ["evaluate", "--policy", str(out), "--env", "world", "--users", "200", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if line.startswith("policy"))
+    row = next(line for line in result.stdout.splitlines() if line.startswith("ppo "))
+    assert header.split()[:4] == ["policy", "return_visits", "active_at_horizon", "net_revenue"]
+    assert row.startswith("ppo") and "[" in row
+
+
+def test_evaluate_baselines_fit_on_logs(tmp_path: Path) -> None:
+    logs = tmp_path / "logs.parquet"
+    write_world_logs(WorldConfig(), 300, 120, 0, logs)
+    for name in ("popularity", "random", "never-coupon"):
+        result = runner.invoke(app, ["evaluate", "--policy", name, "--logs", str(logs), "--users", "100", "--json"])
+        assert result.exit_code == 0, result.output
+        assert '"return_visits"' in result.output
+
+
+def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", "--policy", "popularity", "--users", "10"])
+    assert result.exit_code != 0 and "fit on logs: give --logs PATH" in flat(result.output)
+    result = runner.invoke(app, ["evaluate", "--policy", "nope"])
+    assert result.exit_code != 0 and "is not a run folder" in flat(result.output)
+    result = runner.invoke(app, ["evaluate", "--policy", "random", "--env", "simulator"])
+    assert result.exit_code != 0 and "--env simulator needs --simulator DIR" in flat(result.output)
