@@ -8,7 +8,7 @@ import typer
 
 from simulators.fit_config import FitConfig
 
-simulator_app = typer.Typer(help="The learned shopper simulator: fit it on logs.", no_args_is_help=True)
+simulator_app = typer.Typer(help="The learned shopper simulator: fit it on logs, report its fidelity.", no_args_is_help=True)
 
 
 @simulator_app.callback()
@@ -46,3 +46,19 @@ def fit(
             typer.echo(f"  the log did not vary the {'recommendation' if part == 'arm' else 'coupon'}: "
                        "its effect is not learned and is zero in simulation")
     typer.echo(f"wrote {out / 'model.safetensors'}, {out / 'config.json'} and {out / 'tensorboard'}")
+
+
+@simulator_app.command("report")
+def report(
+    model: Path = typer.Option(..., "--model", help="Directory of a fitted simulator (simulator fit --out)."),
+    logs: Path = typer.Option(..., "--logs", help="Event log (CSV or Parquet) to judge the simulator on."),
+    out: Path = typer.Option(..., "--out", help="Directory for report.html, report.json and the PNG plots."),
+    format: str = typer.Option("auto", "--format", help="Log format: auto, events, online-retail, complete-journey."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the simulator's replay of held-out shoppers."),
+) -> None:
+    """Write an HTML fidelity report of the simulator in MODEL on LOGS to OUT."""
+    from simulators.fidelity_report import write_report
+
+    files = write_report(model, logs, out, log_format=format, device=device, seed=seed)
+    typer.echo(f"wrote {files.html}, {files.json} and {len(files.pngs)} plots")

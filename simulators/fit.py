@@ -67,7 +67,7 @@ def fit_simulator(
     :param progress: show a progress bar.
     """
     device = resolve_device(config.device)
-    visits = visits_with_trajectories(log, horizon_days=config.horizon_days)
+    visits = visits_with_trajectories(log, horizon_days=config.horizon_days, mode=config.visit_mode)
     action_map = ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)
     data = build_visit_data(visits, action_map, log.end, config.horizon_days, config.spend_scale)
     split = split_users(visits["user_id"], (1.0 - config.valid_fraction, config.valid_fraction, 0.0), seed=config.seed)

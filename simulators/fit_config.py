@@ -54,6 +54,8 @@ class FitConfig:
     """most item arms when the log has no item groups (ActionMap.fit)"""
     coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS
     """the coupon ladder the logged coupons map onto"""
+    visit_mode: str = "auto"
+    """how events group into visits (interactions.visits): auto, session, session_id or day (purchase days)"""
     min_head_examples: int = 20
     """training visits a head needs to count as learned, >= 1"""
 
@@ -72,4 +74,6 @@ class FitConfig:
             raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.visit_mode not in ("auto", "session", "session_id", "day"):
+            raise ValueError(f"visit_mode must be auto, session, session_id or day, got {self.visit_mode!r}")
         object.__setattr__(self, "coupon_levels", tuple(float(c) for c in self.coupon_levels))

@@ -101,9 +101,18 @@ def survival(logits: torch.Tensor) -> torch.Tensor:
     return torch.cumprod(torch.sigmoid(-logits), dim=-1)
 
 
-def sample_gap_days(logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
-    """Gap in days (``inf`` for churn) for each row of logits ``(n, H)`` given ``u`` ``(n,)``."""
+def sample_gap_days(logits: torch.Tensor, uniform: torch.Tensor, after_day: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Gap in days (``inf`` for churn) for each row of logits ``(n, H)`` given ``u`` ``(n,)``.
+
+    With ``after_day`` :math:`m` (whole days, ``(n,)``), the gap is drawn given that it is
+    later than day :math:`m`: :math:`u` is mapped to :math:`F(m) + u\,(1 - F(m))`.
+    """
     cdf = 1.0 - survival(logits)
+    if after_day is not None:
+        m = after_day.to(torch.long).clamp(min=0)
+        start = torch.where(m > 0, cdf.gather(-1, (m - 1).clamp(min=0, max=cdf.shape[-1] - 1).unsqueeze(-1)).squeeze(-1),
+                            torch.zeros_like(uniform))
+        uniform = torch.where(m >= cdf.shape[-1], torch.full_like(uniform, 2.0), start + uniform * (1.0 - start))
     day = torch.searchsorted(cdf, uniform.unsqueeze(-1).contiguous()).squeeze(-1)  # first j: F(j) >= u
     gap = (day + 1).to(logits.dtype)
     return torch.where(day >= logits.shape[-1], torch.full_like(gap, float("inf")), gap)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interactions.history import HistoryFeatures
+from interactions.history import HistoryFeatures, VisitOutcomeLike
 from simulators.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
 from simulators.hazard import sample_gap_days
 from simulators.interface import ShopperSimulator, VisitOutcome
@@ -137,11 +137,51 @@ class LearnedSimulator(ShopperSimulator):
             self._prev_outcome[rows] = 0.0
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
-        self._obs = self.history.features()
+        # an empty history's features are all 0: no need to recompute the others (a copy:
+        # the caller may hold the previous observation)
+        obs = self._obs.copy(order="K")
+        obs[mask] = 0.0
+        self._obs = obs
         return self._obs
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
         """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
+        arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
+        with torch.inference_mode():
+            out = self._advance(arm_t, coupon_t)
+            drawn = self._sample(out, torch.as_tensor(self._levels[coupon_index] > 0, device=self.device))
+        return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
+
+    def observe(
+        self, actions: np.ndarray, outcome: VisitOutcomeLike, gap_days: np.ndarray, min_gap_days: np.ndarray | None = None
+    ) -> tuple[np.ndarray, VisitOutcome]:
+        """One *logged* visit of every shopper: the model state moves as in :meth:`step`, but
+        the outcome is the given one (teacher forcing, to start shoppers from their history).
+
+        :param outcome: ``click``, ``purchase``, ``redeemed``, ``spend`` arrays ``(n,)``.
+        :param gap_days: days to the next visit; ``inf`` for churn; NaN where unknown: there
+            the gap is sampled from the model's return hazard given that it exceeds
+            ``min_gap_days`` (e.g. the days from the visit to the end of the log; default 0).
+        """
+        arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
+        n = arm.shape[0]
+        gap = np.asarray(gap_days, dtype=np.float64)
+        if gap.shape != (n,):
+            raise ValueError(f"gap_days must have shape ({n},), got {gap.shape}")
+        floor = np.zeros(n) if min_gap_days is None else np.floor(np.maximum(np.asarray(min_gap_days, float), 0.0))
+        with torch.inference_mode():
+            out = self._advance(arm_t, coupon_t)
+            unknown = np.isnan(gap)
+            if unknown.any():
+                u = torch.rand(n, generator=self._generator, device=self.device)
+                sampled = sample_gap_days(out[:, N_SCALAR_HEADS:], u, torch.as_tensor(floor, device=self.device))
+                gap = np.where(unknown, sampled.cpu().numpy().astype(np.float64), gap)
+            drawn = [torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
+                     for v in (outcome.click, outcome.purchase, outcome.redeemed, outcome.spend, gap)]
+        return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
+
+    def _action_inputs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+        """(arm, coupon index) of checked flat ``actions``, and the model's arm and coupon inputs."""
         n = self._days.shape[0]
         actions = np.asarray(actions)
         if actions.shape != (n,) or not np.issubdtype(actions.dtype, np.integer):
@@ -150,18 +190,26 @@ class LearnedSimulator(ShopperSimulator):
         card = self.card
         arm_in = arm if card.action_inputs["arm"] else np.full(n, card.fixed_arm)
         coupon_in = self._coupon_scaled[coupon_index] if card.action_inputs["coupon"] else np.full(n, card.fixed_coupon)
-        coupon = self._levels[coupon_index]
+        arm_t = torch.as_tensor(arm_in, device=self.device)
+        coupon_t = torch.as_tensor(coupon_in, dtype=torch.float32, device=self.device)
+        return arm, coupon_index, arm_t, coupon_t
+
+    def _advance(self, arm_t: torch.Tensor, coupon_t: torch.Tensor) -> torch.Tensor:
+        """Head outputs of this visit; moves the GRU state past it."""
+        inputs = VisitInputs(torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome,
+                             arm_t, coupon_t)
+        out, self._state = self.model.step(inputs, self._state)
+        return out
+
+    def _finish(self, arm: np.ndarray, coupon_index: np.ndarray, arm_t: torch.Tensor, coupon_t: torch.Tensor,
+                drawn: list[torch.Tensor]) -> tuple[np.ndarray, VisitOutcome]:
+        """Record the visit's outcome ``drawn`` (click, purchase, redeemed, spend, gap) and move on."""
         with torch.inference_mode():
-            arm_t = torch.as_tensor(arm_in, device=self.device)
-            coupon_t = torch.as_tensor(coupon_in, dtype=torch.float32, device=self.device)
-            inputs = VisitInputs(torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome,
-                                 arm_t, coupon_t)
-            out, self._state = self.model.step(inputs, self._state)
-            drawn = self._sample(out, torch.as_tensor(coupon > 0, device=self.device))
             self._prev_arm = arm_t
-            self._prev_outcome = torch.stack([coupon_t, *drawn[:3], torch.log1p(drawn[3] / card.spend_scale)], dim=1)
+            self._prev_outcome = torch.stack([coupon_t, *drawn[:3], torch.log1p(drawn[3] / self.card.spend_scale)], dim=1)
             click, purchase, redeemed, spend, gap = torch.stack(drawn).cpu().numpy().astype(np.float64)
         churned = np.isinf(gap)
+        coupon = self._levels[coupon_index]
         outcome = VisitOutcome(
             click=click > 0, purchase=purchase > 0, redeemed=redeemed > 0, spend=spend,
             coupon_cost=np.where(redeemed > 0, spend * coupon, 0.0), gap_days=gap, churned=churned,

@@ -156,8 +156,10 @@ class ShopperSequenceModel(nn.Module):
 
     def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
         """Fused head outputs ``(..., n_outputs)`` of GRU states and the visits' inputs."""
-        features = self._features(inputs.features)
-        z = torch.cat([hidden, features, self.arm_embedding(inputs.arm), inputs.coupon.unsqueeze(-1)], dim=-1)
+        return self._heads(hidden, self._features(inputs.features), inputs.arm, inputs.coupon)
+
+    def _heads(self, hidden: torch.Tensor, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
+        z = torch.cat([hidden, features, self.arm_embedding(arm), coupon.unsqueeze(-1)], dim=-1)
         out = self.head_out(torch.relu(self.head_in(z)))
         hazard = self.hazard_baseline + out[..., N_SCALAR_HEADS:] @ self.hazard_basis
         return torch.cat([out[..., :N_SCALAR_HEADS], hazard], dim=-1)
@@ -197,6 +199,7 @@ class ShopperSequenceModel(nn.Module):
         :returns: head outputs ``(n, n_outputs)`` and the new state ``(n, hidden)``.
         """
         gru = self.gru
-        state = torch.gru_cell(self._rnn_input(inputs, self._features(inputs.features)), state,
+        features = self._features(inputs.features)  # once for the GRU and the heads
+        state = torch.gru_cell(self._rnn_input(inputs, features), state,
                                gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
-        return self.heads(state, inputs), state
+        return self._heads(state, features, inputs.arm, inputs.coupon), state

@@ -137,16 +137,13 @@ class GroundTruthWorld(ShopperSimulator):
         cfg, st = self.config, self._state
         c = self._levels[coupon_index]
         u = self._rng.random((6, n), dtype=np.float32)
-        r = st.relevance[np.arange(n), arm]
+        r, p_click, p_buy, utility = self._response(arm, c)
         s, e = st.satisfaction, st.expectation
-
-        click = u[0] < _sigmoid(self._click_base[arm] + cfg.click_relevance * r + cfg.click_satisfaction * s)
         above = np.maximum(c - e, 0.0)
         below = np.maximum(e - c, 0.0)
-        utility = above - cfg.loss_aversion * below
-        buy_logit = (st.purchase_logit + cfg.purchase_relevance * r + self._purchase_quality[arm]
-                     + cfg.purchase_satisfaction * s + st.coupon_sensitivity * utility)
-        purchase = click & (u[1] < _sigmoid(buy_logit))
+
+        click = u[0] < p_click
+        purchase = click & (u[1] < p_buy)
         item = self.catalog.offsets[arm] + (u[2] * self._group_size[arm]).astype(np.int64)
         spend = purchase * self.catalog.item_price[item] * (1.0 + (u[3] < cfg.extra_unit_prob))
         redeemed = purchase & (c > 0)
@@ -169,6 +166,27 @@ class GroundTruthWorld(ShopperSimulator):
                                coupon_cost=coupon_cost, gap_days=gap_days, churned=churned)
         self.history.update(arm, coupon_index, outcome, gap_days)
         return self.history.features(), outcome
+
+    def response_probabilities(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The true ``(P(click), P(purchase | click))`` of each current shopper under ``actions``.
+
+        The laws of the module docstring, from the latent state: what :meth:`step` draws
+        from, and the best any model of the responses can do (an oracle quantity).
+        """
+        arm, coupon_index = self.action_space.decode(np.asarray(actions))
+        _, p_click, p_buy, _ = self._response(arm, self._levels[coupon_index])
+        return p_click, p_buy
+
+    def _response(self, arm: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Relevance, click and purchase-after-click probabilities and coupon utility."""
+        cfg, st = self.config, self._state
+        r = st.relevance[np.arange(arm.shape[0]), arm]
+        s, e = st.satisfaction, st.expectation
+        p_click = _sigmoid(self._click_base[arm] + cfg.click_relevance * r + cfg.click_satisfaction * s)
+        utility = np.maximum(c - e, 0.0) - cfg.loss_aversion * np.maximum(e - c, 0.0)
+        buy_logit = (st.purchase_logit + cfg.purchase_relevance * r + self._purchase_quality[arm]
+                     + cfg.purchase_satisfaction * s + st.coupon_sensitivity * utility)
+        return r, p_click, _sigmoid(buy_logit), utility
 
     def evaluate(self, policy: Policy, n_users: int, seed: int, *, progress: bool = False) -> PolicyValue:
         """The true value of ``policy``: on-policy rollouts of ``n_users`` fresh shoppers

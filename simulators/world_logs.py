@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -55,6 +56,8 @@ class WorldLogSummary:
     n_visits: int
     n_events: int
     n_bytes: int
+    truth: pd.DataFrame | None = None
+    """with ``with_truth``: per visit ``user_id, session_id, p_click, p_buy_click, p_purchase``"""
 
 
 def write_world_logs(
@@ -67,6 +70,7 @@ def write_world_logs(
     logging_policy: str | Policy = "softmax",
     start: str = "2024-01-01",
     progress: bool = False,
+    with_truth: bool = False,
 ) -> WorldLogSummary:
     """Simulate the world under ``logging_policy`` and write its event log as Parquet.
 
@@ -80,13 +84,15 @@ def write_world_logs(
         off-policy evaluation (the default softmax gives every action some probability).
     :param start: calendar date of day 0 (ISO), interpreted as UTC.
     :param progress: show a progress bar over visit steps.
+    :param with_truth: also return, in ``summary.truth``, the world's true response
+        probabilities at every logged visit (never written to the log itself).
     """
     for name, value in (("n_users", n_users), ("days", days)):
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     policy = make_policy(logging_policy, config) if isinstance(logging_policy, str) else logging_policy
     sim_seeds, time_seed = np.random.SeedSequence(seed).spawn(2)
-    visits = _simulate_visits(config, int(n_users), int(days), sim_seeds, policy, progress)
+    visits = _simulate_visits(config, int(n_users), int(days), sim_seeds, policy, progress, with_truth)
     table = _event_table(visits, int(n_users), np.random.default_rng(time_seed), np.datetime64(start, "ms"))
     table = table.replace_schema_metadata({
         "retentionrl.world_config": config.to_json(),
@@ -98,11 +104,22 @@ def write_world_logs(
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    return WorldLogSummary(out_path, int(n_users), int(visits["user"].size), table.num_rows, out_path.stat().st_size)
+    truth = _truth_table(visits, int(n_users)) if with_truth else None
+    return WorldLogSummary(out_path, int(n_users), int(visits["user"].size), table.num_rows,
+                           out_path.stat().st_size, truth)
+
+
+def _truth_table(v: dict[str, np.ndarray], n_users: int) -> pd.DataFrame:
+    """One row per logged visit: ``user_id``, ``session_id`` and the true probabilities."""
+    return pd.DataFrame({
+        "user_id": _user_names(n_users)[v["user"]],
+        "session_id": v["session"].astype(np.int64),
+        "p_click": v["p_click"], "p_buy_click": v["p_buy_click"], "p_purchase": v["p_click"] * v["p_buy_click"],
+    })
 
 
 def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.random.SeedSequence,
-                     policy: Policy, progress: bool) -> dict[str, np.ndarray]:
+                     policy: Policy, progress: bool, with_truth: bool = False) -> dict[str, np.ndarray]:
     """One array per visit field, visits of all shoppers in step order."""
     world_seed, policy_seed, arrival_seed = seeds.spawn(3)
     world = GroundTruthWorld(config)
@@ -117,6 +134,7 @@ def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.ran
     while user.size:
         action = policy.act(obs, rng)
         propensity = policy.action_probs(obs)[np.arange(user.size), action]
+        truth = dict(zip(("p_click", "p_buy_click"), world.response_probabilities(action))) if with_truth else {}
         day = arrival + world.days
         obs, out = world.step(action)
         arm, coupon_index = space.decode(action)
@@ -125,7 +143,7 @@ def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.ran
             "user": user, "day": day, "session": np.full(user.size, visit_no), "arm": arm,
             "coupon": space.coupon_fraction(coupon_index), "propensity": propensity, "item": item,
             "click": out.click, "purchase": out.purchase, "redeemed": out.redeemed,
-            "price": price[item], "quantity": np.where(out.purchase, np.rint(out.spend / price[item]), 0.0),
+            "price": price[item], **truth, "quantity": np.where(out.purchase, np.rint(out.spend / price[item]), 0.0),
         })
         bar.update(user.size)
         keep = ~out.churned & (arrival + world.days < days)
@@ -134,6 +152,12 @@ def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.ran
         visit_no += 1
     bar.close()
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def _user_names(n_users: int) -> np.ndarray:
+    """Log ids of shoppers 0..n-1: ``u000000``, ... (zero-padded to at least 6 digits)."""
+    width = max(6, len(str(n_users - 1)))
+    return np.char.add("u", np.char.zfill(np.arange(n_users).astype(str), width))
 
 
 def _event_table(v: dict[str, np.ndarray], n_users: int, rng: np.random.Generator, start: np.datetime64) -> pa.Table:
@@ -151,8 +175,7 @@ def _event_table(v: dict[str, np.ndarray], n_users: int, rng: np.random.Generato
     kind, visit, seconds = kind[order], visit[order], seconds[order]
     is_imp, is_buy = kind == 0, kind == 2
     item = v["item"][visit]
-    width = max(6, len(str(n_users - 1)))
-    names = pa.array(np.char.add("u", np.char.zfill(np.arange(n_users).astype(str), width)))
+    names = pa.array(_user_names(n_users))
     return pa.table({
         "user_id": pc.take(names, pa.array(v["user"][visit])),
         "timestamp": pa.array(start.astype(np.int64) + seconds * 1000, pa.int64()).cast(pa.timestamp("ms")),

@@ -143,3 +143,15 @@ def test_device_names():
         assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_replace_zeroes_new_rows_exactly_as_recomputing_the_features():
+    sim = toy_simulator()
+    sim.reset(8, seed=0)
+    for k in range(3):
+        obs, out = sim.step(np.full(8, k, dtype=np.int64))
+    held = obs.copy()
+    mask = np.arange(8) % 3 == 0
+    new_obs = sim.replace(mask)
+    np.testing.assert_array_equal(new_obs, sim.history.features())  # the shortcut equals the full recompute
+    np.testing.assert_array_equal(obs, held)  # the caller's previous observation is untouched

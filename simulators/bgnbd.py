@@ -1,0 +1,103 @@
+"""The BG/NBD repeat-visit baseline (``lifetimes.BetaGeoFitter``) and its summary tables.
+
+BG/NBD (Fader, Hardie and Lee 2005) treats every visit after a shopper's first as a
+"repeat transaction": while alive a shopper returns as a Poisson process of rate
+:math:`\\lambda \\sim Gamma(r, \\alpha)`, and after each return drops out for good with
+probability :math:`p \\sim Beta(a, b)`. It reads, per shopper, ``frequency`` :math:`x`
+(repeat visits), ``recency`` :math:`t_x` (first to last visit) and ``T`` (first visit to
+the end of the calibration period), all in days.
+
+``lifetimes.utils.calibration_and_holdout_data`` fails on pandas 3, so
+:func:`calibration_holdout_summary` builds the table here, from a visit table.
+
+Per-visit return probability (:func:`prob_return_within`): dropout happens only right after
+a return, so a shopper alive at :math:`T` with posterior :math:`\\lambda \\mid x, T \\sim
+Gamma(r + x, \\alpha + T)` returns within :math:`t` with probability
+
+.. math:: P(\\text{alive} \\mid x, t_x, T)\\,
+          \\Bigl[1 - \\Bigl(\\frac{\\alpha + T}{\\alpha + T + t}\\Bigr)^{r + x}\\Bigr].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DAY_NS = 86_400 * 10**9
+
+
+def calibration_holdout_summary(
+    visits: pd.DataFrame, cutoff: pd.Timestamp | str, holdout_end: pd.Timestamp | str
+) -> pd.DataFrame:
+    """One row per shopper with a visit before ``cutoff``, indexed by ``user_id``.
+
+    :param visits: a visit table (``user_id``, ``start``), any order.
+    :param cutoff: end of the calibration period (visits at or after it are holdout).
+    :param holdout_end: end of the holdout period (visits at or after it are ignored).
+    :returns: columns ``frequency_cal`` (visits before ``cutoff`` minus 1), ``recency_cal``
+        and ``T_cal`` (days from the first visit to the last calibration visit, and to
+        ``cutoff``), ``frequency_holdout`` (visits in ``[cutoff, holdout_end)``) and
+        ``duration_holdout`` (days of the holdout period).
+    """
+    cutoff, holdout_end = pd.Timestamp(cutoff), pd.Timestamp(holdout_end)
+    if holdout_end <= cutoff:
+        raise ValueError(f"holdout_end {holdout_end} must come after cutoff {cutoff}")
+    start = visits["start"].to_numpy().astype("datetime64[ns]").view("int64")
+    users = visits["user_id"].to_numpy()
+    cal = start < cutoff.value
+    hold = ~cal & (start < holdout_end.value)
+    frame = pd.DataFrame({"user_id": users[cal], "start": start[cal]})
+    grouped = frame.groupby("user_id", sort=True)["start"]
+    first, last, count = grouped.min(), grouped.max(), grouped.size()
+    summary = pd.DataFrame({
+        "frequency_cal": (count - 1).astype(np.float64),
+        "recency_cal": (last - first) / DAY_NS,
+        "T_cal": (cutoff.value - first) / DAY_NS,
+    })
+    holdout = pd.Series(users[hold]).value_counts()
+    summary["frequency_holdout"] = holdout.reindex(summary.index, fill_value=0).astype(np.float64).to_numpy()
+    summary["duration_holdout"] = (holdout_end.value - cutoff.value) / DAY_NS
+    summary.index.name = "user_id"
+    return summary
+
+
+def whole_log_summary(visits: pd.DataFrame, log_end: pd.Timestamp) -> pd.DataFrame:
+    """``frequency``, ``recency``, ``T`` of every shopper over the whole log (to fit BG/NBD)."""
+    table = calibration_holdout_summary(visits, pd.Timestamp(log_end) + pd.Timedelta("1ns"),
+                                        pd.Timestamp(log_end) + pd.Timedelta("2ns"))
+    return table.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"})[
+        ["frequency", "recency", "T"]]
+
+
+def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, penalizer: float = 0.0):
+    """A fitted ``lifetimes.BetaGeoFitter`` (imported here: lifetimes is heavy).
+
+    When the fit does not converge at ``penalizer``, larger L2 penalties are tried in turn
+    (0.001, 0.01, 0.1), as lifetimes' own error message advises.
+    """
+    from lifetimes import BetaGeoFitter
+    from lifetimes.utils import ConvergenceError
+
+    data = [np.asarray(v, dtype=float) for v in (frequency, recency, T)]
+    for coef in (penalizer, *(c for c in (0.001, 0.01, 0.1) if c > penalizer)):
+        try:
+            return BetaGeoFitter(penalizer_coef=coef).fit(*data)
+        except ConvergenceError:
+            continue
+    raise ValueError(f"BG/NBD did not converge on {data[0].size} shoppers, even with penalizer 0.1")
+
+
+def prob_return_within(model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float) -> np.ndarray:
+    """P(at least one return within ``days`` after ``T``) under a fitted BG/NBD (module docstring)."""
+    r, alpha = model.params_["r"], model.params_["alpha"]
+    x, T = np.asarray(frequency, float), np.asarray(T, float)
+    alive = model.conditional_probability_alive(x, np.asarray(recency, float), T)
+    return alive * (1.0 - ((alpha + T) / (alpha + T + days)) ** (r + x))
+
+
+def per_visit_features(visits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, t_x, T)`` at every visit (just after it): earlier visits of the trajectory,
+    and days since its first visit (``t_x = T``: the visit itself is the last one)."""
+    x = visits["visit_index"].to_numpy(dtype=np.float64)
+    day = visits["day"].to_numpy(dtype=np.float64)
+    return x, day, day
