@@ -13,6 +13,7 @@ import typer
 from experiments.cli_agents import evaluate_command, train_command
 from experiments.cli_data import data_app
 from experiments.cli_ope import ope_command
+from experiments.cli_pipeline import quickstart_command, run_command
 from experiments.cli_simulator import simulator_app
 from experiments.cli_world import world_app
 from interactions.errors import LogError
@@ -24,6 +25,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("quickstart")(quickstart_command)
+app.command("run")(run_command)
 app.add_typer(data_app, name="data")
 app.add_typer(world_app, name="world")
 app.add_typer(simulator_app, name="simulator")

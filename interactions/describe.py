@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from interactions.io import EventLog
-from interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier
+from interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
 from interactions.schema import OPTIONAL_COLUMNS
 from interactions.trajectories import trajectory_table, visits_with_trajectories
 from interactions.visits import VisitMode, resolve_mode
@@ -96,7 +96,7 @@ def describe_log(
         n_trajectories=len(trajectories),
         n_churned=int(trajectories["churned"].sum()),
         n_censored=int((~trajectories["churned"]).sum()),
-        retention=kaplan_meier(first["duration_days"].to_numpy(), first["churned"].to_numpy()),
+        retention=kaplan_meier(*lifetime_durations(first, log.end, horizon_days)),
         optional_columns=[c for c in OPTIONAL_COLUMNS if log.has_column(c)],
     )
 

@@ -1,8 +1,11 @@
 """Retention curves: the share of shoppers still active t days after their first visit.
 
-A trajectory's lifetime is :math:`L = t_K - t_1`, first to last visit, in days. It is
-observed (an event) when the trajectory ended with churn and right-censored at
-:math:`t_K - t_1` when the log ended before a full horizon had passed since :math:`t_K`.
+A trajectory's lifetime is :math:`L = t_K - t_1`, first to last visit, in days. Churn is
+only known :math:`H` days after the last visit, so a log that ends at :math:`T` has
+*confirmed* the fate of a lifetime only up to :math:`c = (T - H) - t_1`: the lifetime is an
+event (churn) when it ended with churn (then :math:`L \\le c`), and right-censored at
+:math:`\\max(c, 0)` otherwise (:func:`lifetime_durations`). Censoring an open lifetime at its
+last visit instead would count recent churners as survivors and bias the curve upward.
 The Kaplan-Meier estimate of :math:`S(t) = P(L > t)`,
 
 .. math:: \\hat S(t) = \\prod_{t_i \\le t} \\left(1 - \\frac{d_i}{n_i}\\right),
@@ -84,6 +87,20 @@ def plot_retention(curves: dict[str, RetentionCurve], path: str | Path, *, horiz
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def lifetime_durations(
+    trajectories: pd.DataFrame, log_end: pd.Timestamp, horizon_days: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan-Meier durations and churn events of :func:`trajectory_table` rows.
+
+    Administrative censoring at :math:`\\max((T - H) - t_1, 0)` for lifetimes still open at
+    the log's end :math:`T` (see the module docstring).
+    """
+    observed = (pd.Timestamp(log_end) - trajectories["start"]).dt.total_seconds().to_numpy() / 86_400.0
+    churned = trajectories["churned"].to_numpy(dtype=bool)
+    duration = np.where(churned, trajectories["duration_days"].to_numpy(), np.maximum(observed - horizon_days, 0.0))
+    return duration, churned
 
 
 def first_lifetimes(trajectories: pd.DataFrame) -> pd.DataFrame:

@@ -108,3 +108,21 @@ def test_kaplan_meier_matches_hand_computation() -> None:
     assert curve.at(25)[0] == pytest.approx(1 / 3)
     lo, hi = curve.at(7)[1:]
     assert lo < 2 / 3 < hi
+
+
+def test_retention_curve_from_logs_matches_the_worlds_truth(tmp_path: Path) -> None:
+    """Censoring open lifetimes H days before the log's end removes the upward bias."""
+    from interactions.retention import first_lifetimes, lifetime_durations
+    from simulators.policy_registry import make_policy
+    from simulators.world import GroundTruthWorld
+    from simulators.world_config import WorldConfig
+    from simulators.world_logs import write_world_logs
+
+    write_world_logs(WorldConfig(), 3_000, 240, 5, tmp_path / "w.parquet")
+    log = read_events(tmp_path / "w.parquet", "events")
+    first = first_lifetimes(trajectory_table(add_trajectories(build_visits(log), log.end)))
+    estimate, low, high = kaplan_meier(*lifetime_durations(first, log.end, 90.0)).at(90)
+    truth = GroundTruthWorld().evaluate(make_policy("softmax", WorldConfig()), 6_000, 1).active_at_horizon
+    assert low - 0.02 < truth.mean < high + 0.02, (estimate, low, high, truth)
+    naive = kaplan_meier(first["duration_days"].to_numpy(), first["churned"].to_numpy()).at(90)[0]
+    assert naive > high  # censoring at the last visit counts recent churners as survivors

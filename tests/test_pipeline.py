@@ -1,0 +1,150 @@
+"""The end-to-end pipeline on tiny budgets: report sections, config errors, stage caching,
+no user id in the report, and a purchase-only log without a world."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from experiments.pipeline import run_pipeline
+from experiments.pipeline_cache import run_stage
+from experiments.pipeline_config import load_config, parse_config
+
+TINY = {
+    "seed": 0, "device": "cpu", "horizon_days": 60,
+    "world": {"users": 300, "days": 90},
+    "simulator": {"epochs": 1, "patience": 1},
+    "agents": {"total_steps": 600, "num_envs": 16, "dqn_learning_starts": 200, "checkpoint_every": 1000},
+    "evaluation": {"users": 100, "bootstrap": 10},
+}
+SECTIONS = ("What these logs can identify", "True value in the world", "Value in the learned simulator",
+            "Off-policy estimates on held-out logs", "Retention curves of all policies", "Coupon spend vs retention",
+            "Simulator fidelity", "What each policy does, by shopper segment")
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _stages(result: dict) -> dict[str, bool]:
+    return {s.name: s.reused for s in result["stages"]}
+
+
+@pytest.fixture(scope="module")
+def world_run(tmp_path_factory) -> tuple[dict, dict]:
+    out = tmp_path_factory.mktemp("pipeline")
+    config = {**TINY, "out": str(out / "run")}
+    return config, run_pipeline(parse_config(config), echo=_quiet)
+
+
+def test_report_has_every_section_and_its_plots(world_run):
+    _, result = world_run
+    html = Path(result["report"]).read_text()
+    for section in SECTIONS:
+        assert section in html, section
+    for png in ("retention.png", "spend_retention.png", "fidelity.png"):
+        path = Path(result["report"]).parent / png
+        assert path.stat().st_size > 1000 and f'src="{png}"' in html
+    for policy in ("ppo", "dqn", "random", "popularity", "myopic-greedy", "logging clone"):
+        assert f"<h3>{policy}</h3>" in html
+    assert "n=" in html and "[" in html  # intervals and sample sizes
+
+
+def test_no_user_id_in_report_or_tensorboard(world_run):
+    config, result = world_run
+    users = pd.read_parquet(Path(config["out"]) / "logs" / "world_logs.parquet", columns=["user_id"])["user_id"]
+    ids = set(users.astype(str))
+    folder = Path(result["report"]).parent
+    text = " ".join(p.read_text() for p in folder.glob("*.html")) + " ".join(
+        p.read_text() for p in (Path(config["out"]) / "evaluate").glob("*.json"))
+    assert not ids & set(re.findall(r"u\d{6}", text))
+    for events in Path(config["out"]).rglob("events.out.tfevents*"):
+        assert not re.search(rb"u\d{6}", events.read_bytes()), events
+
+
+def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream_only(world_run):
+    config, _ = world_run
+    again = run_pipeline(parse_config(config), echo=_quiet)
+    assert all(_stages(again).values()), _stages(again)
+    changed = run_pipeline(parse_config({**config, "evaluation": {**TINY["evaluation"], "bootstrap": 12}}),
+                           echo=_quiet)
+    assert _stages(changed) == {"logs": True, "split": True, "simulator": True, "fidelity": True, "agent_ppo": True,
+                                "agent_dqn": True, "evaluate": False, "report": False}
+
+
+def test_stage_key_follows_config_and_input_files(tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("a")
+    calls = []
+
+    def compute(folder: Path) -> None:
+        calls.append(folder)
+        (folder / "out.txt").write_text(source.read_text())
+
+    run = lambda cfg: run_stage(tmp_path, "s", cfg, {"src": source}, compute, echo=_quiet)
+    assert [run({"k": 1}).reused, run({"k": 1}).reused] == [False, True]
+    assert run({"k": 2}).reused is False
+    source.write_text("b")
+    assert run({"k": 2}).reused is False and (tmp_path / "s" / "out.txt").read_text() == "b"
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize(("data", "match"), [
+    ({"agents": {"total_stpes": 5}}, r"unknown key 'agents\.total_stpes'"),
+    ({"horizon": 30}, r"unknown key 'horizon'"),
+    ({"agents": {"algos": ["a2c"]}}, r"key 'agents\.algos\.0'"),
+    ({"horizon_days": 0}, r"key 'horizon_days'"),
+    ([1, 2], "expected a mapping"),
+])
+def test_config_rejects_bad_keys_by_name(data, match):
+    with pytest.raises(ValueError, match=match):
+        parse_config(data, "run.yaml")
+
+
+def test_config_from_yaml_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "out": str(tmp_path / "r"), "simulatr": {}}))
+    with pytest.raises(ValueError, match=r"run\.yaml: unknown key 'simulatr'"):
+        load_config(path)
+    path.write_text("logs: data/x.parquet\nformat: online-retail\n")
+    config = load_config(path)
+    assert config.logs == Path("data/x.parquet") and not config.has_world
+
+
+def _purchase_only_log(path: Path, n_users: int = 200, seed: int = 0) -> Path:
+    """Shoppers who buy at random days: no impressions, no coupons, no propensities."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        day = rng.uniform(0, 60)
+        while day < 150:
+            rows.append((f"shopper{u:05d}", pd.Timestamp("2023-01-01") + pd.Timedelta(days=day), "purchase",
+                         f"item{rng.integers(30)}", float(rng.uniform(2, 40)), 1.0))
+            day += rng.exponential(25.0) + 1.0
+            if rng.random() < 0.2:
+                break
+    frame = pd.DataFrame(rows, columns=["user_id", "timestamp", "event", "item_id", "price", "quantity"])
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
+    logs = _purchase_only_log(tmp_path / "purchases.parquet")
+    config = parse_config({**TINY, "out": str(tmp_path / "run"), "logs": str(logs), "format": "events",
+                           "agents": {**TINY["agents"], "algos": ["ppo"]}})
+    result = run_pipeline(config, echo=_quiet)
+    html = Path(result["report"]).read_text()
+    fidelity = json.loads((tmp_path / "run" / "fidelity" / "fidelity.json").read_text())
+    assert fidelity["identifies_recommendation"] is False and fidelity["identifies_coupon"] is False
+    assert "cannot identify the effect of recommendations and coupons" in html
+    assert "not evidence" in html
+    assert "truth column is skipped" in html and "True value in the world" not in html
+    assert html.index("Simulator fidelity") < html.index("Policies: true value")  # leads with what the logs support
+    assert "no off-policy estimates" in html
+    assert "shopper0" not in html
