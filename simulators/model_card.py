@@ -24,7 +24,7 @@ import numpy as np
 
 from interactions.action_map import ActionMap
 from interactions.actions import ActionSpace
-from simulators.sequence_model import ModelSpec
+from simulators.sequence_model import MODEL_VERSION, ModelSpec
 from simulators.visit_data import HEADS
 
 
@@ -47,6 +47,8 @@ class ModelCard:
     :param fit_config: the fit configuration (:class:`simulators.fit.FitConfig` as a dict).
     :param data_summary: events, visits, users, trajectories of the training log.
     :param metrics: validation metrics of the saved weights.
+    :param model_version: :data:`~simulators.sequence_model.MODEL_VERSION` of the model's
+        equations; :meth:`from_dict` refuses a card of another version.
     """
 
     spec: ModelSpec
@@ -63,6 +65,7 @@ class ModelCard:
     fit_config: dict = field(default_factory=dict)
     data_summary: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    model_version: int = MODEL_VERSION
 
     @property
     def action_map(self) -> ActionMap:
@@ -90,6 +93,9 @@ class ModelCard:
     def from_dict(cls, data: dict) -> ModelCard:
         """Inverse of :meth:`to_dict`."""
         data = dict(data)
+        version = data.get("model_version", 1)
+        if version != MODEL_VERSION:
+            raise ValueError(f"model version {version!r}, this code reads version {MODEL_VERSION}; refit the simulator")
         data["spec"] = ModelSpec(**data["spec"])
         return cls(**data)
 

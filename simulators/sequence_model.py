@@ -13,16 +13,24 @@ At visit :math:`k` of a trajectory (inputs of :class:`VisitInputs`):
 
 .. math::
 
-    z_k &= [x_k,\\ E(a_{k-1}),\\ c_{k-1},\\ click_{k-1},\\ buy_{k-1},\\ red_{k-1},
-          \\log(1 + spend_{k-1}/S)] \\\\
+    z_k &= [x_k,\\ E(a_{k-1}),\\ R_c(a_{k-1})\\, click_{k-1},\\ R_b(a_{k-1})\\, buy_{k-1},\\ c_{k-1},
+          \\ click_{k-1},\\ buy_{k-1},\\ red_{k-1},\\ \\log(1 + spend_{k-1}/S)] \\\\
     h_k &= \\mathrm{GRU}(z_k, h_{k-1}), \\qquad h_{-1} = h_\\varnothing \\text{ (learned:
           the state of an empty history)} \\\\
-    o_k &= W_2\\, \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k] + b_1) + b_2
+    o_k &= W_2\\, \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k,\\ q_k] + b_1) + b_2
 
 where :math:`x_k` are the observable features at the visit, :math:`E` an arm embedding
-(row ``n_arms`` = no action: before the first visit, or not logged), :math:`c` the coupon
-fraction over the largest level, and :math:`o_k` the fused head outputs
-(:data:`HEAD_LAYOUT`):
+(row ``n_arms`` = no action: before the first visit, or not logged), :math:`R_c, R_b`
+arm embeddings of the response to the previous visit (a click on a clickbait group can move
+the state unlike a click on a favourite), :math:`c` the coupon fraction over the largest
+level, and :math:`q_k` the *action-specific* inputs (:meth:`ShopperSequenceModel.action_features`),
+gathered from :math:`x_k` for this visit's arm :math:`a_k` and coupon :math:`c_k`: the
+shopper's engagement share of arm :math:`a_k`, :math:`\\log(1 + n_{a_k})` and
+:math:`[n_{a_k} \\ge 1]` with :math:`n_{a_k}` their clicks plus purchases on it, and the
+offer against their habit, :math:`(c_k - \\bar c)^+, (\\bar c - c_k)^+, (c_k - c_{k-1})^+,
+(c_{k-1} - c_k)^+` (:math:`\\bar c` the mean coupon offered so far). An MLP over
+:math:`[x_k, E(a_k)]` alone can hardly learn "this shopper likes this arm"; :math:`q_k`
+states it. :math:`o_k` are the fused head outputs (:data:`HEAD_LAYOUT`):
 
 ====================  =====================================================================
 output                meaning
@@ -55,6 +63,8 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from interactions.history import SCALAR_FEATURES
+
 HEAD_LAYOUT: tuple[str, ...] = (
     "click", "purchase_click", "purchase_noclick", "redeemed", "spend_mu", "spend_log_sigma",
 )
@@ -62,13 +72,20 @@ HEAD_LAYOUT: tuple[str, ...] = (
 N_SCALAR_HEADS = len(HEAD_LAYOUT)
 N_PREV_OUTCOMES = 5
 """Previous-visit scalars in :math:`z_k`: coupon, click, purchase, redeemed, log spend."""
+N_ACTION_FEATURES = 7
+"""Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`)."""
+MODEL_VERSION = 2
+"""Version of the model's equations; a checkpoint of another version does not load
+(1: no action-specific inputs, no previous arm x response in the GRU input)."""
+_COL = {name: i for i, name in enumerate(SCALAR_FEATURES)}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Sizes of a :class:`ShopperSequenceModel` (saved with every checkpoint).
 
-    :param n_features: length of the observation vector :math:`x_k`, >= 1.
+    :param n_features: length of the observation vector :math:`x_k`: the layout of
+        :func:`interactions.history.history_feature_names`, ``11 + n_arms``.
     :param n_arms: recommendation arms, >= 1 (the embedding has one more row: no action).
     :param horizon_days: :math:`H`, days of the return hazard, >= 1.
     :param hidden_size: GRU state size, >= 1 (64 costs about 50 kFLOP per shopper-step).
@@ -90,6 +107,9 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, bool) or int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
+            raise ValueError(f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
+                             f"(interactions.history's layout), got {self.n_features}")
         if isinstance(self.hazard_knots, bool) or int(self.hazard_knots) != self.hazard_knots or self.hazard_knots < 2:
             raise ValueError(f"hazard_knots must be an integer >= 2, got {self.hazard_knots!r}")
 
@@ -137,9 +157,13 @@ class ShopperSequenceModel(nn.Module):
         super().__init__()
         self.spec = spec
         self.arm_embedding = nn.Embedding(spec.n_arms + 1, spec.arm_embedding)
-        self.gru = nn.GRU(spec.n_features + spec.arm_embedding + N_PREV_OUTCOMES, spec.hidden_size, batch_first=True)
+        self.response_embedding = nn.Embedding(spec.n_arms + 1, 2 * spec.arm_embedding)
+        with torch.no_grad():
+            self.response_embedding.weight.mul_(0.1)
+        self.gru = nn.GRU(spec.n_features + 3 * spec.arm_embedding + N_PREV_OUTCOMES, spec.hidden_size, batch_first=True)
         self.empty_state = nn.Parameter(torch.zeros(spec.hidden_size))
-        self.head_in = nn.Linear(spec.hidden_size + spec.n_features + spec.arm_embedding + 1, spec.head_hidden)
+        self.head_in = nn.Linear(spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + N_ACTION_FEATURES,
+                                 spec.head_hidden)
         self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS + spec.hazard_knots)
         self.hazard_baseline = nn.Parameter(torch.full((spec.horizon_days,), -3.4))  # about 1/30 a day
         self.register_buffer("hazard_basis", hat_basis(spec.horizon_days, spec.hazard_knots))
@@ -152,14 +176,33 @@ class ShopperSequenceModel(nn.Module):
         return torch.where(torch.isnan(fill), features, fill)
 
     def _rnn_input(self, inputs: VisitInputs, features: torch.Tensor) -> torch.Tensor:
-        return torch.cat([features, self.arm_embedding(inputs.prev_arm), inputs.prev_outcome], dim=-1)
+        m = self.spec.arm_embedding
+        response = self.response_embedding(inputs.prev_arm)
+        prev = inputs.prev_outcome
+        return torch.cat([features, self.arm_embedding(inputs.prev_arm), response[..., :m] * prev[..., 1:2],
+                          response[..., m:] * prev[..., 2:3], prev], dim=-1)
+
+    def action_features(self, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
+        """Action-specific inputs :math:`q_k` ``(..., 7)`` of the heads: what the history says
+        about *this* arm and *this* coupon (module docstring)."""
+        n_scalar = len(SCALAR_FEATURES)
+        shown = arm < self.spec.n_arms
+        share = features[..., n_scalar:].gather(-1, arm.clamp(max=self.spec.n_arms - 1).unsqueeze(-1)).squeeze(-1)
+        share = torch.where(shown, share, torch.zeros_like(share))
+        visits = torch.expm1(features[..., _COL["log_visits"]])
+        engaged = share * (features[..., _COL["click_rate"]] + features[..., _COL["purchase_rate"]]) * visits
+        mean_c, last_c = features[..., _COL["mean_coupon"]], features[..., _COL["last_coupon"]]
+        return torch.stack([share, torch.log1p(engaged), (engaged > 0.5).to(share.dtype),
+                            torch.relu(coupon - mean_c), torch.relu(mean_c - coupon),
+                            torch.relu(coupon - last_c), torch.relu(last_c - coupon)], dim=-1)
 
     def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
         """Fused head outputs ``(..., n_outputs)`` of GRU states and the visits' inputs."""
         return self._heads(hidden, self._features(inputs.features), inputs.arm, inputs.coupon)
 
     def _heads(self, hidden: torch.Tensor, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
-        z = torch.cat([hidden, features, self.arm_embedding(arm), coupon.unsqueeze(-1)], dim=-1)
+        z = torch.cat([hidden, features, self.arm_embedding(arm), coupon.unsqueeze(-1),
+                       self.action_features(features, arm, coupon)], dim=-1)
         out = self.head_out(torch.relu(self.head_in(z)))
         hazard = self.hazard_baseline + out[..., N_SCALAR_HEADS:] @ self.hazard_basis
         return torch.cat([out[..., :N_SCALAR_HEADS], hazard], dim=-1)

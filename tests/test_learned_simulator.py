@@ -35,10 +35,10 @@ def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, s
 
 def test_forward_over_a_sequence_equals_stepping_it():
     torch.manual_seed(0)
-    spec = ModelSpec(n_features=5, n_arms=2, horizon_days=7, hidden_size=8)
+    spec = ModelSpec(n_features=11 + 2, n_arms=2, horizon_days=7, hidden_size=8)
     model = ShopperSequenceModel(spec)
     b, t = 4, 6
-    inputs = VisitInputs(torch.randn(b, t, 5), torch.randint(0, 3, (b, t)), torch.randn(b, t, 5),
+    inputs = VisitInputs(torch.rand(b, t, 13), torch.randint(0, 3, (b, t)), torch.randn(b, t, 5),
                          torch.randint(0, 3, (b, t)), torch.rand(b, t))
     outputs, last = model(inputs)
     state = model.empty_state.expand(b, -1)

@@ -70,7 +70,7 @@ def test_cli_fit_writes_checkpoint_config_and_tensorboard(checkpoint):
 def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     """Broken copies of a checkpoint: (directory, the file the error must name)."""
     cases = {}
-    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "missing"):
+    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "old_model", "missing"):
         target = tmp / name
         shutil.copytree(checkpoint, target)
         cases[name] = target
@@ -81,12 +81,16 @@ def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     meta = json.loads((checkpoint / CONFIG_FILE).read_text())
     meta["card"]["spec"]["hidden_size"] = 32
     (cases["foreign_shapes"] / CONFIG_FILE).write_text(json.dumps(meta))
+    meta = json.loads((checkpoint / CONFIG_FILE).read_text())
+    del meta["card"]["model_version"]  # a checkpoint of the model before action-specific inputs
+    (cases["old_model"] / CONFIG_FILE).write_text(json.dumps(meta))
     (cases["missing"] / TENSORS_FILE).unlink()
     return {
         "truncated": (cases["truncated"] / TENSORS_FILE, "checksum mismatch"),
         "flipped": (cases["flipped"] / TENSORS_FILE, "checksum mismatch"),
         "bad_json": (cases["bad_json"] / CONFIG_FILE, "corrupt JSON"),
         "foreign_shapes": (cases["foreign_shapes"] / TENSORS_FILE, "does not match its config.json"),
+        "old_model": (cases["old_model"] / TENSORS_FILE, "model version 1, this code reads version 2"),
         "missing": (cases["missing"] / TENSORS_FILE, "cannot read"),
     }
 
