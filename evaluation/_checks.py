@@ -77,6 +77,13 @@ def per_action_array(name: str, values: object, n: int, len_list: int, *, probab
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[0] != n or arr.shape[2] != len_list:
         raise ValueError(f"{name} must have shape (n={n}, n_actions, len_list={len_list}), got {arr.shape}")
+    if probabilities:
+        # fast path (one pass each): entries >= 0 (NaN fails) whose slot sums are ~1 are finite
+        sums = arr.sum(axis=1)
+        if arr.min(initial=0.0) >= 0 and np.isfinite(sums).all() and (np.abs(sums - 1.0) <= 1e-6).all():
+            return arr
+    elif np.isfinite(arr.sum()):  # NaN or inf anywhere makes the total non-finite
+        return arr
     bad = ~np.isfinite(arr)
     if bad.any():
         i, a, k = np.argwhere(bad)[0]

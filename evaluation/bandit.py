@@ -54,7 +54,7 @@ from evaluation.intervals import (
     Interval,
     empirical_bernstein_lower,
     percentile_interval,
-    resample_counts,
+    resampled_sums,
     unit_index,
     unit_sums,
 )
@@ -341,26 +341,52 @@ def evaluate_bandit(
 ) -> dict[str, Interval]:
     """Estimates with intervals for several estimators, from **one** set of resamples.
 
-    Each estimator's per-round terms are summed per unit once; a resample with unit counts
-    :math:`c` gives :math:`\\sum c B / \\sum c N + \\sum c U / \\sum c D` (B, U, D the unit
-    sums of the terms, N the unit's round count). Non-self-normalized estimators also get
-    the empirical-Bernstein lower bound over unit values :math:`(B_u + U_u) / \\bar N`
-    (whose mean is the estimate); ``value_range`` is their known range, else the observed one.
+    Each estimator's per-round terms are computed once and summed per unit; the distinct
+    unit sums (shared arrays such as :math:`\\hat q^{\\pi}` and the constant ``den`` of the
+    non-self-normalized estimators enter once) are stacked into one matrix ``S`` and every
+    resample's counts :math:`c` are applied to all of them at once
+    (:func:`evaluation.intervals.resampled_sums`, in chunks: the ``(B, units)`` count matrix
+    is never held whole). A resample's estimate is
+    :math:`\\sum c B / \\sum c N + \\sum c U / \\sum c D` (B, U, D the unit sums of the terms,
+    N the unit's round count). Non-self-normalized estimators also get the
+    empirical-Bernstein lower bound over unit values :math:`(B_u + U_u) / \\bar N` (whose mean
+    is the estimate); ``value_range`` is their known range, else the observed one.
     """
     names = [e.name for e in estimators]
     if len(set(names)) != len(names):
         raise ValueError(f"estimator names must be unique, got {names}")
-    counts = resample_counts(inputs.n_units, n_bootstrap, seed)
-    size = unit_sums(np.ones(inputs.n), inputs.unit, inputs.n_units)
-    c_size = counts @ size
-    out: dict[str, Interval] = {}
+    n_units = inputs.n_units
+    identity = n_units == inputs.n and bool((inputs.unit == np.arange(inputs.n)).all())
+
+    def sums(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) if identity else unit_sums(x, inputs.unit, n_units)
+
+    columns: list[np.ndarray] = [np.ones(n_units) if identity else unit_sums(np.ones(inputs.n), inputs.unit, n_units)]
+    index: dict[int, int] = {}
+
+    def column(x: np.ndarray, constant_one: bool = False) -> int:
+        if constant_one:
+            return 0  # D_u = N_u when every d_i is 1
+        key = -1 if not x.any() else id(x)  # all zero columns share one
+        if key not in index:
+            index[key] = len(columns)
+            columns.append(sums(x))
+        return index[key]
+
+    plan = []
     for est in estimators:
         t = est._checked_terms(inputs)
-        b, u, d = (unit_sums(x, inputs.unit, inputs.n_units) for x in (t.base, t.num, t.den))
+        den_one = not t.self_normalized and bool((t.den == 1.0).all())
+        plan.append((est, t, column(t.base), column(t.num), column(t.den, den_one)))
+    stats = np.column_stack(columns)
+    resampled_all = resampled_sums(stats, n_bootstrap, seed)
+    size = columns[0]
+    out: dict[str, Interval] = {}
+    for est, t, jb, ju, jd in plan:
         with np.errstate(divide="ignore", invalid="ignore"):
-            resampled = (counts @ b) / c_size + (counts @ u) / (counts @ d)
+            resampled = resampled_all[:, jb] / resampled_all[:, 0] + resampled_all[:, ju] / resampled_all[:, jd]
         lower = float("nan")
-        if not t.self_normalized and inputs.n_units >= 2:
-            lower = empirical_bernstein_lower((b + u) / size.mean(), alpha, value_range)
+        if not t.self_normalized and n_units >= 2:
+            lower = empirical_bernstein_lower((stats[:, jb] + stats[:, ju]) / size.mean(), alpha, value_range)
         out[est.name] = percentile_interval(t.value(), resampled, alpha, lower)
     return out

@@ -81,6 +81,7 @@ class RidgeDesign:
     x: np.ndarray
     inv_gram: np.ndarray
     template: LinearQ
+    ridge: float = 1.0
 
     @classmethod
     def build(cls, obs: np.ndarray, action: np.ndarray, n_actions: int,
@@ -101,7 +102,27 @@ class RidgeDesign:
         x = template.design(obs, action)
         gram = x.T @ x + ridge * np.eye(x.shape[1])
         gram[0, 0] -= ridge
-        return cls(x, np.linalg.inv(gram), template)
+        return cls(x, np.linalg.inv(gram), template, float(ridge))
+
+    def cross_fitted_q_all(self, obs: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """:math:`\\hat r(s_i, a)` for every row and action, each row's from the ridge fit on
+        the rows of the **other** folds (``fold`` ``(n,)`` ints; put all rows of a shopper in
+        one fold), shape ``(n, n_actions)``: the cross-fitted reward model of DR, whose
+        per-row terms are then independent of their own residuals, so the bootstrap of the
+        terms with the model held fixed is the bootstrap of the cross-fitted estimator."""
+        fold = np.asarray(fold)
+        obs = np.asarray(obs, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        t = self.template
+        out = np.empty((obs.shape[0], t.n_actions))
+        penalty = self.ridge * np.eye(self.x.shape[1])
+        penalty[0, 0] = 0.0
+        for f in np.unique(fold):
+            train = fold != f
+            xt = self.x[train]
+            coef = np.linalg.solve(xt.T @ xt + penalty, xt.T @ y[train])
+            out[~train] = LinearQ(t.n_actions, t.action_features, coef, t.x_mean, t.x_scale).q_all(obs[~train])
+        return out
 
     def solve(self, y: np.ndarray) -> LinearQ:
         """Ridge fit of targets ``y`` on the design."""

@@ -64,6 +64,71 @@ def resample_counts(n_units: int, n_bootstrap: int, rng: np.random.Generator | i
     return flat.reshape(int(n_bootstrap), n_units).astype(np.float64)
 
 
+_BLOCK = 1 << 16
+"""Units per block in :func:`_count_rows`: a block's counts stay in cache, and a uniform
+draw inside a full block is 16 raw random bits."""
+
+
+def _uniform_below(rng: np.random.Generator, size: int, m: int) -> np.ndarray:
+    """``m`` i.i.d. uniform integers in ``[0, size)``; for ``size`` = 2**16 straight from the
+    bit generator's raw 64-bit words (4 draws a word, exactly uniform, no rejection)."""
+    if size == _BLOCK:
+        words = rng.bit_generator.random_raw(-(-m // 4))
+        return np.ascontiguousarray(words).view(np.uint16)[:m].astype(np.intp)
+    return rng.integers(0, size, size=m)
+
+
+def _count_rows(rng: np.random.Generator, n_units: int, rows: int) -> np.ndarray:
+    """``(rows, n_units)`` float32 counts of ``rows`` resamples of ``n_units`` units with
+    replacement, exactly multinomial: the draws are split among blocks of units by a
+    multinomial over the block sizes, then drawn uniformly inside each block (the same law as
+    drawing ``n_units`` units uniformly, but each block's counting stays in cache)."""
+    out = np.empty((rows, n_units), dtype=np.float32)
+    if n_units <= 4 * _BLOCK:
+        draws = rng.integers(0, n_units, size=(rows, n_units))
+        draws += (np.arange(rows) * n_units)[:, None]
+        out[:] = np.bincount(draws.ravel(), minlength=rows * n_units).reshape(rows, n_units)
+        return out
+    starts = np.arange(0, n_units, _BLOCK)
+    sizes = np.minimum(starts + _BLOCK, n_units) - starts
+    per_block = rng.multinomial(n_units, sizes / n_units, size=rows)
+    for r in range(rows):
+        for k, (lo, size) in enumerate(zip(starts, sizes)):
+            out[r, lo:lo + size] = np.bincount(_uniform_below(rng, int(size), int(per_block[r, k])), minlength=size)
+    return out
+
+
+def resampled_sums(stats: np.ndarray, n_bootstrap: int, rng: np.random.Generator | int | None,
+                   max_chunk: int = 1 << 24) -> np.ndarray:
+    """``C @ stats`` for ``C`` the ``(n_bootstrap, n_units)`` resample counts of
+    :func:`resample_counts` (the same law), without ever holding ``C``: the resamples are drawn
+    in chunks of rows (at most ``max_chunk`` counts at a time) and each chunk is applied to
+    all columns of ``stats`` at once.
+
+    The columns are centred before the float32 product (counts are exact small integers in
+    float32) and the mean is added back in float64, since every resample's counts sum to
+    ``n_units``: :math:`\\sum_u c_u s_u = \\sum_u c_u (s_u - \\bar s) + N \\bar s`.
+
+    :param stats: ``(n_units, k)`` per-unit statistics.
+    :returns: ``(n_bootstrap, k)`` float64.
+    """
+    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
+        raise ValueError(f"n_bootstrap must be an integer >= 2, got {n_bootstrap!r}")
+    stats = np.asarray(stats, dtype=np.float64)
+    if stats.ndim != 2 or stats.shape[0] < 1:
+        raise ValueError(f"stats must have shape (n_units >= 1, k), got {stats.shape}")
+    n_units = stats.shape[0]
+    rng = np.random.default_rng(rng)
+    mean = stats.mean(axis=0)
+    centred = (stats - mean).astype(np.float32)
+    rows = max(1, min(int(n_bootstrap), max_chunk // n_units))
+    out = np.empty((int(n_bootstrap), stats.shape[1]))
+    for start in range(0, int(n_bootstrap), rows):
+        stop = min(int(n_bootstrap), start + rows)
+        out[start:stop] = _count_rows(rng, n_units, stop - start) @ centred
+    return out + n_units * mean
+
+
 def percentile_interval(estimate: float, resampled: np.ndarray, alpha: float = 0.05,
                         lower_bound: float = float("nan")) -> Interval:
     """The percentile interval of ``resampled`` estimates around ``estimate``."""

@@ -50,9 +50,18 @@ def logistic_reward_model(
     n_folds: int = 3,
     l2: float = 1.0,
     seed: int = 0,
+    per_action: bool = False,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cross-fitted :math:`\\hat q(x_i, a, k)` for every round, action and slot:
-    ``(n, n_actions, len_list)`` (see the module docstring)."""
+    ``(n, n_actions, len_list)`` (see the module docstring).
+
+    :param per_action: fit one model per (slot, action) on the context alone,
+        :math:`\\hat q(x, a, k) = \\sigma(\\beta_{k,a} \\cdot [1, x])` (every action-context
+        interaction; for few actions with many rounds each, e.g. Hillstrom's three arms).
+    :param groups: ``(n,)`` ids whose rounds must share a fold, e.g. the original row of
+        each round of a bootstrap resample: otherwise a duplicated round is predicted by a
+        model fitted on its own copy, which defeats the cross-fitting."""
     reward = float_vector("reward", reward)
     n = reward.shape[0]
     if not np.isin(reward, (0.0, 1.0)).all():
@@ -69,14 +78,63 @@ def logistic_reward_model(
     context = (context - mean) / np.where(scale > 0, scale, 1.0)
     fmean, fscale = feats.mean(axis=0), feats.std(axis=0)
     feats = (feats - fmean) / np.where(fscale > 0, fscale, 1.0)
-    fold = np.random.default_rng(seed).permutation(n) % n_folds
+    if groups is None:
+        fold = np.random.default_rng(seed).permutation(n) % n_folds
+    else:
+        _, unit = np.unique(np.asarray(groups).reshape(n), return_inverse=True)
+        fold = (np.random.default_rng(seed).permutation(int(unit.max()) + 1) % n_folds)[unit.ravel()]
     out = np.zeros((n, n_actions, len_list))
     for f in range(n_folds):
         test = fold == f
         train = ~test if n_folds > 1 else test
         for k in range(len_list):
+            if per_action:
+                for a in range(n_actions):
+                    rows = train & (position == k) & (action == a)
+                    x = np.hstack([np.ones((int(rows.sum()), 1)), context[rows]])
+                    beta = fit_logistic(x, reward[rows], l2)
+                    out[test, a, k] = 1.0 / (1.0 + np.exp(-(beta[0] + context[test] @ beta[1:])))
+                continue
             rows = train & (position == k)
             beta = fit_logistic(_features(context[rows], feats, action[rows]), reward[rows], l2)
             base = beta[0] + context[test] @ beta[1:1 + context.shape[1]]
             out[test, :, k] = 1.0 / (1.0 + np.exp(-(base[:, None] + (feats @ beta[1 + context.shape[1]:])[None, :])))
     return out
+
+
+def select_logistic_reward_model(
+    context: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    n_actions: int,
+    position: np.ndarray | None = None,
+    len_list: int = 1,
+    action_context: np.ndarray | None = None,
+    *,
+    l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0),
+    n_folds: int = 3,
+    seed: int = 0,
+    per_action: bool = False,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, dict[float, float]]:
+    """:func:`logistic_reward_model` with the L2 penalty chosen by the cross-fitted log-loss
+    :math:`-\\frac1n \\sum_i [r_i \\log \\hat q_i + (1 - r_i) \\log(1 - \\hat q_i)]` of the
+    logged rounds (each :math:`\\hat q_i` from the folds without round :math:`i`; uses the
+    log only, never the target policy or a truth). Returns (the chosen model's
+    predictions, its l2, log-loss per l2)."""
+    reward = float_vector("reward", reward)
+    n = reward.shape[0]
+    rows = np.arange(n)
+    pos = np.zeros(n, dtype=np.int64) if position is None else np.asarray(position, dtype=np.int64)
+    losses: dict[float, float] = {}
+    best: tuple[float, np.ndarray, float] | None = None
+    for l2 in l2_grid:
+        q = logistic_reward_model(context, action, reward, n_actions, position, len_list, action_context,
+                                  n_folds=n_folds, l2=l2, seed=seed, per_action=per_action,
+                                  groups=groups)
+        p = np.clip(q[rows, np.asarray(action, dtype=np.int64), pos], 1e-12, 1 - 1e-12)
+        losses[l2] = float(-np.mean(reward * np.log(p) + (1 - reward) * np.log(1 - p)))
+        if best is None or losses[l2] < best[0]:
+            best = (losses[l2], q, l2)
+    assert best is not None
+    return best[1], best[2], losses

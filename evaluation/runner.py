@@ -2,7 +2,8 @@
 
 Per decision: the seven bandit estimators of :mod:`evaluation.bandit` on ``bandit_reward``
 (value per logged step, bootstrap over trajectories/shoppers), with a linear reward model
-(:func:`evaluation.fqe.fit_fqe` at ``gamma = 0``). Per trajectory: IS, PDIS, WIS, PDWIS, DR
+(ridge regression, :func:`evaluation.fqe.fit_fqe` at ``gamma = 0``), cross-fitted over
+shoppers by default (:meth:`evaluation.fqe.RidgeDesign.cross_fitted_q_all`). Per trajectory: IS, PDIS, WIS, PDWIS, DR
 and FQE of :mod:`evaluation.trajectory` on ``trajectory_reward`` (value per trajectory).
 """
 
@@ -62,6 +63,7 @@ def evaluate_offline(
     seed: int = 0,
     sequential: bool = True,
     design: RidgeDesign | None = None,
+    cross_fit: int = 2,
 ) -> OPEResult:
     """Run all estimators for the target policy with ``target_dist`` ``(n, n_actions)`` =
     :math:`\\pi_e(\\cdot \\mid s_i)` on the logged states.
@@ -71,6 +73,8 @@ def evaluate_offline(
     :param sequential: also run the trajectory estimators (and fit FQE).
     :param design: the ridge design of these steps (:func:`design_of`), to share it across
         target policies; built here when None.
+    :param cross_fit: folds of shoppers for the per-decision reward model (each step's
+        :math:`\\hat r` from the fit on the other folds' shoppers); 0 or 1 = fit on all steps.
     """
     dist = np.asarray(target_dist, dtype=np.float64)
     n = steps.action.shape[0]
@@ -78,10 +82,16 @@ def evaluate_offline(
         raise ValueError(f"target_dist must have shape ({n}, {steps.n_actions}), got {dist.shape}")
     if design is None:
         design = design_of(steps)
-    reward_model = fit_fqe(steps.obs, steps.action, steps.bandit_reward, steps.trajectory_id, steps.step, dist,
-                           n_actions=steps.n_actions, action_features=steps.action_features, gamma=0.0, design=design)
+    if cross_fit >= 2:
+        _, shopper = np.unique(steps.trajectory_id, return_inverse=True)
+        fold = (np.random.default_rng(seed).permutation(int(shopper.max()) + 1) % cross_fit)[shopper.ravel()]
+        q_hat = design.cross_fitted_q_all(steps.obs, steps.bandit_reward, fold)
+    else:
+        q_hat = fit_fqe(steps.obs, steps.action, steps.bandit_reward, steps.trajectory_id, steps.step, dist,
+                        n_actions=steps.n_actions, action_features=steps.action_features, gamma=0.0,
+                        design=design).q_all(steps.obs)
     inputs = BanditInputs.prepare(steps.bandit_reward, steps.action, steps.propensity, dist,
-                                  estimated_rewards=reward_model.q_all(steps.obs), groups=steps.trajectory_id)
+                                  estimated_rewards=q_hat, groups=steps.trajectory_id)
     bandit = evaluate_bandit(default_estimators(), inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
     unsupported = unsupported_mass(dist, behavior_dist, None if behavior_dist is not None else steps.action)
     bandit_diag = WeightDiagnostics.of(inputs.weight, unsupported)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -100,7 +101,12 @@ def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
                        d.net_revenue, nxt_in.astype(np.float64), space.n_actions, action_features(space))
 
 
-def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Path | None) -> pd.DataFrame:
+def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Path | None,
+        truth_cache: Path | None = None, cross_fit: int = 2, first_seed: int = 0) -> pd.DataFrame:
+    """:param truth_cache: JSON of the true values, read when present (same ``truth_users``),
+        else written after computing them.
+    :param cross_fit: shopper folds of the per-decision reward model (:func:`evaluate_offline`).
+    """
     config = WorldConfig()
     logging = make_policy("softmax", config)
     targets = target_policies(config)
@@ -108,23 +114,32 @@ def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Pat
     world = GroundTruthWorld(config)
     truth: dict[str, dict[str, float]] = {}
     t0 = time.time()
+    cached = json.loads(truth_cache.read_text()) if truth_cache is not None and truth_cache.is_file() else {}
+    if cached.get("truth_users") == truth_users:
+        truth = cached["truth"]
+        print(f"truth read from {truth_cache}")
     for name, (policy, _) in targets.items():
+        if name in truth:
+            continue
         value = world.evaluate(policy, truth_users, seed=10_000)
         truth[name] = {"per-decision": per_decision_truth(config, logging, policy, truth_users, 20_000),
                        "per-trajectory": value.return_visits.mean,
                        "per-trajectory-se": (value.return_visits.high - value.return_visits.low) / 3.92}
         print(f"truth {name}: net revenue/visit {truth[name]['per-decision']:.3f}, "
               f"return visits {value.return_visits}  ({time.time() - t0:.0f}s)", flush=True)
+    if truth_cache is not None and cached.get("truth_users") != truth_users:
+        truth_cache.parent.mkdir(parents=True, exist_ok=True)
+        truth_cache.write_text(json.dumps({"truth_users": truth_users, "truth": truth}, indent=1))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(n_seeds):
+        for seed in range(first_seed, first_seed + n_seeds):
             path = Path(tmp) / f"log{seed}.parquet"
             write_world_logs(config, n_users, days, seed, path, start=START)
             steps = logged_steps(path, config, days)
             design = design_of(steps)
             for name, (policy, kind) in targets.items():
                 res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name,
-                                       n_bootstrap=n_bootstrap, seed=seed, design=design)
+                                       n_bootstrap=n_bootstrap, seed=seed, design=design, cross_fit=cross_fit)
                 for family, intervals in (("per-decision", res.bandit), ("per-trajectory", res.trajectory)):
                     v = truth[name][family]
                     for est, iv in intervals.items():
@@ -160,8 +175,12 @@ def main() -> None:
     parser.add_argument("--truth-users", type=int, default=100_000)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("runs/ope_truth/results.csv"))
+    parser.add_argument("--truth-cache", type=Path, default=Path("runs/ope_truth/truth.json"))
+    parser.add_argument("--cross-fit", type=int, default=2, help="reward-model shopper folds (0 = in-sample)")
+    parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
-    frame = run(args.seeds, args.users, args.truth_users, args.bootstrap, args.out)
+    frame = run(args.seeds, args.users, args.truth_users, args.bootstrap, args.out, args.truth_cache,
+                args.cross_fit, args.first_seed)
     pd.set_option("display.width", 200)
     print("\nmean |V̂ - V| / V  /  95% bootstrap coverage, over", args.seeds, "log seeds")
     print(summary_table(frame).to_string())

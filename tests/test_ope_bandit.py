@@ -186,3 +186,22 @@ def test_tuning_picks_dr_over_a_biased_model_and_dm_over_an_exact_one():
     exact = BanditInputs.prepare(reward, action, prop, target, estimated_rewards=q)
     assert tune_by_mse(candidates, biased).tau == 1e6
     assert tune_by_mse(candidates, exact).tau == 0.01
+
+
+def test_chunked_bootstrap_counts_are_multinomial_resamples():
+    from evaluation.intervals import _count_rows, resampled_sums
+
+    n_units = 4 * (1 << 16) + 1234  # the blocked path, with a partial last block
+    counts = _count_rows(np.random.default_rng(0), n_units, 6)
+    assert counts.shape == (6, n_units) and counts.dtype == np.float32
+    assert (counts.sum(axis=1) == n_units).all()  # each resample draws exactly n_units units
+    # each count is Binomial(n, 1/n): mean 1, variance ~1, P(0) ~ e^-1, in every block
+    assert abs(counts.mean() - 1) < 1e-9 and abs(counts.var() - 1) < 0.01
+    assert abs((counts[:, -1234:] == 0).mean() - np.exp(-1)) < 0.02
+    assert abs((counts[:, :1 << 16] == 0).mean() - np.exp(-1)) < 0.01
+    # the chunked product equals the explicit counts @ stats (the same draws), to float32
+    stats = np.random.default_rng(1).normal(5.0, 1.0, size=(300, 3))
+    chunked = resampled_sums(stats, 50, 7, max_chunk=900)  # 3 rows per chunk
+    rng = np.random.default_rng(7)
+    explicit = np.vstack([_count_rows(rng, 300, 3).astype(np.float64) @ stats for _ in range(17)])[:50]
+    np.testing.assert_allclose(chunked, explicit, rtol=1e-5)

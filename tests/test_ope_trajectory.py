@@ -141,3 +141,23 @@ def test_dr_bootstrap_over_trajectories_covers_at_the_nominal_rate():
                                      n_bootstrap=200, seed=1)
         covered.append(iv.covers(truth))
     assert np.mean(covered) >= 0.85
+
+
+def test_cross_fitted_reward_model_predicts_each_fold_from_the_others():
+    from evaluation.fqe import RidgeDesign
+
+    rng = np.random.default_rng(0)
+    n, n_actions = 400, 3
+    obs = rng.normal(size=(n, 2))
+    action = rng.integers(0, n_actions, n)
+    y = obs[:, 0] + (action == 1) + rng.normal(0, 0.1, n)
+    design = RidgeDesign.build(obs, action, n_actions)
+    fold = np.repeat(np.arange(2), n // 2)
+    q = design.cross_fitted_q_all(obs, y, fold)
+    # fold 1's predictions are the ridge fit of fold 0's rows alone
+    coef = np.linalg.solve(design.x[:200].T @ design.x[:200] + np.diag([0.0] + [1.0] * (design.x.shape[1] - 1)),
+                           design.x[:200].T @ y[:200])
+    expected = type(design.template)(n_actions, design.template.action_features, coef, design.template.x_mean,
+                                     design.template.x_scale).q_all(obs[200:])
+    np.testing.assert_allclose(q[200:], expected)
+    assert np.corrcoef(q[np.arange(n), action], y)[0, 1] > 0.9
