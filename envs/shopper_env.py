@@ -92,12 +92,22 @@ class ShopperEnv(gym.Env):
         self.action_space = single_action_space(simulator, action_type)
         self.observation_space = single_observation_space(simulator)
         self._done = True
+        self._started = False
+        self._one = np.ones(1, dtype=bool)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Start a new shopper; a ``seed`` reseeds the simulator (one seed, one lifetime)."""
+        """Start a new shopper.
+
+        With a ``seed`` (or on the first reset) the simulator is reseeded from it; later
+        resets draw the next shopper from the simulator's running generator, as the vector
+        env's auto-reset does, so one seed fixes every following lifetime.
+        """
         super().reset(seed=seed)
-        sim_seed = int(self.np_random.integers(2**63 - 1))
-        obs = self.simulator.reset(1, seed=sim_seed)
+        if seed is not None or not self._started:
+            obs = self.simulator.reset(1, seed=int(self.np_random.integers(2**63 - 1)))
+            self._started = True
+        else:
+            obs = self.simulator.replace(self._one)
         self._done = False
         return obs[0], {}
 
