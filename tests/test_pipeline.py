@@ -148,3 +148,19 @@ def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
     assert html.index("Simulator fidelity") < html.index("Policies: true value")  # leads with what the logs support
     assert "no off-policy estimates" in html
     assert "shopper0" not in html
+
+
+def test_quickstart_quick_runs_end_to_end(tmp_path):
+    """The README's main job at its --quick size, through the CLI, as a user runs it."""
+    from typer.testing import CliRunner
+
+    from experiments.cli import app
+
+    result = CliRunner().invoke(app, ["quickstart", "--quick", "--out", str(tmp_path / "qs"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "qs" / "report" / "index.html"
+    assert report.exists() and f"tensorboard --logdir {tmp_path / 'qs'}" in result.stdout
+    html = report.read_text()
+    for section in ("What these logs can identify", "True value in the world", "Off-policy estimates",
+                    "Retention curves of all policies", "Coupon spend vs retention"):
+        assert section in html
