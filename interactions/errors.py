@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 
 class LogError(ValueError):
     """Bad or unreadable interaction log.
@@ -41,6 +44,16 @@ class LogError(ValueError):
         self.n_bad = len(self.rows) if n_bad is None else int(n_bad)
         self.reason = message
         super().__init__(self._format())
+
+    @classmethod
+    def for_rows(
+        cls, source: str | Path, message: str, column: str, bad: np.ndarray, values: pd.Series | None = None
+    ) -> LogError:
+        """The error for the rows where ``bad`` is true, showing the first few ``values``."""
+        rows = np.flatnonzero(bad)
+        shown = rows[: cls.max_rows_shown]
+        return cls(source, message, column=column, rows=shown, n_bad=rows.size,
+                   values=values.iloc[shown].tolist() if values is not None else ())
 
     def _format(self) -> str:
         parts = [self.source]

@@ -52,11 +52,8 @@ class LoadReport:
 
 
 def _fail(source: str, column: str, message: str, bad: np.ndarray, values: pd.Series) -> None:
-    rows = np.flatnonzero(bad)
-    if rows.size:
-        raise LogError(
-            source, message, column=column, rows=rows[:5], values=values.iloc[rows[:5]].tolist(), n_bad=rows.size
-        )
+    if bad.any():
+        raise LogError.for_rows(source, message, column, bad, values)
 
 
 def parse_timestamps(values: pd.Series, source: str) -> pd.Series:

@@ -28,10 +28,7 @@ def check_not_null(frame: pd.DataFrame | pa.Table, columns: Sequence[str], sourc
         else:
             null = frame[column].isna().to_numpy()
         if null.any():
-            rows = np.flatnonzero(null)
-            raise LogError(
-                source, "missing value", column=column, rows=rows[: LogError.max_rows_shown], n_bad=rows.size
-            )
+            raise LogError.for_rows(source, "missing value", column, null)
 
 
 def one_hot(frame: pd.DataFrame, columns: Sequence[str], *, drop_first: bool) -> tuple[np.ndarray, list[str]]:
@@ -74,15 +71,7 @@ def parse_timestamps(column: pd.Series, name: str, source: str | Path) -> pd.Ser
     parsed = pd.to_datetime(column, errors="coerce")
     bad = (parsed.isna() & column.notna()).to_numpy()
     if bad.any():
-        rows = np.flatnonzero(bad)[: LogError.max_rows_shown]
-        raise LogError(
-            source,
-            "not a date",
-            column=name,
-            rows=rows,
-            values=column.iloc[rows].tolist(),
-            n_bad=int(bad.sum()),
-        )
+        raise LogError.for_rows(source, "not a date", name, bad, column)
     return parsed
 
 
@@ -91,13 +80,5 @@ def numbers(column: pd.Series, name: str, source: str | Path) -> np.ndarray:
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(values)
     if bad.any():
-        rows = np.flatnonzero(bad)[: LogError.max_rows_shown]
-        raise LogError(
-            source,
-            "not a finite number",
-            column=name,
-            rows=rows,
-            values=column.iloc[rows].tolist(),
-            n_bad=int(bad.sum()),
-        )
+        raise LogError.for_rows(source, "not a finite number", name, bad, column)
     return values
