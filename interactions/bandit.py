@@ -290,7 +290,4 @@ def _check_finite(source: str, name: str, arr: np.ndarray, names: tuple[str, ...
 
 def _raise_rows(source: str, name: str, message: str, bad: np.ndarray, arr: np.ndarray) -> None:
     if np.any(bad):
-        rows = np.flatnonzero(bad)[: LogError.max_rows_shown]
-        raise LogError(
-            source, message, column=name, rows=rows, values=arr[rows].tolist(), n_bad=int(bad.sum())
-        )
+        raise LogError.for_rows(source, message, name, bad, arr)

@@ -47,13 +47,19 @@ class LogError(ValueError):
 
     @classmethod
     def for_rows(
-        cls, source: str | Path, message: str, column: str, bad: np.ndarray, values: pd.Series | None = None
+        cls, source: str | Path, message: str, column: str, bad: np.ndarray, values: object = None
     ) -> LogError:
-        """The error for the rows where ``bad`` is true, showing the first few ``values``."""
+        """The error for the rows where ``bad`` is true, showing their ``values`` (a Series or
+        anything ``np.asarray`` reads, indexed like ``bad``)."""
         rows = np.flatnonzero(bad)
         shown = rows[: cls.max_rows_shown]
-        return cls(source, message, column=column, rows=shown, n_bad=rows.size,
-                   values=values.iloc[shown].tolist() if values is not None else ())
+        if values is None:
+            first: list = []
+        elif isinstance(values, pd.Series):
+            first = values.iloc[shown].tolist()
+        else:
+            first = np.asarray(values)[shown].tolist()
+        return cls(source, message, column=column, rows=shown, values=first, n_bad=rows.size)
 
     def _format(self) -> str:
         parts = [self.source]

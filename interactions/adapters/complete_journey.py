@@ -94,15 +94,7 @@ def read_complete_journey(path: str | Path | None = None) -> tuple[pd.DataFrame,
     for name in ("quantity", "sales_value"):
         negative = _numpy(table, name) < 0
         if negative.any():
-            rows = np.flatnonzero(negative)[: LogError.max_rows_shown]
-            raise LogError(
-                transactions,
-                "negative value",
-                column=name,
-                rows=rows,
-                values=table.column(name).take(rows).to_pylist(),
-                n_bad=int(negative.sum()),
-            )
+            raise LogError.for_rows(transactions, "negative value", name, negative, _numpy(table, name))
     zero = pc.equal(table.column("quantity"), 0)
     n_zero = int(pc.sum(zero).as_py() or 0)
     if n_zero:
@@ -182,15 +174,7 @@ def _add_product_groups(events: pd.DataFrame, products_path: Path) -> None:
     check_not_null(products, ("product_id",), products_path)
     duplicated = products["product_id"].duplicated().to_numpy()
     if duplicated.any():
-        rows = np.flatnonzero(duplicated)[: LogError.max_rows_shown]
-        raise LogError(
-            products_path,
-            "duplicate product_id",
-            column="product_id",
-            rows=rows,
-            values=products["product_id"].iloc[rows].tolist(),
-            n_bad=int(duplicated.sum()),
-        )
+        raise LogError.for_rows(products_path, "duplicate product_id", "product_id", duplicated, products["product_id"])
     where = pd.Index(products["product_id"].astype("int64")).get_indexer(events["item_id"])
     for source, target in (("department", "item_group"), ("product_category", "category")):
         if source in products.columns:

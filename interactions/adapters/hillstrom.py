@@ -60,15 +60,7 @@ def read_hillstrom(
     action = segment.map({name: index for index, name in enumerate(ACTIONS)})
     unknown = action.isna().to_numpy()
     if unknown.any():
-        rows = np.flatnonzero(unknown)[: LogError.max_rows_shown]
-        raise LogError(
-            path,
-            f"not an arm; expected one of {list(ACTIONS)}",
-            column="segment",
-            rows=rows,
-            values=segment.iloc[rows].tolist(),
-            n_bad=int(unknown.sum()),
-        )
+        raise LogError.for_rows(path, f"not an arm; expected one of {list(ACTIONS)}", "segment", unknown, segment)
 
     dummies, dummy_names = one_hot(frame, CATEGORICAL_CONTEXT, drop_first=False)
     numeric = np.column_stack([numbers(frame[name], name, path) for name in NUMERIC_CONTEXT])

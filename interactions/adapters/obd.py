@@ -66,15 +66,7 @@ def read_obd(
     slot = numbers(frame["position"], "position", log)
     bad = (slot < 1) | (slot != np.round(slot))
     if bad.any():
-        rows = np.flatnonzero(bad)[: LogError.max_rows_shown]
-        raise LogError(
-            log,
-            "slots are numbered 1, 2, ...",
-            column="position",
-            rows=rows,
-            values=slot[rows].tolist(),
-            n_bad=int(bad.sum()),
-        )
+        raise LogError.for_rows(log, "slots are numbered 1, 2, ...", "position", bad, slot)
 
     context, names = one_hot(frame, USER_FEATURES, drop_first=True)
     if affinity:

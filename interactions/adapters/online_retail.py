@@ -114,15 +114,7 @@ def _customer_ids(column: pd.Series, path: str | Path) -> pd.Series:
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         fractional = np.isfinite(values) & (values != np.floor(values))
         if fractional.any():
-            rows = np.flatnonzero(fractional)[: LogError.max_rows_shown]
-            raise LogError(
-                path,
-                "not a whole number",
-                column="CustomerID",
-                rows=rows,
-                values=values[rows].tolist(),
-                n_bad=int(fractional.sum()),
-            )
+            raise LogError.for_rows(path, "not a whole number", "CustomerID", fractional, values)
         return pd.Series(values).astype("Int64").astype("str")
     text = column.astype("str").str.strip().str.replace(r"\.0+$", "", regex=True)
     return text.mask(text == "")
