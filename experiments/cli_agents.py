@@ -22,6 +22,7 @@ def train_command(
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     num_envs: Annotated[int, typer.Option(help="Shoppers stepped together.", min=1)] = TrainConfig.num_envs,
     reward: Annotated[str, typer.Option(help="retention, net_revenue or mixed.")] = "retention",
+    checkpoint_every: Annotated[int, typer.Option(help="Environment steps between resumable checkpoints.", min=1)] = TrainConfig.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -29,7 +30,7 @@ def train_command(
     from agents.training import train
 
     config = TrainConfig(algo=algo, simulator=simulator, total_steps=steps, seed=seed, device=device,
-                         num_envs=num_envs, reward_mode=reward)
+                         num_envs=num_envs, reward_mode=reward, checkpoint_every=checkpoint_every)
     model = train(config, out, resume=resume, progress=progress)
     typer.echo(f"trained {algo} for {model.num_timesteps:,} steps; policy in {out}; "
                f"tensorboard --logdir {out / 'tensorboard'}")

@@ -49,3 +49,34 @@ def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "is not a run folder" in flat(result.output)
     result = runner.invoke(app, ["evaluate", "--policy", "random", "--env", "simulator"])
     assert result.exit_code != 0 and "--env simulator needs --simulator DIR" in flat(result.output)
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL a training process after its first checkpoint, then --resume it."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "dqn"
+    cmd = [sys.executable, "-m", "experiments.cli", "train", "--algo", "dqn", "--steps", "1000000", "--num-envs",
+           "16", "--checkpoint-every", "512", "--out", str(out), "--device", "cpu", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    pointer = out / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 120
+    while not pointer.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = json.loads(pointer.read_text())["num_timesteps"]
+    assert saved >= 512
+    target = saved + 512
+    result = runner.invoke(app, ["train", "--algo", "dqn", "--steps", str(target), "--num-envs", "16", "--out",
+                                 str(out), "--device", "cpu", "--no-progress", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"trained dqn for {target:,} steps" in result.output
+    assert json.loads(pointer.read_text())["num_timesteps"] == target
+    assert [p.name for p in (out / "tensorboard").iterdir()] == ["dqn_1"]
