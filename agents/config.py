@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from envs.reward import REWARD_MODES
+from interactions.checks import require_positive_ints
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
 
@@ -79,11 +80,9 @@ class TrainConfig:
             raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
         if self.reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode must be one of {list(REWARD_MODES)}, got {self.reward_mode!r}")
-        for name in ("total_steps", "num_envs", "checkpoint_every", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
-                     "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_ints(**{name: getattr(self, name) for name in (
+            "total_steps", "num_envs", "checkpoint_every", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
+            "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update")})
         for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interactions.actions import DEFAULT_COUPON_LEVELS
+from interactions.checks import require_positive_ints
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,8 @@ class FitConfig:
     """training visits a head needs to count as learned, >= 1"""
 
     def __post_init__(self) -> None:
-        positive_ints = ("epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_ints(**{name: getattr(self, name) for name in (
+            "epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples")})
         for name in ("learning_rate", "grad_clip", "spend_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

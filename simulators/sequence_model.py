@@ -63,6 +63,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
+from interactions.checks import require_positive_ints
 from interactions.history import SCALAR_FEATURES
 
 HEAD_LAYOUT: tuple[str, ...] = (
@@ -103,10 +104,8 @@ class ModelSpec:
     hazard_knots: int = 12
 
     def __post_init__(self) -> None:
-        for name in ("n_features", "n_arms", "horizon_days", "hidden_size", "arm_embedding", "head_hidden"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        require_positive_ints(**{name: getattr(self, name) for name in (
+            "n_features", "n_arms", "horizon_days", "hidden_size", "arm_embedding", "head_hidden")})
         if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
             raise ValueError(f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
                              f"(interactions.history's layout), got {self.n_features}")

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from interactions.atomic import atomic_path
+from interactions.checks import require_positive_ints
 from simulators.policy import Policy
 from simulators.policy_registry import make_policy
 from simulators.world import GroundTruthWorld
@@ -87,9 +88,7 @@ def write_world_logs(
     :param with_truth: also return, in ``summary.truth``, the world's true response
         probabilities at every logged visit (never written to the log itself).
     """
-    for name, value in (("n_users", n_users), ("days", days)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    require_positive_ints(n_users=n_users, days=days)
     policy = make_policy(logging_policy, config) if isinstance(logging_policy, str) else logging_policy
     sim_seeds, time_seed = np.random.SeedSequence(seed).spawn(2)
     visits = _simulate_visits(config, int(n_users), int(days), sim_seeds, policy, progress, with_truth)
