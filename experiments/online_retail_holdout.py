@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--cutoff", default="2011-09-09")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--replicas", type=int, default=20)
+    parser.add_argument("--horizon", type=int, default=FitConfig.horizon_days,
+                        help="H: days without a return that count as churn (the simulator forecasts no return after it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/online_retail"))
     args = parser.parse_args()
@@ -55,7 +57,7 @@ def main() -> None:
     calibration = EventLog(log.events.loc[log.events["timestamp"].to_numpy() < cutoff.to_datetime64()], log.report)
 
     t0 = time.perf_counter()
-    config = FitConfig(epochs=args.epochs, seed=args.seed, device="cpu", visit_mode="day")
+    config = FitConfig(epochs=args.epochs, seed=args.seed, device="cpu", visit_mode="day", horizon_days=args.horizon)
     result = fit_simulator(calibration, config, args.out / "model")
     fit_s = time.perf_counter() - t0
     print(f"fit on {result.card.data_summary['visits']:,} calibration purchase days of "

@@ -7,8 +7,9 @@
    replayed at every visit and each head's targets (:mod:`simulators.visit_data`);
 2. a split of shoppers into train / validation (:func:`interactions.splits.split_users`);
 3. Adam on the sum over heads of each head's mean NLL (:mod:`simulators.losses`) over
-   padded batches of trajectory windows, gradient-norm clipping, early stopping on the
-   validation loss (the best epoch's weights are kept);
+   padded batches of trajectory windows, gradient-norm clipping, the learning rate times
+   ``lr_decay`` after each epoch that does not improve the validation loss, early stopping
+   after ``patience`` such epochs (the best epoch's weights are kept);
 4. a tqdm progress bar, TensorBoard scalars of every training loss and validation metric
    (``<out>/tensorboard``), and a checkpoint (:mod:`simulators.checkpoint`) whose
    ``config.json`` holds this :class:`FitConfig`, the data summary and the model card.
@@ -81,7 +82,7 @@ def fit_simulator(
     spec = ModelSpec(n_features=train.features.shape[1], n_arms=action_map.space.n_arms,
                      horizon_days=config.horizon_days, hidden_size=config.hidden_size,
                      arm_embedding=config.arm_embedding, head_hidden=config.head_hidden,
-                     hazard_knots=config.hazard_knots)
+                     hazard_knots=config.hazard_knots, hazard_hidden=config.hazard_hidden)
     coupons, counts = np.unique(train.coupon, return_counts=True)
     positives = {"click": int(train.click[train.click_mask].sum()), "purchase": int(train.purchase.sum()),
                  "redeemed": int(train.redeemed[train.redeemed_mask].sum())}
@@ -127,7 +128,8 @@ def _train(
     writer: SummaryWriter | None,
     progress: bool,
 ) -> list[dict[str, float]]:
-    """Adam with early stopping; leaves the best epoch's weights in ``model``."""
+    """Adam with learning-rate decay and early stopping on a validation plateau; leaves the
+    best epoch's weights in ``model``."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     learned = [h for h in HEADS if card.learned(h)]
@@ -170,6 +172,8 @@ def _train(
             stale += 1
             if stale >= config.patience:
                 break
+            for group in optimizer.param_groups:
+                group["lr"] *= config.lr_decay
     bar.close()
     model.load_state_dict(best_state)
     model.eval()

@@ -20,6 +20,8 @@ class FitConfig:
     """most passes over the training windows, >= 1 (early stopping usually ends sooner)"""
     patience: int = 3
     """epochs without a better validation loss before stopping, >= 1"""
+    lr_decay: float = 1.0
+    """factor in (0, 1] on the learning rate after each epoch without a better validation loss"""
     batch_size: int = 256
     """trajectory windows per gradient step, >= 1"""
     window: int = 128
@@ -51,6 +53,8 @@ class FitConfig:
     """width of the shared head layer"""
     hazard_knots: int = 12
     """M: basis functions of the return hazard over days (ModelSpec)"""
+    hazard_hidden: int = 32
+    """width of the return head's hidden layer, which reads the visit's outcome (ModelSpec)"""
     max_item_arms: int = 50
     """most item arms when the log has no item groups (ActionMap.fit)"""
     coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS
@@ -70,6 +74,8 @@ class FitConfig:
             raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction!r}")
         if isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 0:
             raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.visit_mode not in ("auto", "session", "session_id", "day"):

@@ -1,28 +1,37 @@
-"""Discrete-time hazard of the return gap, censoring-aware, and sampling from it.
+"""Return gap after a visit: churn or a discrete-time hazard, censoring-aware, and sampling.
 
 Time after a visit is cut into days :math:`j = 1, \\dots, H` (:math:`H` the horizon); day
-:math:`j` holds gaps in :math:`(j - 1, j]`. The model gives a hazard
-:math:`h_j = \\sigma(\\ell_j)`, the probability of returning on day :math:`j` having not
-returned before, so
+:math:`j` holds gaps in :math:`(j - 1, j]`. The model gives, per visit, *return logits*
+``(..., 1 + H)``: :math:`\\psi` then :math:`\\ell_1, \\dots, \\ell_H`. The shopper leaves for
+good after the visit with probability :math:`\\pi = \\sigma(\\psi)` (a *cure* fraction, the
+BG/NBD dropout after a purchase); otherwise they return on day :math:`j` with hazard
+:math:`h_j = \\sigma(\\ell_j)` having not returned before (and a gap past :math:`H` is churn
+too). So
 
 .. math::
 
-    S(j) = \\prod_{i \\le j} (1 - h_i), \\qquad P(\\text{gap day} = j) = S(j - 1)\\, h_j,
+    S_r(j) = \\prod_{i \\le j} (1 - h_i), \\qquad S(j) = \\pi + (1 - \\pi) S_r(j), \\qquad
+    P(\\text{gap day} = j) = (1 - \\pi) S_r(j - 1)\\, h_j,
     \\qquad P(\\text{no return within } H) = S(H) \\quad (\\text{churn}).
+
+A direct churn probability states what a retention simulator must get right: a per-visit
+churn bias of half a point compounds over a lifetime's visits into points of 90-day
+retention, and as :math:`1 - \\prod_j (1 - h_j)` alone it hangs on ninety small tail hazards.
 
 A visit contributes to the log-likelihood, by what the log says after it:
 
 ================================  ===========================================================
-returned on day :math:`d`         :math:`\\log S(d - 1) + \\log h_d`
+returned on day :math:`d`         :math:`\\log(1 - \\pi) + \\log S_r(d - 1) + \\log h_d`
 no return within :math:`H`        :math:`\\log S(H)` (churned)
 censored after :math:`c` days     :math:`\\log S(\\lfloor c \\rfloor)`, :math:`c < H` the days
                                   observed between the visit and the end of the log
 ================================  ===========================================================
 
-with :math:`\\log h = \\log\\sigma(\\ell)` and :math:`\\log(1 - h) = \\log\\sigma(-\\ell)`
-computed stably. Both cases are :math:`\\log S(s) + e \\log h_d`: a *survival index*
-:math:`s` (:math:`d - 1`, :math:`H` or :math:`\\lfloor c \\rfloor`) and an event flag
-:math:`e`, which :func:`survival_targets` derives from a visit table once.
+with :math:`\\log h = \\log\\sigma(\\ell)`, :math:`\\log(1 - h) = \\log\\sigma(-\\ell)` and
+:math:`\\log S = \\mathrm{logaddexp}(\\log \\pi, \\log(1 - \\pi) + \\log S_r)` computed stably.
+The cases need a *survival index* :math:`s` (:math:`d - 1`, :math:`H` or
+:math:`\\lfloor c \\rfloor`) and an event flag :math:`e`, which :func:`survival_targets`
+derives from a visit table once.
 
 Sampling (:func:`sample_gap_days`) is by inverse CDF: with :math:`F(j) = 1 - S(j)` and
 :math:`u \\sim U(0, 1)`, the gap is the first day :math:`j` with :math:`F(j) \\ge u`, and
@@ -82,27 +91,30 @@ def empirical_hazard(survival_index: np.ndarray, event: np.ndarray, horizon_days
 
 
 def log_likelihood(logits: torch.Tensor, survival_index: torch.Tensor, event: torch.Tensor) -> torch.Tensor:
-    """Per-visit log-likelihood :math:`\\log S(s) + e \\log h_{s + 1}`.
+    """Per-visit log-likelihood (the module docstring's table).
 
-    :param logits: hazard logits :math:`\\ell_1..\\ell_H`, shape ``(..., H)``.
+    :param logits: return logits :math:`\\psi, \\ell_1..\\ell_H`, shape ``(..., 1 + H)``.
     :param survival_index: :math:`s` in ``[0, H]`` (``[0, H - 1]`` where ``event``), ``(...)``.
     :param event: a return was observed on day :math:`s + 1`, bool ``(...)``.
     """
-    log_survive = torch.cumsum(F.logsigmoid(-logits), dim=-1)
-    log_survive = torch.cat([torch.zeros_like(log_survive[..., :1]), log_survive], dim=-1)  # S(0) = 1
+    churn, hazard = logits[..., 0], logits[..., 1:]
+    log_survive = torch.cumsum(F.logsigmoid(-hazard), dim=-1)
+    log_survive = torch.cat([torch.zeros_like(log_survive[..., :1]), log_survive], dim=-1)  # S_r(0) = 1
     s = survival_index.unsqueeze(-1)
-    ll = log_survive.gather(-1, s).squeeze(-1)
-    log_hazard = F.logsigmoid(logits).gather(-1, s.clamp(max=logits.shape[-1] - 1)).squeeze(-1)
-    return ll + torch.where(event, log_hazard, torch.zeros_like(log_hazard))
+    log_stay = F.logsigmoid(-churn)
+    log_returner = log_stay + log_survive.gather(-1, s).squeeze(-1)
+    log_hazard = F.logsigmoid(hazard).gather(-1, s.clamp(max=hazard.shape[-1] - 1)).squeeze(-1)
+    return torch.where(event, log_returner + log_hazard, torch.logaddexp(F.logsigmoid(churn), log_returner))
 
 
 def survival(logits: torch.Tensor) -> torch.Tensor:
-    """:math:`S(1), \\dots, S(H)` of hazard logits ``(..., H)``."""
-    return torch.cumprod(torch.sigmoid(-logits), dim=-1)
+    """:math:`S(1), \\dots, S(H)` of return logits ``(..., 1 + H)``: no return by day :math:`j`."""
+    churn = torch.sigmoid(logits[..., :1])
+    return churn + (1.0 - churn) * torch.cumprod(torch.sigmoid(-logits[..., 1:]), dim=-1)
 
 
 def sample_gap_days(logits: torch.Tensor, uniform: torch.Tensor, after_day: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Gap in days (``inf`` for churn) for each row of logits ``(n, H)`` given ``u`` ``(n,)``.
+    r"""Gap in days (``inf`` for churn) for each row of return logits ``(n, 1 + H)`` given ``u`` ``(n,)``.
 
     With ``after_day`` :math:`m` (whole days, ``(n,)``), the gap is drawn given that it is
     later than day :math:`m`: :math:`u` is mapped to :math:`F(m) + u\,(1 - F(m))`.
@@ -115,4 +127,4 @@ def sample_gap_days(logits: torch.Tensor, uniform: torch.Tensor, after_day: torc
         uniform = torch.where(m >= cdf.shape[-1], torch.full_like(uniform, 2.0), start + uniform * (1.0 - start))
     day = torch.searchsorted(cdf, uniform.unsqueeze(-1).contiguous()).squeeze(-1)  # first j: F(j) >= u
     gap = (day + 1).to(logits.dtype)
-    return torch.where(day >= logits.shape[-1], torch.full_like(gap, float("inf")), gap)
+    return torch.where(day >= cdf.shape[-1], torch.full_like(gap, float("inf")), gap)

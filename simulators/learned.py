@@ -18,7 +18,8 @@ purchase    :math:`u_1 < \\sigma(o_{pc})` after a click, :math:`\\sigma(o_{pn})`
 redeemed    purchase and coupon offered and :math:`u_2 < \\sigma(o_r)`
 spend       :math:`\\exp(\\mu + e^{\\log\\sigma} z)` if purchased, else 0 (list price)
 coupon      spend x coupon fraction if redeemed
-gap, churn  inverse CDF of the return hazard with :math:`u_3` (:func:`simulators.hazard.sample_gap_days`);
+gap, churn  inverse CDF of the churn-or-return law (:mod:`simulators.hazard`) given the drawn outcome (click, purchase,
+            redeemed, spend) with :math:`u_3` (:func:`simulators.hazard.sample_gap_days`);
             ``inf`` and churned when no return within :math:`H`
 ==========  =================================================================================
 
@@ -42,7 +43,7 @@ from simulators.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
 from simulators.hazard import sample_gap_days
 from simulators.interface import ShopperSimulator, VisitOutcome
 from simulators.model_card import ModelCard
-from simulators.sequence_model import N_PREV_OUTCOMES, N_SCALAR_HEADS, ShopperSequenceModel, VisitInputs
+from simulators.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel, VisitInputs
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -148,8 +149,8 @@ class LearnedSimulator(ShopperSimulator):
         """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
         arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
         with torch.inference_mode():
-            out = self._advance(arm_t, coupon_t)
-            drawn = self._sample(out, torch.as_tensor(self._levels[coupon_index] > 0, device=self.device))
+            response, shared = self._advance(arm_t, coupon_t)
+            drawn = self._sample(response, shared, torch.as_tensor(self._levels[coupon_index] > 0, device=self.device))
         return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
 
     def observe(
@@ -160,8 +161,9 @@ class LearnedSimulator(ShopperSimulator):
 
         :param outcome: ``click``, ``purchase``, ``redeemed``, ``spend`` arrays ``(n,)``.
         :param gap_days: days to the next visit; ``inf`` for churn; NaN where unknown: there
-            the gap is sampled from the model's return hazard given that it exceeds
-            ``min_gap_days`` (e.g. the days from the visit to the end of the log; default 0).
+            the gap is sampled from the model's return hazard given the outcome and that it
+            exceeds ``min_gap_days`` (e.g. the days from the visit to the end of the log;
+            default 0).
         """
         arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
         n = arm.shape[0]
@@ -170,23 +172,22 @@ class LearnedSimulator(ShopperSimulator):
             raise ValueError(f"gap_days must have shape ({n},), got {gap.shape}")
         floor = np.zeros(n) if min_gap_days is None else np.floor(np.maximum(np.asarray(min_gap_days, float), 0.0))
         with torch.inference_mode():
-            out = self._advance(arm_t, coupon_t)
+            _, shared = self._advance(arm_t, coupon_t)
+            drawn = [torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
+                     for v in (outcome.click, outcome.purchase, outcome.redeemed, outcome.spend)]
             unknown = np.isnan(gap)
             if unknown.any():
                 u = torch.rand(n, generator=self._generator, device=self.device)
-                sampled = sample_gap_days(out[:, N_SCALAR_HEADS:], u, torch.as_tensor(floor, device=self.device))
+                sampled = sample_gap_days(self._return_logits(shared, drawn), u,
+                                          torch.as_tensor(floor, device=self.device))
                 gap = np.where(unknown, sampled.cpu().numpy().astype(np.float64), gap)
-            drawn = [torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
-                     for v in (outcome.click, outcome.purchase, outcome.redeemed, outcome.spend, gap)]
+            drawn.append(torch.as_tensor(gap, dtype=torch.float32, device=self.device))
         return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
 
     def _action_inputs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
         """(arm, coupon index) of checked flat ``actions``, and the model's arm and coupon inputs."""
         n = self._days.shape[0]
-        actions = np.asarray(actions)
-        if actions.shape != (n,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be an integer array of shape ({n},), got {actions.dtype} {actions.shape}")
-        arm, coupon_index = self.action_space.decode(actions)
+        arm, coupon_index = self.action_space.decode(self.action_space.check(actions, n), check=False)
         card = self.card
         arm_in = arm if card.action_inputs["arm"] else np.full(n, card.fixed_arm)
         coupon_in = self._coupon_scaled[coupon_index] if card.action_inputs["coupon"] else np.full(n, card.fixed_coupon)
@@ -194,12 +195,18 @@ class LearnedSimulator(ShopperSimulator):
         coupon_t = torch.as_tensor(coupon_in, dtype=torch.float32, device=self.device)
         return arm, coupon_index, arm_t, coupon_t
 
-    def _advance(self, arm_t: torch.Tensor, coupon_t: torch.Tensor) -> torch.Tensor:
-        """Head outputs of this visit; moves the GRU state past it."""
+    def _advance(self, arm_t: torch.Tensor, coupon_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Response outputs and shared head layer of this visit; moves the GRU state past it."""
         inputs = VisitInputs(torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome,
                              arm_t, coupon_t)
-        out, self._state = self.model.step(inputs, self._state)
-        return out
+        response, shared, self._state = self.model.step(inputs, self._state)
+        return response, shared
+
+    def _return_logits(self, shared: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
+        """Return logits given the visit's click, purchase, redeemed and spend ``drawn``."""
+        click, purchase, redeemed, spend = drawn[:4]
+        outcome = torch.stack([click, purchase, redeemed, torch.log1p(spend / self.card.spend_scale)], dim=1)
+        return self.model.return_logits(shared, outcome)
 
     def _finish(self, arm: np.ndarray, coupon_index: np.ndarray, arm_t: torch.Tensor, coupon_t: torch.Tensor,
                 drawn: list[torch.Tensor]) -> tuple[np.ndarray, VisitOutcome]:
@@ -219,8 +226,9 @@ class LearnedSimulator(ShopperSimulator):
         self._obs = self.history.features()
         return self._obs, outcome
 
-    def _sample(self, out: torch.Tensor, offered: torch.Tensor) -> list[torch.Tensor]:
-        """Click, purchase, redeemed (0/1 floats), spend and gap days of head outputs ``out``."""
+    def _sample(self, out: torch.Tensor, shared: torch.Tensor, offered: torch.Tensor) -> list[torch.Tensor]:
+        """Click, purchase, redeemed (0/1 floats), spend and gap days of response outputs
+        ``out``; the gap given the drawn outcome and the shared layer ``shared``."""
         n = out.shape[0]
         u = torch.rand((4, n), generator=self._generator, device=self.device)
         z = torch.randn(n, generator=self._generator, device=self.device)
@@ -232,5 +240,6 @@ class LearnedSimulator(ShopperSimulator):
             spend = torch.where(purchase, torch.exp(out[:, 4] + torch.exp(out[:, 5]) * z), torch.zeros_like(z))
         else:
             spend = torch.zeros_like(z)
-        gap = sample_gap_days(out[:, N_SCALAR_HEADS:], u[3])
-        return [click.float(), purchase.float(), redeemed.float(), spend, gap]
+        drawn = [click.float(), purchase.float(), redeemed.float(), spend]
+        drawn.append(sample_gap_days(self._return_logits(shared, drawn), u[3]))
+        return drawn

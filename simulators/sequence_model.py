@@ -17,7 +17,9 @@ At visit :math:`k` of a trajectory (inputs of :class:`VisitInputs`):
           \\ click_{k-1},\\ buy_{k-1},\\ red_{k-1},\\ \\log(1 + spend_{k-1}/S)] \\\\
     h_k &= \\mathrm{GRU}(z_k, h_{k-1}), \\qquad h_{-1} = h_\\varnothing \\text{ (learned:
           the state of an empty history)} \\\\
-    o_k &= W_2\\, \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k,\\ q_k] + b_1) + b_2
+    g_k &= \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k,\\ q_k] + b_1), \\qquad
+    o_k = W_2\\, g_k + b_2 \\\\
+    \\theta_k &= W_4\\, \\mathrm{ReLU}(W_3 [g_k,\\ y_k] + b_3) + b_4
 
 where :math:`x_k` are the observable features at the visit, :math:`E` an arm embedding
 (row ``n_arms`` = no action: before the first visit, or not logged), :math:`R_c, R_b`
@@ -30,7 +32,15 @@ shopper's engagement share of arm :math:`a_k`, :math:`\\log(1 + n_{a_k})` and
 offer against their habit, :math:`(c_k - \\bar c)^+, (\\bar c - c_k)^+, (c_k - c_{k-1})^+,
 (c_{k-1} - c_k)^+` (:math:`\\bar c` the mean coupon offered so far). An MLP over
 :math:`[x_k, E(a_k)]` alone can hardly learn "this shopper likes this arm"; :math:`q_k`
-states it. :math:`o_k` are the fused head outputs (:data:`HEAD_LAYOUT`):
+states it. :math:`o_k` are the response head outputs (:data:`HEAD_LAYOUT`), and
+:math:`\\theta_k` the return hazard's coefficients, which also read :math:`y_k`, the visit's
+own outcome :math:`[click_k, buy_k, red_k, \\log(1 + spend_k/S)]`: when a shopper comes back
+depends on what happened at this visit (a purchase satisfies, a clicked disappointment
+does not), so the simulator draws the response first and the gap given it (teacher-forced
+with the logged outcome in training). Without :math:`y_k` the gap would be drawn
+independently of the purchase it follows, and a policy's effect on retention *through*
+purchases could only be learned from the action directly, from the logging policy's few
+variations of it; with :math:`y_k` it is learned from every visit's purchase or not:
 
 ====================  =====================================================================
 output                meaning
@@ -42,10 +52,13 @@ output                meaning
 ``redeemed``          logit of :math:`P(redeemed \\mid purchase, c > 0)`
 ``spend_mu``          :math:`\\mu`: :math:`\\log spend \\mid purchase \\sim N(\\mu, \\sigma^2)`
 ``spend_log_sigma``   :math:`\\log \\sigma`
-``hazard``            :math:`H` logits of the daily return hazard (:mod:`simulators.hazard`):
+``return``            the churn logit :math:`\\psi_k = \\theta_{k0}` (:math:`P` of leaving for good
+                      after the visit), then :math:`H` logits of the daily return hazard
+                      (:mod:`simulators.hazard`):
                       :math:`\\ell_j = b_j + \\sum_m B_{jm} \theta_m`, a free per-day baseline
                       :math:`b` (initialised to the training log's Kaplan-Meier hazard) moved
-                      per shopper by :math:`M` coefficients :math:`\theta` on fixed "hat"
+                      per shopper and visit outcome by :math:`M` coefficients
+                      :math:`\\theta_{k1..M}` on fixed "hat"
                       functions :math:`B` (piecewise linear in :math:`\\log j`, knots spread
                       evenly over :math:`[\\log 1, \\log H]`), so late days, with few returns
                       each, share their strength
@@ -69,15 +82,21 @@ from interactions.history import SCALAR_FEATURES
 HEAD_LAYOUT: tuple[str, ...] = (
     "click", "purchase_click", "purchase_noclick", "redeemed", "spend_mu", "spend_log_sigma",
 )
-"""Names of the scalar head outputs, in column order; the ``H`` hazard logits follow."""
+"""Names of the response head outputs :math:`o_k`, in column order; in the fused outputs
+of :meth:`ShopperSequenceModel.heads` the ``H`` hazard logits follow."""
 N_SCALAR_HEADS = len(HEAD_LAYOUT)
 N_PREV_OUTCOMES = 5
 """Previous-visit scalars in :math:`z_k`: coupon, click, purchase, redeemed, log spend."""
+N_RETURN_CHURN = 1
+"""Return outputs before the daily hazard logits: the churn logit :math:`\\psi`."""
+N_OUTCOMES = 4
+"""This visit's outcome :math:`y_k` read by the return head: click, purchase, redeemed, log spend."""
 N_ACTION_FEATURES = 7
 """Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`)."""
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 """Version of the model's equations; a checkpoint of another version does not load
-(1: no action-specific inputs, no previous arm x response in the GRU input)."""
+(1: no action-specific inputs, no previous arm x response in the GRU input; 2: a return
+hazard blind to the visit's own outcome and without a churn logit)."""
 _COL = {name: i for i, name in enumerate(SCALAR_FEATURES)}
 
 
@@ -93,6 +112,7 @@ class ModelSpec:
     :param arm_embedding: size of the arm embedding :math:`E`, >= 1.
     :param head_hidden: width of the shared head layer :math:`W_1`, >= 1.
     :param hazard_knots: :math:`M`, basis functions of the hazard over days, >= 2.
+    :param hazard_hidden: width of the return head's hidden layer :math:`W_3`, >= 1.
     """
 
     n_features: int
@@ -102,10 +122,11 @@ class ModelSpec:
     arm_embedding: int = 8
     head_hidden: int = 64
     hazard_knots: int = 12
+    hazard_hidden: int = 32
 
     def __post_init__(self) -> None:
         require_positive_ints(**{name: getattr(self, name) for name in (
-            "n_features", "n_arms", "horizon_days", "hidden_size", "arm_embedding", "head_hidden")})
+            "n_features", "n_arms", "horizon_days", "hidden_size", "arm_embedding", "head_hidden", "hazard_hidden")})
         if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
             raise ValueError(f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
                              f"(interactions.history's layout), got {self.n_features}")
@@ -114,8 +135,8 @@ class ModelSpec:
 
     @property
     def n_outputs(self) -> int:
-        """Width of the fused head output: the scalar heads and ``H`` hazard logits."""
-        return N_SCALAR_HEADS + self.horizon_days
+        """Width of the fused head output: the response heads and the ``1 + H`` return logits."""
+        return N_SCALAR_HEADS + N_RETURN_CHURN + self.horizon_days
 
 
 def hat_basis(horizon_days: int, knots: int) -> torch.Tensor:
@@ -136,6 +157,9 @@ class VisitInputs:
         float ``(..., 5)``; zeros before the first visit.
     :param arm: this visit's arm, long ``(...)``; ``n_arms`` = not logged.
     :param coupon: this visit's coupon fraction over the largest level, float ``(...)``.
+    :param outcome: this visit's click, purchase, redeemed, log spend, float ``(..., 4)``:
+        the return head's :math:`y_k`, logged in training; ``None`` in a simulator step,
+        which draws it from the response heads first.
     """
 
     features: torch.Tensor
@@ -143,10 +167,11 @@ class VisitInputs:
     prev_outcome: torch.Tensor
     arm: torch.Tensor
     coupon: torch.Tensor
+    outcome: torch.Tensor | None = None
 
     def select(self, mask: torch.Tensor) -> VisitInputs:
         """The visits where the boolean ``mask`` (a leading shape) is true, flattened."""
-        return VisitInputs(*(getattr(self, f.name)[mask] for f in fields(self)))
+        return VisitInputs(*(None if (v := getattr(self, f.name)) is None else v[mask] for f in fields(self)))
 
 
 class ShopperSequenceModel(nn.Module):
@@ -163,12 +188,15 @@ class ShopperSequenceModel(nn.Module):
         self.empty_state = nn.Parameter(torch.zeros(spec.hidden_size))
         self.head_in = nn.Linear(spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + N_ACTION_FEATURES,
                                  spec.head_hidden)
-        self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS + spec.hazard_knots)
+        self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS)
+        self.hazard_in = nn.Linear(spec.head_hidden + N_OUTCOMES, spec.hazard_hidden)
+        self.hazard_out = nn.Linear(spec.hazard_hidden, N_RETURN_CHURN + spec.hazard_knots)
         self.hazard_baseline = nn.Parameter(torch.full((spec.horizon_days,), -3.4))  # about 1/30 a day
         self.register_buffer("hazard_basis", hat_basis(spec.horizon_days, spec.hazard_knots))
         self.register_buffer("feature_fill", torch.full((spec.n_features,), float("nan")))
-        with torch.no_grad():  # start near a spend of e^3
+        with torch.no_grad():  # start near a spend of e^3 and a churn of 5% a visit
             self.head_out.bias[HEAD_LAYOUT.index("spend_mu")] = 3.0
+            self.hazard_out.bias[0] = -3.0
 
     def _features(self, features: torch.Tensor) -> torch.Tensor:
         fill = self.feature_fill
@@ -196,15 +224,28 @@ class ShopperSequenceModel(nn.Module):
                             torch.relu(coupon - last_c), torch.relu(last_c - coupon)], dim=-1)
 
     def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
-        """Fused head outputs ``(..., n_outputs)`` of GRU states and the visits' inputs."""
-        return self._heads(hidden, self._features(inputs.features), inputs.arm, inputs.coupon)
+        """Fused outputs ``(..., n_outputs)`` of GRU states and the visits' inputs: the
+        response heads, then the return logits given the visits' ``outcome``."""
+        response, shared = self.response(hidden, self._features(inputs.features), inputs.arm, inputs.coupon)
+        return torch.cat([response, self.return_logits(shared, inputs.outcome)], dim=-1)
 
-    def _heads(self, hidden: torch.Tensor, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
+    def response(
+        self, hidden: torch.Tensor, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Response head outputs :math:`o_k` ``(..., 6)`` and the shared layer :math:`g_k`
+        (``features`` already filled by the logged constants)."""
         z = torch.cat([hidden, features, self.arm_embedding(arm), coupon.unsqueeze(-1),
                        self.action_features(features, arm, coupon)], dim=-1)
-        out = self.head_out(torch.relu(self.head_in(z)))
-        hazard = self.hazard_baseline + out[..., N_SCALAR_HEADS:] @ self.hazard_basis
-        return torch.cat([out[..., :N_SCALAR_HEADS], hazard], dim=-1)
+        shared = torch.relu(self.head_in(z))
+        return self.head_out(shared), shared
+
+    def return_logits(self, shared: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
+        """Return logits ``(..., 1 + H)`` (:mod:`simulators.hazard`): the churn logit
+        :math:`\\theta_{k0}` and the daily hazard logits :math:`b + B^\\top \\theta_{k1..M}`,
+        given the visit's shared layer :math:`g_k` and its outcome :math:`y_k` ``(..., 4)``."""
+        theta = self.hazard_out(torch.relu(self.hazard_in(torch.cat([shared, outcome], dim=-1))))
+        hazard = self.hazard_baseline + theta[..., N_RETURN_CHURN:] @ self.hazard_basis
+        return torch.cat([theta[..., :N_RETURN_CHURN], hazard], dim=-1)
 
     def rnn(
         self, inputs: VisitInputs, state: torch.Tensor | None = None, lengths: torch.Tensor | None = None
@@ -235,13 +276,18 @@ class ShopperSequenceModel(nn.Module):
         hidden, last = self.rnn(inputs, state)
         return self.heads(hidden, inputs), last
 
-    def step(self, inputs: VisitInputs, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, inputs: VisitInputs, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One visit of a batch ``(n, ...)``: O(1) in history length, one GRU cell call.
 
-        :returns: head outputs ``(n, n_outputs)`` and the new state ``(n, hidden)``.
+        ``inputs.outcome`` is not read: the caller draws the visit's outcome from the
+        response heads returned here, then its return logits from :meth:`return_logits`.
+
+        :returns: response outputs ``(n, 6)``, the shared layer ``(n, head_hidden)`` and the
+            new state ``(n, hidden)``.
         """
         gru = self.gru
         features = self._features(inputs.features)  # once for the GRU and the heads
         state = torch.gru_cell(self._rnn_input(inputs, features), state,
                                gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
-        return self._heads(state, features, inputs.arm, inputs.coupon), state
+        response, shared = self.response(state, features, inputs.arm, inputs.coupon)
+        return response, shared, state

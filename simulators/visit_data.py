@@ -48,6 +48,7 @@ class VisitData:
     prev_outcome: np.ndarray
     arm: np.ndarray
     coupon: np.ndarray
+    outcome: np.ndarray
     click: np.ndarray
     purchase: np.ndarray
     redeemed: np.ndarray
@@ -111,6 +112,7 @@ def build_visit_data(
         prev_outcome=prev_outcome,
         arm=arm.astype(np.int64),
         coupon=coupon,
+        outcome=outcome[:, 1:],
         click=click,
         purchase=purchase,
         redeemed=redeemed,
@@ -159,7 +161,7 @@ def gather_batch(
     steps = np.arange(int(win_len.max()))
     valid = steps[None, :] < win_len[:, None]
     rows = torch.as_tensor(np.where(valid, win_start[:, None] + steps[None, :], win_start[:, None]), device=device)
-    inputs = VisitInputs(*(data[f][rows] for f in ("features", "prev_arm", "prev_outcome", "arm", "coupon")))
+    inputs = VisitInputs(*(data[f][rows] for f in ("features", "prev_arm", "prev_outcome", "arm", "coupon", "outcome")))
     valid_t = torch.as_tensor(valid, device=device)
     flat_rows = rows[valid_t]
     targets = {name: tensor[flat_rows] for name, tensor in data.items() if name in TARGETS}

@@ -56,7 +56,7 @@ def test_calibration_holdout_summary_by_hand():
 
 
 def test_conditional_gap_sampling_respects_the_lower_bound():
-    logits = torch.full((4000, 30), -2.0)
+    logits = torch.cat([torch.full((4000, 1), -60.0), torch.full((4000, 30), -2.0)], dim=1)  # no churn logit
     after = torch.tensor([0, 3, 10, 30] * 1000)
     gap = sample_gap_days(logits, torch.rand(4000, generator=torch.Generator().manual_seed(0)), after)
     finite = torch.isfinite(gap)
@@ -93,7 +93,7 @@ def test_observe_moves_the_state_as_the_model_does_on_the_logged_sequence():
               torch.tensor(np.stack(coupons, 1)).float())
     from simulators.sequence_model import VisitInputs
 
-    _, last = sim.model(VisitInputs(*inputs))
+    _, last = sim.model.rnn(VisitInputs(*inputs))
     torch.testing.assert_close(sim.state, last, rtol=1e-5, atol=1e-5)
 
 

@@ -1,4 +1,4 @@
-"""Discrete-time hazard: likelihood by hand, targets from a visit table, sampling by law."""
+"""Churn-or-return law: likelihood by hand, targets from a visit table, sampling by law."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from scipy.stats import chisquare
 from simulators.hazard import empirical_hazard, log_likelihood, sample_gap_days, survival, survival_targets
 
 HAZARD = torch.tensor([0.5, 0.25, 0.2], dtype=torch.float64)
-LOGITS = torch.log(HAZARD / (1 - HAZARD))
+NO_CHURN = -60.0  # churn logit of pi = 1e-26: the plain hazard
+LOGITS = torch.cat([torch.tensor([NO_CHURN], dtype=torch.float64), torch.log(HAZARD / (1 - HAZARD))])
+CHURN = 0.2
+WITH_CHURN = torch.cat([torch.tensor([np.log(CHURN / (1 - CHURN))], dtype=torch.float64), LOGITS[1:]])
 
 
 @pytest.mark.parametrize(
@@ -26,6 +29,22 @@ LOGITS = torch.log(HAZARD / (1 - HAZARD))
 def test_log_likelihood_matches_hand_computed_values(index, event, expected):
     ll = log_likelihood(LOGITS[None], torch.tensor([index]), torch.tensor([event]))
     assert ll.item() == pytest.approx(np.log(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("index", "event", "expected"),
+    [
+        (1, True, 0.8 * 0.5 * 0.25),  # stayed (1 - pi), returned on day 2
+        (3, False, 0.2 + 0.8 * 0.5 * 0.75 * 0.8),  # churned after the visit, or no return within H
+        (1, False, 0.2 + 0.8 * 0.5),  # censored after 1 day: churned, or not back yet
+        (0, False, 1.0),
+    ],
+)
+def test_log_likelihood_with_a_churn_probability(index, event, expected):
+    ll = log_likelihood(WITH_CHURN[None], torch.tensor([index]), torch.tensor([event]))
+    assert ll.item() == pytest.approx(np.log(expected), rel=1e-12)
+    s = survival(WITH_CHURN).numpy()
+    np.testing.assert_allclose(s, 0.2 + 0.8 * np.cumprod([0.5, 0.75, 0.8]), rtol=1e-12)
 
 
 def test_survival_targets_of_returns_churn_and_censoring():
@@ -47,9 +66,10 @@ def test_survival_targets_reject_bad_input(gap, horizon, match):
         survival_targets(np.array(gap), np.array([False]), np.array([1.0]), horizon)
 
 
-def test_sampled_gaps_follow_the_hazard():
+def test_sampled_gaps_follow_the_law():
     gen = torch.Generator().manual_seed(1)
-    logits = torch.randn(10, generator=gen, dtype=torch.float64) - 1.5
+    logits = torch.cat([torch.tensor([-2.0], dtype=torch.float64),  # churn 12%
+                        torch.randn(10, generator=gen, dtype=torch.float64) - 1.5])
     n = 200_000
     u = torch.rand(n, generator=gen, dtype=torch.float64)
     gaps = sample_gap_days(logits.expand(n, -1), u).numpy()
@@ -61,9 +81,9 @@ def test_sampled_gaps_follow_the_hazard():
 
 
 def test_zero_and_certain_hazards_sample_churn_and_day_one():
-    logits = torch.tensor([[-50.0, -50.0], [50.0, -50.0], [-50.0, 50.0]])
-    gaps = sample_gap_days(logits, torch.tensor([0.5, 0.5, 0.5]))
-    assert torch.isinf(gaps[0]) and gaps[1] == 1 and gaps[2] == 2
+    logits = torch.tensor([[-50.0, -50.0, -50.0], [-50.0, 50.0, -50.0], [-50.0, -50.0, 50.0], [50.0, 50.0, 50.0]])
+    gaps = sample_gap_days(logits, torch.tensor([0.5, 0.5, 0.5, 0.5]))
+    assert torch.isinf(gaps[0]) and gaps[1] == 1 and gaps[2] == 2 and torch.isinf(gaps[3])  # last: churned
 
 
 def test_empirical_hazard_is_kaplan_meiers_by_hand():

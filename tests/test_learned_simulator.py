@@ -29,7 +29,7 @@ def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, s
     torch.manual_seed(seed)
     model = ShopperSequenceModel(spec)
     with torch.no_grad():
-        model.head_out.bias[6:] = -2.0  # returns within days, so shoppers live a few steps
+        model.hazard_out.bias[:] = -2.0
     return LearnedSimulator(model, card, "cpu")
 
 
@@ -39,13 +39,14 @@ def test_forward_over_a_sequence_equals_stepping_it():
     model = ShopperSequenceModel(spec)
     b, t = 4, 6
     inputs = VisitInputs(torch.rand(b, t, 13), torch.randint(0, 3, (b, t)), torch.randn(b, t, 5),
-                         torch.randint(0, 3, (b, t)), torch.rand(b, t))
+                         torch.randint(0, 3, (b, t)), torch.rand(b, t), torch.rand(b, t, 4))
     outputs, last = model(inputs)
     state = model.empty_state.expand(b, -1)
     for k in range(t):
         step_inputs = VisitInputs(*(getattr(inputs, f)[:, k] for f in ("features", "prev_arm", "prev_outcome",
                                                                         "arm", "coupon")))
-        out, state = model.step(step_inputs, state)
+        response, shared, state = model.step(step_inputs, state)
+        out = torch.cat([response, model.return_logits(shared, inputs.outcome[:, k])], dim=-1)
         torch.testing.assert_close(out, outputs[:, k], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state, last, rtol=1e-5, atol=1e-5)
 
@@ -68,8 +69,25 @@ def test_simulator_carries_the_gru_state_of_its_whole_history():
     prev_outcome = np.stack([np.zeros((n, 5)), *outcomes[:-1]], 1)
     inputs = VisitInputs(torch.tensor(np.stack(feats, 1)), torch.tensor(prev_arm), torch.tensor(prev_outcome).float(),
                          torch.tensor(np.stack(arms, 1)), torch.tensor(np.stack(coupons, 1)).float())
-    _, last = sim.model(inputs)
+    _, last = sim.model.rnn(inputs)
     torch.testing.assert_close(sim.state, last, rtol=1e-5, atol=1e-5)
+
+
+def test_the_return_gap_is_drawn_given_the_visits_drawn_purchase():
+    sim = toy_simulator()
+    with torch.no_grad():  # one hazard unit fires on a purchase and makes a return on day 1 certain
+        sim.model.hazard_in.weight.zero_()
+        sim.model.hazard_in.bias.zero_()
+        sim.model.hazard_in.weight[0, -3] = 1.0  # outcome column 1: purchase
+        sim.model.hazard_out.weight.zero_()
+        sim.model.hazard_out.weight[1:, 0] = 80.0
+        sim.model.hazard_out.bias[1:] = -40.0  # no purchase: (almost) never returns
+        sim.model.hazard_out.bias[0] = -40.0  # and no churn but by the hazard
+    sim.reset(2000, seed=3)
+    _, out = sim.step(np.zeros(2000, dtype=np.int64))
+    assert 0 < out.purchase.sum() < 2000
+    np.testing.assert_array_equal(out.gap_days[out.purchase], 1.0)
+    assert np.all(out.churned[~out.purchase])
 
 
 def run(sim: LearnedSimulator, seed: int, steps: int = 8, n: int = 64) -> np.ndarray:

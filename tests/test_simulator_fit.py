@@ -90,7 +90,7 @@ def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         "flipped": (cases["flipped"] / TENSORS_FILE, "checksum mismatch"),
         "bad_json": (cases["bad_json"] / CONFIG_FILE, "corrupt JSON"),
         "foreign_shapes": (cases["foreign_shapes"] / TENSORS_FILE, "does not match its config.json"),
-        "old_model": (cases["old_model"] / TENSORS_FILE, "model version 1, this code reads version 2"),
+        "old_model": (cases["old_model"] / TENSORS_FILE, "model version 1, this code reads version 3"),
         "missing": (cases["missing"] / TENSORS_FILE, "cannot read"),
     }
 
