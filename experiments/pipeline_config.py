@@ -11,7 +11,7 @@ runs on the embedded default, the ground-truth world::
     reward_mode: retention      # retention, net_revenue or mixed (envs.reward)
     world: {users: 20000, days: 180}
     split: {heldout_fraction: 0.2}
-    simulator: {epochs: 30, patience: 3}
+    simulator: {epochs: 30, patience: 4, lr_decay: 0.3}
     agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256}
     evaluation: {users: 5000, bootstrap: 200, sequential: true}
 
@@ -51,7 +51,8 @@ class SimulatorSection(_Strict):
     """The learned simulator's fit (simulators.fit_config.FitConfig)."""
 
     epochs: int = Field(30, ge=1)
-    patience: int = Field(3, ge=1)
+    patience: int = Field(4, ge=1)
+    lr_decay: float = Field(0.3, gt=0.0, le=1.0, description="learning-rate factor after an epoch without progress")
     batch_size: int = Field(256, ge=1)
     hidden_size: int = Field(64, ge=1)
     learning_rate: float = Field(3e-3, gt=0.0)

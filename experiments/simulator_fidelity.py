@@ -12,7 +12,11 @@ churned when their clock passed the horizon (at t = H this is the world's
 ``active_at_horizon``). Rollouts stop at churn or when the next visit falls at or past H,
 as :func:`simulators.rollout.evaluate_policy` does.
 
-Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--out runs/fidelity]``
+With several ``--fit-seeds``, a simulator is fit per seed on the same logs and each is
+compared with the same world rollouts; a last table gives, per policy, the mean and the
+range of the differences over the fits.
+
+Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--out runs/fidelity]``
 """
 
 from __future__ import annotations
@@ -51,7 +55,10 @@ class Args:
     epochs: int = 30
     """most fit epochs (early stopping on held-out shoppers)"""
     seed: int = 0
-    """seeds the logs, the fit and the rollouts"""
+    """seeds the logs and the rollouts"""
+    fit_seeds: str = "0"
+    """comma-separated seeds of the fits: one simulator per seed, each compared with the world
+    (fit-to-fit variation is part of what a user gets)"""
     logging_policy: str = "softmax"
     """the policy that writes the logs"""
     out: Path = Path("runs/fidelity")
@@ -87,60 +94,91 @@ def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) 
     return metrics
 
 
+METRICS = [f"active_day_{t}" for t in CHECK_DAYS] + ["return_visits"]
+
+
+def print_table(rows: list[dict], logging_policy: str) -> tuple[float, float, list[str]]:
+    """The per-policy table; returns the largest |difference| in share active (pp),
+    Spearman's rho of the 90-day retention, and the policies within tolerance at every day."""
+    print(f"\n{'policy':20s} " + " ".join(f"{m:>36s}" for m in METRICS))
+    worst, within = 0.0, []
+    for row in rows:
+        cells, row_worst = [], 0.0
+        for m in METRICS:
+            w, s = row["world"][m], row["simulator"][m]
+            scale = 100.0 if m.startswith("active") else 1.0
+            diff = (s.mean - w.mean) * scale
+            if m.startswith("active"):
+                row_worst = max(row_worst, abs(diff))
+            cells.append(f"{w.mean * scale:6.2f}±{(w.high - w.mean) * scale:4.2f} {s.mean * scale:6.2f}±"
+                         f"{(s.high - s.mean) * scale:4.2f} ({diff:+5.2f})")
+        worst = max(worst, row_worst)
+        if row_worst <= args.tolerance_pp:
+            within.append(row["policy"])
+        print(f"{row['policy'] + (' *' if row['policy'] == logging_policy else ''):20s} "
+              + " ".join(f"{c:>36s}" for c in cells))
+    rho = spearmanr([r["world"]["active_day_90"].mean for r in rows],
+                    [r["simulator"]["active_day_90"].mean for r in rows]).statistic
+    print("cells: world±95% simulator±95% (simulator - world); shares in %; * = logging policy")
+    print(f"largest |difference| in share active: {worst:.2f} pp (target <= {args.tolerance_pp} pp); "
+          f"Spearman rho of 90-day retention over {len(rows)} policies: {rho:.3f}")
+    print(f"within {args.tolerance_pp} pp at days {', '.join(map(str, CHECK_DAYS))}: {', '.join(within) or 'none'}")
+    return worst, float(rho), within
+
+
 args = parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 config = WorldConfig()
 log_path = args.out / "world_logs.parquet"
+fit_seeds = [int(v) for v in args.fit_seeds.split(",")]
 
 # 1. logs of the world under the logging policy
 t0 = time.perf_counter()
 summary = write_world_logs(config, args.users, args.days, args.seed, log_path, logging_policy=args.logging_policy)
 print(f"world logs: {summary.n_users} shoppers, {summary.n_visits} visits, {summary.n_events} events "
       f"({time.perf_counter() - t0:.1f} s)")
+log = read_events(log_path)
 
-# 2. fit on the logs only (default observation scale S = 50, as the world's)
-t0 = time.perf_counter()
-fit_config = FitConfig(epochs=args.epochs, seed=args.seed, horizon_days=config.horizon_days)
-result = fit_simulator(read_events(log_path), fit_config, args.out / "model", progress=True)
-fit_seconds = time.perf_counter() - t0
-print(f"fit: {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}")
-learned, world = result.simulator, GroundTruthWorld(config)
+# 2. the truth: every named policy in the world
+world = GroundTruthWorld(config)
+truth = {name: retention_rollout(world, make_policy(name, config), args.eval_users, args.seed + 1)
+         for name in POLICY_NAMES}
 
-# 3. every named policy in both simulators, same shoppers' seeds
-rows = []
-for name in POLICY_NAMES:
-    policy = make_policy(name, config)
-    truth = retention_rollout(world, policy, args.eval_users, args.seed + 1)
-    sim = retention_rollout(learned, policy, args.eval_users, args.seed + 1)
-    rows.append({"policy": name, "logging": name == args.logging_policy, "world": truth, "simulator": sim})
+fits = []
+for fit_seed in fit_seeds:
+    # 3. fit on the logs only (default observation scale S = 50, as the world's)
+    t0 = time.perf_counter()
+    fit_config = FitConfig(epochs=args.epochs, seed=fit_seed, horizon_days=config.horizon_days)
+    model_dir = args.out / ("model" if len(fit_seeds) == 1 else f"model_seed{fit_seed}")
+    result = fit_simulator(log, fit_config, model_dir, progress=True)
+    fit_seconds = time.perf_counter() - t0
+    print(f"fit (seed {fit_seed}): {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}")
 
-# 4. the table, the target check and the rank correlation
-metrics = [f"active_day_{t}" for t in CHECK_DAYS] + ["return_visits"]
-print(f"\n{'policy':20s} " + " ".join(f"{m:>36s}" for m in metrics))
-worst = 0.0
-for row in rows:
-    cells = []
-    for m in metrics:
-        w, s = row["world"][m], row["simulator"][m]
-        scale = 100.0 if m.startswith("active") else 1.0
-        diff = (s.mean - w.mean) * scale
-        if m.startswith("active"):
-            worst = max(worst, abs(diff))
-        cells.append(f"{w.mean * scale:6.2f}±{(w.high - w.mean) * scale:4.2f} {s.mean * scale:6.2f}±"
-                     f"{(s.high - s.mean) * scale:4.2f} ({diff:+5.2f})")
-    print(f"{row['policy'] + (' *' if row['logging'] else ''):20s} " + " ".join(f"{c:>36s}" for c in cells))
-rho = spearmanr([r["world"]["active_day_90"].mean for r in rows], [r["simulator"]["active_day_90"].mean for r in rows])
-print("cells: world±95% simulator±95% (simulator - world); shares in %; * = logging policy")
-print(f"largest |difference| in share active: {worst:.2f} pp (target <= {args.tolerance_pp} pp); "
-      f"Spearman rho of 90-day retention over {len(rows)} policies: {rho.statistic:.3f}")
-report = {
-    "args": {k: str(v) for k, v in asdict(args).items()},
-    "fit_seconds": fit_seconds,
-    "card": result.card.to_dict(),
-    "rows": [{"policy": r["policy"], "logging": r["logging"],
-              **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in metrics}} for r in rows],
-    "max_abs_diff_pp": worst,
-    "spearman_rho_active_day_90": float(rho.statistic),
-}
+    # 4. every named policy in the learned simulator, the same shoppers' seeds as the world's
+    rows = [{"policy": name, "world": truth[name],
+             "simulator": retention_rollout(result.simulator, make_policy(name, config), args.eval_users, args.seed + 1)}
+            for name in POLICY_NAMES]
+    worst, rho, within = print_table(rows, args.logging_policy)
+    fits.append({
+        "fit_seed": fit_seed, "model": str(model_dir), "fit_seconds": fit_seconds, "card": result.card.to_dict(),
+        "rows": [{"policy": r["policy"], "logging": r["policy"] == args.logging_policy,
+                  **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in METRICS}} for r in rows],
+        "max_abs_diff_pp": worst, "spearman_rho_active_day_90": rho, "within_tolerance": within,
+    })
+
+# 5. over the fits: mean and range of each difference
+if len(fits) > 1:
+    print(f"\nover {len(fits)} fits (seeds {args.fit_seeds}): simulator - world in pp, mean [min, max]")
+    print(f"{'policy':20s} " + " ".join(f"{m:>24s}" for m in METRICS[:-1]) + "   within tolerance")
+    for i, name in enumerate(POLICY_NAMES):
+        cells = []
+        for m in METRICS[:-1]:
+            d = np.array([100 * (f["rows"][i][f"simulator/{m}"]["mean"] - f["rows"][i][f"world/{m}"]["mean"]) for f in fits])
+            cells.append(f"{d.mean():+6.2f} [{d.min():+6.2f}, {d.max():+6.2f}]")
+        hits = sum(name in f["within_tolerance"] for f in fits)
+        print(f"{name + (' *' if name == args.logging_policy else ''):20s} " + " ".join(f"{c:>24s}" for c in cells)
+              + f"   {hits}/{len(fits)} fits")
+    print("Spearman rho per fit: " + ", ".join(f"{f['spearman_rho_active_day_90']:.3f}" for f in fits))
+report = {"args": {k: str(v) for k, v in asdict(args).items()}, "fits": fits}
 atomic_write_text(args.out / "fidelity.json", json.dumps(report, indent=2))
 print(f"wrote {args.out / 'fidelity.json'}")

@@ -18,10 +18,11 @@ class FitConfig:
 
     epochs: int = 30
     """most passes over the training windows, >= 1 (early stopping usually ends sooner)"""
-    patience: int = 3
+    patience: int = 4
     """epochs without a better validation loss before stopping, >= 1"""
-    lr_decay: float = 1.0
-    """factor in (0, 1] on the learning rate after each epoch without a better validation loss"""
+    lr_decay: float = 0.3
+    """factor in (0, 1] on the learning rate after each epoch without a better validation loss (1: constant);
+    the decayed steps settle the noisy end of training, which otherwise varies from fit to fit"""
     batch_size: int = 256
     """trajectory windows per gradient step, >= 1"""
     window: int = 128

@@ -150,7 +150,8 @@ class LearnedSimulator(ShopperSimulator):
         arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
         with torch.inference_mode():
             response, shared = self._advance(arm_t, coupon_t)
-            drawn = self._sample(response, shared, torch.as_tensor(self._levels[coupon_index] > 0, device=self.device))
+            drawn = self._sample(response, shared, arm_t,
+                                 torch.as_tensor(self._levels[coupon_index] > 0, device=self.device))
         return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
 
     def observe(
@@ -178,7 +179,7 @@ class LearnedSimulator(ShopperSimulator):
             unknown = np.isnan(gap)
             if unknown.any():
                 u = torch.rand(n, generator=self._generator, device=self.device)
-                sampled = sample_gap_days(self._return_logits(shared, drawn), u,
+                sampled = sample_gap_days(self._return_logits(shared, arm_t, drawn), u,
                                           torch.as_tensor(floor, device=self.device))
                 gap = np.where(unknown, sampled.cpu().numpy().astype(np.float64), gap)
             drawn.append(torch.as_tensor(gap, dtype=torch.float32, device=self.device))
@@ -202,11 +203,11 @@ class LearnedSimulator(ShopperSimulator):
         response, shared, self._state = self.model.step(inputs, self._state)
         return response, shared
 
-    def _return_logits(self, shared: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
-        """Return logits given the visit's click, purchase, redeemed and spend ``drawn``."""
+    def _return_logits(self, shared: torch.Tensor, arm: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
+        """Return logits given the visit's arm input and its click, purchase, redeemed and spend ``drawn``."""
         click, purchase, redeemed, spend = drawn[:4]
         outcome = torch.stack([click, purchase, redeemed, torch.log1p(spend / self.card.spend_scale)], dim=1)
-        return self.model.return_logits(shared, outcome)
+        return self.model.return_logits(shared, arm, outcome)
 
     def _finish(self, arm: np.ndarray, coupon_index: np.ndarray, arm_t: torch.Tensor, coupon_t: torch.Tensor,
                 drawn: list[torch.Tensor]) -> tuple[np.ndarray, VisitOutcome]:
@@ -226,9 +227,10 @@ class LearnedSimulator(ShopperSimulator):
         self._obs = self.history.features()
         return self._obs, outcome
 
-    def _sample(self, out: torch.Tensor, shared: torch.Tensor, offered: torch.Tensor) -> list[torch.Tensor]:
+    def _sample(self, out: torch.Tensor, shared: torch.Tensor, arm: torch.Tensor, offered: torch.Tensor
+                ) -> list[torch.Tensor]:
         """Click, purchase, redeemed (0/1 floats), spend and gap days of response outputs
-        ``out``; the gap given the drawn outcome and the shared layer ``shared``."""
+        ``out``; the gap given the drawn outcome, the arm input and the shared layer ``shared``."""
         n = out.shape[0]
         u = torch.rand((4, n), generator=self._generator, device=self.device)
         z = torch.randn(n, generator=self._generator, device=self.device)
@@ -241,5 +243,5 @@ class LearnedSimulator(ShopperSimulator):
         else:
             spend = torch.zeros_like(z)
         drawn = [click.float(), purchase.float(), redeemed.float(), spend]
-        drawn.append(sample_gap_days(self._return_logits(shared, drawn), u[3]))
+        drawn.append(sample_gap_days(self._return_logits(shared, arm, drawn), u[3]))
         return drawn

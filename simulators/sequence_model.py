@@ -19,7 +19,7 @@ At visit :math:`k` of a trajectory (inputs of :class:`VisitInputs`):
           the state of an empty history)} \\\\
     g_k &= \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k,\\ q_k] + b_1), \\qquad
     o_k = W_2\\, g_k + b_2 \\\\
-    \\theta_k &= W_4\\, \\mathrm{ReLU}(W_3 [g_k,\\ y_k] + b_3) + b_4
+    \\theta_k &= W_4\\, \\mathrm{ReLU}(W_3 [g_k,\\ y_k,\\ R_c(a_k)\\, click_k,\\ R_b(a_k)\\, buy_k] + b_3) + b_4
 
 where :math:`x_k` are the observable features at the visit, :math:`E` an arm embedding
 (row ``n_arms`` = no action: before the first visit, or not logged), :math:`R_c, R_b`
@@ -34,9 +34,9 @@ offer against their habit, :math:`(c_k - \\bar c)^+, (\\bar c - c_k)^+, (c_k - c
 :math:`[x_k, E(a_k)]` alone can hardly learn "this shopper likes this arm"; :math:`q_k`
 states it. :math:`o_k` are the response head outputs (:data:`HEAD_LAYOUT`), and
 :math:`\\theta_k` the return hazard's coefficients, which also read :math:`y_k`, the visit's
-own outcome :math:`[click_k, buy_k, red_k, \\log(1 + spend_k/S)]`: when a shopper comes back
-depends on what happened at this visit (a purchase satisfies, a clicked disappointment
-does not), so the simulator draws the response first and the gap given it (teacher-forced
+own outcome :math:`y_k = [click_k, buy_k, red_k, \\log(1 + spend_k/S)]` and the response
+embeddings of this visit's arm: when a shopper comes back depends on what happened at this
+visit (a purchase satisfies, a click on a disappointing arm does not), so the simulator draws the response first and the gap given it (teacher-forced
 with the logged outcome in training). Without :math:`y_k` the gap would be drawn
 independently of the purchase it follows, and a policy's effect on retention *through*
 purchases could only be learned from the action directly, from the logging policy's few
@@ -189,7 +189,7 @@ class ShopperSequenceModel(nn.Module):
         self.head_in = nn.Linear(spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + N_ACTION_FEATURES,
                                  spec.head_hidden)
         self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS)
-        self.hazard_in = nn.Linear(spec.head_hidden + N_OUTCOMES, spec.hazard_hidden)
+        self.hazard_in = nn.Linear(spec.head_hidden + N_OUTCOMES + 2 * spec.arm_embedding, spec.hazard_hidden)
         self.hazard_out = nn.Linear(spec.hazard_hidden, N_RETURN_CHURN + spec.hazard_knots)
         self.hazard_baseline = nn.Parameter(torch.full((spec.horizon_days,), -3.4))  # about 1/30 a day
         self.register_buffer("hazard_basis", hat_basis(spec.horizon_days, spec.hazard_knots))
@@ -202,12 +202,16 @@ class ShopperSequenceModel(nn.Module):
         fill = self.feature_fill
         return torch.where(torch.isnan(fill), features, fill)
 
-    def _rnn_input(self, inputs: VisitInputs, features: torch.Tensor) -> torch.Tensor:
+    def _responses(self, arm: torch.Tensor, click: torch.Tensor, purchase: torch.Tensor) -> list[torch.Tensor]:
+        """:math:`R_c(a)\\, click` and :math:`R_b(a)\\, buy` of arms ``(...)`` and 0/1 outcomes ``(..., 1)``."""
         m = self.spec.arm_embedding
-        response = self.response_embedding(inputs.prev_arm)
+        response = self.response_embedding(arm)
+        return [response[..., :m] * click, response[..., m:] * purchase]
+
+    def _rnn_input(self, inputs: VisitInputs, features: torch.Tensor) -> torch.Tensor:
         prev = inputs.prev_outcome
-        return torch.cat([features, self.arm_embedding(inputs.prev_arm), response[..., :m] * prev[..., 1:2],
-                          response[..., m:] * prev[..., 2:3], prev], dim=-1)
+        return torch.cat([features, self.arm_embedding(inputs.prev_arm),
+                          *self._responses(inputs.prev_arm, prev[..., 1:2], prev[..., 2:3]), prev], dim=-1)
 
     def action_features(self, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
         """Action-specific inputs :math:`q_k` ``(..., 7)`` of the heads: what the history says
@@ -227,7 +231,7 @@ class ShopperSequenceModel(nn.Module):
         """Fused outputs ``(..., n_outputs)`` of GRU states and the visits' inputs: the
         response heads, then the return logits given the visits' ``outcome``."""
         response, shared = self.response(hidden, self._features(inputs.features), inputs.arm, inputs.coupon)
-        return torch.cat([response, self.return_logits(shared, inputs.outcome)], dim=-1)
+        return torch.cat([response, self.return_logits(shared, inputs.arm, inputs.outcome)], dim=-1)
 
     def response(
         self, hidden: torch.Tensor, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor
@@ -239,11 +243,12 @@ class ShopperSequenceModel(nn.Module):
         shared = torch.relu(self.head_in(z))
         return self.head_out(shared), shared
 
-    def return_logits(self, shared: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
+    def return_logits(self, shared: torch.Tensor, arm: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
         """Return logits ``(..., 1 + H)`` (:mod:`simulators.hazard`): the churn logit
         :math:`\\theta_{k0}` and the daily hazard logits :math:`b + B^\\top \\theta_{k1..M}`,
-        given the visit's shared layer :math:`g_k` and its outcome :math:`y_k` ``(..., 4)``."""
-        theta = self.hazard_out(torch.relu(self.hazard_in(torch.cat([shared, outcome], dim=-1))))
+        given the visit's shared layer :math:`g_k`, arm :math:`a_k` and outcome :math:`y_k` ``(..., 4)``."""
+        z = torch.cat([shared, outcome, *self._responses(arm, outcome[..., :1], outcome[..., 1:2])], dim=-1)
+        theta = self.hazard_out(torch.relu(self.hazard_in(z)))
         hazard = self.hazard_baseline + theta[..., N_RETURN_CHURN:] @ self.hazard_basis
         return torch.cat([theta[..., :N_RETURN_CHURN], hazard], dim=-1)
 

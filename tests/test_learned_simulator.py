@@ -46,7 +46,7 @@ def test_forward_over_a_sequence_equals_stepping_it():
         step_inputs = VisitInputs(*(getattr(inputs, f)[:, k] for f in ("features", "prev_arm", "prev_outcome",
                                                                         "arm", "coupon")))
         response, shared, state = model.step(step_inputs, state)
-        out = torch.cat([response, model.return_logits(shared, inputs.outcome[:, k])], dim=-1)
+        out = torch.cat([response, model.return_logits(shared, inputs.arm[:, k], inputs.outcome[:, k])], dim=-1)
         torch.testing.assert_close(out, outputs[:, k], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state, last, rtol=1e-5, atol=1e-5)
 
@@ -78,7 +78,7 @@ def test_the_return_gap_is_drawn_given_the_visits_drawn_purchase():
     with torch.no_grad():  # one hazard unit fires on a purchase and makes a return on day 1 certain
         sim.model.hazard_in.weight.zero_()
         sim.model.hazard_in.bias.zero_()
-        sim.model.hazard_in.weight[0, -3] = 1.0  # outcome column 1: purchase
+        sim.model.hazard_in.weight[0, sim.model.spec.head_hidden + 1] = 1.0  # outcome column 1: purchase
         sim.model.hazard_out.weight.zero_()
         sim.model.hazard_out.weight[1:, 0] = 80.0
         sim.model.hazard_out.bias[1:] = -40.0  # no purchase: (almost) never returns
