@@ -119,5 +119,5 @@ class ShopperEnv(gym.Env):
         out = visit_step(self.simulator, flat, self.reward)
         terminated, truncated = bool(out.terminated[0]), bool(out.truncated[0])
         self._done = terminated or truncated
-        info = {key: value[0].item() for key, value in out.info.items()}
+        info = {key: value.item() for key, value in out.info.items()}
         return out.obs[0], float(out.reward[0]), terminated, truncated, info

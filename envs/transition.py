@@ -1,8 +1,8 @@
 """One visit of every shopper in a batch: the mechanism both environments share.
 
-:func:`visit_step` is the whole environment dynamics on top of a simulator: it checks the
-actions, steps the simulator once for the batch, and derives the reward, termination and
-truncation of each shopper:
+:func:`visit_step` is the whole environment dynamics on top of a simulator: it steps the
+simulator once for the batch (the simulator checks the actions) and derives the reward,
+termination and truncation of each shopper:
 
 * ``terminated`` = the shopper churned (will never come back);
 * ``truncated`` = the shopper did not churn, but the next visit falls after day
@@ -59,35 +59,41 @@ def single_observation_space(simulator: ShopperSimulator) -> spaces.Box:
 
 
 def flat_actions(simulator: ShopperSimulator, actions: np.ndarray, action_type: str, n: int) -> np.ndarray:
-    """Validate a batch of actions and return flat action indices ``(n,)``.
+    """Flat action indices ``(n,)`` of a batch of actions of ``action_type``.
 
-    :raises ValueError: wrong shape, a non-integer dtype, or an action outside the space;
-        the message names the action and the space.
+    Discrete actions are flat already and go to the simulator as they are: its ``step``
+    checks every action it is given (:meth:`interactions.actions.ActionSpace.check`), the
+    one check on the way. A multidiscrete batch is checked here, where an out-of-range
+    pair can still be named, and encoded.
+
+    :raises ValueError: a multidiscrete batch of the wrong shape, a non-integer dtype, or a
+        pair outside the space; the message names the action and the space.
     """
+    if action_type == "discrete":
+        return actions
     a = simulator.action_space
     actions = np.asarray(actions)
-    shape = (n,) if action_type == "discrete" else (n, 2)
-    if actions.shape != shape:
-        raise ValueError(f"actions must have shape {shape}, got {actions.shape}")
-    if not np.issubdtype(actions.dtype, np.integer):
+    if actions.shape != (n, 2):
+        raise ValueError(f"actions must have shape {(n, 2)}, got {actions.shape}")
+    if actions.dtype.kind not in "iu":
         raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
-    if action_type == "discrete":
-        bad = (actions < 0) | (actions >= a.n_actions)
-        if bad.any():
-            raise ValueError(f"action {actions[bad][0]} is not in Discrete({a.n_actions})")
-        return actions.astype(np.int64, copy=False)
     bad = (actions < 0).any(axis=1) | (actions[:, 0] >= a.n_arms) | (actions[:, 1] >= a.n_coupons)
     if bad.any():
         raise ValueError(f"action {actions[bad][0].tolist()} is not in MultiDiscrete([{a.n_arms} {a.n_coupons}])")
-    return a.encode(actions[:, 0], actions[:, 1])
+    return a.encode(actions[:, 0], actions[:, 1], check=False)
 
 
 def visit_step(simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConfig) -> VisitStep:
-    """Step every shopper once under valid flat actions (see the module docstring)."""
+    """Step every shopper once under ``flat`` actions (see the module docstring).
+
+    :raises ValueError: from the simulator's ``step``, on actions of the wrong shape or
+        dtype or outside the action space; nothing has changed then.
+    """
     obs, outcome = simulator.step(flat)
+    days = simulator.days
     terminated = outcome.churned
-    truncated = ~terminated & (simulator.days > simulator.horizon_days)
-    returned = ~terminated & ~truncated
+    truncated = ~terminated & (days > simulator.horizon_days)
+    returned = ~(terminated | truncated)
     info = outcome.as_dict()
-    info["day"] = simulator.days.copy()
+    info["day"] = days.copy()
     return VisitStep(obs, reward(outcome, returned), terminated, truncated, info)

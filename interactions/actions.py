@@ -50,19 +50,41 @@ class ActionSpace:
         """Size of the flat action space."""
         return self.n_arms * self.n_coupons
 
-    def encode(self, arm: np.ndarray | int, coupon_index: np.ndarray | int) -> np.ndarray:
-        """Flat action indices of (arm, coupon index) pairs; raises on out-of-range input."""
+    def check(self, actions: np.ndarray, n: int) -> np.ndarray:
+        """A batch of ``n`` flat ``actions`` as int64, checked: the one check of the actions
+        entering a simulator (code behind it decodes them with ``check=False``).
+
+        :raises ValueError: naming the shape if it is not ``(n,)``, a non-integer dtype, or
+            the first action outside ``Discrete(n_actions)``.
+        """
+        actions = np.asarray(actions)
+        if actions.shape != (n,):
+            raise ValueError(f"actions must have shape ({n},), got {actions.shape}")
+        if actions.dtype.kind not in "iu":
+            raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
+        flat = actions.astype(np.int64, copy=False)
+        if _any_outside(flat, self.n_actions):
+            first = actions[(flat < 0) | (flat >= self.n_actions)][0]
+            raise ValueError(f"action {first} is not in Discrete({self.n_actions})")
+        return flat
+
+    def encode(self, arm: np.ndarray | int, coupon_index: np.ndarray | int, *, check: bool = True) -> np.ndarray:
+        """Flat action indices of (arm, coupon index) pairs; raises on out-of-range input
+        unless ``check`` is false (pairs already checked)."""
         arm = np.asarray(arm, dtype=np.int64)
         coupon_index = np.asarray(coupon_index, dtype=np.int64)
-        self._check_range("arm", arm, self.n_arms)
-        self._check_range("coupon index", coupon_index, self.n_coupons)
+        if check:
+            self._check_range("arm", arm, self.n_arms)
+            self._check_range("coupon index", coupon_index, self.n_coupons)
         return arm * self.n_coupons + coupon_index
 
-    def decode(self, action: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-        """(arm, coupon index) of flat actions; raises on out-of-range input."""
+    def decode(self, action: np.ndarray | int, *, check: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(arm, coupon index) of flat actions; raises on out-of-range input unless ``check``
+        is false (actions already checked, e.g. by :meth:`check`)."""
         action = np.asarray(action, dtype=np.int64)
-        self._check_range("action", action, self.n_actions)
-        return action // self.n_coupons, action % self.n_coupons
+        if check:
+            self._check_range("action", action, self.n_actions)
+        return np.divmod(action, self.n_coupons)
 
     def coupon_fraction(self, coupon_index: np.ndarray | int) -> np.ndarray:
         """Discount fraction of each coupon index."""
@@ -85,7 +107,15 @@ class ActionSpace:
 
     @staticmethod
     def _check_range(name: str, values: np.ndarray, upper: int) -> None:
-        bad = (values < 0) | (values >= upper)
-        if np.any(bad):
-            first = values[bad].ravel()[0]
+        if _any_outside(values, upper):
+            first = values[(values < 0) | (values >= upper)].ravel()[0]
             raise ValueError(f"{name} {int(first)} is outside [0, {upper - 1}]")
+
+
+def _any_outside(values: np.ndarray, upper: int) -> bool:
+    """Whether any of the int64 ``values`` lies outside ``[0, upper)``.
+
+    Viewed as unsigned, a negative value wraps to a huge one: one comparison and a count,
+    the cheapest check there is on the tiny arrays of a single environment's step.
+    """
+    return bool(np.count_nonzero(values.view(np.uint64) >= upper))

@@ -85,7 +85,8 @@ class HistoryFeatures:
         "n_visits", "day", "last_gap", "spend", "purchases", "clicks",
         "coupons", "coupon_sum", "last_purchase", "last_redeemed", "last_coupon",
     )
-    """Rows of the running-count matrix (float64); engagement has its own float32 matrix."""
+    """Rows of the running-count matrix (float64), in the order of ``SCALAR_FEATURES``: row
+    ``k`` is what feature ``k`` is computed from. Engagement has its own float32 matrix."""
 
     def __init__(self, action_space: ActionSpace, horizon_days: float, spend_scale: float = 50.0) -> None:
         if not horizon_days >= 1:
@@ -96,8 +97,14 @@ class HistoryFeatures:
         self.horizon_days = float(horizon_days)
         self.spend_scale = float(spend_scale)
         self._levels = np.asarray(action_space.coupon_levels, dtype=np.float64)
-        self._coupon_scale = self._levels[-1] if self._levels[-1] > 0 else 1.0
+        coupon_scale = self._levels[-1] if self._levels[-1] > 0 else 1.0
         self.names: tuple[str, ...] = history_feature_names(action_space.n_arms)
+        # per counter row: its factor in the feature (days / H, last coupon / c_max); per rate
+        # row (purchases .. coupon sum): the divisor of 1 / visits (the mean coupon's is c_max)
+        per_day, per_coupon = 1.0 / self.horizon_days, 1.0 / coupon_scale
+        self._row_factor = np.array([1.0, per_day, per_day, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, per_coupon])[:, None]
+        self._rate_divisor = np.array([1.0, 1.0, 1.0, coupon_scale])[:, None]
+        self._kept = np.array([0.0 if name.startswith("last_") else 1.0 for name in self._COUNTERS])[:, None]
         self.reset(0)
 
     @property
@@ -142,50 +149,58 @@ class HistoryFeatures:
             :class:`simulators.interface.VisitOutcome`).
         :param gap_days: days from this visit to the next, > 0; a non-finite gap (churn,
             end of log) leaves the clock where it is.
+        :raises ValueError: ``arm`` not of shape ``(n,)``, or an arm or coupon index out of
+            range (naming it); then :meth:`record` adds the visit.
         """
         arm = np.asarray(arm, dtype=np.int64)
+        coupon_index = np.asarray(coupon_index, dtype=np.int64)
         if arm.shape != (self.n,):
             raise ValueError(f"arm must have shape ({self.n},), got {arm.shape}")
         self.action_space.encode(arm, coupon_index)  # range checks, naming the bad value
+        self.record(arm, coupon_index, outcome, gap_days)
+
+    def record(
+        self,
+        arm: np.ndarray,
+        coupon_index: np.ndarray,
+        outcome: VisitOutcomeLike,
+        gap_days: np.ndarray,
+    ) -> None:
+        """:meth:`update` with no checks, for a simulator's own step: ``arm`` and
+        ``coupon_index`` must be int arrays of shape ``(n,)`` within range already (e.g.
+        decoded from actions that :meth:`ActionSpace.check` passed)."""
         coupon = self._levels[coupon_index]
         gap = np.asarray(gap_days, dtype=np.float64)
-        (visits, day, last_gap, spend, purchases, clicks, coupons, coupon_sum,
-         last_purchase, last_redeemed, last_coupon) = self._stats
-        visits += 1.0
-        last_gap[:] = np.where(np.isfinite(gap), gap, 0.0)
-        day += last_gap
-        spend += outcome.spend
-        last_purchase[:] = outcome.purchase
-        purchases += last_purchase
-        clicks += outcome.click
-        coupons += coupon > 0
-        coupon_sum += coupon
-        last_redeemed[:] = outcome.redeemed
-        last_coupon[:] = coupon
-        self._engagement[arm, np.arange(self.n)] += last_purchase + outcome.click
+        last_gap = np.where(np.isfinite(gap), gap, 0.0)
+        # this visit's value of each counter (rows as in _COUNTERS): a running count adds
+        # it, a last_* counter is replaced by it (its old value kept x 0)
+        visit = np.array([
+            np.ones_like(last_gap), last_gap, last_gap, outcome.spend,
+            outcome.purchase, outcome.click, coupon > 0, coupon,
+            outcome.purchase, outcome.redeemed, coupon,
+        ], dtype=np.float64)
+        self._stats *= self._kept
+        self._stats += visit
+        self._engagement[arm, np.arange(self.n)] += visit[4] + visit[5]  # purchase + click
 
     def features(self) -> np.ndarray:
         """The feature matrix, float32, shape ``(n, len(names))`` (columns as :attr:`names`).
 
-        Built column by column, so the array is Fortran-ordered (each feature contiguous).
+        The scalar features are computed in float64 with a few whole-matrix operations (on
+        a small batch the cost is the number of numpy calls, not the data) and rounded once;
+        the array is Fortran-ordered (each feature contiguous).
         """
-        (visits, day, last_gap, spend, purchases, clicks, coupons, coupon_sum,
-         last_purchase, last_redeemed, last_coupon) = self._stats
+        stats, n_scalar = self._stats, len(SCALAR_FEATURES)
+        scalar = stats * self._row_factor
+        visits, _, _, spend, purchases, clicks = stats[:6]
         per_visit = 1.0 / np.maximum(visits, 1.0)
+        np.multiply(stats[4:8], per_visit / self._rate_divisor, out=scalar[4:8])  # the rates
+        np.divide(spend, self.spend_scale, out=scalar[3])
+        np.log1p(scalar[0:4:3], out=scalar[0:4:3])  # log_visits and log_spend
         out = np.empty((len(self.names), self.n), dtype=np.float32)
-        np.log1p(visits, out=out[0])
-        np.multiply(day, 1.0 / self.horizon_days, out=out[1])
-        np.multiply(last_gap, 1.0 / self.horizon_days, out=out[2])
-        np.log1p(spend / self.spend_scale, out=out[3])
-        np.multiply(purchases, per_visit, out=out[4])
-        np.multiply(clicks, per_visit, out=out[5])
-        np.multiply(coupons, per_visit, out=out[6])
-        np.multiply(coupon_sum, per_visit / self._coupon_scale, out=out[7])
-        out[8] = last_purchase
-        out[9] = last_redeemed
-        np.multiply(last_coupon, 1.0 / self._coupon_scale, out=out[10])
+        out[:n_scalar] = scalar
         inv_total = (1.0 / np.maximum(purchases + clicks, 1.0)).astype(np.float32)
-        np.multiply(self._engagement, inv_total, out=out[len(SCALAR_FEATURES):])
+        np.multiply(self._engagement, inv_total, out=out[n_scalar:])
         return out.T
 
     def _check_mask(self, mask: np.ndarray) -> np.ndarray:

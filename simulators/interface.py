@@ -84,7 +84,12 @@ class ShopperSimulator(ABC):
 
     @abstractmethod
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
-        """Apply one flat action per shopper; return next observations and the outcome."""
+        """Apply one flat action per shopper; return next observations and the outcome.
+
+        :raises ValueError: actions of the wrong shape or dtype or outside
+            :attr:`action_space` (:meth:`ActionSpace.check`), before anything changes: the
+            environments hand discrete actions over unchecked.
+        """
 
     @abstractmethod
     def replace(self, mask: np.ndarray) -> np.ndarray:

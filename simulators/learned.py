@@ -223,7 +223,7 @@ class LearnedSimulator(ShopperSimulator):
             coupon_cost=np.where(redeemed > 0, spend * coupon, 0.0), gap_days=gap, churned=churned,
         )
         self._days += np.where(churned, 0.0, gap)
-        self.history.update(arm, coupon_index, outcome, gap)
+        self.history.record(arm, coupon_index, outcome, gap)
         self._obs = self.history.features()
         return self._obs, outcome
 

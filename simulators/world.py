@@ -1,8 +1,10 @@
 """The ground-truth shopper world: known dynamics with long-term trade-offs, batched.
 
 One :meth:`GroundTruthWorld.step` advances every shopper of a batch by one visit in a
-few dozen numpy operations (no loop over shoppers). Arms are the catalog's item groups;
-an action is a flat (group, coupon level) index of :class:`interactions.actions.ActionSpace`.
+few dozen numpy operations (no loop over shoppers); a batch of one runs the same laws on
+numpy scalars, which cost a fraction of what one-element arrays do per operation. Arms
+are the catalog's item groups; an action is a flat (group, coupon level) index of
+:class:`interactions.actions.ActionSpace`.
 
 Dynamics at a visit of shopper :math:`i` shown group :math:`g` with coupon fraction
 :math:`c` (:math:`\\sigma` the logistic function, :math:`x^+ = \\max(x, 0)`; shopper traits
@@ -128,43 +130,28 @@ class GroundTruthWorld(ShopperSimulator):
         """One visit of every shopper under flat ``actions`` (ints, shape ``(n,)``).
 
         A churned shopper stepped again gets meaningless values until it is replaced.
+
+        :raises ValueError: actions of the wrong shape or dtype, or outside the action
+            space (:meth:`ActionSpace.check`); the world is left as it was.
         """
         n = self._days.shape[0]
-        actions = np.asarray(actions)
-        if actions.shape != (n,) or not np.issubdtype(actions.dtype, np.integer):
-            raise ValueError(f"actions must be an integer array of shape ({n},), got {actions.dtype} {actions.shape}")
-        arm, coupon_index = self.action_space.decode(actions)
-        cfg, st = self.config, self._state
-        c = self._levels[coupon_index]
+        arm, coupon_index = self.action_space.decode(self.action_space.check(actions, n), check=False)
         u = self._rng.random((6, n), dtype=np.float32)
-        r, p_click, p_buy, utility = self._response(arm, c)
-        s, e = st.satisfaction, st.expectation
-        above = np.maximum(c - e, 0.0)
-        below = np.maximum(e - c, 0.0)
-
-        click = u[0] < p_click
-        purchase = click & (u[1] < p_buy)
-        item = self.catalog.offsets[arm] + (u[2] * self._group_size[arm]).astype(np.int64)
-        spend = purchase * self.catalog.item_price[item] * (1.0 + (u[3] < cfg.extra_unit_prob))
-        redeemed = purchase & (c > 0)
-        coupon_cost = np.where(redeemed, c * spend, 0.0)
-
-        s = (cfg.satisfaction_persistence * s + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
-             + click * self._satisfaction_quality[arm] + cfg.satisfaction_purchase * purchase
-             + cfg.satisfaction_disappointment * np.minimum(utility, 0.0) + st.drift)
-        st.satisfaction = np.clip(s, -cfg.satisfaction_clip, cfg.satisfaction_clip)
-        st.expectation = e + st.habituation * above - cfg.expectation_decay * below
-        gap = np.maximum(1.0, np.ceil(st.mean_gap * np.exp(-cfg.gap_satisfaction * st.satisfaction)
-                                      * -np.log1p(-u[5])))
-        # no return within the horizon is churn, by definition (as in the logs' trajectories)
-        churned = (u[4] < _sigmoid(st.churn_logit - cfg.churn_satisfaction * st.satisfaction)) | (gap > self.horizon_days)
+        # One shopper goes through the laws as numpy scalars (its row of the batch): the same
+        # code and numbers, at a fraction of the per-call cost of one-element arrays.
+        at = 0 if n == 1 else slice(None)
+        visit = self._visit(_shoppers(self._state, at), arm[at], self._levels[coupon_index[at]], u[:, at])
+        if n == 1:
+            visit = [np.array([value]) for value in visit]
+        click, purchase, redeemed, spend, coupon_cost, gap, churned, satisfaction, expectation, item = visit
+        self._state.satisfaction, self._state.expectation = satisfaction, expectation
         gap_days = np.where(churned, np.inf, gap)
         self._days += np.where(churned, 0.0, gap)
         self._last_item = item
 
         outcome = VisitOutcome(click=click, purchase=purchase, redeemed=redeemed, spend=spend,
                                coupon_cost=coupon_cost, gap_days=gap_days, churned=churned)
-        self.history.update(arm, coupon_index, outcome, gap_days)
+        self.history.record(arm, coupon_index, outcome, gap_days)
         return self.history.features(), outcome
 
     def response_probabilities(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,19 +161,47 @@ class GroundTruthWorld(ShopperSimulator):
         from, and the best any model of the responses can do (an oracle quantity).
         """
         arm, coupon_index = self.action_space.decode(np.asarray(actions))
-        _, p_click, p_buy, _ = self._response(arm, self._levels[coupon_index])
+        _, _, _, p_click, p_buy, _ = self._response(self._state, arm, self._levels[coupon_index])
         return p_click, p_buy
 
-    def _response(self, arm: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Relevance, click and purchase-after-click probabilities and coupon utility."""
-        cfg, st = self.config, self._state
-        r = st.relevance[np.arange(arm.shape[0]), arm]
+    def _visit(self, st: ShopperState, arm: np.ndarray, c: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The laws of the module docstring at one visit of shoppers ``st`` (arrays, or numpy
+        scalars of one shopper) shown ``arm`` with coupon fraction ``c``, from uniforms ``u``
+        (float32, one row per draw): click, purchase, redeemed, spend, coupon cost, gap,
+        churned, the new satisfaction and expectation, and the item shown."""
+        cfg = self.config
+        r, above, below, p_click, p_buy, utility = self._response(st, arm, c)
+
+        click = u[0] < p_click
+        purchase = click & (u[1] < p_buy)
+        item = self.catalog.offsets[arm] + (u[2] * self._group_size[arm]).astype(np.int64)
+        spend = self.catalog.item_price[item] * purchase * (1.0 + (u[3] < cfg.extra_unit_prob))
+        redeemed = purchase & (c > 0)
+        coupon_cost = c * spend * redeemed  # c x spend if redeemed, else +0 (both >= 0)
+
+        s = (cfg.satisfaction_persistence * st.satisfaction + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
+             + self._satisfaction_quality[arm] * click + cfg.satisfaction_purchase * purchase
+             + cfg.satisfaction_disappointment * np.minimum(utility, 0.0) + st.drift)
+        s = np.minimum(np.maximum(s, -cfg.satisfaction_clip), cfg.satisfaction_clip)
+        e = st.expectation + st.habituation * above - cfg.expectation_decay * below
+        gap = np.maximum(1.0, np.ceil(st.mean_gap * np.exp(-cfg.gap_satisfaction * s) * -np.log1p(-u[5])))
+        # no return within the horizon is churn, by definition (as in the logs' trajectories)
+        churned = (u[4] < _sigmoid(st.churn_logit - cfg.churn_satisfaction * s)) | (gap > self.horizon_days)
+        return click, purchase, redeemed, spend, coupon_cost, gap, churned, s, e, item
+
+    def _response(self, st: ShopperState, arm: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Relevance, how far the coupon lies above and below the expectation, click and
+        purchase-after-click probabilities and coupon utility of shoppers ``st`` (arrays, or
+        numpy scalars of one shopper) shown ``arm`` with coupon fraction ``c``."""
+        cfg = self.config
+        r = st.relevance[arm] if st.relevance.ndim == 1 else st.relevance[np.arange(arm.shape[0]), arm]
         s, e = st.satisfaction, st.expectation
+        above, below = np.maximum(c - e, 0.0), np.maximum(e - c, 0.0)
+        utility = above - cfg.loss_aversion * below
         p_click = _sigmoid(self._click_base[arm] + cfg.click_relevance * r + cfg.click_satisfaction * s)
-        utility = np.maximum(c - e, 0.0) - cfg.loss_aversion * np.maximum(e - c, 0.0)
         buy_logit = (st.purchase_logit + cfg.purchase_relevance * r + self._purchase_quality[arm]
                      + cfg.purchase_satisfaction * s + st.coupon_sensitivity * utility)
-        return r, p_click, _sigmoid(buy_logit), utility
+        return r, above, below, p_click, _sigmoid(buy_logit), utility
 
     def evaluate(self, policy: Policy, n_users: int, seed: int, *, progress: bool = False) -> PolicyValue:
         """The true value of ``policy``: on-policy rollouts of ``n_users`` fresh shoppers
@@ -200,6 +215,12 @@ class GroundTruthWorld(ShopperSimulator):
         if mask.dtype != bool or mask.shape != (n,):
             raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
         return mask
+
+
+def _shoppers(state: ShopperState, at: int | slice) -> ShopperState:
+    """Shoppers ``at`` of a batch: views of it (a slice), or one shopper's numpy scalars and
+    relevance row (an index)."""
+    return ShopperState(**{name: value[at] for name, value in vars(state).items()})
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -163,6 +163,16 @@ def test_invalid_actions_raise(action, error, message) -> None:
         env.step(action)
 
 
+def test_an_invalid_action_changes_nothing() -> None:
+    env, fresh = make_env(), make_env()
+    env.reset(seed=3)
+    fresh.reset(seed=3)
+    with pytest.raises(ValueError, match="not in Discrete"):
+        env.step(80)
+    (obs, *rest), (obs_fresh, *rest_fresh) = env.step(5), fresh.step(5)
+    assert np.array_equal(obs, obs_fresh) and rest == rest_fresh
+
+
 def test_invalid_vector_and_multidiscrete_actions_raise() -> None:
     venv = make_vector_env(4)
     venv.reset(seed=0)

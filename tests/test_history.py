@@ -55,6 +55,29 @@ def test_two_visits_match_hand_computed_features():
     np.testing.assert_allclose(h.features()[:, len(SCALAR_FEATURES):], [[1 / 3, 2 / 3, 0], [0, 0, 1]], rtol=1e-6)
 
 
+def test_record_is_update_without_the_checks():
+    checked, trusted = HistoryFeatures(SPACE, horizon_days=90), HistoryFeatures(SPACE, horizon_days=90)
+    checked.reset(3)
+    trusted.reset(3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        arm, coupon = rng.integers(0, 3, 3), rng.integers(0, 3, 3)
+        visit = outcome(rng.random(3) < 0.5, rng.random(3) < 0.3, rng.random(3) < 0.2, rng.random(3) * 40)
+        gap = np.where(rng.random(3) < 0.2, np.inf, rng.integers(1, 30, 3).astype(float))
+        checked.update(arm, coupon, visit, gap)
+        trusted.record(arm, coupon, visit, gap)
+    assert checked.features().tobytes() == trusted.features().tobytes()
+
+
+def test_a_ladder_without_coupons_scales_coupons_by_one():
+    h = HistoryFeatures(ActionSpace(2, (0.0,)), horizon_days=30)
+    h.reset(1)
+    h.update([1], [0], outcome([1], [1], [0], [20.0]), [3.0])
+    f = dict(zip(h.names, h.features()[0]))
+    assert f["mean_coupon"] == f["last_coupon"] == f["coupon_share"] == 0.0
+    assert f["purchase_rate"] == f["arm_share_1"] == 1.0 and f["days_since_last"] == np.float32(0.1)
+
+
 def test_non_finite_gap_keeps_the_clock():
     h = HistoryFeatures(SPACE, horizon_days=10)
     h.reset(1)

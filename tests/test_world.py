@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,45 @@ def test_same_seed_same_trajectory_and_batches_of_any_size():
             ob, out_b = b.step(random_actions(b, n, step))
             np.testing.assert_array_equal(oa, ob)
             np.testing.assert_array_equal(out_a.gap_days, out_b.gap_days)
+
+
+class FixedUniforms:
+    """Stands in for a world's generator in ``step``: hands out the given uniforms."""
+
+    def __init__(self, u: np.ndarray) -> None:
+        self.u = u
+
+    def random(self, shape: tuple[int, int], dtype: type) -> np.ndarray:
+        assert self.u.shape == shape and self.u.dtype == dtype
+        return self.u
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+def test_a_batch_of_one_steps_bit_for_bit_as_in_a_batch():
+    """One shopper goes through the laws as numpy scalars, a batch as arrays: same numbers."""
+    batch, n = GroundTruthWorld(CONFIG), 8
+    batch.reset(n, seed=6)
+    rows = np.eye(n, dtype=bool)
+    alone = []
+    for mask in rows:
+        one = copy.deepcopy(batch)
+        one.keep_rows(mask)
+        alone.append(one)
+    rng = np.random.default_rng(6)
+    for step in range(12):
+        actions, u = random_actions(batch, n, step), rng.random((6, n), dtype=np.float32)
+        batch._rng = FixedUniforms(u)
+        obs, out = batch.step(actions)
+        for i, one in enumerate(alone):
+            one._rng = FixedUniforms(u[:, i : i + 1])
+            obs_one, out_one = one.step(actions[i : i + 1])
+            assert same_bits(obs_one, obs[i : i + 1])
+            assert all(same_bits(v, getattr(out, k)[i : i + 1]) for k, v in out_one.as_dict().items())
+            assert all(same_bits(v, getattr(batch.state, k)[i : i + 1]) for k, v in vars(one.state).items())
+            assert same_bits(one.days, batch.days[i : i + 1]) and same_bits(one.last_item, batch.last_item[i : i + 1])
 
 
 def test_rates_do_not_depend_on_batch_size():
