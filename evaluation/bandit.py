@@ -19,6 +19,17 @@ expected clicks per shown slot). Every estimator here is written as per-round te
 (``base``, ``num``, ``den``), so the estimate, the bootstrap over units (shoppers) and the
 concentration bound all reuse the same terms, computed once (the obp IPW pattern).
 
+The reward model enters the estimators that use it (all but IPS and SNIPS) through
+:math:`\\hat q^{\\pi}_i` and :math:`\\hat w_i \\hat q_i` (``residual_weight`` :math:`\\hat w_i`
+below: :math:`u_i = \\hat w_i (r_i - \\hat q_i)`). Given as a plain array it is held fixed: the
+interval then conditions on the model (right to first order for DR and SNDR with a
+cross-fitted model, whose terms are orthogonal to the model's error; far too narrow for DM).
+Given as a fit (:class:`evaluation.fit_influence.RewardFit`) the bootstrap also moves the
+model as a refit on each resample would, to first order: each resample adds
+:math:`\\sum_j (c_j - 1) \\psi_j` with :math:`\\psi` the fit influence of the functional
+:math:`\\frac1n \\sum_i \\hat q^{\\pi}_i - \\sum_i \\hat w_i \\hat q_i / \\sum_i d_i` (the estimate's
+dependence on :math:`\\hat q`).
+
 ==========  ==============================  ==============================  ==========
 estimator   b_i                             u_i                             d_i
 ==========  ==============================  ==============================  ==========
@@ -50,6 +61,7 @@ from evaluation._checks import (
     positive,
     propensity_vector,
 )
+from evaluation.fit_influence import RewardFit
 from evaluation.intervals import (
     Interval,
     empirical_bernstein_lower,
@@ -66,7 +78,9 @@ class BanditInputs:
 
     ``weight`` is :math:`w_i`; ``q_factual`` :math:`\\hat q_i` and ``q_policy``
     :math:`\\hat q^{\\pi}_i` are NaN when no reward model was given; ``unit`` numbers the
-    independent units (shoppers) 0..n_units-1.
+    independent units (shoppers) 0..n_units-1. ``fit`` is the reward model when it was given
+    as a :class:`~evaluation.fit_influence.RewardFit` (else None), and ``policy_influence``
+    its fit influence on :math:`\\frac1n \\sum_i \\hat q^{\\pi}_i` (None without a fit).
     """
 
     reward: np.ndarray
@@ -75,6 +89,8 @@ class BanditInputs:
     q_policy: np.ndarray
     unit: np.ndarray
     n_units: int
+    fit: RewardFit | None = None
+    policy_influence: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -92,7 +108,7 @@ class BanditInputs:
         propensity: np.ndarray,
         action_dist: np.ndarray,
         position: np.ndarray | None = None,
-        estimated_rewards: np.ndarray | None = None,
+        estimated_rewards: np.ndarray | RewardFit | None = None,
         groups: np.ndarray | None = None,
     ) -> BanditInputs:
         """Check the arrays (ValueError naming the argument, rows and values) and compute
@@ -104,7 +120,9 @@ class BanditInputs:
         :param action_dist: ``(n, n_actions, len_list)`` target probabilities (``(n,
             n_actions)`` without positions), each slot summing to 1.
         :param position: ``(n,)`` 0-based slots in ``[0, len_list)``; None = one slot.
-        :param estimated_rewards: reward model :math:`\\hat q`, same shape as ``action_dist``.
+        :param estimated_rewards: reward model :math:`\\hat q`, same shape as ``action_dist``;
+            or a :class:`~evaluation.fit_influence.RewardFit` of that model, for intervals that
+            include its fit (module docstring).
         :param groups: ``(n,)`` unit ids (shopper or trajectory) for the bootstrap; None =
             every round its own unit.
         """
@@ -124,26 +142,38 @@ class BanditInputs:
             position = int_vector("position", position, n, 0, len_list)
         rows = np.arange(n)
         weight = dist[rows, action, position] / propensity
+        fit = estimated_rewards if isinstance(estimated_rewards, RewardFit) else None
+        policy_influence = None
         if estimated_rewards is None:
             q_factual = q_policy = np.full(n, np.nan)
         else:
-            q = per_action_array("estimated_rewards", estimated_rewards, n, len_list, probabilities=False)
+            given = fit.estimated_rewards if fit is not None else estimated_rewards
+            q = per_action_array("estimated_rewards", given, n, len_list, probabilities=False)
             if q.shape != dist.shape:
                 raise ValueError(f"estimated_rewards must have the shape of action_dist {dist.shape}, got {q.shape}")
             q_factual = q[rows, action, position]
             q_policy = np.einsum("ia,ia->i", dist[rows, :, position], q[rows, :, position])
+            if fit is not None:
+                at_slot = np.zeros_like(dist)
+                at_slot[rows, :, position] = dist[rows, :, position] / n
+                policy_influence = fit.influence(at_slot.reshape(np.shape(given)), None)
         unit, n_units = unit_index(groups, n)
-        return cls(reward, weight, q_factual, q_policy, unit, n_units)
+        return cls(reward, weight, q_factual, q_policy, unit, n_units, fit, policy_influence)
 
 
 @dataclass(frozen=True)
 class Terms:
-    """Per-round terms: the estimate is ``mean(base) + sum(num) / sum(den)``."""
+    """Per-round terms: the estimate is ``mean(base) + sum(num) / sum(den)``.
+
+    ``residual_weight`` is :math:`\\hat w_i` of an estimator that uses the reward model
+    (``base`` :math:`= \\hat q^{\\pi}`, ``num`` :math:`= \\hat w (r - \\hat q)`); None when it does
+    not."""
 
     base: np.ndarray
     num: np.ndarray
     den: np.ndarray
     self_normalized: bool
+    residual_weight: np.ndarray | None = None
 
     def value(self) -> float:
         den = self.den.sum()
@@ -171,7 +201,7 @@ class BanditEstimator:
         propensity: np.ndarray,
         action_dist: np.ndarray,
         position: np.ndarray | None = None,
-        estimated_rewards: np.ndarray | None = None,
+        estimated_rewards: np.ndarray | RewardFit | None = None,
     ) -> float:
         """The point estimate :math:`\\hat V` (arguments as :meth:`BanditInputs.prepare`)."""
         inputs = BanditInputs.prepare(reward, action, propensity, action_dist, position, estimated_rewards)
@@ -184,7 +214,7 @@ class BanditEstimator:
         propensity: np.ndarray,
         action_dist: np.ndarray,
         position: np.ndarray | None = None,
-        estimated_rewards: np.ndarray | None = None,
+        estimated_rewards: np.ndarray | RewardFit | None = None,
         groups: np.ndarray | None = None,
         alpha: float = 0.05,
         n_bootstrap: int = 200,
@@ -209,7 +239,7 @@ class DirectMethod(BanditEstimator):
 
     def terms(self, inputs: BanditInputs) -> Terms:
         zero = np.zeros(inputs.n)
-        return Terms(inputs.q_policy, zero, np.ones(inputs.n), False)
+        return Terms(inputs.q_policy, zero, np.ones(inputs.n), False, zero)
 
 
 @dataclass(frozen=True)
@@ -242,7 +272,7 @@ class DoublyRobust(BanditEstimator):
     needs_model: ClassVar[bool] = True
 
     def terms(self, inputs: BanditInputs) -> Terms:
-        return Terms(inputs.q_policy, inputs.weight * _residual(inputs), np.ones(inputs.n), False)
+        return Terms(inputs.q_policy, inputs.weight * _residual(inputs), np.ones(inputs.n), False, inputs.weight)
 
 
 @dataclass(frozen=True)
@@ -254,7 +284,7 @@ class SelfNormalizedDR(BanditEstimator):
     needs_model: ClassVar[bool] = True
 
     def terms(self, inputs: BanditInputs) -> Terms:
-        return Terms(inputs.q_policy, inputs.weight * _residual(inputs), inputs.weight, True)
+        return Terms(inputs.q_policy, inputs.weight * _residual(inputs), inputs.weight, True, inputs.weight)
 
 
 @dataclass(frozen=True)
@@ -274,8 +304,8 @@ class SwitchDR(BanditEstimator):
         positive("tau", self.tau, allow_inf=True)
 
     def terms(self, inputs: BanditInputs) -> Terms:
-        keep = inputs.weight <= self.tau
-        return Terms(inputs.q_policy, keep * inputs.weight * _residual(inputs), np.ones(inputs.n), False)
+        kept = (inputs.weight <= self.tau) * inputs.weight
+        return Terms(inputs.q_policy, kept * _residual(inputs), np.ones(inputs.n), False, kept)
 
 
 @dataclass(frozen=True)
@@ -297,7 +327,7 @@ class DRos(BanditEstimator):
     def terms(self, inputs: BanditInputs) -> Terms:
         w = inputs.weight
         shrunk = w if np.isinf(self.lam) else self.lam * w / (w**2 + self.lam)
-        return Terms(inputs.q_policy, shrunk * _residual(inputs), np.ones(inputs.n), False)
+        return Terms(inputs.q_policy, shrunk * _residual(inputs), np.ones(inputs.n), False, shrunk)
 
 
 ALL_BANDIT_ESTIMATORS: tuple[type[BanditEstimator], ...] = (
@@ -312,18 +342,31 @@ def default_estimators(with_model: bool = True) -> list[BanditEstimator]:
     return [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(), SwitchDR(), DRos()]
 
 
+def fit_influence(inputs: BanditInputs, terms: Terms) -> np.ndarray:
+    """The fit influence :math:`\\psi` ``(n,)`` of an estimator's dependence on the reward
+    model, :math:`\\frac1n \\sum_i \\hat q^{\\pi}_i - \\sum_i \\hat w_i \\hat q_i / \\sum_i d_i`
+    (module docstring); zeros when the estimator does not use the model or the model was
+    given as a plain array (held fixed)."""
+    if inputs.fit is None or inputs.policy_influence is None or terms.residual_weight is None:
+        return np.zeros(inputs.n)
+    if not terms.residual_weight.any():
+        return inputs.policy_influence
+    return inputs.policy_influence + inputs.fit.influence(None, -terms.residual_weight / terms.den.sum())
+
+
 def tune_by_mse(candidates: Sequence[BanditEstimator], inputs: BanditInputs) -> BanditEstimator:
     """Pick the candidate with the smallest estimated MSE:
     :math:`(\\hat V_c - \\hat V_{DR})^2 + \\widehat{\\mathrm{Var}}(\\text{terms}_c) / n`, with
     DR (unbiased under correct propensities) as the bias reference -- the "mse" tuning of obp
-    in its simplest form."""
+    in its simplest form. The per-round terms include :math:`n \\psi_i` (:func:`fit_influence`)
+    when the reward model was given as a fit."""
     if not candidates:
         raise ValueError("candidates is empty")
     reference = DoublyRobust().terms(inputs).value()
     best, best_score = candidates[0], np.inf
     for candidate in candidates:
         t = candidate._checked_terms(inputs)
-        per_round = t.base + t.num * inputs.n / max(t.den.sum(), 1e-300)
+        per_round = t.base + t.num * inputs.n / max(t.den.sum(), 1e-300) + inputs.n * fit_influence(inputs, t)
         score = (t.value() - reference) ** 2 + per_round.var(ddof=1) / inputs.n
         if score < best_score:
             best, best_score = candidate, score
@@ -348,9 +391,11 @@ def evaluate_bandit(
     (:func:`evaluation.intervals.resampled_sums`, in chunks: the ``(B, units)`` count matrix
     is never held whole). A resample's estimate is
     :math:`\\sum c B / \\sum c N + \\sum c U / \\sum c D` (B, U, D the unit sums of the terms,
-    N the unit's round count). Non-self-normalized estimators also get the
-    empirical-Bernstein lower bound over unit values :math:`(B_u + U_u) / \\bar N` (whose mean
-    is the estimate); ``value_range`` is their known range, else the observed one.
+    N the unit's round count), plus :math:`\\sum_u c_u (\\Psi_u - \\bar\\Psi)` for the unit sums
+    :math:`\\Psi_u` of the fit influence (:func:`fit_influence`; zero when the model is held
+    fixed). Non-self-normalized estimators also get the empirical-Bernstein lower bound over
+    unit values :math:`(B_u + U_u) / \\bar N + N_{units} (\\Psi_u - \\bar\\Psi)` (whose mean is the
+    estimate); ``value_range`` is their known range, else the observed one.
     """
     names = [e.name for e in estimators]
     if len(set(names)) != len(names):
@@ -377,16 +422,23 @@ def evaluate_bandit(
     for est in estimators:
         t = est._checked_terms(inputs)
         den_one = not t.self_normalized and bool((t.den == 1.0).all())
-        plan.append((est, t, column(t.base), column(t.num), column(t.den, den_one)))
+        psi = fit_influence(inputs, t) if inputs.fit is not None else None  # in the plan: column() keys by id
+        plan.append((est, t, psi, column(t.base), column(t.num), column(t.den, den_one),
+                     None if psi is None else column(psi)))
     stats = np.column_stack(columns)
     resampled_all = resampled_sums(stats, n_bootstrap, seed)
     size = columns[0]
     out: dict[str, Interval] = {}
-    for est, t, jb, ju, jd in plan:
+    for est, t, _, jb, ju, jd, jf in plan:
         with np.errstate(divide="ignore", invalid="ignore"):
             resampled = resampled_all[:, jb] / resampled_all[:, 0] + resampled_all[:, ju] / resampled_all[:, jd]
+        if jf is not None:
+            resampled += resampled_all[:, jf] - stats[:, jf].sum()
         lower = float("nan")
         if not t.self_normalized and n_units >= 2:
-            lower = empirical_bernstein_lower((stats[:, jb] + stats[:, ju]) / size.mean(), alpha, value_range)
+            unit_values = (stats[:, jb] + stats[:, ju]) / size.mean()
+            if jf is not None:
+                unit_values += n_units * (stats[:, jf] - stats[:, jf].mean())
+            lower = empirical_bernstein_lower(unit_values, alpha, value_range)
         out[est.name] = percentile_interval(t.value(), resampled, alpha, lower)
     return out

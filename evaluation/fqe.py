@@ -54,6 +54,15 @@ class LinearQ:
             out = out + s @ wsf.reshape(d, k) @ self.action_features.T
         return out
 
+    def feature_sum(self, obs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """:math:`\\sum_{i, a} W_{ia} \\phi(s_i, a)` for weights ``(n, n_actions)``, shape ``(p,)``
+        (the adjoint of :meth:`q_all`: ``coef @ feature_sum(obs, W) == (W * q_all(obs)).sum()``),
+        without building the ``(n, n_actions, p)`` features."""
+        s = (np.asarray(obs, dtype=np.float64) - self.x_mean) / self.x_scale
+        w = np.asarray(weights, dtype=np.float64)
+        m = w.sum(axis=1)
+        return np.concatenate([[m.sum()], s.T @ m, w.sum(axis=0), (s.T @ (w @ self.action_features)).ravel()])
+
     def q_logged(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
         return self.design(obs, action) @ self.coef
 
@@ -104,30 +113,73 @@ class RidgeDesign:
         gram[0, 0] -= ridge
         return cls(x, np.linalg.inv(gram), template, float(ridge))
 
-    def cross_fitted_q_all(self, obs: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
-        """:math:`\\hat r(s_i, a)` for every row and action, each row's from the ridge fit on
-        the rows of the **other** folds (``fold`` ``(n,)`` ints; put all rows of a shopper in
-        one fold), shape ``(n, n_actions)``: the cross-fitted reward model of DR, whose
-        per-row terms are then independent of their own residuals, so the bootstrap of the
-        terms with the model held fixed is the bootstrap of the cross-fitted estimator."""
+    def cross_fit(self, obs: np.ndarray, y: np.ndarray, fold: np.ndarray) -> CrossFittedRidge:
+        """The reward model :math:`\\hat r(s, a)` of DM and DR, cross-fitted: each row's
+        predictions (every action) from the ridge fit on the rows of the **other** folds
+        (``fold`` ``(n,)`` ints; put all rows of a shopper in one fold); a single fold is fitted
+        and predicted in-sample. With its fit influence
+        (:class:`evaluation.fit_influence.RewardFit`), so intervals can include the fit."""
         fold = np.asarray(fold)
         obs = np.asarray(obs, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        y = float_vector("y", y, self.x.shape[0])
+        if fold.shape != y.shape or obs.shape[0] != y.shape[0]:
+            raise ValueError(f"obs, y and fold must have {self.x.shape[0]} rows, got {obs.shape}, {fold.shape}")
         t = self.template
-        out = np.empty((obs.shape[0], t.n_actions))
         penalty = self.ridge * np.eye(self.x.shape[1])
         penalty[0, 0] = 0.0
-        for f in np.unique(fold):
-            train = fold != f
+        folds = np.unique(fold)
+        out = np.empty((obs.shape[0], t.n_actions))
+        trained, inverses, residuals = [], [], []
+        for f in folds:
+            train = fold != f if folds.size > 1 else np.ones(fold.shape, dtype=bool)
             xt = self.x[train]
-            coef = np.linalg.solve(xt.T @ xt + penalty, xt.T @ y[train])
-            out[~train] = LinearQ(t.n_actions, t.action_features, coef, t.x_mean, t.x_scale).q_all(obs[~train])
-        return out
+            inverse = np.linalg.inv(xt.T @ xt + penalty)
+            coef = inverse @ (xt.T @ y[train])
+            out[fold == f] = LinearQ(t.n_actions, t.action_features, coef, t.x_mean, t.x_scale).q_all(obs[fold == f])
+            trained.append(train)
+            inverses.append(inverse)
+            residuals.append(y - self.x @ coef)
+        return CrossFittedRidge(out, self, obs, fold, folds, tuple(trained), tuple(inverses), tuple(residuals))
 
     def solve(self, y: np.ndarray) -> LinearQ:
         """Ridge fit of targets ``y`` on the design."""
         t = self.template
         return LinearQ(t.n_actions, t.action_features, self.inv_gram @ (self.x.T @ y), t.x_mean, t.x_scale)
+
+
+@dataclass(frozen=True)
+class CrossFittedRidge:
+    """A ridge reward model cross-fitted by :meth:`RidgeDesign.cross_fit`: its predictions
+    ``estimated_rewards`` ``(n, n_actions)`` and, per fold :math:`f`, the rows it predicts
+    (``fold == folds[f]``), the rows it was trained on, the inverse Gram matrix
+    :math:`H_f^{-1} = (\\Phi_{-f}^\\top \\Phi_{-f} + \\Lambda)^{-1}` and the residuals
+    :math:`y - \\Phi w_f` of every row, which give its fit influence (squared loss,
+    :math:`\\mu' = 1`; :mod:`evaluation.fit_influence`)."""
+
+    estimated_rewards: np.ndarray
+    design: RidgeDesign
+    obs: np.ndarray
+    fold: np.ndarray
+    folds: np.ndarray
+    trained: tuple[np.ndarray, ...]
+    inverses: tuple[np.ndarray, ...]
+    residuals: tuple[np.ndarray, ...]
+
+    def influence(self, all_actions: np.ndarray | None, logged: np.ndarray | None) -> np.ndarray:
+        """:math:`\\psi_j = (y_j - \\hat r_{-f}(s_j, a_j))\\, \\phi_j^\\top H_f^{-1} G_f`, summed over the
+        folds :math:`f` whose model was trained on row :math:`j`; :math:`G_f` sums the weights
+        over the rows of fold :math:`f` (see :class:`evaluation.fit_influence.RewardFit`)."""
+        x, t = self.design.x, self.design.template
+        psi = np.zeros(x.shape[0])
+        for f, train, inverse, residual in zip(self.folds, self.trained, self.inverses, self.residuals):
+            test = (self.fold == f)[:, None]
+            g = np.zeros(x.shape[1])
+            if all_actions is not None:
+                g += t.feature_sum(self.obs, np.where(test, all_actions, 0.0))
+            if logged is not None:
+                g += x.T @ np.where(test[:, 0], logged, 0.0)
+            psi += np.where(train, (x @ (inverse @ g)) * residual, 0.0)
+        return psi
 
 
 def fit_fqe(

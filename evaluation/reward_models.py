@@ -7,35 +7,101 @@ features (``action_context[a]``, or one-hot of ``a`` when there are none), fitte
 Newton's method on the L2-penalized log-likelihood
 :math:`\\sum_i \\log p(r_i \\mid \\cdot) - \\frac{\\lambda}{2} \\lVert \\beta \\rVert^2`
 (intercept not penalized). With ``n_folds > 1`` the predictions are cross-fitted: each
-round's :math:`\\hat q` comes from the model fitted on the other folds.
+round's :math:`\\hat q` comes from the model fitted on the other folds. The fit keeps every
+model's coefficients and inverse Hessian, which give its first-order fit influence
+(:mod:`evaluation.fit_influence`; logistic: :math:`\\mu' = \\hat q (1 - \\hat q)`).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from evaluation._checks import float_vector, int_vector
 
 
-def _features(context: np.ndarray, action_features: np.ndarray, action: np.ndarray) -> np.ndarray:
-    return np.hstack([np.ones((context.shape[0], 1)), context, action_features[action]])
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8) -> np.ndarray:
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 50,
+                 tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
     """Coefficients of an L2-penalized logistic regression of ``y`` (0/1) on ``x`` (first
-    column the intercept) by Newton's method."""
+    column the intercept) by Newton's method, and the penalized Hessian at them,
+    :math:`H = \\sum_i \\mu_i (1 - \\mu_i) x_i x_i^\\top + \\Lambda`."""
     beta = np.zeros(x.shape[1])
     penalty = np.full(x.shape[1], float(l2))
     penalty[0] = 0.0
+
+    def hessian(p: np.ndarray) -> np.ndarray:
+        return (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+
     for _ in range(max_iter):
-        p = 1.0 / (1.0 + np.exp(-(x @ beta)))
-        grad = x.T @ (y - p) - penalty * beta
-        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
-        step = np.linalg.solve(hess, grad)
+        p = _sigmoid(x @ beta)
+        step = np.linalg.solve(hessian(p), x.T @ (y - p) - penalty * beta)
         beta += step
         if np.abs(step).max() < tol:
             break
-    return beta
+    return beta, hessian(_sigmoid(x @ beta))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One fitted logistic model: trained on the rows ``train``, it predicts slot ``slot`` of
+    the rows ``test`` for the actions ``actions``."""
+
+    slot: int
+    actions: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    beta: np.ndarray
+    inverse_hessian: np.ndarray
+
+
+@dataclass(frozen=True)
+class LogisticRewardFit:
+    """The fitted reward model of :func:`logistic_reward_model`: ``estimated_rewards``
+    ``(n, n_actions, len_list)`` and its fit influence (a
+    :class:`evaluation.fit_influence.RewardFit`). ``context`` and ``action_features`` are
+    standardized; ``action_features`` is None for per-action models (features
+    :math:`[1, x]`, else :math:`[1, x, g_a]`)."""
+
+    estimated_rewards: np.ndarray
+    context: np.ndarray
+    action_features: np.ndarray | None
+    action: np.ndarray
+    reward: np.ndarray
+    position: np.ndarray
+    parts: tuple[_Part, ...]
+
+    def _design(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        x = np.hstack([np.ones((actions.shape[0], 1)), self.context[rows]])
+        return x if self.action_features is None else np.hstack([x, self.action_features[actions]])
+
+    def influence(self, all_actions: np.ndarray | None, logged: np.ndarray | None) -> np.ndarray:
+        """:math:`\\psi` of :mod:`evaluation.fit_influence`, model by model: the weights on
+        the entries a model predicts, times :math:`\\hat q (1 - \\hat q)`, summed into
+        :math:`G` over its features, then spread over its training rows."""
+        psi = np.zeros(self.reward.shape[0])
+        for part in self.parts:
+            q = self.estimated_rewards[part.test][:, part.actions, part.slot]
+            w = np.zeros_like(q)
+            if all_actions is not None:
+                w += np.asarray(all_actions, dtype=np.float64)[part.test][:, part.actions, part.slot]
+            if logged is not None:
+                act, pos = self.action[part.test], self.position[part.test]
+                col = np.searchsorted(part.actions, act).clip(0, part.actions.size - 1)
+                hit = (pos == part.slot) & (part.actions[col] == act)
+                w[hit, col[hit]] += np.asarray(logged, dtype=np.float64)[part.test][hit]
+            w *= q * (1.0 - q)
+            m = w.sum(axis=1)
+            g = np.concatenate([[m.sum()], self.context[part.test].T @ m])
+            if self.action_features is not None:
+                g = np.concatenate([g, w.sum(axis=0) @ self.action_features[part.actions]])
+            x = self._design(part.train, self.action[part.train])
+            psi[part.train] += (x @ (part.inverse_hessian @ g)) * (self.reward[part.train] - _sigmoid(x @ part.beta))
+        return psi
 
 
 def logistic_reward_model(
@@ -52,9 +118,10 @@ def logistic_reward_model(
     seed: int = 0,
     per_action: bool = False,
     groups: np.ndarray | None = None,
-) -> np.ndarray:
-    """Cross-fitted :math:`\\hat q(x_i, a, k)` for every round, action and slot:
-    ``(n, n_actions, len_list)`` (see the module docstring).
+) -> LogisticRewardFit:
+    """Cross-fitted :math:`\\hat q(x_i, a, k)` for every round, action and slot
+    (``estimated_rewards``, ``(n, n_actions, len_list)``) with its fit influence (see the
+    module docstring).
 
     :param per_action: fit one model per (slot, action) on the context alone,
         :math:`\\hat q(x, a, k) = \\sigma(\\beta_{k,a} \\cdot [1, x])` (every action-context
@@ -84,22 +151,23 @@ def logistic_reward_model(
         _, unit = np.unique(np.asarray(groups).reshape(n), return_inverse=True)
         fold = (np.random.default_rng(seed).permutation(int(unit.max()) + 1) % n_folds)[unit.ravel()]
     out = np.zeros((n, n_actions, len_list))
+    parts: list[_Part] = []
     for f in range(n_folds):
         test = fold == f
         train = ~test if n_folds > 1 else test
         for k in range(len_list):
-            if per_action:
-                for a in range(n_actions):
-                    rows = train & (position == k) & (action == a)
-                    x = np.hstack([np.ones((int(rows.sum()), 1)), context[rows]])
-                    beta = fit_logistic(x, reward[rows], l2)
-                    out[test, a, k] = 1.0 / (1.0 + np.exp(-(beta[0] + context[test] @ beta[1:])))
-                continue
-            rows = train & (position == k)
-            beta = fit_logistic(_features(context[rows], feats, action[rows]), reward[rows], l2)
-            base = beta[0] + context[test] @ beta[1:1 + context.shape[1]]
-            out[test, :, k] = 1.0 / (1.0 + np.exp(-(base[:, None] + (feats @ beta[1 + context.shape[1]:])[None, :])))
-    return out
+            for acts in ([np.array([a]) for a in range(n_actions)] if per_action else [np.arange(n_actions)]):
+                rows = train & (position == k) & np.isin(action, acts)
+                x = np.hstack([np.ones((int(rows.sum()), 1)), context[rows]])
+                if not per_action:
+                    x = np.hstack([x, feats[action[rows]]])
+                beta, hess = fit_logistic(x, reward[rows], l2)
+                logit = (beta[0] + context[test] @ beta[1:1 + context.shape[1]])[:, None]
+                if not per_action:
+                    logit = logit + (feats @ beta[1 + context.shape[1]:])[None, :]
+                out[np.ix_(test, acts, [k])] = _sigmoid(logit)[:, :, None]
+                parts.append(_Part(k, acts, rows, test, beta, np.linalg.inv(hess)))
+    return LogisticRewardFit(out, context, None if per_action else feats, action, reward, position, tuple(parts))
 
 
 def select_logistic_reward_model(
@@ -111,30 +179,31 @@ def select_logistic_reward_model(
     len_list: int = 1,
     action_context: np.ndarray | None = None,
     *,
-    l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0),
+    l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6),
     n_folds: int = 3,
     seed: int = 0,
     per_action: bool = False,
     groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, float, dict[float, float]]:
+) -> tuple[LogisticRewardFit, float, dict[float, float]]:
     """:func:`logistic_reward_model` with the L2 penalty chosen by the cross-fitted log-loss
     :math:`-\\frac1n \\sum_i [r_i \\log \\hat q_i + (1 - r_i) \\log(1 - \\hat q_i)]` of the
     logged rounds (each :math:`\\hat q_i` from the folds without round :math:`i`; uses the
-    log only, never the target policy or a truth). Returns (the chosen model's
-    predictions, its l2, log-loss per l2)."""
+    log only, never the target policy or a truth). The default grid ends at penalties under
+    which the features are all but off (the model is then each slot's click rate), so
+    "no feature helps" is a candidate too. Returns (the chosen fit, its l2, log-loss per
+    l2)."""
     reward = float_vector("reward", reward)
     n = reward.shape[0]
     rows = np.arange(n)
     pos = np.zeros(n, dtype=np.int64) if position is None else np.asarray(position, dtype=np.int64)
     losses: dict[float, float] = {}
-    best: tuple[float, np.ndarray, float] | None = None
+    best: tuple[float, LogisticRewardFit, float] | None = None
     for l2 in l2_grid:
-        q = logistic_reward_model(context, action, reward, n_actions, position, len_list, action_context,
-                                  n_folds=n_folds, l2=l2, seed=seed, per_action=per_action,
-                                  groups=groups)
-        p = np.clip(q[rows, np.asarray(action, dtype=np.int64), pos], 1e-12, 1 - 1e-12)
+        fit = logistic_reward_model(context, action, reward, n_actions, position, len_list, action_context,
+                                    n_folds=n_folds, l2=l2, seed=seed, per_action=per_action, groups=groups)
+        p = np.clip(fit.estimated_rewards[rows, np.asarray(action, dtype=np.int64), pos], 1e-12, 1 - 1e-12)
         losses[l2] = float(-np.mean(reward * np.log(p) + (1 - reward) * np.log(1 - p)))
         if best is None or losses[l2] < best[0]:
-            best = (losses[l2], q, l2)
+            best = (losses[l2], fit, l2)
     assert best is not None
     return best[1], best[2], losses

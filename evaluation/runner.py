@@ -2,9 +2,12 @@
 
 Per decision: the seven bandit estimators of :mod:`evaluation.bandit` on ``bandit_reward``
 (value per logged step, bootstrap over trajectories/shoppers), with a linear reward model
-(ridge regression, :func:`evaluation.fqe.fit_fqe` at ``gamma = 0``), cross-fitted over
-shoppers by default (:meth:`evaluation.fqe.RidgeDesign.cross_fitted_q_all`). Per trajectory: IS, PDIS, WIS, PDWIS, DR
-and FQE of :mod:`evaluation.trajectory` on ``trajectory_reward`` (value per trajectory).
+(ridge regression), cross-fitted over shoppers by default
+(:meth:`evaluation.fqe.RidgeDesign.cross_fit`); the bootstrap moves the model with each
+resample of shoppers (its first-order fit influence, :mod:`evaluation.fit_influence`), so
+the intervals of DM, DR and their variants include the reward model's fit variability. Per
+trajectory: IS, PDIS, WIS, PDWIS, DR and FQE of :mod:`evaluation.trajectory` on
+``trajectory_reward`` (value per trajectory).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
 from evaluation.diagnostics import WeightDiagnostics, unsupported_mass
-from evaluation.fqe import RidgeDesign, fit_fqe
+from evaluation.fqe import CrossFittedRidge, RidgeDesign, fit_fqe
 from evaluation.intervals import Interval
 from evaluation.trajectory import (
     TrajectoryInputs,
@@ -64,6 +67,7 @@ def evaluate_offline(
     sequential: bool = True,
     design: RidgeDesign | None = None,
     cross_fit: int = 2,
+    reward_fit: CrossFittedRidge | None = None,
 ) -> OPEResult:
     """Run all estimators for the target policy with ``target_dist`` ``(n, n_actions)`` =
     :math:`\\pi_e(\\cdot \\mid s_i)` on the logged states.
@@ -75,6 +79,9 @@ def evaluate_offline(
         target policies; built here when None.
     :param cross_fit: folds of shoppers for the per-decision reward model (each step's
         :math:`\\hat r` from the fit on the other folds' shoppers); 0 or 1 = fit on all steps.
+    :param reward_fit: that reward model already fitted on these steps (:func:`reward_fit_of`;
+        it does not depend on the target), to share it across target policies; fitted here
+        when None.
     """
     dist = np.asarray(target_dist, dtype=np.float64)
     n = steps.action.shape[0]
@@ -82,16 +89,10 @@ def evaluate_offline(
         raise ValueError(f"target_dist must have shape ({n}, {steps.n_actions}), got {dist.shape}")
     if design is None:
         design = design_of(steps)
-    if cross_fit >= 2:
-        _, shopper = np.unique(steps.trajectory_id, return_inverse=True)
-        fold = (np.random.default_rng(seed).permutation(int(shopper.max()) + 1) % cross_fit)[shopper.ravel()]
-        q_hat = design.cross_fitted_q_all(steps.obs, steps.bandit_reward, fold)
-    else:
-        q_hat = fit_fqe(steps.obs, steps.action, steps.bandit_reward, steps.trajectory_id, steps.step, dist,
-                        n_actions=steps.n_actions, action_features=steps.action_features, gamma=0.0,
-                        design=design).q_all(steps.obs)
+    if reward_fit is None:
+        reward_fit = reward_fit_of(steps, design, cross_fit, seed)
     inputs = BanditInputs.prepare(steps.bandit_reward, steps.action, steps.propensity, dist,
-                                  estimated_rewards=q_hat, groups=steps.trajectory_id)
+                                  estimated_rewards=reward_fit, groups=steps.trajectory_id)
     bandit = evaluate_bandit(default_estimators(), inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
     unsupported = unsupported_mass(dist, behavior_dist, None if behavior_dist is not None else steps.action)
     bandit_diag = WeightDiagnostics.of(inputs.weight, unsupported)
@@ -108,6 +109,14 @@ def evaluate_offline(
         d = trajectory_diagnostics(tin)
         traj_diag = WeightDiagnostics(d.n_units, d.ess, d.max_weight, d.max_weight_share, unsupported)
     return OPEResult(policy, bandit, trajectory, bandit_diag, traj_diag)
+
+
+def reward_fit_of(steps: LoggedSteps, design: RidgeDesign, cross_fit: int = 2, seed: int = 0) -> CrossFittedRidge:
+    """The per-decision reward model of ``bandit_reward`` on ``design``, cross-fitted over
+    ``cross_fit`` random folds of shoppers (0 or 1: fitted and predicted on all steps)."""
+    _, shopper = np.unique(steps.trajectory_id, return_inverse=True)
+    fold = (np.random.default_rng(seed).permutation(int(shopper.max()) + 1) % max(cross_fit, 1))[shopper.ravel()]
+    return design.cross_fit(steps.obs, steps.bandit_reward, fold)
 
 
 def design_of(steps: LoggedSteps) -> RidgeDesign:

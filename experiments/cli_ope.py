@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pyarrow as pa
@@ -43,13 +44,14 @@ def _load_policy(spec: str, logs: Path) -> Policy:
 
 
 def ope_command(
-    logs: Path = typer.Option(..., "--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV)."),
-    policy: list[str] = typer.Option(..., "--policy", help="Trained policy folder or world policy name; repeatable."),
-    out: Path = typer.Option(..., "--out", file_okay=False, help="Folder for report.md, report.html, PNG."),
-    horizon_days: float = typer.Option(90.0, "--horizon-days", min=1.0, help="Retention horizon H in days."),
-    n_bootstrap: int = typer.Option(200, "--bootstrap", min=2, help="Bootstrap resamples over shoppers."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
-    sequential: bool = typer.Option(True, "--sequential/--no-sequential", help="Also run trajectory estimators."),
+    logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV).")],
+    policy: Annotated[list[str], typer.Option("--policy", help="Trained policy folder or world policy name; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder for report.md, report.html, PNG.")],
+    horizon_days: Annotated[float, typer.Option("--horizon-days", min=1.0, help="Retention horizon H in days.")] = 90.0,
+    n_bootstrap: Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples over shoppers.")] = 200,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    sequential: Annotated[bool, typer.Option("--sequential/--no-sequential",
+                                             help="Also run trajectory estimators.")] = True,
 ) -> None:
     """Estimate each policy's value from the logs with intervals and diagnostics; write a report."""
     from agents.baselines import LoggingPolicyClone

@@ -39,7 +39,8 @@ the sub-sample is part of the full data, so the two are not independent).
 **Estimates.** The seven bandit estimators on the sub-sample, with the cross-fitted
 per-arm logistic reward model (:func:`evaluation.reward_models.logistic_reward_model`,
 ``per_action=True``) for DM and the DR family, Switch-DR's :math:`\\tau` and DRos's
-:math:`\\lambda` tuned by estimated MSE, 95% bootstrap intervals (200 resamples); "naive" is
+:math:`\\lambda` tuned by estimated MSE, 95% bootstrap intervals (200 resamples, the reward
+model moved with each resample by its fit influence, :mod:`evaluation.fit_influence`); "naive" is
 the mean reward of the logged rows where the log's arm equals the policy's, which ignores
 the propensities.
 
@@ -129,7 +130,7 @@ def run(data: Path, reward: str = "visit", seed: int = 0, n_bootstrap: int = 200
     full = read_hillstrom(data, reward=reward)
     rows_kept, propensity = biased_subsample(full, seed)
     ctx, act, rew = full.context[rows_kept], full.action[rows_kept], full.reward[rows_kept]
-    q = logistic_reward_model(ctx, act, rew, 3, n_folds=3, seed=seed, per_action=True) if reward != "spend" else None
+    fit = logistic_reward_model(ctx, act, rew, 3, n_folds=3, seed=seed, per_action=True) if reward != "spend" else None
     facts = {"n_full": full.n_rounds, "n_log": rows_kept.size,
              "propensity_range": (float(propensity.min()), float(propensity.max())),
              "arm_share_log": np.bincount(act, minlength=3) / act.size}
@@ -140,12 +141,12 @@ def run(data: Path, reward: str = "visit", seed: int = 0, n_bootstrap: int = 200
         t = evaluate_bandit([IPS()], truth_inputs, n_bootstrap=n_bootstrap, seed=seed)["ips"]
         out.append({"policy": name, "estimator": "truth (IPS, full data)", "estimate": t.estimate,
                     "low": t.low, "high": t.high})
-        inputs = BanditInputs.prepare(rew, act, propensity, dist_full[rows_kept], estimated_rewards=q)
+        inputs = BanditInputs.prepare(rew, act, propensity, dist_full[rows_kept], estimated_rewards=fit)
         match = act == choice[rows_kept]
         out.append({"policy": name, "estimator": "naive (ignores propensities)",
                     "estimate": float(rew[match].mean()), "low": np.nan, "high": np.nan})
         estimators = [IPS(), SNIPS()]
-        if q is not None:
+        if fit is not None:
             estimators = [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(),
                           tune_by_mse([SwitchDR(x) for x in TAUS], inputs),
                           tune_by_mse([DRos(x) for x in LAMBDAS], inputs)]

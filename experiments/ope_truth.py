@@ -8,8 +8,9 @@ What is estimated (both per shopper's first ``H`` = 90 days, the window the worl
   one-step deviation on the logged state distribution):
   :math:`V = E[\\sum_t \\bar r_e(s_t)] / E[T]` over shoppers under the logging policy,
   :math:`\\bar r_e(s) = E_{a \\sim \\pi_e}[\\text{spend} - \\text{coupon cost} \\mid s, a]`.
-  Truth: a logging-policy rollout of many shoppers in which, at every visit, a copy of the
-  world takes one step with the target's action (:func:`per_decision_truth`).
+  Truth: :func:`experiments.ope_world_truth.per_decision_truth`, exact in the actions and
+  rewards (the world's response probabilities), Monte Carlo over the states of a
+  logging-policy rollout of ``--truth-users`` shoppers, with its standard error.
 * **per trajectory** -- return visits per shopper within ``H`` under the target policy
   (:attr:`PolicyValue.return_visits`). Truth: on-policy rollouts of many shoppers. Step
   reward: 1 if the shopper comes back inside the window, so a trajectory's return is its
@@ -20,13 +21,17 @@ policy over ``2 H`` days; only shoppers who arrived by day ``H`` are kept (their
 ``H``-day window is in the log; arrival is independent of everything else, so this does
 not bias) and only their visits within ``H`` days of their first.
 
-Run: ``python -m experiments.ope_truth [--seeds 30] [--users 6000] [--truth-users 100000]``.
+Table cells: mean relative error :math:`|\\hat V - V| / V` over seeds / share of seeds whose
+95% bootstrap interval (over shoppers; for DM, DR and their variants the cross-fitted
+reward model moves with each resample, :mod:`evaluation.runner`) covers :math:`V`. A second
+table sets the intervals' width against the estimates' actual spread over seeds.
+
+Run: ``python -m experiments.ope_truth [--seeds 30] [--users 6000] [--truth-users 400000]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import tempfile
 import time
@@ -36,8 +41,9 @@ import numpy as np
 import pandas as pd
 
 from evaluation.policies import MixturePolicy
-from evaluation.runner import LoggedSteps, design_of, evaluate_offline
+from evaluation.runner import LoggedSteps, design_of, evaluate_offline, reward_fit_of
 from evaluation.world_steps import action_features
+from experiments.ope_world_truth import per_decision_truth
 from interactions.action_map import ActionMap
 from interactions.decisions import LoggedDecisions
 from interactions.io import read_events
@@ -66,27 +72,14 @@ def target_policies(config: WorldConfig) -> dict[str, tuple[Policy, str]]:
     }
 
 
-def per_decision_truth(config: WorldConfig, logging: Policy, target: Policy, n_users: int, seed: int) -> float:
-    """:math:`E[\\sum_t \\bar r_e(s_t)] / E[T]` by a logging rollout with counterfactual one-step copies."""
-    world = GroundTruthWorld(config)
-    obs = world.reset(n_users, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    alive = np.ones(n_users, dtype=bool)
-    total, visits = 0.0, 0.0
-    while alive.any():
-        twin = copy.deepcopy(world)
-        _, out_e = twin.step(target.act(obs, rng))
-        total += float(np.where(alive, out_e.spend - out_e.coupon_cost, 0.0).sum())
-        visits += float(alive.sum())
-        obs, out = world.step(logging.act(obs, rng))
-        alive &= ~out.churned & (world.days < config.horizon_days)
-    return total / visits
-
-
 def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
-    """The first-``H``-day steps of fully observed shoppers (see the module docstring)."""
+    """The first-``H``-day steps of fully observed shoppers (see the module docstring). A
+    trajectory is a shopper (in the world no return comes after more than ``H`` days), so
+    the bootstrap over trajectories is the bootstrap over shoppers; checked here."""
     log = read_events(path)
     visits = visits_with_trajectories(log, horizon_days=config.horizon_days)
+    if visits.groupby("user_id")["trajectory_id"].nunique().max() > 1:
+        raise ValueError(f"{path}: a shopper has several trajectories; the units would not be shoppers")
     decisions = LoggedDecisions.from_visits(visits, ActionMap.fit(visits), config.horizon_days)
     first = visits.groupby("trajectory_id")["start"].transform("min")
     arrival_day = ((first - pd.Timestamp(START)) / pd.Timedelta(days=1)).to_numpy()
@@ -101,35 +94,54 @@ def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
                        d.net_revenue, nxt_in.astype(np.float64), space.n_actions, action_features(space))
 
 
-def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Path | None,
-        truth_cache: Path | None = None, cross_fit: int = 2, first_seed: int = 0) -> pd.DataFrame:
-    """:param truth_cache: JSON of the true values, read when present (same ``truth_users``),
-        else written after computing them.
-    :param cross_fit: shopper folds of the per-decision reward model (:func:`evaluate_offline`).
+TRUTH_METHOD = "per-decision exact in actions and rewards, Monte Carlo over states"
+"""Stamped into the truth cache: a cache written by another method is recomputed."""
+
+
+def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], truth_users: int,
+                cache: Path | None = None) -> dict[str, dict[str, float]]:
+    """Per target: ``per-decision`` (:func:`per_decision_truth`) and ``per-trajectory``
+    (on-policy return visits) values, each with its Monte-Carlo standard error (``...-se``).
+
+    :param cache: JSON of the values, read when written for the same ``truth_users`` and
+        :data:`TRUTH_METHOD`, else computed and written.
     """
-    config = WorldConfig()
+    key = {"truth_users": truth_users, "method": TRUTH_METHOD}
+    cached = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    if all(cached.get(k) == v for k, v in key.items()) and set(targets) <= set(cached.get("truth", {})):
+        print(f"truth read from {cache}")
+        return cached["truth"]
+    t0 = time.time()
     logging = make_policy("softmax", config)
-    targets = target_policies(config)
-    days = 2 * config.horizon_days
+    decision = per_decision_truth(config, logging, {name: p for name, (p, _) in targets.items()}, truth_users,
+                                  seed=20_000)
     world = GroundTruthWorld(config)
     truth: dict[str, dict[str, float]] = {}
-    t0 = time.time()
-    cached = json.loads(truth_cache.read_text()) if truth_cache is not None and truth_cache.is_file() else {}
-    if cached.get("truth_users") == truth_users:
-        truth = cached["truth"]
-        print(f"truth read from {truth_cache}")
     for name, (policy, _) in targets.items():
-        if name in truth:
-            continue
-        value = world.evaluate(policy, truth_users, seed=10_000)
-        truth[name] = {"per-decision": per_decision_truth(config, logging, policy, truth_users, 20_000),
-                       "per-trajectory": value.return_visits.mean,
-                       "per-trajectory-se": (value.return_visits.high - value.return_visits.low) / 3.92}
-        print(f"truth {name}: net revenue/visit {truth[name]['per-decision']:.3f}, "
-              f"return visits {value.return_visits}  ({time.time() - t0:.0f}s)", flush=True)
-    if truth_cache is not None and cached.get("truth_users") != truth_users:
-        truth_cache.parent.mkdir(parents=True, exist_ok=True)
-        truth_cache.write_text(json.dumps({"truth_users": truth_users, "truth": truth}, indent=1))
+        visits = world.evaluate(policy, truth_users, seed=10_000).return_visits
+        truth[name] = {"per-decision": decision[name].value, "per-decision-se": decision[name].se,
+                       "per-trajectory": visits.mean, "per-trajectory-se": (visits.high - visits.low) / 3.92}
+        print(f"truth {name}: net revenue/visit {decision[name].value:.4f} (se {decision[name].se:.4f}), "
+              f"return visits {visits}  ({time.time() - t0:.0f}s)", flush=True)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({**key, "truth": truth}, indent=1))
+    return truth
+
+
+def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Path | None,
+        truth_cache: Path | None = None, cross_fit: int = 2, first_seed: int = 0) -> pd.DataFrame:
+    """One row per (seed, policy, family, estimator): estimate, interval, truth and its se,
+    relative error, coverage, ESS.
+
+    :param truth_cache: see :func:`true_values`.
+    :param cross_fit: shopper folds of the per-decision reward model (:func:`reward_fit_of`).
+    """
+    config = WorldConfig()
+    targets = target_policies(config)
+    days = 2 * config.horizon_days
+    truth = true_values(config, targets, truth_users, truth_cache)
+    t0 = time.time()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(first_seed, first_seed + n_seeds):
@@ -137,14 +149,16 @@ def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Pat
             write_world_logs(config, n_users, days, seed, path, start=START)
             steps = logged_steps(path, config, days)
             design = design_of(steps)
+            reward_fit = reward_fit_of(steps, design, cross_fit, seed)
             for name, (policy, kind) in targets.items():
-                res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name,
-                                       n_bootstrap=n_bootstrap, seed=seed, design=design, cross_fit=cross_fit)
+                res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name, n_bootstrap=n_bootstrap,
+                                       seed=seed, design=design, reward_fit=reward_fit)
                 for family, intervals in (("per-decision", res.bandit), ("per-trajectory", res.trajectory)):
                     v = truth[name][family]
                     for est, iv in intervals.items():
                         rows.append({"policy": name, "kind": kind, "family": family, "estimator": est,
-                                     "seed": seed, "estimate": iv.estimate, "truth": v,
+                                     "seed": seed, "estimate": iv.estimate, "low": iv.low, "high": iv.high,
+                                     "truth": v, "truth_se": truth[name][f"{family}-se"],
                                      "rel_error": abs(iv.estimate - v) / abs(v),
                                      "covered": float(iv.covers(v)) if np.isfinite(iv.low) else np.nan,
                                      "ess": (res.bandit_diagnostics if family == "per-decision"
@@ -168,11 +182,22 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
         columns=list(dict.fromkeys(frame["policy"])))
 
 
+def spread_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (family, estimator) x policy: the mean bootstrap standard error (interval width /
+    3.92) over the standard deviation of the estimates across seeds -- near 1 when the
+    intervals are as wide as the estimator's actual spread."""
+    f = frame.assign(boot_se=(frame["high"] - frame["low"]) / 3.92)
+    g = f.groupby(["family", "estimator", "policy"], sort=False)
+    ratio = (g["boot_se"].mean() / g["estimate"].std(ddof=1)).rename("ratio").reset_index()
+    return ratio.pivot(index=["family", "estimator"], columns="policy", values="ratio").reindex(
+        columns=list(dict.fromkeys(frame["policy"]))).round(2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--users", type=int, default=6000, help="shoppers per log (about half are kept)")
-    parser.add_argument("--truth-users", type=int, default=100_000)
+    parser.add_argument("--truth-users", type=int, default=400_000)
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("runs/ope_truth/results.csv"))
     parser.add_argument("--truth-cache", type=Path, default=Path("runs/ope_truth/truth.json"))
@@ -182,8 +207,13 @@ def main() -> None:
     frame = run(args.seeds, args.users, args.truth_users, args.bootstrap, args.out, args.truth_cache,
                 args.cross_fit, args.first_seed)
     pd.set_option("display.width", 200)
+    truth = frame.groupby(["family", "policy"], sort=False)[["truth", "truth_se"]].first()
+    print("\ntrue values (Monte-Carlo standard error)")
+    print(truth.to_string())
     print("\nmean |V̂ - V| / V  /  95% bootstrap coverage, over", args.seeds, "log seeds")
     print(summary_table(frame).to_string())
+    print("\nmean bootstrap standard error / standard deviation of the estimates over seeds")
+    print(spread_table(frame).to_string())
 
 
 if __name__ == "__main__":

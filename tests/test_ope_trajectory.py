@@ -153,7 +153,7 @@ def test_cross_fitted_reward_model_predicts_each_fold_from_the_others():
     y = obs[:, 0] + (action == 1) + rng.normal(0, 0.1, n)
     design = RidgeDesign.build(obs, action, n_actions)
     fold = np.repeat(np.arange(2), n // 2)
-    q = design.cross_fitted_q_all(obs, y, fold)
+    q = design.cross_fit(obs, y, fold).estimated_rewards
     # fold 1's predictions are the ridge fit of fold 0's rows alone
     coef = np.linalg.solve(design.x[:200].T @ design.x[:200] + np.diag([0.0] + [1.0] * (design.x.shape[1] - 1)),
                            design.x[:200].T @ y[:200])
