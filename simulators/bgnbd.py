@@ -16,6 +16,12 @@ Gamma(r + x, \\alpha + T)` returns within :math:`t` with probability
 
 .. math:: P(\\text{alive} \\mid x, t_x, T)\\,
           \\Bigl[1 - \\Bigl(\\frac{\\alpha + T}{\\alpha + T + t}\\Bigr)^{r + x}\\Bigr].
+
+Predictive draws of the visits in :math:`(T, T + t]` (:func:`sample_future_visits`): given
+alive, the likelihood :math:`\\lambda^x e^{-\\lambda T} (1 - p)^x` makes the posterior
+:math:`\\lambda \\sim Gamma(r + x, \\alpha + T)` and :math:`p \\sim Beta(a, b + x)`, independent;
+then :math:`N = \\min(K, G)` with :math:`K \\sim Poisson(\\lambda t)` arrivals and
+:math:`G \\sim Geometric(p)` the visit after which the shopper drops out (0 when not alive).
 """
 
 from __future__ import annotations
@@ -93,6 +99,24 @@ def prob_return_within(model, frequency: np.ndarray, recency: np.ndarray, T: np.
     x, T = np.asarray(frequency, float), np.asarray(T, float)
     alive = model.conditional_probability_alive(x, np.asarray(recency, float), T)
     return alive * (1.0 - ((alpha + T) / (alpha + T + days)) ** (r + x))
+
+
+def sample_future_visits(model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float,
+                         replicas: int, seed: int = 0) -> np.ndarray:
+    """Draws ``(n, replicas)`` of each shopper's visits within ``days`` after ``T`` from a
+    fitted BG/NBD's predictive distribution (module docstring); their mean tends to
+    ``conditional_expected_number_of_purchases_up_to_time``."""
+    params = model.params_
+    x, T = np.asarray(frequency, float), np.asarray(T, float)
+    alive_p = model.conditional_probability_alive(x, np.asarray(recency, float), T)
+    rng = np.random.default_rng(seed)
+    shape = (x.size, int(replicas))
+    alive = rng.random(shape) < alive_p[:, None]
+    lam = rng.gamma(params["r"] + x[:, None], 1.0 / (params["alpha"] + T[:, None]), size=shape)
+    p = rng.beta(params["a"], params["b"] + x[:, None], size=shape)
+    arrivals = rng.poisson(lam * days)
+    dropout_at = rng.geometric(np.clip(p, 1e-12, 1.0))
+    return np.where(alive, np.minimum(arrivals, dropout_at), 0).astype(np.float64)
 
 
 def per_visit_features(visits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

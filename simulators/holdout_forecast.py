@@ -10,6 +10,10 @@ For every shopper with visits before the cutoff, :func:`forecast_visits`
 3. steps the simulator on (action 0: purchase-only logs have no actions) until the visits
    pass the end of the holdout window or the shopper churns, counting visits per week.
 
+Each replica is one draw of the shopper's future, so the replicas are a sample of the
+predictive distribution of their visit count: its mean forecasts totals, its median is the
+point forecast that minimises the absolute error.
+
 A shopper whose trajectory already ended with churn before the cutoff (no visit within
 :math:`H` days of it) is forecast 0 visits: the simulator models returns within the horizon,
 not reactivations. Trajectories are right-aligned in the batch (shorter ones start later;
@@ -32,17 +36,18 @@ DAY_NS = 86_400 * 10**9
 def forecast_visits(
     sim: LearnedSimulator, visits: pd.DataFrame, cutoff: pd.Timestamp, holdout_days: float, *,
     replicas: int = 10, seed: int = 0, groups: int = 4,
-) -> tuple[pd.Series, np.ndarray]:
-    """Mean simulated visits per shopper in ``[cutoff, cutoff + holdout_days)`` and per week.
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Simulated visits per shopper in ``[cutoff, cutoff + holdout_days)``, and per week.
 
     :param visits: calibration visits with trajectory columns (``log_end`` = ``cutoff``),
         sorted by ``(user_id, start)``.
-    :returns: visits per shopper (indexed by ``user_id``, mean over ``replicas``) and the
-        mean total visits of all shoppers in each week of the holdout window.
+    :returns: the visit count of every shopper (rows, indexed by ``user_id``) in every
+        replica (columns), and the mean over replicas of all shoppers' visits in each week
+        of the holdout window.
     """
     n_weeks = int(np.ceil(holdout_days / 7))
     users = visits["user_id"].drop_duplicates().to_numpy()
-    per_user = pd.Series(0.0, index=pd.Index(users, name="user_id"))
+    per_user = pd.DataFrame(0.0, index=pd.Index(users, name="user_id"), columns=pd.RangeIndex(replicas, name="replica"))
     weekly = np.zeros(n_weeks)
     last = visits.drop_duplicates("user_id", keep="last")
     active_traj = last.loc[~last["churned"].to_numpy(), "trajectory_id"].to_numpy()
@@ -66,7 +71,7 @@ def forecast_visits(
 
 
 def _simulate_group(sim: LearnedSimulator, part: pd.DataFrame, cutoff: pd.Timestamp, holdout_days: float,
-                    replicas: int, n_weeks: int, seed: int) -> tuple[pd.Series, np.ndarray]:
+                    replicas: int, n_weeks: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     first = part["visit_index"].to_numpy() == 0
     traj = np.cumsum(first) - 1
     n_traj = int(traj[-1]) + 1
@@ -89,7 +94,7 @@ def _simulate_group(sim: LearnedSimulator, part: pd.DataFrame, cutoff: pd.Timest
     since_last = (pd.Timestamp(cutoff).value - last_start) / DAY_NS  # days from last visit to the cutoff
     grid["gap"][np.arange(n_traj), longest - 1] = np.nan  # unknown: drawn given > since_last
 
-    tile = lambda a: np.tile(a, (replicas,) + (1,) * (a.ndim - 1))  # noqa: E731
+    tile = lambda a: np.tile(a, (replicas,) + (1,) * (a.ndim - 1))
     grid = {k: tile(v) for k, v in grid.items()}
     offset_r, since_r = tile(offset), tile(since_last)
     n = n_traj * replicas
@@ -114,5 +119,4 @@ def _simulate_group(sim: LearnedSimulator, part: pd.DataFrame, cutoff: pd.Timest
         at = at + np.where(out.churned, 0.0, out.gap_days)
         alive &= ~out.churned & (at < holdout_days)
     users = part.loc[first, "user_id"].to_numpy()
-    mean_counts = counts.reshape(replicas, n_traj).mean(axis=0)
-    return pd.Series(mean_counts, index=users), weekly / replicas
+    return pd.DataFrame(counts.reshape(replicas, n_traj).T, index=users), weekly / replicas

@@ -22,7 +22,7 @@ policy trained on one simulator runs on the other.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,8 +52,8 @@ class VisitOutcome:
     churned: np.ndarray
 
     def as_dict(self) -> dict[str, np.ndarray]:
-        """The fields as a dict of arrays (for ``info`` and logging)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The fields as a dict of arrays (for ``info`` and logging), in declaration order."""
+        return dict(vars(self))  # a frozen dataclass's __dict__ holds exactly its fields
 
 
 class ShopperSimulator(ABC):

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from experiments.cli_simulator import simulator_app
-from simulators.bgnbd import calibration_holdout_summary
+from simulators.bgnbd import calibration_holdout_summary, sample_future_visits
 from simulators.fidelity import binary_metrics, log_loss, reliability
 from simulators.hazard import sample_gap_days
 from simulators.world_config import WorldConfig
@@ -144,3 +144,18 @@ def test_report_has_every_metric_valid_pngs_and_no_user_id(report_dir):
         assert png.read_bytes()[:8] == PNG_MAGIC and png.name in html
         assert matplotlib.image.imread(png).ndim == 3
     assert hashlib.sha256((out / "report.html").read_bytes()).hexdigest()  # written in full
+
+
+def test_bgnbd_predictive_draws_average_to_its_conditional_expectation():
+    from lifetimes import BetaGeoFitter
+
+    model = BetaGeoFitter()
+    model.params_ = pd.Series({"r": 0.8, "alpha": 20.0, "a": 0.6, "b": 2.5})
+    x, t_x, big_t = np.array([0.0, 3.0, 10.0, 4.0]), np.array([0.0, 60.0, 170.0, 20.0]), np.array([90.0, 90.0, 180.0, 200.0])
+    draws = sample_future_visits(model, x, t_x, big_t, 60.0, replicas=40_000, seed=0)
+    assert draws.shape == (4, 40_000) and np.all(draws == np.round(draws)) and draws.min() >= 0
+    expected = model.conditional_expected_number_of_purchases_up_to_time(60.0, x, t_x, big_t)
+    se = draws.std(axis=1) / np.sqrt(draws.shape[1])
+    assert np.all(np.abs(draws.mean(axis=1) - expected) < 4 * se)
+    # the long-lapsed shopper (4 visits, none in the last 180 days) is mostly gone
+    assert (draws[3] == 0).mean() > (draws[2] == 0).mean()

@@ -13,9 +13,12 @@ import torch
 from typer.testing import CliRunner
 
 from experiments.cli_simulator import simulator_app
-from interactions.io import read_events
+from interactions.io import EventLog, read_events
+from interactions.trajectories import add_trajectories
+from interactions.visits import build_visits
 from simulators.checkpoint import CONFIG_FILE, TENSORS_FILE, CheckpointError
 from simulators.fit import FitConfig, fit_simulator
+from simulators.holdout_forecast import forecast_visits
 from simulators.learned import LearnedSimulator
 from simulators.world_config import WorldConfig
 from simulators.world_logs import write_world_logs
@@ -125,3 +128,23 @@ def test_purchase_only_logs_fit_and_report_heads_not_learned(world_log, tmp_path
 def test_bad_fit_config(override, match):
     with pytest.raises(ValueError, match=match):
         FitConfig(**override)
+
+
+def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history(world_log, checkpoint):
+    sim = LearnedSimulator.load(checkpoint, device="cpu")
+    log = read_events(world_log)
+    cutoff = log.start + pd.Timedelta("40D")
+    calibration = EventLog(log.events.loc[log.events["timestamp"] < cutoff], log.report)
+    # a 10-day horizon marks the shoppers not seen in the last 10 days churned, so the
+    # 40-day calibration has some (the forecast reads only the flag)
+    visits = add_trajectories(build_visits(calibration), cutoff, horizon_days=10)
+    counts, weekly = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
+    again, _ = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
+    pd.testing.assert_frame_equal(counts, again)
+    assert counts.shape == (visits["user_id"].nunique(), 4)
+    assert np.all(counts.to_numpy() >= 0) and np.all(counts.to_numpy() == np.round(counts.to_numpy()))
+    assert counts.to_numpy().sum(axis=0).mean() == pytest.approx(weekly.sum())  # every visit in some week
+    last = visits.drop_duplicates("user_id", keep="last").set_index("user_id")
+    churned = last.index[last["churned"].to_numpy(bool)]
+    assert len(churned) and np.all(counts.loc[churned].to_numpy() == 0)  # no reactivation after churn
+    assert counts.to_numpy().sum() > 0
