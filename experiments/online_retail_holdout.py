@@ -6,7 +6,9 @@ the log (2011-12-09). For every customer with a calibration purchase:
 
 * **simulator**: fit on the calibration events only; each customer's calibration history is
   replayed through it and the simulator runs on through the holdout window
-  (:func:`simulators.holdout_forecast.forecast_visits`, ``--replicas`` runs);
+  (:func:`simulators.holdout_forecast.forecast_visits`, ``--replicas`` runs); with ``--fits K``,
+  K simulators fit with different seeds pool their runs (fit-to-fit variation is large on a
+  log of three thousand customers);
 * **BG/NBD**: ``lifetimes.BetaGeoFitter`` on the calibration summary
   (:func:`simulators.bgnbd.calibration_holdout_summary`), expected visits in the window,
   and as many draws from its predictive distribution (:func:`simulators.bgnbd.sample_future_visits`).
@@ -55,6 +57,8 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=FitConfig.horizon_days,
                         help="H: days without a return that count as churn (the simulator forecasts no return after it)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fits", type=int, default=1,
+                        help="simulators fit with seeds seed, seed+1, ...; their replicas are pooled (bagging the fit)")
     parser.add_argument("--out", type=Path, default=Path("runs/online_retail"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -64,27 +68,30 @@ def main() -> None:
     holdout_days = (end - cutoff) / pd.Timedelta("1D")
     calibration = EventLog(log.events.loc[log.events["timestamp"].to_numpy() < cutoff.to_datetime64()], log.report)
 
-    t0 = time.perf_counter()
-    config = FitConfig(epochs=args.epochs, seed=args.seed, device="cpu", visit_mode="day", horizon_days=args.horizon)
-    result = fit_simulator(calibration, config, args.out / "model")
-    fit_s = time.perf_counter() - t0
-    print(f"fit on {result.card.data_summary['visits']:,} calibration purchase days of "
-          f"{result.card.data_summary['users']:,} customers: {len(result.history)} epochs, {fit_s:.0f} s; "
-          f"heads not learned: {result.card.not_learned()}")
-
     all_visits = build_visits(log, mode="day")
     summary = calibration_holdout_summary(all_visits, cutoff, end)
-    cal_visits = add_trajectories(build_visits(calibration, mode="day"), cutoff, horizon_days=config.horizon_days)
-    t0 = time.perf_counter()
-    sim_counts, sim_weekly = forecast_visits(result.simulator, cal_visits, cutoff, holdout_days,
-                                             replicas=args.replicas, seed=args.seed)
-    print(f"simulated {args.replicas} replicas of {len(sim_counts):,} customers in {time.perf_counter() - t0:.0f} s")
-    sim_draws = sim_counts.reindex(summary.index).to_numpy()
+    cal_visits = add_trajectories(build_visits(calibration, mode="day"), cutoff, horizon_days=args.horizon)
+    draws, weekly, fit_s = [], [], 0.0
+    for fit_seed in range(args.seed, args.seed + args.fits):
+        t0 = time.perf_counter()
+        config = FitConfig(epochs=args.epochs, seed=fit_seed, device="cpu", visit_mode="day", horizon_days=args.horizon)
+        result = fit_simulator(calibration, config, args.out / ("model" if args.fits == 1 else f"model_seed{fit_seed}"))
+        fit_s += time.perf_counter() - t0
+        print(f"fit (seed {fit_seed}) on {result.card.data_summary['visits']:,} calibration purchase days of "
+              f"{result.card.data_summary['users']:,} customers: {len(result.history)} epochs, "
+              f"{time.perf_counter() - t0:.0f} s; heads not learned: {result.card.not_learned()}")
+        t0 = time.perf_counter()
+        counts, fit_weekly = forecast_visits(result.simulator, cal_visits, cutoff, holdout_days,
+                                             replicas=args.replicas, seed=fit_seed)
+        print(f"simulated {args.replicas} replicas of {len(counts):,} customers in {time.perf_counter() - t0:.0f} s")
+        draws.append(counts.reindex(summary.index).to_numpy())
+        weekly.append(fit_weekly)
+    sim_draws, sim_weekly = np.concatenate(draws, axis=1), np.mean(weekly, axis=0)
 
     bg = fit_bgnbd(summary["frequency_cal"], summary["recency_cal"], summary["T_cal"], penalizer=0.01)
     f, r, big_t = (summary[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
     bg_counts = bg.conditional_expected_number_of_purchases_up_to_time(holdout_days, f, r, big_t)
-    bg_draws = sample_future_visits(bg, f, r, big_t, holdout_days, args.replicas, seed=args.seed)
+    bg_draws = sample_future_visits(bg, f, r, big_t, holdout_days, sim_draws.shape[1], seed=args.seed)
     weeks = np.arange(int(np.ceil(holdout_days / 7)) + 1) * 7.0
     bg_cum = np.stack([bg.conditional_expected_number_of_purchases_up_to_time(min(w, holdout_days), f, r, big_t)
                        for w in weeks[1:]])
@@ -121,7 +128,7 @@ def main() -> None:
           "(the last week is partial)")
     _plot(real_weekly, sim_weekly, bg_weekly, args.out / "holdout.png", cutoff)
     atomic_write_text(args.out / "holdout.json", json.dumps({
-        "cutoff": str(cutoff), "holdout_days": holdout_days, "horizon_days": args.horizon,
+        "cutoff": str(cutoff), "holdout_days": holdout_days, "horizon_days": args.horizon, "fits": args.fits,
         "customers": len(actual), "fit_seconds": fit_s,
         "per_customer": rows, "weekly": {"actual": real_weekly.tolist(), "simulator": sim_weekly.tolist(),
                                          "BG/NBD": bg_weekly.tolist()}, "weekly_mae": weekly_mae,
