@@ -11,7 +11,8 @@ column              meaning
 ``purchase``        :math:`P(purchase) = p_c\\, p_{b|c} + (1 - p_c)\\, p_{b|\\neg c}` (before the click)
 ``purchase_click``  :math:`P(purchase \\mid \\text{the logged click})`
 ``redeemed``        :math:`P(redeemed \\mid purchase, coupon)`
-``return_30``       :math:`1 - S(30)`: returns within 30 days (:mod:`simulators.hazard`)
+``return_30``       :math:`1 - S(30)`: returns within 30 days (:mod:`simulators.hazard`), given
+                    the visit's logged outcome, as the simulator draws the gap given its own
 ``expected_gap``    :math:`\\sum_{j=0}^{H-1} S(j)`: the expected gap truncated at :math:`H`
 ==================  ==========================================================================
 
