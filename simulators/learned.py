@@ -162,8 +162,8 @@ class LearnedSimulator(ShopperSimulator):
 
         :param outcome: ``click``, ``purchase``, ``redeemed``, ``spend`` arrays ``(n,)``.
         :param gap_days: days to the next visit; ``inf`` for churn; NaN where unknown: there
-            the gap is sampled from the model's return hazard given the outcome and that it
-            exceeds ``min_gap_days`` (e.g. the days from the visit to the end of the log;
+            the gap is sampled from the model's churn-or-return law given the outcome and
+            that it exceeds ``min_gap_days`` (e.g. the days from the visit to the end of the log;
             default 0).
         """
         arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
