@@ -35,7 +35,7 @@ derives from a visit table once.
 
 Sampling (:func:`sample_gap_days`) is by inverse CDF: with :math:`F(j) = 1 - S(j)` and
 :math:`u \\sim U(0, 1)`, the gap is the first day :math:`j` with :math:`F(j) \\ge u`, and
-churn when :math:`u > F(H)`; one ``cumprod`` and one ``searchsorted`` per batch.
+churn when :math:`u > F(H)`; one ``cumsum`` and one ``searchsorted`` per batch.
 """
 
 from __future__ import annotations
@@ -116,15 +116,20 @@ def survival(logits: torch.Tensor) -> torch.Tensor:
 def sample_gap_days(logits: torch.Tensor, uniform: torch.Tensor, after_day: torch.Tensor | None = None) -> torch.Tensor:
     r"""Gap in days (``inf`` for churn) for each row of return logits ``(n, 1 + H)`` given ``u`` ``(n,)``.
 
-    With ``after_day`` :math:`m` (whole days, ``(n,)``), the gap is drawn given that it is
-    later than day :math:`m`: :math:`u` is mapped to :math:`F(m) + u\,(1 - F(m))`.
+    The first day :math:`j` with :math:`F(j) = (1 - \pi)(1 - S_r(j)) \ge u`, i.e. with
+    :math:`S_r(j) \le t = 1 - u / (1 - \pi)` (one ``searchsorted`` on :math:`-S_r`, which
+    rises with :math:`j`); churn when there is none within :math:`H`. With ``after_day``
+    :math:`m` (whole days, ``(n,)``), the gap is drawn given that it is later than day
+    :math:`m`: :math:`u` is mapped to :math:`F(m) + u\,(1 - F(m))`.
     """
-    cdf = 1.0 - survival(logits)
+    stay = torch.sigmoid(-logits[:, 0])  # 1 - pi
+    rising = logits[:, 1:].neg().sigmoid_().cumprod(dim=-1).neg_()  # -S_r(1..H)
+    horizon = rising.shape[-1]
     if after_day is not None:
         m = after_day.to(torch.long).clamp(min=0)
-        start = torch.where(m > 0, cdf.gather(-1, (m - 1).clamp(min=0, max=cdf.shape[-1] - 1).unsqueeze(-1)).squeeze(-1),
-                            torch.zeros_like(uniform))
-        uniform = torch.where(m >= cdf.shape[-1], torch.full_like(uniform, 2.0), start + uniform * (1.0 - start))
-    day = torch.searchsorted(cdf, uniform.unsqueeze(-1).contiguous()).squeeze(-1)  # first j: F(j) >= u
+        before = rising.gather(-1, (m - 1).clamp(min=0, max=horizon - 1).unsqueeze(-1)).squeeze(-1)
+        start = torch.where(m > 0, stay * (1.0 + before), torch.zeros_like(uniform))
+        uniform = torch.where(m >= horizon, torch.full_like(uniform, 2.0), start + uniform * (1.0 - start))
+    day = torch.searchsorted(rising, (uniform / stay - 1.0).unsqueeze(-1)).squeeze(-1)  # first -S_r(j) >= -t
     gap = (day + 1).to(logits.dtype)
-    return torch.where(day >= cdf.shape[-1], torch.full_like(gap, float("inf")), gap)
+    return torch.where(day >= horizon, torch.full_like(gap, float("inf")), gap)

@@ -5,7 +5,8 @@
 GRU state and the previous visit's action and outcome on the device, and the observable
 history (:class:`~interactions.history.HistoryFeatures`, the world's very layout, so one
 policy runs on both) in numpy. One :meth:`~LearnedSimulator.step` of ``n`` shoppers is one
-``gru_cell`` call and one fused head layer: O(1) in history length.
+GRU cell and the heads, with the model's weights folded for speed
+(:class:`~simulators.fused_step.FusedStep`): O(1) in history length.
 
 Outcomes are *sampled* from the heads with the simulator's seeded ``torch.Generator``
 (``u`` uniforms, ``z`` a standard normal, :math:`\\sigma` the logistic function):
@@ -40,10 +41,11 @@ import torch
 
 from interactions.history import HistoryFeatures, VisitOutcomeLike
 from simulators.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
+from simulators.fused_step import FusedStep
 from simulators.hazard import sample_gap_days
 from simulators.interface import ShopperSimulator, VisitOutcome
 from simulators.model_card import ModelCard
-from simulators.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel, VisitInputs
+from simulators.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -69,6 +71,7 @@ class LearnedSimulator(ShopperSimulator):
     def __init__(self, model: ShopperSequenceModel, card: ModelCard, device: str | torch.device = "auto") -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
+        self._fused = FusedStep(self.model)
         self.card = card
         self.action_space = card.action_map.space
         self.horizon_days = int(card.spec.horizon_days)
@@ -198,16 +201,16 @@ class LearnedSimulator(ShopperSimulator):
 
     def _advance(self, arm_t: torch.Tensor, coupon_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Response outputs and shared head layer of this visit; moves the GRU state past it."""
-        inputs = VisitInputs(torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome,
-                             arm_t, coupon_t)
-        response, shared, self._state = self.model.step(inputs, self._state)
+        response, shared, self._state = self._fused.advance(
+            torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome, arm_t, coupon_t,
+            self._state)
         return response, shared
 
     def _return_logits(self, shared: torch.Tensor, arm: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
         """Return logits given the visit's arm input and its click, purchase, redeemed and spend ``drawn``."""
         click, purchase, redeemed, spend = drawn[:4]
-        outcome = torch.stack([click, purchase, redeemed, torch.log1p(spend / self.card.spend_scale)], dim=1)
-        return self.model.return_logits(shared, arm, outcome)
+        redeemed_spend = torch.stack([redeemed, torch.log1p(spend / self.card.spend_scale)], dim=1)
+        return self._fused.return_logits(shared, arm, click, purchase, redeemed_spend)
 
     def _finish(self, arm: np.ndarray, coupon_index: np.ndarray, arm_t: torch.Tensor, coupon_t: torch.Tensor,
                 drawn: list[torch.Tensor]) -> tuple[np.ndarray, VisitOutcome]:

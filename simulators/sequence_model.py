@@ -2,7 +2,8 @@
 
 Why a GRU and not a Transformer: a simulator steps every shopper one visit at a time, for
 as long as they live. A GRU carries a fixed-size hidden state, so a step costs the same
-O(1) at the 1st and the 500th visit (one ``gru_cell`` call on the batch); a Transformer
+O(1) at the 1st and the 500th visit (one GRU cell on the batch,
+:class:`simulators.fused_step.FusedStep`); a Transformer
 decoder needs a KV cache that grows with the history, O(k) memory and attention per step,
 and batches of shoppers at different history lengths need ragged caches. Trajectories
 here are short-to-medium sequences of coarse events (tens of visits), where attention's
@@ -158,8 +159,8 @@ class VisitInputs:
     :param arm: this visit's arm, long ``(...)``; ``n_arms`` = not logged.
     :param coupon: this visit's coupon fraction over the largest level, float ``(...)``.
     :param outcome: this visit's click, purchase, redeemed, log spend, float ``(..., 4)``:
-        the return head's :math:`y_k`, logged in training; ``None`` in a simulator step,
-        which draws it from the response heads first.
+        the return head's :math:`y_k`, logged in training; ``None`` where it is not known
+        yet (a simulator step draws it from the response heads first).
     """
 
     features: torch.Tensor
@@ -280,19 +281,3 @@ class ShopperSequenceModel(nn.Module):
         """
         hidden, last = self.rnn(inputs, state)
         return self.heads(hidden, inputs), last
-
-    def step(self, inputs: VisitInputs, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One visit of a batch ``(n, ...)``: O(1) in history length, one GRU cell call.
-
-        ``inputs.outcome`` is not read: the caller draws the visit's outcome from the
-        response heads returned here, then its return logits from :meth:`return_logits`.
-
-        :returns: response outputs ``(n, 6)``, the shared layer ``(n, head_hidden)`` and the
-            new state ``(n, hidden)``.
-        """
-        gru = self.gru
-        features = self._features(inputs.features)  # once for the GRU and the heads
-        state = torch.gru_cell(self._rnn_input(inputs, features), state,
-                               gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
-        response, shared = self.response(state, features, inputs.arm, inputs.coupon)
-        return response, shared, state

@@ -90,3 +90,17 @@ def test_empirical_hazard_is_kaplan_meiers_by_hand():
     # returned on day 1, returned on day 2, censored after 2 days, no return within H = 3
     hazard = empirical_hazard(np.array([0, 1, 2, 3]), np.array([True, True, False, False]), 3)
     np.testing.assert_allclose(hazard, [1 / 4, 1 / 3, 1e-4])
+
+
+def test_gaps_drawn_after_a_day_follow_the_conditional_law():
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.cat([torch.tensor([-1.0], dtype=torch.float64),
+                        torch.randn(10, generator=gen, dtype=torch.float64) - 1.0])
+    n, m = 200_000, 3
+    u = torch.rand(n, generator=gen, dtype=torch.float64)
+    gaps = sample_gap_days(logits.expand(n, -1), u, torch.full((n,), m)).numpy()
+    s = survival(logits).numpy()
+    probs = np.r_[s[m - 1 : -1] - s[m:], s[-1]] / s[m - 1]  # days m+1..H, then churn, given no return by day m
+    observed = np.r_[np.bincount(gaps[np.isfinite(gaps)].astype(int), minlength=11)[m + 1 :], np.isinf(gaps).sum()]
+    assert gaps[np.isfinite(gaps)].min() > m
+    assert chisquare(observed, probs * n).pvalue > 1e-3

@@ -33,24 +33,6 @@ def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, s
     return LearnedSimulator(model, card, "cpu")
 
 
-def test_forward_over_a_sequence_equals_stepping_it():
-    torch.manual_seed(0)
-    spec = ModelSpec(n_features=11 + 2, n_arms=2, horizon_days=7, hidden_size=8)
-    model = ShopperSequenceModel(spec)
-    b, t = 4, 6
-    inputs = VisitInputs(torch.rand(b, t, 13), torch.randint(0, 3, (b, t)), torch.randn(b, t, 5),
-                         torch.randint(0, 3, (b, t)), torch.rand(b, t), torch.rand(b, t, 4))
-    outputs, last = model(inputs)
-    state = model.empty_state.expand(b, -1)
-    for k in range(t):
-        step_inputs = VisitInputs(*(getattr(inputs, f)[:, k] for f in ("features", "prev_arm", "prev_outcome",
-                                                                        "arm", "coupon")))
-        response, shared, state = model.step(step_inputs, state)
-        out = torch.cat([response, model.return_logits(shared, inputs.arm[:, k], inputs.outcome[:, k])], dim=-1)
-        torch.testing.assert_close(out, outputs[:, k], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(state, last, rtol=1e-5, atol=1e-5)
-
-
 def test_simulator_carries_the_gru_state_of_its_whole_history():
     sim = toy_simulator()
     n, k = 6, 5
@@ -74,15 +56,17 @@ def test_simulator_carries_the_gru_state_of_its_whole_history():
 
 
 def test_the_return_gap_is_drawn_given_the_visits_drawn_purchase():
-    sim = toy_simulator()
+    toy = toy_simulator()
+    model = toy.model
     with torch.no_grad():  # one hazard unit fires on a purchase and makes a return on day 1 certain
-        sim.model.hazard_in.weight.zero_()
-        sim.model.hazard_in.bias.zero_()
-        sim.model.hazard_in.weight[0, sim.model.spec.head_hidden + 1] = 1.0  # outcome column 1: purchase
-        sim.model.hazard_out.weight.zero_()
-        sim.model.hazard_out.weight[1:, 0] = 80.0
-        sim.model.hazard_out.bias[1:] = -40.0  # no purchase: (almost) never returns
-        sim.model.hazard_out.bias[0] = -40.0  # and no churn but by the hazard
+        model.hazard_in.weight.zero_()
+        model.hazard_in.bias.zero_()
+        model.hazard_in.weight[0, model.spec.head_hidden + 1] = 1.0  # outcome column 1: purchase
+        model.hazard_out.weight.zero_()
+        model.hazard_out.weight[1:, 0] = 80.0
+        model.hazard_out.bias[1:] = -40.0  # no purchase: (almost) never returns
+        model.hazard_out.bias[0] = -40.0  # and no churn but by the hazard
+    sim = LearnedSimulator(model, toy.card, "cpu")  # the simulator folds the weights it is given
     sim.reset(2000, seed=3)
     _, out = sim.step(np.zeros(2000, dtype=np.int64))
     assert 0 < out.purchase.sum() < 2000

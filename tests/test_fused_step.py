@@ -1,0 +1,95 @@
+"""The simulator's folded step computes the sequence model's own functions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from simulators.fused_step import FusedStep
+from simulators.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
+
+N_ARMS = 3
+
+
+def random_model(seed: int, constant_columns: tuple[int, ...] = ()) -> ShopperSequenceModel:
+    """A model with every weight drawn at random (so no table or fold is trivially zero)."""
+    torch.manual_seed(seed)
+    model = ShopperSequenceModel(ModelSpec(n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=9, hidden_size=8,
+                                           arm_embedding=3, head_hidden=6, hazard_knots=4, hazard_hidden=5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+        for col in constant_columns:
+            model.feature_fill[col] = 0.25
+    return model
+
+
+def random_inputs(b: int, t: int, seed: int) -> VisitInputs:
+    """Visits as the simulator feeds them: 0/1 clicks and purchases, arm ``N_ARMS`` = none."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def binary(*shape: int) -> torch.Tensor:
+        return torch.randint(0, 2, shape, generator=gen).float()
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=gen)
+
+    prev_outcome = torch.cat([uniform(b, t, 1), binary(b, t, 3), 2 * uniform(b, t, 1)], dim=-1)
+    outcome = torch.cat([binary(b, t, 3), 2 * uniform(b, t, 1)], dim=-1)
+    outcome[..., 1] *= outcome[..., 0]  # no purchase without a click, as the world logs
+    return VisitInputs(uniform(b, t, 11 + N_ARMS), torch.randint(0, N_ARMS + 1, (b, t), generator=gen),
+                       prev_outcome, torch.randint(0, N_ARMS + 1, (b, t), generator=gen), uniform(b, t), outcome)
+
+
+def step_through(fused: FusedStep, inputs: VisitInputs, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused outputs (responses, then return logits) at every visit, and the last state."""
+    outputs = []
+    for k in range(inputs.arm.shape[1]):
+        at = VisitInputs(*(getattr(inputs, name)[:, k] for name in
+                           ("features", "prev_arm", "prev_outcome", "arm", "coupon", "outcome")))
+        response, shared, state = fused.advance(at.features, at.prev_arm, at.prev_outcome, at.arm, at.coupon, state)
+        logits = fused.return_logits(shared, at.arm, at.outcome[:, 0], at.outcome[:, 1], at.outcome[:, 2:])
+        outputs.append(torch.cat([response, logits], dim=-1))
+    return torch.stack(outputs, dim=1), state
+
+
+@pytest.mark.parametrize("constant_columns", [(), (2, 5, 12)])
+def test_stepping_a_sequence_equals_the_models_forward(constant_columns):
+    model = random_model(0, constant_columns)
+    inputs = random_inputs(b=7, t=5, seed=1)
+    with torch.no_grad():
+        expected, last = model(inputs)
+        got, state = step_through(FusedStep(model), inputs, model.empty_state.expand(7, -1).clone())
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(state, last, rtol=1e-5, atol=1e-5)
+
+
+def test_constant_feature_columns_are_read_as_the_logged_constant():
+    model = random_model(2, constant_columns=(0, 4))
+    inputs = random_inputs(b=4, t=1, seed=3)
+    args = [getattr(inputs, name)[:, 0] for name in ("features", "prev_arm", "prev_outcome", "arm", "coupon")]
+    fused, state = FusedStep(model), model.empty_state.expand(4, -1).clone()
+    with torch.no_grad():
+        first = [t.clone() for t in fused.advance(*args, state)]
+        args[0][:, [0, 4]] = 9.0  # a policy moving columns the logs never varied
+        second = fused.advance(*args, state)
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b)
+
+
+def test_the_state_passed_in_is_left_intact_and_batch_sizes_may_change():
+    model = random_model(4)
+    fused = FusedStep(model)
+    with torch.no_grad():
+        for b in (6, 2, 6):  # the workspace follows the batch size
+            inputs = random_inputs(b=b, t=3, seed=b)
+            state = model.empty_state.expand(b, -1).clone()
+            kept = []
+            for k in range(3):
+                _, _, state = fused.advance(inputs.features[:, k], inputs.prev_arm[:, k], inputs.prev_outcome[:, k],
+                                            inputs.arm[:, k], inputs.coupon[:, k], state)
+                kept.append((state, state.clone()))
+            previous, copy = kept[-2]
+            torch.testing.assert_close(previous, copy)  # not overwritten by the step after it
+            torch.testing.assert_close(state, model.rnn(VisitInputs(*(getattr(inputs, f) for f in (
+                "features", "prev_arm", "prev_outcome", "arm", "coupon"))))[1], rtol=1e-5, atol=1e-5)
