@@ -170,7 +170,8 @@ class GroundTruthWorld(ShopperSimulator):
         (float32, one row per draw): click, purchase, redeemed, spend, coupon cost, gap,
         churned, the new satisfaction and expectation, and the item shown."""
         cfg = self.config
-        r, above, below, p_click, p_buy, utility = self._response(st, arm, c)
+        response = self._response(st, arm, c)
+        p_click, p_buy = response[3], response[4]
 
         click = u[0] < p_click
         purchase = click & (u[1] < p_buy)
@@ -179,15 +180,33 @@ class GroundTruthWorld(ShopperSimulator):
         redeemed = purchase & (c > 0)
         coupon_cost = c * spend * redeemed  # c x spend if redeemed, else +0 (both >= 0)
 
+        s, e = self._transition(st, arm, response, click, purchase)
+        gap_scale, p_churn = self._return_law(st, s)
+        gap = np.maximum(1.0, np.ceil(gap_scale * -np.log1p(-u[5])))
+        # no return within the horizon is churn, by definition (as in the logs' trajectories)
+        churned = (u[4] < p_churn) | (gap > self.horizon_days)
+        return click, purchase, redeemed, spend, coupon_cost, gap, churned, s, e, item
+
+    def _transition(self, st: ShopperState, arm: np.ndarray, response: tuple[np.ndarray, ...],
+                    click: np.ndarray, purchase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The new satisfaction :math:`s'` and expectation :math:`e'` of shoppers ``st`` after a
+        visit shown ``arm`` with :meth:`_response` ``response`` and outcomes ``click``,
+        ``purchase`` (the laws of the module docstring; deterministic given the outcomes)."""
+        cfg = self.config
+        r, above, below, _, _, utility = response
         s = (cfg.satisfaction_persistence * st.satisfaction + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
              + self._satisfaction_quality[arm] * click + cfg.satisfaction_purchase * purchase
              + cfg.satisfaction_disappointment * np.minimum(utility, 0.0) + st.drift)
         s = np.minimum(np.maximum(s, -cfg.satisfaction_clip), cfg.satisfaction_clip)
         e = st.expectation + st.habituation * above - cfg.expectation_decay * below
-        gap = np.maximum(1.0, np.ceil(st.mean_gap * np.exp(-cfg.gap_satisfaction * s) * -np.log1p(-u[5])))
-        # no return within the horizon is churn, by definition (as in the logs' trajectories)
-        churned = (u[4] < _sigmoid(st.churn_logit - cfg.churn_satisfaction * s)) | (gap > self.horizon_days)
-        return click, purchase, redeemed, spend, coupon_cost, gap, churned, s, e, item
+        return s, e
+
+    def _return_law(self, st: ShopperState, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After a visit that left shoppers ``st`` at satisfaction ``s`` (:math:`s'`): the gap
+        scale :math:`m = \\mu e^{-\\gamma_g s'}` (gap :math:`= \\max(1, \\lceil m X \\rceil)`,
+        :math:`X \\sim \\mathrm{Exp}(1)`) and the churn probability :math:`\\sigma(c - \\gamma_c s')`."""
+        cfg = self.config
+        return st.mean_gap * np.exp(-cfg.gap_satisfaction * s), _sigmoid(st.churn_logit - cfg.churn_satisfaction * s)
 
     def _response(self, st: ShopperState, arm: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
         """Relevance, how far the coupon lies above and below the expectation, click and
