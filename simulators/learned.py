@@ -135,10 +135,10 @@ class LearnedSimulator(ShopperSimulator):
         if mask.dtype != bool or mask.shape != self._days.shape:
             raise ValueError(f"mask must be a bool array of shape {self._days.shape}, got {mask.dtype} {mask.shape}")
         with torch.inference_mode():
-            rows = torch.as_tensor(mask, device=self.device)
-            self._state[rows] = self.model.empty_state
-            self._prev_arm[rows] = self.action_space.n_arms
-            self._prev_outcome[rows] = 0.0
+            rows = torch.as_tensor(np.flatnonzero(mask), device=self.device)
+            self._state.index_copy_(0, rows, self.model.empty_state.expand(rows.shape[0], -1))
+            self._prev_arm.index_fill_(0, rows, self.action_space.n_arms)
+            self._prev_outcome.index_fill_(0, rows, 0.0)
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
         # an empty history's features are all 0: no need to recompute the others (a copy:

@@ -10,7 +10,10 @@
    at 1,024 on CPU. A width-64 GRU step costs about 50 kFLOP per shopper, so a 2-core
    machine's ceiling is near 1,000,000/s.
 
-Usage: ``python experiments/benchmarks/bench_simulator.py [--events 1000000] [--seconds 3]``
+With ``--model DIR`` (a fitted simulator, e.g. ``runs/fidelity/model_seed0``) part 1 is
+skipped and that model is stepped.
+
+Usage: ``python experiments/benchmarks/bench_simulator.py [--events 1000000] [--seconds 3] [--model DIR]``
 """
 
 from __future__ import annotations
@@ -51,15 +54,8 @@ def steps_per_second(sim: LearnedSimulator, n: int, seconds: float, seed: int = 
     return done / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000, help="target size of the log in events")
-    parser.add_argument("--days", type=int, default=180)
-    parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
-    parser.add_argument("--seconds", type=float, default=3.0, help="stepping time per setting")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of the fit")
-    args = parser.parse_args()
-
+def fit_and_time(args: argparse.Namespace) -> LearnedSimulator:
+    """Write world logs of about ``args.events`` events, fit on them, print the times."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "world.parquet"
         t0 = time.perf_counter()
@@ -73,8 +69,19 @@ def main() -> None:
     epochs = len(result.history)
     print(f"fit on CPU ({args.threads} thread(s)): {fit_s:.1f} s for {epochs} epochs ({fit_s / epochs:.1f} s/epoch, "
           f"early stopping at epoch {epochs}; target <= 600 s)")
+    return result.simulator
 
-    sim = result.simulator
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="target size of the log in events")
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
+    parser.add_argument("--seconds", type=float, default=3.0, help="stepping time per setting")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of the fit")
+    parser.add_argument("--model", type=Path, default=None, help="step this fitted simulator instead of fitting one")
+    args = parser.parse_args()
+    sim = LearnedSimulator.load(args.model, device="cpu") if args.model is not None else fit_and_time(args)
     rows = []
     default_threads = torch.get_num_threads()
     for threads in (1, 2):
@@ -82,7 +89,7 @@ def main() -> None:
         rows.append((f"cpu, {threads} thread(s)", [steps_per_second(sim, n, args.seconds) for n in BATCHES]))
     torch.set_num_threads(default_threads)
     if torch.cuda.is_available():
-        gpu = LearnedSimulator(result.simulator.model, result.card, "cuda")
+        gpu = LearnedSimulator(sim.model, sim.card, "cuda")
         rows.append(("cuda", [steps_per_second(gpu, n, args.seconds) for n in BATCHES]))
     else:
         print("no CUDA GPU here: GPU stepping not measured")
