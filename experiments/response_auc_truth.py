@@ -1,5 +1,4 @@
-"""Response AUC of the learned simulator vs the history-Bayes bound and the world's own true
-probabilities, on held-out shoppers.
+"""Response AUC on held-out shoppers: the learned simulator, the history-Bayes bound, the oracle.
 
 Three predictions of every held-out visit's click and purchase, each ranked by AUC:
 
@@ -18,7 +17,7 @@ Either pass a fitted ``--model`` whose training log is this script's log (the sa
 ``--users``, ``--days`` and ``--seed`` write the same bytes; ``experiments/simulator_fidelity.py``
 writes one), or leave it out to fit one here.
 
-Usage: ``python experiments/response_auc_truth.py [--model runs/fidelity/model] [--users 20000] [--days 180]
+Usage: ``python experiments/response_auc_truth.py [--model runs/fidelity/model_seed0] [--users 20000] [--days 180]
 [--particles 1000 4000]``
 """
 
