@@ -74,7 +74,9 @@ def run(data: Path, n_resamples: int = 10, seed: int = 12345, *, l2: float | Non
     :param group_folds: cross-fit with the copies of a resampled round in one fold.
     """
     random_log = read_obd(data / "random" / "all", affinity=affinity)
-    truth = float(read_obd(data / "bts" / "all").reward.mean())
+    on_policy = read_obd(data / "bts" / "all").reward
+    truth = float(on_policy.mean())
+    truth_rel_se = float(np.sqrt(truth * (1.0 - truth) / on_policy.size) / truth)
     dist = read_bts_action_dist(data / "bts_action_dist_all.csv")
     rows = []
     for b in range(n_resamples):
@@ -96,7 +98,8 @@ def run(data: Path, n_resamples: int = 10, seed: int = 12345, *, l2: float | Non
         for est in estimators:
             v = est._checked_terms(inputs).value()
             rows.append({"resample": b, "estimator": est.name, "estimate": v, "truth": truth,
-                         "rel_error": abs(v - truth) / truth, "l2": chosen})
+                         "rel_error": abs(v - truth) / truth, "l2": chosen,
+                         "truth_rel_se": truth_rel_se})
     return pd.DataFrame(rows)
 
 
@@ -117,7 +120,8 @@ def main() -> None:
     parser.add_argument("--affinity", action="store_true", help="add user-item affinities to the context")
     args = parser.parse_args()
     frame = run(args.data, args.resamples, args.seed, l2=args.l2, affinity=args.affinity)
-    print(f"on-policy truth V_on = {frame['truth'].iloc[0]:.5f} (mean click of the BTS log, all slots)")
+    print(f"on-policy truth V_on = {frame['truth'].iloc[0]:.5f} (mean click of the BTS log, all slots); its own "
+          f"standard error is {frame['truth_rel_se'].iloc[0]:.1%} of it, the size of the relative errors compared")
     chosen = frame.groupby("resample")["l2"].first()
     print(f"reward-model l2 per resample: {chosen.tolist()}")
     print(table(frame).round(3).to_string())
