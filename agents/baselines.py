@@ -10,7 +10,7 @@ policy                :math:`\\pi(a \\mid x)`
                       likelihood on the logged (observation, action) pairs, mixed with
                       :math:`\\varepsilon_{floor}/A` so every action keeps some probability
 ``myopic-greedy``     1 on :math:`\\arg\\max_a \\hat r(x, a)`: the action with the largest
-                      expected immediate net revenue under a reward model fitted on logs
+                      expected immediate profit under a reward model fitted on logs
                       (:class:`ImmediateRewardModel`)
 ====================  ===================================================================
 
@@ -128,8 +128,8 @@ class LoggingPolicyClone(Policy):
 class ImmediateRewardModel(nn.Module):
     """:math:`\\hat r(x, a)`: an MLP on the observation and one-hot arm and coupon.
 
-    Fitted by least squares on the logged net revenue of each visit (in units of
-    ``revenue_scale``): the direct-method reward model of the bandit view.
+    Fitted by least squares on the logged profit of each visit (spend - coupon cost - cost
+    of goods, in units of ``revenue_scale``): the direct-method reward model of the bandit view.
     """
 
     def __init__(self, n_features: int, action_space: ActionSpace, hidden: int = 64) -> None:
@@ -164,18 +164,18 @@ class ImmediateRewardModel(nn.Module):
     def fit(
         cls, decisions: LoggedDecisions, *, revenue_scale: float = 50.0, steps: int = 400, seed: int = 0
     ) -> ImmediateRewardModel:
-        """Least squares on the logged visits' net revenue / ``revenue_scale``."""
+        """Least squares on the logged visits' profit / ``revenue_scale``."""
         rows = _logged_rows(decisions, "myopic-greedy")
         torch.manual_seed(seed)
         model = cls(rows.obs.shape[1], rows.action_map.space)
         x = model.inputs(rows.obs, rows.action)
-        y = torch.as_tensor(rows.net_revenue / revenue_scale, dtype=torch.float32)
+        y = torch.as_tensor(rows.profit / revenue_scale, dtype=torch.float32)
         _fit(model, lambda m: nn.functional.mse_loss(m(x), y), steps, 0.01)
         return model.eval()
 
 
 class MyopicGreedyPolicy(Policy):
-    """The action with the largest expected immediate net revenue (ignores the future)."""
+    """The action with the largest expected immediate profit (ignores the future)."""
 
     name = "myopic-greedy"
 

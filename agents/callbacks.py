@@ -10,7 +10,7 @@ key                                      meaning
 ``retention/active_at_horizon``          share of episodes ended by the horizon, not churn
 ``retention/visits_per_shopper``         visits in the episode
 ``retention/mean_days_between_visits``   mean gap of the returns within the horizon
-``retention/net_revenue_per_shopper``    spend - coupon cost
+``retention/profit_per_shopper``         spend - coupon cost - cost of goods
 ``retention/coupon_spend_per_shopper``   coupon cost
 ``retention/coupon_rate``                share of actions with a coupon
 ``actions/histogram``                    histogram of the flat actions taken
@@ -40,7 +40,7 @@ class RetentionMetricsCallback(BaseCallback):
         self.env = env
         self.min_episodes = min_episodes
         n = env.num_envs
-        self._visits, self._revenue, self._cost = np.zeros(n), np.zeros(n), np.zeros(n)
+        self._visits, self._profit, self._cost = np.zeros(n), np.zeros(n), np.zeros(n)
         self._gap_sum, self._gaps = np.zeros(n), np.zeros(n)
         self._ended: list[np.ndarray] = []
         self._actions: list[np.ndarray] = []
@@ -49,7 +49,7 @@ class RetentionMetricsCallback(BaseCallback):
     def _on_step(self) -> bool:
         info, done = self.env.last_info, self.env.last_done
         self._visits += 1.0
-        self._revenue += info["spend"] - info["coupon_cost"]
+        self._profit += info["spend"] - info["coupon_cost"] - info["cogs"]
         self._cost += info["coupon_cost"]
         returned = np.isfinite(info["gap_days"]) & ~done
         self._gap_sum += np.where(returned, info["gap_days"], 0.0)
@@ -58,10 +58,10 @@ class RetentionMetricsCallback(BaseCallback):
         if done.any():
             active = done & ~info["churned"]
             self._ended.append(np.stack([
-                active[done], self._visits[done], self._revenue[done], self._cost[done],
+                active[done], self._visits[done], self._profit[done], self._cost[done],
                 self._gap_sum[done], self._gaps[done],
             ], axis=1))
-            for acc in (self._visits, self._revenue, self._cost, self._gap_sum, self._gaps):
+            for acc in (self._visits, self._profit, self._cost, self._gap_sum, self._gaps):
                 acc[done] = 0.0
         return True
 
@@ -75,7 +75,7 @@ class RetentionMetricsCallback(BaseCallback):
         gaps = ended[:, 5].sum()
         if gaps > 0:
             self.logger.record("retention/mean_days_between_visits", float(ended[:, 4].sum() / gaps))
-        self.logger.record("retention/net_revenue_per_shopper", float(ended[:, 2].mean()))
+        self.logger.record("retention/profit_per_shopper", float(ended[:, 2].mean()))
         self.logger.record("retention/coupon_spend_per_shopper", float(ended[:, 3].mean()))
         self.logger.record("retention/coupon_rate", float((self._coupon_index[actions] > 0).mean()))
         self.logger.record("actions/histogram", torch.as_tensor(actions), exclude=("stdout", "log", "json", "csv"))

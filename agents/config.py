@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from envs.reward import REWARD_MODES
+from envs.reward import check_reward_mode
 from interactions.checks import require_positive_ints
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
@@ -35,9 +35,9 @@ class TrainConfig:
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda"""
     reward_mode: str = "retention"
-    """retention, net_revenue or mixed (see envs.reward)"""
+    """retention, profit or mixed (see envs.reward)"""
     revenue_scale: float = 50.0
-    """currency per reward unit in the revenue modes"""
+    """currency per reward unit in the profit and mixed modes"""
     retention_weight: float = 0.5
     """weight of retention in the mixed mode"""
     gamma: float = 0.95
@@ -78,8 +78,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
-        if self.reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {list(REWARD_MODES)}, got {self.reward_mode!r}")
+        check_reward_mode(self.reward_mode)
         require_positive_ints(**{name: getattr(self, name) for name in (
             "total_steps", "num_envs", "checkpoint_every", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
             "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update")})

@@ -1,19 +1,22 @@
 """Rewards of a visit, for the three modes an environment can be built with.
 
-With the visit's outcome (spend :math:`x`, coupon cost :math:`k`) and
-:math:`\\text{ret} = 1` when the shopper comes back within the horizon (not churned, and
-the next visit on or before day :math:`H`), 0 otherwise:
+With the visit's outcome (spend :math:`x`, coupon cost :math:`k`, cost of goods :math:`g`,
+so profit :math:`x - k - g`) and :math:`\\text{ret} = 1` when the shopper comes back within
+the horizon (not churned, and the next visit on or before day :math:`H`), 0 otherwise:
 
-===============  ===========================================================
-mode             reward
-===============  ===========================================================
-``retention``    :math:`\\text{ret}` -- an episode's return counts the return
-                 visits within :math:`H`
-``net_revenue``  :math:`(x - k) / S` -- net revenue in units of ``revenue_scale``
-                 :math:`S` (a typical basket), so rewards are O(1)
-``mixed``        :math:`w\\,\\text{ret} + (1 - w)(x - k) / S`, with
-                 :math:`w` = ``retention_weight``
-===============  ===========================================================
+=============  ===============================================================
+mode           reward
+=============  ===============================================================
+``retention``  :math:`\\text{ret}` -- an episode's return counts the return
+               visits within :math:`H`
+``profit``     :math:`(x - k - g) / S` -- profit in units of ``revenue_scale``
+               :math:`S` (a typical basket), so rewards are O(1)
+``mixed``      :math:`w\\,\\text{ret} + (1 - w)(x - k - g) / S`, with
+               :math:`w` = ``retention_weight``
+=============  ===============================================================
+
+The mode ``net_revenue`` (:math:`(x - k) / S`) of world v1 was renamed ``profit`` when the
+world gained costs of goods (world v2); asking for it raises a ``ValueError`` saying so.
 """
 
 from __future__ import annotations
@@ -24,14 +27,25 @@ import numpy as np
 
 from simulators.interface import VisitOutcome
 
-REWARD_MODES: tuple[str, ...] = ("retention", "net_revenue", "mixed")
+REWARD_MODES: tuple[str, ...] = ("retention", "profit", "mixed")
+
+
+def check_reward_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`REWARD_MODES`, else a ``ValueError`` (which names the
+    renaming for the world-v1 mode ``net_revenue``)."""
+    if mode == "net_revenue":
+        raise ValueError("reward mode 'net_revenue' was renamed to 'profit' (world v2): profit = spend - coupon cost "
+                         "- cost of goods")
+    if mode not in REWARD_MODES:
+        raise ValueError(f"reward mode {mode!r} is not one of {list(REWARD_MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)
 class RewardConfig:
     """How a visit's outcome becomes a reward (formulas in the module docstring).
 
-    :param mode: ``retention``, ``net_revenue`` or ``mixed``.
+    :param mode: ``retention``, ``profit`` or ``mixed``.
     :param revenue_scale: currency per reward unit, > 0 (default 50, a typical basket).
     :param retention_weight: :math:`w \\in [0, 1]`, used by ``mixed`` only.
     """
@@ -41,8 +55,7 @@ class RewardConfig:
     retention_weight: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.mode not in REWARD_MODES:
-            raise ValueError(f"reward mode {self.mode!r} is not one of {list(REWARD_MODES)}")
+        check_reward_mode(self.mode)
         if not self.revenue_scale > 0:
             raise ValueError(f"revenue_scale must be > 0, got {self.revenue_scale!r}")
         if not 0.0 <= self.retention_weight <= 1.0:
@@ -53,7 +66,7 @@ class RewardConfig:
         retention = returned.astype(np.float32)
         if self.mode == "retention":
             return retention
-        revenue = ((outcome.spend - outcome.coupon_cost) / self.revenue_scale).astype(np.float32)
-        if self.mode == "net_revenue":
-            return revenue
-        return self.retention_weight * retention + (1.0 - self.retention_weight) * revenue
+        profit = (outcome.profit / self.revenue_scale).astype(np.float32)
+        if self.mode == "profit":
+            return profit
+        return self.retention_weight * retention + (1.0 - self.retention_weight) * profit

@@ -54,7 +54,7 @@ class ShopperEnv(gym.Env):
 
     ## Rewards
     See :mod:`envs.reward`: ``retention`` (1 per return visit within the horizon),
-    ``net_revenue`` ((spend - coupon cost) / revenue_scale) or ``mixed``.
+    ``profit`` ((spend - coupon cost - cost of goods) / revenue_scale) or ``mixed``.
 
     ## Starting State
     A fresh shopper drawn by the simulator, at the first visit (day 0, empty history).
@@ -65,7 +65,7 @@ class ShopperEnv(gym.Env):
       the shopper is still active, so a learner should bootstrap, not treat it as churn.
 
     ## Info
-    Per step: ``click``, ``purchase``, ``redeemed``, ``spend``, ``coupon_cost``,
+    Per step: ``click``, ``purchase``, ``redeemed``, ``spend``, ``coupon_cost``, ``cogs``,
     ``gap_days`` (``inf`` on churn), ``churned`` and ``day`` (day of the next visit).
 
     ## Arguments

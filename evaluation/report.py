@@ -38,9 +38,10 @@ unsupported target mass {{ "%.2f%%"|format(100 * diag.unsupported_mass) }}</p>
 </body></html>
 """)
 
-FAMILIES = (("per decision: net revenue per visit", "bandit", "bandit_diagnostics"),
+FAMILIES = (("per decision: profit per visit", "bandit", "bandit_diagnostics"),
             ("per trajectory: return visits per shopper", "trajectory", "trajectory_diagnostics"))
-EXPLAIN = ("Per-decision estimators value the target's choice at each logged visit (net revenue per visit); "
+EXPLAIN = ("Per-decision estimators value the target's choice at each logged visit (profit per visit: spend - "
+           "coupon cost - cost of goods); "
            "trajectory estimators value whole shopper lifetimes (return visits per shopper). Intervals: "
            "bootstrap over shoppers; lower bound: empirical Bernstein with the observed range (a heuristic).")
 

@@ -1,8 +1,8 @@
 """Logged steps of a retentionrl event log for off-policy evaluation.
 
 :func:`steps_from_decisions` turns :class:`interactions.decisions.LoggedDecisions` into
-:class:`evaluation.runner.LoggedSteps`: per-decision reward = net revenue of the visit
-(spend - coupon cost); per-trajectory reward at a visit = 1 if the shopper came back
+:class:`evaluation.runner.LoggedSteps`: per-decision reward = profit of the visit
+(spend - coupon cost - cost of goods); per-trajectory reward at a visit = 1 if the shopper came back
 within the horizon (``returned``), so a trajectory's return is its number of return
 visits. Rows without a logged action are dropped; a missing propensity raises unless
 ``propensity`` is given (e.g. from :class:`agents.baselines.LoggingPolicyClone`).
@@ -41,7 +41,7 @@ def steps_from_decisions(decisions: LoggedDecisions, propensity: np.ndarray | No
     space = d.action_map.space
     return LoggedSteps(
         obs=np.asarray(d.obs, dtype=np.float64), action=d.action.astype(np.int64), propensity=p,
-        trajectory_id=d.trajectory_id, step=step, bandit_reward=d.net_revenue,
+        trajectory_id=d.trajectory_id, step=step, bandit_reward=d.profit,
         trajectory_reward=d.returned.astype(np.float64), n_actions=space.n_actions,
         action_features=action_features(space),
     )

@@ -21,7 +21,7 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed of env, networks and generators.")] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     num_envs: Annotated[int, typer.Option(help="Shoppers stepped together.", min=1)] = TrainConfig.num_envs,
-    reward: Annotated[str, typer.Option(help="retention, net_revenue or mixed.")] = "retention",
+    reward: Annotated[str, typer.Option(help="retention, profit or mixed.")] = "retention",
     checkpoint_every: Annotated[int, typer.Option(help="Environment steps between resumable checkpoints.", min=1)] = TrainConfig.checkpoint_every,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,8 @@ from simulators.world_config import WorldConfig
 
 CLONE_WARNING = ("The logs have no propensities: they were estimated by a clone of the logging policy "
                  "(multinomial logistic regression). Every importance-weighted estimate inherits its errors.")
+NO_COGS_WARNING = ("These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon "
+                   "cost).")
 
 
 def _world_config(logs: Path) -> WorldConfig:
@@ -28,8 +29,7 @@ def _world_config(logs: Path) -> WorldConfig:
     raw = meta.get(b"retentionrl.world_config")
     if raw is None:
         return WorldConfig()
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(raw).items()}
-    return WorldConfig(**values)
+    return WorldConfig.from_json(raw, source=str(logs))
 
 
 def _load_policy(spec: str, logs: Path) -> Policy:
@@ -61,8 +61,9 @@ def ope_command(
     from interactions.decisions import LoggedDecisions
     from interactions.io import read_events
 
-    decisions = LoggedDecisions.from_log(read_events(logs), horizon_days=horizon_days)
-    warnings: list[str] = []
+    log = read_events(logs)
+    decisions = LoggedDecisions.from_log(log, horizon_days=horizon_days)
+    warnings: list[str] = [] if log.records_cogs else [NO_COGS_WARNING]
     propensity = None
     logged = decisions.logged
     if np.isnan(decisions.propensity[logged]).any():
@@ -80,8 +81,8 @@ def ope_command(
                                seed=seed, sequential=sequential)
         results.append(res)
         best = res.bandit.get("dr")
-        typer.echo(f"{spec}: DR net revenue/visit {best}" + (f"; DR return visits {res.trajectory['dr']}"
-                                                               if sequential else ""))
+        typer.echo(f"{spec}: DR profit/visit {best}" + (f"; DR return visits {res.trajectory['dr']}"
+                                                          if sequential else ""))
     paths = write_report(out, results, str(logs), warnings)
     for w in warnings:
         typer.secho(f"WARNING: {w}", fg=typer.colors.RED, err=True)

@@ -3,14 +3,16 @@
 What is estimated (both per shopper's first ``H`` = 90 days, the window the world's
 :func:`simulators.rollout.evaluate_policy` scores):
 
-* **per decision** -- expected immediate net revenue per visit if the target policy chose
+* **per decision** -- expected immediate profit per visit if the target policy chose
   the action at the logging policy's visits (the quantity bandit estimators target, a
   one-step deviation on the logged state distribution):
   :math:`V = E[\\sum_t \\bar r_e(s_t)] / E[T]` over shoppers under the logging policy,
-  :math:`\\bar r_e(s) = E_{a \\sim \\pi_e}[\\text{spend} - \\text{coupon cost} \\mid s, a]`.
-  Truth: :func:`experiments.ope_world_truth.per_decision_truth`, exact in the actions and
-  rewards (the world's response probabilities), Monte Carlo over the states of a
-  logging-policy rollout of ``--truth-users`` shoppers, with its standard error.
+  :math:`\\bar r_e(s) = E_{a \\sim \\pi_e}[\\text{spend} - \\text{coupon cost} - \\text{cost of goods}
+  \\mid s, a]`.
+  Truth: :func:`experiments.ope_world_truth.per_decision_truth`, exact in the actions and in
+  the rewards given the item shown (the world's response probabilities), Monte Carlo over
+  the states of a logging-policy rollout of ``--truth-users`` shoppers and the items, with
+  its standard error.
 * **per trajectory** -- return visits per shopper within ``H`` under the target policy
   (:attr:`PolicyValue.return_visits`). Truth: on-policy rollouts of many shoppers. Step
   reward: 1 if the shopper comes back inside the window, so a trajectory's return is its
@@ -52,7 +54,7 @@ from simulators.logging_policies import SoftmaxPolicy
 from simulators.policy import Policy
 from simulators.policy_registry import make_policy, world_group_rates
 from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from simulators.world_config import WORLD_VERSION, WorldConfig
 from simulators.world_logs import write_world_logs
 
 START = "2024-01-01"
@@ -91,11 +93,12 @@ def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
     if space.n_actions != config.action_space.n_actions:
         raise ValueError(f"the log's action map has {space.n_actions} actions, the world {config.action_space.n_actions}")
     return LoggedSteps(np.asarray(d.obs, dtype=np.float64), d.action.astype(np.int64), d.propensity, tid, step,
-                       d.net_revenue, nxt_in.astype(np.float64), space.n_actions, action_features(space))
+                       d.profit, nxt_in.astype(np.float64), space.n_actions, action_features(space))
 
 
-TRUTH_METHOD = "per-decision exact in actions and rewards, Monte Carlo over states"
-"""Stamped into the truth cache: a cache written by another method is recomputed."""
+TRUTH_METHOD = "per-decision exact in actions and in profit given the item, Monte Carlo over states and items"
+"""Stamped into the truth cache with the world version: a cache written by another method or
+world is recomputed."""
 
 
 def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], truth_users: int,
@@ -103,10 +106,10 @@ def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], tru
     """Per target: ``per-decision`` (:func:`per_decision_truth`) and ``per-trajectory``
     (on-policy return visits) values, each with its Monte-Carlo standard error (``...-se``).
 
-    :param cache: JSON of the values, read when written for the same ``truth_users`` and
-        :data:`TRUTH_METHOD`, else computed and written.
+    :param cache: JSON of the values, read when written for the same ``truth_users``,
+        :data:`TRUTH_METHOD` and world version, else computed and written.
     """
-    key = {"truth_users": truth_users, "method": TRUTH_METHOD}
+    key = {"truth_users": truth_users, "method": TRUTH_METHOD, "world_version": WORLD_VERSION}
     cached = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     if all(cached.get(k) == v for k, v in key.items()) and set(targets) <= set(cached.get("truth", {})):
         print(f"truth read from {cache}")
@@ -121,7 +124,7 @@ def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], tru
         visits = world.evaluate(policy, truth_users, seed=10_000).return_visits
         truth[name] = {"per-decision": decision[name].value, "per-decision-se": decision[name].se,
                        "per-trajectory": visits.mean, "per-trajectory-se": (visits.high - visits.low) / 3.92}
-        print(f"truth {name}: net revenue/visit {decision[name].value:.4f} (se {decision[name].se:.4f}), "
+        print(f"truth {name}: profit/visit {decision[name].value:.4f} (se {decision[name].se:.4f}), "
               f"return visits {visits}  ({time.time() - t0:.0f}s)", flush=True)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -9,14 +9,15 @@ visits**, one visit weighed as much as another:
 
 over shoppers whose visits :math:`s_0, \\dots, s_{T-1}` (the first :math:`H` days, see
 :mod:`experiments.ope_truth`) follow :math:`\\pi_b`; :math:`x(s)` is the observation the
-policies see, :math:`\\mu(s, a)` the expected net revenue of action :math:`a` in the latent
-state :math:`s` (:func:`expected_net_revenue`). Every estimator's per-round mean is an
+policies see, :math:`\\mu(s, a)` the expected profit of action :math:`a` in the latent
+state :math:`s` (:func:`expected_profit`). Every estimator's per-round mean is an
 estimate of this ratio (their unit = the shopper).
 
-:func:`per_decision_truth` computes it **exactly in the actions and the rewards** --
-:math:`\\mu` from the world's true response probabilities, the sum over :math:`a` in closed
-form -- so the only Monte-Carlo error left is over the shoppers' states, and it is reported:
-the delta-method standard error of the ratio,
+:func:`per_decision_truth` computes it **exactly in the actions and in the rewards given the
+item shown** -- :math:`\\mu` from the world's true response probabilities, the sum over
+:math:`a` in closed form -- so the only Monte-Carlo error left is over the shoppers' states
+and the item each group would show (one draw per shopper, group and visit, as the world
+draws it), and it is reported: the delta-method standard error of the ratio,
 :math:`\\mathrm{se} = \\sqrt{\\sum_u (A_u - V T_u)^2} / \\sum_u T_u` (:math:`A_u`, :math:`T_u`
 shopper :math:`u`'s sum of :math:`\\bar r_e` and its visit count).
 """
@@ -41,29 +42,37 @@ class TruthValue:
     se: float
 
 
-def expected_net_revenue(world: GroundTruthWorld) -> np.ndarray:
-    """:math:`\\mu(s_i, a) = E[\\text{spend} - \\text{coupon cost} \\mid s_i, a]` of every
-    current shopper and flat action, ``(n, n_actions)``.
+def expected_profit(world: GroundTruthWorld, rng: np.random.Generator) -> np.ndarray:
+    """:math:`\\mu(s_i, a \\mid J_i) = E[\\text{spend} - \\text{coupon cost} - \\text{cost of goods}
+    \\mid s_i, a, J_i]` of every current shopper and flat action, ``(n, n_actions)``, given an
+    item :math:`J_i` of each group drawn as the world draws the item it shows (by popularity,
+    with ``rng``): its mean over the draw is :math:`\\mu(s_i, a)`.
 
-    By the world's laws (:mod:`simulators.world`): a purchase needs a click; the item is
-    uniform within the shown group :math:`g`, so its expected price is the group's mean
-    list price :math:`\\bar p_g`; the quantity is :math:`1 + \\mathrm{Bernoulli}(p_2)`; a
-    purchase with coupon :math:`c > 0` redeems it at cost :math:`c \\cdot` spend. The draws
-    are independent given the state, so
+    By the world's laws (:mod:`simulators.world`): a purchase needs a click; the purchase
+    probability after a click depends on the item shown (through its list price
+    :math:`p_j`); a purchase holds :math:`1 + \\mathrm{Binomial}(K, \\pi(c))` units,
+    :math:`\\pi(c) = \\min(1, \\pi_0 + \\phi c)`; of the spend, the coupon costs :math:`c` and
+    the goods :math:`1 - m_g` (the group's gross margin). The draws are independent given
+    the state and the item, so for group :math:`g` and coupon :math:`c`
 
-    .. math:: \\mu(s, (g, c)) = P(\\text{click})\\, P(\\text{buy} \\mid \\text{click})\\,
-              \\bar p_g\\, (1 + p_2)\\, (1 - c).
+    .. math:: \\mu(s, (g, c) \\mid j) = P(\\text{click})\\, P(\\text{buy} \\mid \\text{click}, j)\\,
+              p_j\\, (1 + K \\pi(c))\\, (m_g - c).
+
+    The response probabilities are the world's own (its ``_response``: the oracle this
+    referee needs).
     """
-    space, catalog = world.action_space, world.catalog
-    arm, coupon = space.decode(np.arange(space.n_actions))
-    group_price = np.add.reduceat(catalog.item_price, catalog.offsets[:-1]) / catalog.group_size
-    per_purchase = group_price[arm] * (1.0 + world.config.extra_unit_prob) * (1.0 - space.coupon_fraction(coupon))
-    n = world.days.shape[0]
-    p_purchase = np.empty((n, space.n_actions))
-    for a in range(space.n_actions):
-        p_click, p_buy = world.response_probabilities(np.full(n, a))
-        p_purchase[:, a] = p_click * p_buy
-    return p_purchase * per_purchase[None, :]
+    space, catalog, config = world.action_space, world.catalog, world.config
+    state, n = world.state, world.days.shape[0]
+    mu = np.empty((n, space.n_actions))
+    for g in range(space.n_arms):
+        arm = np.full(n, g)
+        item = catalog.draw_items(arm, rng.random(n))
+        for coupon_index, c in enumerate(config.coupon_levels):
+            p_click, p_buy = world._response(state, arm, item, np.full(n, coupon_index))[:2]
+            units = 1.0 + config.max_extra_units * min(config.extra_unit_base + config.extra_unit_discount * c, 1.0)
+            mu[:, int(space.encode(g, coupon_index))] = (p_click * p_buy * catalog.item_price[item] * units
+                                                          * (catalog.margin[g] - c))
+    return mu
 
 
 def per_decision_truth(config: WorldConfig, logging: Policy, targets: Mapping[str, Policy], n_users: int,
@@ -82,7 +91,7 @@ def per_decision_truth(config: WorldConfig, logging: Policy, targets: Mapping[st
         count = np.zeros(m)
         sums = {name: np.zeros(m) for name in targets}
         while shopper.size:
-            mu = expected_net_revenue(world)
+            mu = expected_profit(world, rng)
             for name, policy in targets.items():
                 sums[name] += np.bincount(shopper, np.einsum("ia,ia->i", policy.action_probs(obs), mu), m)
             count[shopper] += 1.0

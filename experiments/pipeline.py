@@ -7,8 +7,9 @@ writes one folder under ``config.out`` (cached by :mod:`experiments.pipeline_cac
 stage           does                                                        depends on
 ==============  ==========================================================  ==================
 ``logs``        the ground-truth world writes logs (world runs only)        world.*, seed
-``split``       shoppers -> train / held-out logs (``split_users``)         logs file, format,
-                                                                            heldout_fraction
+``split``       shoppers -> train / held-out logs (``split_users``); the      logs file, format,
+                log's ``retentionrl.*`` Parquet metadata (world version)    heldout_fraction
+                goes with them
 ``simulator``   ``fit_simulator`` on the train logs                         train log, simulator.*,
                                                                             horizon, device
 ``fidelity``    simulated (logging clone) vs Kaplan-Meier retention of      simulator, logs,
@@ -93,17 +94,32 @@ def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> Sta
         f = config.split.heldout_fraction
         split = split_users(log.events["user_id"], (1.0 - f, 0.0, f), seed=config.seed)
         events = log.events.assign(event=log.events["event"].astype(str))
+        provenance = _retentionrl_metadata(logs)
         for name, mask in (("train", split.train), ("heldout", split.test)):
+            table = pa.Table.from_pandas(events.loc[mask], preserve_index=False)
             with atomic_path(folder / f"{name}.parquet") as tmp:
-                pq.write_table(pa.Table.from_pandas(events.loc[mask], preserve_index=False), tmp)
+                pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance}), tmp)
         _json(folder / "summary.json", {
             "source": Path(str(log.source)).name, "format": log.report.format, "events": len(events),
+            "records_cogs": log.records_cogs,
             "users": log.n_users, "train_users": int(events.loc[split.train, "user_id"].nunique()),
             "heldout_users": int(events.loc[split.test, "user_id"].nunique()),
             "log_start": str(log.start), "log_end": str(log.end), "dropped": dict(log.report.dropped)})
 
     return run_stage(config.out, "split", {"format": fmt, "heldout_fraction": config.split.heldout_fraction,
                                            "seed": config.seed}, {"logs": logs}, compute, echo=echo)
+
+
+def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
+    """The ``retentionrl.*`` entries (world config and version, ...) of a Parquet file's
+    schema metadata; none for other files."""
+    import pyarrow.parquet as pq
+
+    from interactions.tables import PARQUET_SUFFIXES
+
+    if not path.name.lower().endswith(PARQUET_SUFFIXES):
+        return {}
+    return {k: v for k, v in (pq.read_schema(path).metadata or {}).items() if k.startswith(b"retentionrl.")}
 
 
 def fit_config(config: PipelineConfig):

@@ -5,11 +5,13 @@ A stage writes into its own folder ``OUT/<stage>/`` and, last of all, ``stage.js
     {"stage": "simulator", "key": "<sha256>", "config": {...},
      "inputs": {"train_log": "<sha256 of the file>"}, "seconds": 12.3}
 
-The key is the SHA-256 of the stage name, its config (canonical JSON) and the SHA-256 of
+The key is the SHA-256 of the stage name, its config (canonical JSON), the SHA-256 of
 every input file (a folder input hashes its files, ``tensorboard/`` and checkpoints
-aside). A later run reuses the folder when ``stage.json`` holds the same key; otherwise
-it empties the folder and recomputes. ``stage.json`` is written atomically after the
-outputs, so an interrupted stage is never taken as done.
+aside) and the world version :data:`~simulators.world_config.WORLD_VERSION`, so outputs
+made under another version of the world's laws and money (world v1 had no cost of goods)
+are never reused. A later run reuses the folder when ``stage.json`` holds the same key;
+otherwise it empties the folder and recomputes. ``stage.json`` is written atomically after
+the outputs, so an interrupted stage is never taken as done.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interactions.atomic import atomic_write_text, sha256_file
+from simulators.world_config import WORLD_VERSION
 
 STAGE_FILE = "stage.json"
 SKIPPED_DIRS = frozenset({"tensorboard", "checkpoints"})
@@ -45,8 +48,9 @@ def input_hash(path: str | Path) -> str:
 
 
 def stage_key(name: str, config: dict, inputs: dict[str, str]) -> str:
-    """SHA-256 of the stage name, its config and its inputs' hashes (canonical JSON)."""
-    text = json.dumps({"stage": name, "config": config, "inputs": inputs}, sort_keys=True, default=str)
+    """SHA-256 of the stage name, its config, its inputs' hashes and the world version (canonical JSON)."""
+    text = json.dumps({"stage": name, "config": config, "inputs": inputs, "world_version": WORLD_VERSION},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

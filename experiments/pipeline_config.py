@@ -8,7 +8,7 @@ runs on the embedded default, the ground-truth world::
     seed: 0                     # seeds the world, the split, the fit, the agents, the rollouts
     device: auto                # auto (CUDA when present), cpu or cuda
     horizon_days: 90            # H: no return within H days is churn
-    reward_mode: retention      # retention, net_revenue or mixed (envs.reward)
+    reward_mode: retention      # retention, profit or mixed (envs.reward)
     world: {users: 20000, days: 180}
     split: {heldout_fraction: 0.2}
     simulator: {epochs: 30, patience: 4, lr_decay: 0.3}
@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from envs.reward import check_reward_mode
 
 
 class _Strict(BaseModel):
@@ -93,7 +95,7 @@ class PipelineConfig(_Strict):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     horizon_days: int = Field(90, ge=1)
-    reward_mode: Literal["retention", "net_revenue", "mixed"] = "retention"
+    reward_mode: Literal["retention", "profit", "mixed"] = "retention"
     logs: Path | None = Field(None, description="a log file; absent: the ground-truth world writes the logs")
     format: str = Field("auto", description="format of `logs`: auto, events, online-retail, complete-journey")
     world: WorldSection = WorldSection()
@@ -101,6 +103,12 @@ class PipelineConfig(_Strict):
     simulator: SimulatorSection = SimulatorSection()
     agents: AgentsSection = AgentsSection()
     evaluation: EvaluationSection = EvaluationSection()
+
+    @field_validator("reward_mode", mode="before")
+    @classmethod
+    def _renamed_reward_mode(cls, value: object) -> object:
+        """The world-v1 mode ``net_revenue`` is refused with its new name (``profit``)."""
+        return check_reward_mode(value) if value == "net_revenue" else value
 
     @property
     def visit_mode(self) -> str:

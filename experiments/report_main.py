@@ -19,9 +19,12 @@ from experiments.pipeline_measure import AT_RISK_DAYS, LOYAL_VISITS, SEGMENTS
 from interactions.atomic import atomic_path, atomic_write_text
 
 METRICS = (("return_visits", "return visits / shopper"), ("active_at_horizon", "active at H"),
-           ("net_revenue", "net revenue / shopper"), ("coupon_cost", "coupon cost / shopper"))
-OPE_COLUMNS = (("bandit", "dr", "DR: net revenue / visit"), ("trajectory", "dr", "DR: return visits / lifetime"),
+           ("profit", "profit / shopper"), ("coupon_cost", "coupon cost / shopper"))
+OPE_COLUMNS = (("bandit", "dr", "DR: profit / visit"), ("trajectory", "dr", "DR: return visits / lifetime"),
                ("trajectory", "wis", "WIS: return visits / lifetime"))
+
+NO_COGS_NOTE = ("These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon "
+                "cost), so it overstates what the shop keeps, and by more for policies that sell more.")
 
 _TEMPLATE = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>retentionrl report</title>
@@ -35,7 +38,8 @@ td:first-child,th:first-child{text-align:left}.warn{background:#fee;border:2px s
 {{ "{:,}".format(data.users) }} shoppers, {{ data.log_start }} to {{ data.log_end }};
 {{ "{:,}".format(data.train_users) }} shoppers fit the simulator and train nothing else,
 {{ "{:,}".format(data.heldout_users) }} are held out for fidelity and off-policy evaluation.
-Horizon H = {{ h }} days. Every number is a mean with its 95% interval and its sample size n.</p>
+Horizon H = {{ h }} days. Every number is a mean with its 95% interval and its sample size n. Profit =
+spend - coupon cost - cost of goods.</p>
 {% for w in warnings %}<p class="warn"><strong>{{ w }}</strong></p>{% endfor %}
 {% for n in notes %}<p class="note">{{ n }}</p>{% endfor %}
 
@@ -255,6 +259,8 @@ def write_report(out_dir: str | Path, data: dict, fidelity: dict, results: dict,
     plot_fidelity(fidelity, out / "fidelity.png")
     identification, warnings = _identification(fidelity, results["has_world"])
     notes = list(results["notes"])
+    if not data["records_cogs"]:
+        notes.insert(0, NO_COGS_NOTE)
     if results["propensity_note"]:
         warnings.append("Off-policy estimates rest on estimated propensities (a logging-policy clone), not logged ones.")
     days, fid_rows = _fidelity_rows(fidelity)

@@ -12,7 +12,8 @@ action            flat logged action (:class:`~interactions.action_map.ActionMap
 logged            the visit logged an impression (an action); False rows have action 0
 propensity        logged probability of the action, NaN where the log has none
 click, purchase   responses at the visit
-net_revenue       spend - coupon cost
+profit            spend - coupon cost - cost of goods (``cogs``; 0 where the log records
+                  none, :attr:`interactions.io.EventLog.records_cogs`)
 returned          the shopper came back within the horizon
 censored          the log ended before the horizon passed: ``returned`` is unknown (False)
 trajectory_id     trajectory of the visit; ``visit_index`` its position in it
@@ -42,7 +43,7 @@ class LoggedDecisions:
     propensity: np.ndarray
     click: np.ndarray
     purchase: np.ndarray
-    net_revenue: np.ndarray
+    profit: np.ndarray
     returned: np.ndarray
     censored: np.ndarray
     trajectory_id: np.ndarray
@@ -67,7 +68,7 @@ class LoggedDecisions:
             propensity=visits["propensity"].to_numpy(dtype="float64") if "propensity" in visits else np.full(len(visits), np.nan),
             click=visits["clicked"].to_numpy(dtype=bool),
             purchase=visits["purchased"].to_numpy(dtype=bool),
-            net_revenue=(visits["spend"] - visits["coupon_cost"]).to_numpy(dtype="float64"),
+            profit=(visits["spend"] - visits["coupon_cost"] - visits["cogs"]).to_numpy(dtype="float64"),
             returned=visits["gap_days"].notna().to_numpy(),
             censored=visits["censored"].to_numpy(dtype=bool),
             trajectory_id=visits["trajectory_id"].to_numpy(),

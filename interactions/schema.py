@@ -14,6 +14,12 @@ item_id        yes       str/int   the item the event is about (the recommended 
                                    ``impression``; the bought item for ``purchase``)
 price          no        float     unit price before any coupon, >= 0
 quantity       no        float     units; purchases default to 1
+unit_cost      no        float     cost of goods per unit (currency, >= 0) on ``purchase``
+                                   rows, required on every purchase row when the column
+                                   exists; a visit's cost of goods is the sum of
+                                   ``unit_cost * quantity`` over its purchases. Without the
+                                   column the log records no cost of goods: it is taken as
+                                   0, so profit is net revenue (spend - coupon cost)
 coupon         no        float     coupon level as a discount fraction in [0, 1): offered on
                                    an ``impression``, redeemed on a ``purchase``; 0 = none
 propensity     no        float     probability, in (0, 1], with which the shop's logging
@@ -33,7 +39,7 @@ Event types (:data:`EVENT_TYPES`):
 ``view``        the shopper looked at an item
 ``click``       the shopper clicked a recommended item
 ``cart``        the shopper put an item in the cart
-``purchase``    the shopper bought an item (``price``, ``quantity``, ``coupon``)
+``purchase``    the shopper bought an item (``price``, ``quantity``, ``unit_cost``, ``coupon``)
 ``cancel``      a purchase was cancelled or returned; it does not start a visit
 ==============  ===============================================================
 """
@@ -46,6 +52,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "timestamp", "event", "item_id")
 OPTIONAL_COLUMNS: tuple[str, ...] = (
     "price",
     "quantity",
+    "unit_cost",
     "coupon",
     "propensity",
     "position",
@@ -54,7 +61,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 )
 """Columns with a meaning of their own; any other column is kept as free context."""
 
-NUMERIC_COLUMNS: tuple[str, ...] = ("price", "quantity", "coupon", "propensity", "position")
+NUMERIC_COLUMNS: tuple[str, ...] = ("price", "quantity", "unit_cost", "coupon", "propensity", "position")
 """Optional columns that must hold finite numbers where they are not null."""
 
 EVENT_TYPES: tuple[str, ...] = ("impression", "view", "click", "cart", "purchase", "cancel")

@@ -10,9 +10,9 @@ of the input). The checks, in order:
 3. ``event`` is one of :data:`~interactions.schema.EVENT_TYPES` (case-insensitive);
 4. ``timestamp`` parses (ISO-8601 text, datetimes, or numbers as Unix seconds);
 5. numeric optional columns hold finite numbers: ``price >= 0``, ``quantity > 0``,
-   ``0 <= coupon < 1``, ``0 < propensity <= 1`` (required on ``impression`` rows when the
-   column exists), ``position >= 0``; ``price`` is required on ``purchase`` rows when the
-   column exists.
+   ``unit_cost >= 0``, ``0 <= coupon < 1``, ``0 < propensity <= 1`` (required on
+   ``impression`` rows when the column exists), ``position >= 0``; ``price`` and
+   ``unit_cost`` are required on ``purchase`` rows when the column exists.
 
 Exact duplicate rows are removed and counted; rows out of time order within a shopper are
 counted and sorted. Nothing is dropped without being counted in :class:`LoadReport`.
@@ -40,6 +40,8 @@ class LoadReport:
     :param n_duplicates: exact duplicate rows removed (the first copy is kept).
     :param n_out_of_order: rows whose timestamp is earlier than the shopper's previous row.
     :param n_events: events kept.
+    :param world_version: the ``retentionrl.world_version`` entry of a Parquet log's schema
+        metadata (logs written by the ground-truth world); ``None`` for any other log.
     """
 
     source: str
@@ -49,6 +51,7 @@ class LoadReport:
     n_duplicates: int = 0
     n_out_of_order: int = 0
     n_events: int = 0
+    world_version: str | None = None
 
 
 def _fail(source: str, column: str, message: str, bad: np.ndarray, values: pd.Series) -> None:
@@ -88,6 +91,7 @@ def _check_numeric(df: pd.DataFrame, source: str) -> None:
     rules = {
         "price": (lambda x: x < 0, "negative price", events == "purchase", "missing on a purchase row"),
         "quantity": (lambda x: x <= 0, "quantity must be > 0", None, ""),
+        "unit_cost": (lambda x: x < 0, "negative unit cost", events == "purchase", "missing on a purchase row"),
         "coupon": (lambda x: (x < 0) | (x >= 1), "coupon must be a discount fraction in [0, 1)", None, ""),
         "propensity": (
             lambda x: (x <= 0) | (x > 1),

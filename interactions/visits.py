@@ -24,6 +24,10 @@ n_purchases       number of ``purchase`` events
 spend             sum of ``price * quantity`` over purchases (list price; 0 without
                   a ``price`` column)
 coupon_cost       sum of ``price * quantity * coupon`` over purchases
+cogs              cost of goods sold: sum of ``unit_cost * quantity`` over purchases;
+                  0 without a ``unit_cost`` column (the log records no cost of goods:
+                  :attr:`interactions.io.EventLog.records_cogs` is False, and the
+                  visit's profit ``spend - coupon_cost - cogs`` is its net revenue)
 redeemed          any purchase with ``coupon > 0``
 rec_item          item of the visit's first ``impression`` (the logged action), or null
 rec_coupon        coupon offered on that impression (0 when not recorded)
@@ -98,6 +102,7 @@ def build_visits(
     price = ev["price"].to_numpy(dtype="float64", na_value=0.0) if "price" in ev else np.zeros(len(ev))
     quantity = ev["quantity"].to_numpy(dtype="float64", na_value=1.0) if "quantity" in ev else np.ones(len(ev))
     coupon = ev["coupon"].to_numpy(dtype="float64", na_value=0.0) if "coupon" in ev else np.zeros(len(ev))
+    unit_cost = ev["unit_cost"].to_numpy(dtype="float64", na_value=0.0) if "unit_cost" in ev else np.zeros(len(ev))
     line_value = np.where(is_purchase, price * quantity, 0.0)
 
     def total(weights: np.ndarray) -> np.ndarray:
@@ -115,6 +120,7 @@ def build_visits(
             "n_purchases": total(is_purchase).astype("int64"),
             "spend": total(line_value),
             "coupon_cost": total(line_value * coupon),
+            "cogs": total(np.where(is_purchase, unit_cost * quantity, 0.0)),
             "redeemed": total(is_purchase & (coupon > 0)) > 0,
         }
     )

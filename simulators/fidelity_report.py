@@ -104,6 +104,8 @@ def _card_dict(card) -> dict:
         "coverage": coverage,
         "action_inputs": card.action_inputs,
         "heads": card.heads,
+        "records_cogs": card.records_cogs,
+        "gross_margins": dict(zip((str(a) for a in card.arms), card.gross_margins)),
         "data_summary": {k: v for k, v in card.data_summary.items() if k not in ("source",)},
     }
 
@@ -221,6 +223,10 @@ td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}
 {% for h, info in card.heads.items() %}<tr><td class="l">{{ h }}</td><td{% if not info.learned %} class="bad"{% endif %}>
 {{ "yes" if info.learned else "no" }}</td><td>{{ info.examples }}</td><td>{{ info.rate|num }}</td><td class="l">{{ info.reason }}</td></tr>
 {% endfor %}</table>
+{% if card.records_cogs %}<p>Gross margin per arm (the simulator's cost of goods is (1 - margin) x spend):
+{% for arm, m in card.gross_margins.items() %}{{ arm }} {{ "%.3f"|format(m) }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
+{% else %}<p class="bad">The log records no cost of goods (no unit_cost column): every margin is 1, so profit is net
+revenue (spend - coupon cost).</p>{% endif %}
 <p>Training data: {% for k, v in card.data_summary.items() if k != "action_coverage" %}{{ k }} = {{ v }}; {% endfor %}</p>
 {% for s in sections %}
 <h2>Responses on {{ s.name }} ({{ s.visits|num }} visits)</h2>

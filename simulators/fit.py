@@ -5,7 +5,9 @@
 1. visits and trajectories (:func:`interactions.trajectories.visits_with_trajectories`),
    the action map (:class:`interactions.action_map.ActionMap`), the observable features
    replayed at every visit and each head's targets (:mod:`simulators.visit_data`);
-2. a split of shoppers into train / validation (:func:`interactions.splits.split_users`);
+2. a split of shoppers into train / validation (:func:`interactions.splits.split_users`),
+   and each arm's gross margin on the training shoppers' visits
+   (:func:`simulators.visit_data.gross_margins`: the simulator's cost of goods);
 3. Adam on the sum over heads of each head's mean NLL (:mod:`simulators.losses`) over
    padded batches of trajectory windows, gradient-norm clipping, the learning rate times
    ``lr_decay`` after each epoch that does not improve the validation loss, early stopping
@@ -44,7 +46,15 @@ from simulators.learned import LearnedSimulator, resolve_device
 from simulators.losses import head_losses, total_loss
 from simulators.model_card import ModelCard
 from simulators.sequence_model import HEAD_LAYOUT, ModelSpec, ShopperSequenceModel
-from simulators.visit_data import HEADS, batch_order, build_visit_data, gather_batch, trajectory_bounds, windows
+from simulators.visit_data import (
+    HEADS,
+    batch_order,
+    build_visit_data,
+    gather_batch,
+    gross_margins,
+    trajectory_bounds,
+    windows,
+)
 
 
 @dataclass
@@ -87,7 +97,8 @@ def fit_simulator(
     positives = {"click": int(train.click[train.click_mask].sum()), "purchase": int(train.purchase.sum()),
                  "redeemed": int(train.redeemed[train.redeemed_mask].sum())}
     card = ModelCard.describe(spec, action_map, config.spend_scale, history_feature_names(action_map.space.n_arms),
-                              train.support(), positives, float(coupons[counts.argmax()]), config.min_head_examples)
+                              train.support(), positives, float(coupons[counts.argmax()]), config.min_head_examples,
+                              gross_margins(visits.loc[split.train], action_map), log.records_cogs)
     card.fit_config = _plain_config(config)
     card.data_summary = _data_summary(log, visits, action_map, int(split.train.sum()), int(split.valid.sum()))
 
@@ -254,4 +265,5 @@ def _data_summary(log: EventLog, visits: pd.DataFrame, action_map: ActionMap, tr
         "action_coverage": dict(action_map.coverage),
         "identifies_recommendation": action_map.identifies_recommendation,
         "identifies_coupon": action_map.identifies_coupon,
+        "world_version": log.report.world_version,
     }

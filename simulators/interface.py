@@ -38,7 +38,8 @@ class VisitOutcome:
     :param redeemed: the purchase used the offered coupon.
     :param spend: list-price value of what the shopper bought (price x quantity, >= 0).
     :param coupon_cost: the discount the shop gave: spend x coupon fraction when redeemed.
-        Net revenue of the visit is ``spend - coupon_cost``.
+    :param cogs: cost of the goods sold at the visit (>= 0): (1 - gross margin) x spend.
+        Profit of the visit is ``spend - coupon_cost - cogs`` (gross margin x spend - coupon cost).
     :param gap_days: days from this visit to the next one (> 0); ``inf`` when churned.
     :param churned: the shopper will never come back.
     """
@@ -48,12 +49,18 @@ class VisitOutcome:
     redeemed: np.ndarray
     spend: np.ndarray
     coupon_cost: np.ndarray
+    cogs: np.ndarray
     gap_days: np.ndarray
     churned: np.ndarray
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """The fields as a dict of arrays (for ``info`` and logging), in declaration order."""
         return dict(vars(self))  # a frozen dataclass's __dict__ holds exactly its fields
+
+    @property
+    def profit(self) -> np.ndarray:
+        """Profit of each visit: ``spend - coupon_cost - cogs``."""
+        return self.spend - self.coupon_cost - self.cogs
 
 
 class ShopperSimulator(ABC):

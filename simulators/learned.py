@@ -19,6 +19,10 @@ purchase    :math:`u_1 < \\sigma(o_{pc})` after a click, :math:`\\sigma(o_{pn})`
 redeemed    purchase and coupon offered and :math:`u_2 < \\sigma(o_r)`
 spend       :math:`\\exp(\\mu + e^{\\log\\sigma} z)` if purchased, else 0 (list price)
 coupon      spend x coupon fraction if redeemed
+cogs        :math:`(1 - m_a)` x spend: cost of goods at the gross margin :math:`m_a` of the
+            recommended arm :math:`a`, estimated from the logs
+            (:attr:`~simulators.model_card.ModelCard.gross_margins`; 1 where the logs
+            record no cost of goods, so profit is net revenue)
 gap, churn  inverse CDF of the churn-or-return law (:mod:`simulators.hazard`) given the drawn outcome (click, purchase,
             redeemed, spend) with :math:`u_3` (:func:`simulators.hazard.sample_gap_days`);
             ``inf`` and churned when no return within :math:`H`
@@ -79,6 +83,9 @@ class LearnedSimulator(ShopperSimulator):
         self.observation_names = self.history.names
         if list(self.observation_names) != list(card.feature_names):
             raise ValueError(f"model features {card.feature_names} differ from the observation {self.observation_names}")
+        self._margins = np.asarray(card.gross_margins, dtype=np.float64)
+        if self._margins.shape != (self.action_space.n_arms,):
+            raise ValueError(f"{self._margins.size} gross margins for {self.action_space.n_arms} arms")
         levels = np.asarray(self.action_space.coupon_levels)
         self._coupon_scaled = levels / (levels[-1] if levels[-1] > 0 else 1.0)
         self._levels = levels
@@ -163,7 +170,8 @@ class LearnedSimulator(ShopperSimulator):
         """One *logged* visit of every shopper: the model state moves as in :meth:`step`, but
         the outcome is the given one (teacher forcing, to start shoppers from their history).
 
-        :param outcome: ``click``, ``purchase``, ``redeemed``, ``spend`` arrays ``(n,)``.
+        :param outcome: ``click``, ``purchase``, ``redeemed``, ``spend`` arrays ``(n,)``; the
+            returned outcome's coupon cost and cost of goods follow from them as in :meth:`step`.
         :param gap_days: days to the next visit; ``inf`` for churn; NaN where unknown: there
             the gap is sampled from the model's churn-or-return law given the outcome and
             that it exceeds ``min_gap_days`` (e.g. the days from the visit to the end of the log;
@@ -223,7 +231,8 @@ class LearnedSimulator(ShopperSimulator):
         coupon = self._levels[coupon_index]
         outcome = VisitOutcome(
             click=click > 0, purchase=purchase > 0, redeemed=redeemed > 0, spend=spend,
-            coupon_cost=np.where(redeemed > 0, spend * coupon, 0.0), gap_days=gap, churned=churned,
+            coupon_cost=np.where(redeemed > 0, spend * coupon, 0.0), cogs=(1.0 - self._margins[arm]) * spend,
+            gap_days=gap, churned=churned,
         )
         self._days += np.where(churned, 0.0, gap)
         self.history.record(arm, coupon_index, outcome, gap)

@@ -13,7 +13,12 @@ many visits, and whether the recommendation and the coupon entered the model at 
 * ``action_inputs = {"arm": bool, "coupon": bool}``: False where the log did not vary that
   part of the action (:attr:`interactions.action_map.ActionMap.identifies_recommendation`
   and ``identifies_coupon``); the model then always sees the value it was trained on
-  (``fixed_arm``, ``fixed_coupon``), so the simulated effect of that part is exactly zero.
+  (``fixed_arm``, ``fixed_coupon``), so the simulated effect of that part is exactly zero;
+* ``gross_margins[a]``: the gross margin of arm :math:`a` in the log
+  (:func:`simulators.visit_data.gross_margins`); the simulator's cost of goods at a visit
+  that recommends :math:`a` is :math:`(1 - m_a)` x spend. ``records_cogs`` is False where
+  the log records no cost of goods (no ``unit_cost``): every margin is then 1, so profit
+  is net revenue (spend - coupon cost).
 """
 
 from __future__ import annotations
@@ -44,8 +49,12 @@ class ModelCard:
     :param fixed_arm: model arm input when the arm does not enter (``n_arms`` = none).
     :param fixed_coupon: model coupon input (fraction of the largest level) when the coupon
         does not enter.
+    :param gross_margins: gross margin of each arm, in arm order (1 without costs of goods).
+    :param records_cogs: whether the training log recorded the cost of goods.
     :param fit_config: the fit configuration (:class:`simulators.fit.FitConfig` as a dict).
-    :param data_summary: events, visits, users, trajectories of the training log.
+    :param data_summary: events, visits, users, trajectories of the training log, and
+        ``world_version``: the ground-truth world's version where the log's Parquet
+        metadata records one (else ``None``).
     :param metrics: validation metrics of the saved weights.
     :param model_version: :data:`~simulators.sequence_model.MODEL_VERSION` of the model's
         equations; :meth:`from_dict` refuses a card of another version.
@@ -62,6 +71,8 @@ class ModelCard:
     action_inputs: dict[str, bool]
     fixed_arm: int
     fixed_coupon: float
+    gross_margins: list[float]
+    records_cogs: bool
     fit_config: dict = field(default_factory=dict)
     data_summary: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -110,11 +121,15 @@ class ModelCard:
         positives: dict[str, int],
         fixed_coupon: float,
         min_examples: int,
+        gross_margins: np.ndarray,
+        records_cogs: bool,
     ) -> ModelCard:
         """A card for a model about to be fit: which heads and action parts have signal.
 
         :param support: training visits per head; ``positives``: of those, how many had the
             outcome (Bernoulli heads only); a Bernoulli head needs both outcomes.
+        :param gross_margins: margin of each arm (:func:`simulators.visit_data.gross_margins`).
+        :param records_cogs: the log records the cost of goods.
         """
         no_data = {
             "click": "the log has no click events",
@@ -142,6 +157,7 @@ class ModelCard:
             spend_scale=float(spend_scale), feature_names=list(feature_names), heads=heads,
             action_inputs={"arm": action_map.identifies_recommendation, "coupon": action_map.identifies_coupon},
             fixed_arm=0 if action_map.arm_column is not None else spec.n_arms, fixed_coupon=float(fixed_coupon),
+            gross_margins=[float(m) for m in gross_margins], records_cogs=bool(records_cogs),
         )
 
 

@@ -1,20 +1,24 @@
-"""True policy values by on-policy rollouts over the horizon, with 95% intervals.
+"""True policy values by on-policy rollouts over a window of days, with 95% intervals.
 
 ``evaluate_policy`` draws ``n_users`` fresh shoppers in any
 :class:`~simulators.interface.ShopperSimulator`, lets ``policy`` act at every visit until
-the shopper churns or their next visit falls at or past day :math:`H`, and averages per
-shopper:
+the shopper churns or their next visit falls at or past day :math:`D` (``days``; by
+default the simulator's horizon :math:`H`), and averages per shopper:
 
 ========================  ========================================================
 metric                    per shopper
 ========================  ========================================================
-``return_visits``         visits at days :math:`0 < t < H` (the first visit not counted)
-``active_at_horizon``     1 if the shopper had not churned by day :math:`H`
-``net_revenue``           :math:`\\sum_{t < H}` (spend - coupon cost)
-``coupon_cost``           :math:`\\sum_{t < H}` coupon cost
-``purchases``             :math:`\\sum_{t < H}` purchases
+``return_visits``         visits at days :math:`0 < t < D` (the first visit not counted)
+``active_at_horizon``     1 if the shopper had not churned by day :math:`D`
+``profit``                :math:`\\sum_{t < D}` (spend - coupon cost - cost of goods)
+``coupon_cost``           :math:`\\sum_{t < D}` coupon cost
+``purchases``             :math:`\\sum_{t < D}` purchases
 ``first_visit_purchase``  purchase at the first visit (the short-term response)
 ========================  ========================================================
+
+Churn stays the simulator's: no return within :math:`H` days of a visit. A window
+:math:`D > H` (e.g. 365 days beside 90) follows shoppers through later visits; a shopper
+counted active at :math:`D` has a visit at or past day :math:`D` still to come.
 
 Intervals are normal approximations over shoppers (independent draws):
 :math:`\\bar x \\pm 1.96\\, s / \\sqrt{n}` with :math:`s` the sample standard deviation.
@@ -56,15 +60,21 @@ class Estimate:
 
 @dataclass(frozen=True)
 class PolicyValue:
-    """True value of one policy over the horizon; every metric is per shopper."""
+    """True value of one policy over ``days`` days; every metric is per shopper.
+
+    :param horizon_days: the simulator's churn horizon :math:`H`.
+    :param days: the window :math:`D` the metrics cover (``active_at_horizon`` is the
+        share active at day :math:`D`).
+    """
 
     policy: str
     is_oracle: bool
     n_users: int
     horizon_days: int
+    days: int
     return_visits: Estimate
     active_at_horizon: Estimate
-    net_revenue: Estimate
+    profit: Estimate
     coupon_cost: Estimate
     purchases: Estimate
     first_visit_purchase: Estimate
@@ -84,6 +94,7 @@ def evaluate_policy(
     n_users: int,
     seed: int,
     *,
+    days: int | None = None,
     progress: bool = False,
 ) -> PolicyValue:
     """Roll ``policy`` out on ``n_users`` fresh shoppers of ``simulator`` (which is reset).
@@ -93,18 +104,22 @@ def evaluate_policy(
         generator seeded from ``seed``, apart from the simulator's.
     :param n_users: shoppers, >= 2 (for an interval).
     :param seed: seeds both the simulator and the policy's sampling.
+    :param days: the window :math:`D` in days, >= 1; ``None``: the simulator's horizon.
     :param progress: show a progress bar over visit steps.
     """
     if isinstance(n_users, bool) or int(n_users) != n_users or n_users < 2:
         raise ValueError(f"n_users must be an integer >= 2, got {n_users!r}")
-    sim_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
     horizon = simulator.horizon_days
+    window = horizon if days is None else days
+    if isinstance(window, bool) or int(window) != window or window < 1:
+        raise ValueError(f"days must be an integer >= 1, got {days!r}")
+    sim_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
     obs = simulator.reset(int(n_users), seed=int(sim_seed.generate_state(1)[0]))
     rng = np.random.default_rng(policy_seed)
     alive = np.ones(n_users, dtype=bool)
     churned = np.zeros(n_users, dtype=bool)
     visits = np.zeros(n_users)
-    revenue = np.zeros(n_users)
+    profit = np.zeros(n_users)
     cost = np.zeros(n_users)
     purchases = np.zeros(n_users)
     first_purchase = None
@@ -112,23 +127,24 @@ def evaluate_policy(
     while alive.any():
         obs, out = simulator.step(policy.act(obs, rng))
         visits += alive
-        revenue += np.where(alive, out.spend - out.coupon_cost, 0.0)
+        profit += np.where(alive, out.profit, 0.0)
         cost += np.where(alive, out.coupon_cost, 0.0)
         purchases += alive & out.purchase
         if first_purchase is None:
             first_purchase = out.purchase.copy()
         churned |= alive & out.churned
         bar.update(int(alive.sum()))
-        alive &= ~out.churned & (simulator.days < horizon)
+        alive &= ~out.churned & (simulator.days < window)
     bar.close()
     return PolicyValue(
         policy=policy.name,
         is_oracle=policy.is_oracle,
         n_users=int(n_users),
         horizon_days=int(horizon),
+        days=int(window),
         return_visits=Estimate.of(visits - 1),
         active_at_horizon=Estimate.of(~churned),
-        net_revenue=Estimate.of(revenue),
+        profit=Estimate.of(profit),
         coupon_cost=Estimate.of(cost),
         purchases=Estimate.of(purchases),
         first_visit_purchase=Estimate.of(first_purchase),
@@ -146,6 +162,7 @@ def format_table(values: Sequence[PolicyValue]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    note = (f"per shopper over H = {values[0].horizon_days} days, n = {values[0].n_users} shoppers; "
-            "95% normal-approximation intervals over shoppers")
+    v = values[0]
+    note = (f"per shopper over {v.days} days (churn: no return within H = {v.horizon_days} days), "
+            f"n = {v.n_users} shoppers; 95% normal-approximation intervals over shoppers")
     return "\n".join([*lines, note])

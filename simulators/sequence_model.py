@@ -94,10 +94,11 @@ N_OUTCOMES = 4
 """This visit's outcome :math:`y_k` read by the return head: click, purchase, redeemed, log spend."""
 N_ACTION_FEATURES = 7
 """Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`)."""
-MODEL_VERSION = 3
-"""Version of the model's equations; a checkpoint of another version does not load
+MODEL_VERSION = 4
+"""Version of the model's equations and card; a checkpoint of another version does not load
 (1: no action-specific inputs, no previous arm x response in the GRU input; 2: a return
-hazard blind to the visit's own outcome and without a churn logit)."""
+hazard blind to the visit's own outcome and without a churn logit; 3: no gross margins,
+so no cost of goods: world v1's net revenue)."""
 _COL = {name: i for i, name in enumerate(SCALAR_FEATURES)}
 
 

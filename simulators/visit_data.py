@@ -16,6 +16,9 @@ return             survival index and event (:mod:`simulators.hazard`)  all
 
 Training cuts each trajectory into windows of at most ``window`` visits; every window
 starts from the empty-history state, while the observable features carry what came before.
+
+:func:`gross_margins` estimates the gross margin of each arm from the logged spend and cost
+of goods: what the simulator charges as cost of goods on the spend it draws.
 """
 
 from __future__ import annotations
@@ -123,6 +126,30 @@ def build_visit_data(
         redeemed_mask=bought & (coupon > 0),
         spend_mask=bought & (spend > 0),
     )
+
+
+def gross_margins(visits: pd.DataFrame, action_map: ActionMap) -> np.ndarray:
+    """Gross margin :math:`m_a` of each arm :math:`a`, float64 ``(n_arms,)``:
+
+    .. math:: m_a = \\frac{\\sum_{v \\in V_a} (\\text{spend}_v - \\text{cogs}_v)}
+                         {\\sum_{v \\in V_a} \\text{spend}_v}
+
+    over the visits :math:`V_a` whose logged action recommended arm :math:`a` (a visit
+    without a purchase adds 0 to both sums, so these are sums over purchases). An arm with
+    no spend gets the pooled margin, the same ratio over every visit (with or without a
+    logged action); with no spend in the log at all, or no cost of goods recorded (``cogs``
+    all 0: :attr:`interactions.io.EventLog.records_cogs` is False), every margin is 1.
+    """
+    n_arms = action_map.space.n_arms
+    spend = visits["spend"].to_numpy(dtype=np.float64)
+    gross = spend - visits["cogs"].to_numpy(dtype=np.float64)
+    total = spend.sum()
+    pooled = gross.sum() / total if total > 0 else 1.0
+    action, logged = action_map.encode(visits)
+    arm, _ = action_map.space.decode(action)
+    arm_spend = np.bincount(arm[logged], spend[logged], n_arms)
+    arm_gross = np.bincount(arm[logged], gross[logged], n_arms)
+    return np.divide(arm_gross, arm_spend, out=np.full(n_arms, float(pooled)), where=arm_spend > 0)
 
 
 def trajectory_bounds(visits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,7 @@ def ppo_run(tmp_path_factory) -> Path:
 
 def test_tensorboard_has_sb3_and_retention_scalars(ppo_run: Path) -> None:
     tags = scalars(ppo_run)
-    for tag in ("retention/active_at_horizon", "retention/visits_per_shopper", "retention/net_revenue_per_shopper",
+    for tag in ("retention/active_at_horizon", "retention/visits_per_shopper", "retention/profit_per_shopper",
                 "retention/coupon_spend_per_shopper", "retention/mean_days_between_visits", "retention/coupon_rate",
                 "train/value_loss", "rollout/ep_rew_mean"):
         assert tag in tags, sorted(tags)

@@ -59,7 +59,7 @@ def test_myopic_greedy_takes_the_argmax_of_its_reward_model(decisions) -> None:
     assert np.array_equal(probs.argmax(axis=1), model.predict_all(d.obs[:50]).argmax(axis=1))
     # the fitted model beats predicting the mean reward on its training data
     pred = model(model.inputs(d.obs, d.action)).detach().numpy()
-    target = d.net_revenue / 50.0
+    target = d.profit / 50.0
     assert np.mean((pred - target) ** 2) < np.var(target)
 
 

@@ -29,7 +29,7 @@ def test_train_then_evaluate_the_run_in_the_world(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     header = next(line for line in result.stdout.splitlines() if line.startswith("policy"))
     row = next(line for line in result.stdout.splitlines() if line.startswith("ppo "))
-    assert header.split()[:4] == ["policy", "return_visits", "active_at_horizon", "net_revenue"]
+    assert header.split()[:4] == ["policy", "return_visits", "active_at_horizon", "profit"]
     assert row.startswith("ppo") and "[" in row
 
 

@@ -16,6 +16,7 @@ import envs
 from envs.factory import make_env, make_vector_env
 from envs.reward import RewardConfig
 from envs.sb3 import ShopperSB3VecEnv
+from simulators.interface import VisitOutcome
 
 
 def rollout_single(env: gym.Env, seed: int, n_steps: int) -> list[tuple]:
@@ -208,13 +209,37 @@ def test_reward_modes_follow_their_formulas() -> None:
         _, reward, term, trunc, info = venv.step(rng.integers(0, 80, 256))
         ok = info["_spend"]
         returned = (~term & ~trunc).astype(np.float32)
-        expected = 0.25 * returned + 0.75 * (info["spend"] - info["coupon_cost"]) / 40.0
+        expected = 0.25 * returned + 0.75 * (info["spend"] - info["coupon_cost"] - info["cogs"]) / 40.0
         np.testing.assert_allclose(reward[ok], expected[ok], rtol=1e-5)
     assert cfg.mode == "mixed"
     with pytest.raises(ValueError, match="reward mode 'clicks' is not one of"):
         RewardConfig("clicks")
     with pytest.raises(ValueError, match="retention_weight must be in"):
         RewardConfig("mixed", retention_weight=2.0)
+
+
+def test_profit_reward_on_a_hand_made_outcome() -> None:
+    """Spend 100, coupon cost 10, cost of goods 55: profit 35, i.e. 0.875 baskets of 40."""
+    outcome = VisitOutcome(click=np.array([True, False]), purchase=np.array([True, False]),
+                           redeemed=np.array([True, False]), spend=np.array([100.0, 0.0]),
+                           coupon_cost=np.array([10.0, 0.0]), cogs=np.array([55.0, 0.0]),
+                           gap_days=np.array([5.0, np.inf]), churned=np.array([False, True]))
+    returned = np.array([True, False])
+    np.testing.assert_allclose(RewardConfig("profit", revenue_scale=40.0)(outcome, returned), [0.875, 0.0])
+    np.testing.assert_allclose(RewardConfig("mixed", revenue_scale=40.0, retention_weight=0.2)(outcome, returned),
+                               [0.2 + 0.8 * 0.875, 0.0], rtol=1e-6)
+    assert RewardConfig("profit")(outcome, returned).dtype == np.float32
+
+
+def test_the_world_v1_reward_name_says_it_was_renamed() -> None:
+    from agents.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"reward mode 'net_revenue' was renamed to 'profit' \(world v2\)"):
+        RewardConfig("net_revenue")
+    with pytest.raises(ValueError, match="renamed to 'profit'"):
+        make_vector_env(4, reward_mode="net_revenue")
+    with pytest.raises(ValueError, match="renamed to 'profit'"):
+        TrainConfig(reward_mode="net_revenue")
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])

@@ -130,7 +130,8 @@ def test_report_has_every_metric_valid_pngs_and_no_user_id(report_dir):
     out, log = report_dir
     html = (out / "report.html").read_text()
     for name in ("auc", "log_loss", "brier", "ece", "concordance", "BG/NBD", "population", "last value",
-                 "held-out users", "later window", "return_30", "active at day 90", "Model card", "learned"):
+                 "held-out users", "later window", "return_30", "active at day 90", "Model card", "learned",
+                 "Gross margin per arm"):
         assert name in html, name
     assert "&lt;" not in html.split("<body>")[0]  # the template itself is not escaped away
     ids = pd.read_parquet(log, columns=["user_id"])["user_id"].unique()

@@ -17,7 +17,8 @@ from simulators.visit_data import HEADS
 N_ARMS = 3
 
 
-def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, seed: int = 0) -> LearnedSimulator:
+def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, seed: int = 0,
+                  margins: tuple[float, ...] = (1.0,) * N_ARMS) -> LearnedSimulator:
     """A randomly initialised model behind the simulator interface (no fitting needed)."""
     space = ActionSpace(N_ARMS)
     amap = ActionMap("rec_group", tuple(range(N_ARMS)), space, {"arms_seen": 3.0, "coupon_levels_seen": 4.0})
@@ -25,7 +26,8 @@ def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, s
                      head_hidden=16)
     positives = positives or {"click": 50, "purchase": 50, "redeemed": 50}
     card = ModelCard.describe(spec, amap, 50.0, history_feature_names(N_ARMS), dict.fromkeys(HEADS, support),
-                              positives, fixed_coupon=0.0, min_examples=10)
+                              positives, fixed_coupon=0.0, min_examples=10, gross_margins=np.array(margins),
+                              records_cogs=margins != (1.0,) * N_ARMS)
     torch.manual_seed(seed)
     model = ShopperSequenceModel(spec)
     with torch.no_grad():
@@ -102,6 +104,18 @@ def test_outcomes_are_consistent_samples():
     alive = ~out.churned
     assert np.all(out.gap_days[alive] == np.round(out.gap_days[alive])) and np.all(out.gap_days[alive] >= 1)
     np.testing.assert_array_equal(sim.days, np.where(alive, out.gap_days, 0.0))
+
+
+def test_cost_of_goods_is_spend_times_one_minus_the_recommended_arms_margin():
+    sim = toy_simulator(margins=(0.5, 0.25, 1.0))
+    arm = np.repeat(np.arange(N_ARMS), 500)
+    sim.reset(arm.size, seed=0)
+    _, out = sim.step(sim.action_space.encode(arm, np.full(arm.size, 2)))
+    assert out.purchase.any()
+    np.testing.assert_allclose(out.cogs, np.array([0.5, 0.75, 0.0])[arm] * out.spend)
+    np.testing.assert_allclose(out.profit, out.spend - out.coupon_cost - out.cogs)
+    with pytest.raises(ValueError, match="2 gross margins for 3 arms"):
+        toy_simulator(margins=(0.5, 0.5))
 
 
 def test_reset_and_replace_start_new_shoppers_from_the_empty_state():

@@ -7,7 +7,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from experiments.cli_ope import CLONE_WARNING, ope_command
+from experiments.cli_ope import CLONE_WARNING, NO_COGS_WARNING, ope_command
 from simulators.world_config import WorldConfig
 from simulators.world_logs import write_world_logs
 
@@ -33,20 +33,22 @@ def test_report_for_two_policies(world_log, tmp_path):
     for text in ("## softmax", "## never-coupon", "| dr |", "| pdwis |", "ESS"):
         assert text in md
     assert "unsupported target mass" in html and "never-coupon" in html
-    assert CLONE_WARNING not in md
+    assert CLONE_WARNING not in md and NO_COGS_WARNING not in md  # the world's logs record costs of goods
+    assert "per decision: profit per visit" in md and "profit/visit" in result.output
     assert "effective sample size" in md  # the deterministic target gets an ESS warning
 
 
-def test_logs_without_propensities_use_the_clone_and_say_so(world_log, tmp_path):
+def test_logs_without_propensities_or_costs_use_the_clone_and_say_so(world_log, tmp_path):
     table = pq.read_table(world_log)
     no_prop = tmp_path / "noprop.parquet"
-    pq.write_table(table.drop(["propensity"]), no_prop)
+    pq.write_table(table.drop(["propensity", "unit_cost"]), no_prop)
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["--logs", str(no_prop), "--policy", "uniform", "--out", str(out),
                                       "--bootstrap", "20", "--no-sequential"])
     assert result.exit_code == 0, result.output
     assert "WARNING" in result.output
-    assert f"**WARNING: {CLONE_WARNING}**" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert f"**WARNING: {CLONE_WARNING}**" in md and f"**WARNING: {NO_COGS_WARNING}**" in md
     assert 'class="warn"' in (out / "report.html").read_text()
 
 

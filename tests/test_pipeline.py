@@ -54,6 +54,15 @@ def test_report_has_every_section_and_its_plots(world_run):
     for policy in ("ppo", "dqn", "random", "popularity", "myopic-greedy", "logging clone"):
         assert f"<h3>{policy}</h3>" in html
     assert "n=" in html and "[" in html  # intervals and sample sizes
+    assert "profit / shopper" in html and "DR: profit / visit" in html and "net revenue" not in html
+    assert "record no cost of goods" not in html  # the world's logs carry unit_cost
+
+
+def test_the_simulator_learns_margins_and_world_version_from_the_split_logs(world_run):
+    config, _ = world_run
+    card = json.loads((Path(config["out"]) / "simulator" / "config.json").read_text())["card"]
+    assert card["records_cogs"] and card["data_summary"]["world_version"] == "2"
+    assert len(card["gross_margins"]) == len(card["arms"]) and all(0.0 < m < 1.0 for m in card["gross_margins"])
 
 
 def test_no_user_id_in_report_or_tensorboard(world_run):
@@ -78,7 +87,7 @@ def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream
                                 "agent_dqn": True, "evaluate": False, "report": False}
 
 
-def test_stage_key_follows_config_and_input_files(tmp_path):
+def test_stage_key_follows_config_and_input_files(tmp_path, monkeypatch):
     source = tmp_path / "in.txt"
     source.write_text("a")
     calls = []
@@ -92,7 +101,9 @@ def test_stage_key_follows_config_and_input_files(tmp_path):
     assert run({"k": 2}).reused is False
     source.write_text("b")
     assert run({"k": 2}).reused is False and (tmp_path / "s" / "out.txt").read_text() == "b"
-    assert len(calls) == 3
+    monkeypatch.setattr("experiments.pipeline_cache.WORLD_VERSION", 1)  # outputs of world v1 are not reused
+    assert run({"k": 2}).reused is False
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize(("data", "match"), [
@@ -100,6 +111,7 @@ def test_stage_key_follows_config_and_input_files(tmp_path):
     ({"horizon": 30}, r"unknown key 'horizon'"),
     ({"agents": {"algos": ["a2c"]}}, r"key 'agents\.algos\.0'"),
     ({"horizon_days": 0}, r"key 'horizon_days'"),
+    ({"reward_mode": "net_revenue"}, r"key 'reward_mode':.*renamed to 'profit' \(world v2\)"),
     ([1, 2], "expected a mapping"),
 ])
 def test_config_rejects_bad_keys_by_name(data, match):
@@ -147,6 +159,7 @@ def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
     assert "truth column is skipped" in html and "True value in the world" not in html
     assert html.index("Simulator fidelity") < html.index("Policies: true value")  # leads with what the logs support
     assert "no off-policy estimates" in html
+    assert "These logs record no cost of goods (no unit_cost column): profit is net revenue" in html
     assert "shopper0" not in html
 
 

@@ -13,13 +13,17 @@ import torch
 from typer.testing import CliRunner
 
 from experiments.cli_simulator import simulator_app
+from interactions.action_map import ActionMap
 from interactions.io import EventLog, read_events
-from interactions.trajectories import add_trajectories
+from interactions.trajectories import add_trajectories, visits_with_trajectories
 from interactions.visits import build_visits
+from simulators.catalog import Catalog
 from simulators.checkpoint import CONFIG_FILE, TENSORS_FILE, CheckpointError
 from simulators.fit import FitConfig, fit_simulator
 from simulators.holdout_forecast import forecast_visits
 from simulators.learned import LearnedSimulator
+from simulators.sequence_model import MODEL_VERSION
+from simulators.visit_data import gross_margins
 from simulators.world_config import WorldConfig
 from simulators.world_logs import write_world_logs
 
@@ -64,6 +68,8 @@ def test_cli_fit_writes_checkpoint_config_and_tensorboard(checkpoint):
     assert summary["action_coverage"]["arms_seen"] == 20 and summary["identifies_coupon"]
     assert card["heads"]["click"]["learned"] and card["heads"]["return"]["learned"]
     assert "valid/auc_click" in card["metrics"]
+    assert summary["world_version"] == "2" and card["records_cogs"]
+    assert len(card["gross_margins"]) == len(card["arms"]) and all(0.0 < m < 1.0 for m in card["gross_margins"])
     sim = LearnedSimulator.load(checkpoint, device="cpu")
     obs = sim.reset(16, seed=0)
     obs, out = sim.step(np.zeros(16, dtype=np.int64))
@@ -73,7 +79,7 @@ def test_cli_fit_writes_checkpoint_config_and_tensorboard(checkpoint):
 def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     """Broken copies of a checkpoint: (directory, the file the error must name)."""
     cases = {}
-    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "old_model", "missing"):
+    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "old_model", "no_margins", "missing"):
         target = tmp / name
         shutil.copytree(checkpoint, target)
         cases[name] = target
@@ -87,13 +93,19 @@ def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     meta = json.loads((checkpoint / CONFIG_FILE).read_text())
     del meta["card"]["model_version"]  # a checkpoint of the model before action-specific inputs
     (cases["old_model"] / CONFIG_FILE).write_text(json.dumps(meta))
+    meta = json.loads((checkpoint / CONFIG_FILE).read_text())
+    meta["card"]["model_version"] = 3  # world v1's simulator: no gross margins
+    del meta["card"]["gross_margins"], meta["card"]["records_cogs"]
+    (cases["no_margins"] / CONFIG_FILE).write_text(json.dumps(meta))
     (cases["missing"] / TENSORS_FILE).unlink()
     return {
         "truncated": (cases["truncated"] / TENSORS_FILE, "checksum mismatch"),
         "flipped": (cases["flipped"] / TENSORS_FILE, "checksum mismatch"),
         "bad_json": (cases["bad_json"] / CONFIG_FILE, "corrupt JSON"),
         "foreign_shapes": (cases["foreign_shapes"] / TENSORS_FILE, "does not match its config.json"),
-        "old_model": (cases["old_model"] / TENSORS_FILE, "model version 1, this code reads version 3"),
+        "old_model": (cases["old_model"] / TENSORS_FILE, f"model version 1, this code reads version {MODEL_VERSION}"),
+        "no_margins": (cases["no_margins"] / TENSORS_FILE, f"model version 3, this code reads version {MODEL_VERSION}; "
+                                                           "refit the simulator"),
         "missing": (cases["missing"] / TENSORS_FILE, "cannot read"),
     }
 
@@ -121,6 +133,63 @@ def test_purchase_only_logs_fit_and_report_heads_not_learned(world_log, tmp_path
     sim.reset(200, seed=0)
     _, out = sim.step(np.zeros(200, dtype=np.int64))
     assert not out.click.any() and out.purchase.all() and (out.spend > 0).all() and not out.redeemed.any()
+    assert not card.records_cogs and card.gross_margins == [1.0]  # no unit_cost: profit is net revenue
+    np.testing.assert_array_equal(out.cogs, 0.0)
+
+
+def test_gross_margins_recover_the_worlds_group_margins(world_log):
+    """The world's cost of goods is (1 - the shown group's margin) x spend: every arm sold
+    gets its group's margin, the others the pooled one."""
+    visits = visits_with_trajectories(read_events(world_log), horizon_days=90)
+    amap = ActionMap.fit(visits)
+    margins = gross_margins(visits, amap)
+    action, logged = amap.encode(visits)
+    arm = amap.space.decode(action)[0][logged]
+    sold = np.bincount(arm, visits["spend"].to_numpy()[logged], amap.space.n_arms) > 0
+    assert 0 < sold.sum() < sold.size
+    truth = Catalog.draw(WorldConfig()).margin[np.asarray(amap.arms, dtype=int)]
+    np.testing.assert_allclose(margins[sold], truth[sold])
+    pooled = 1.0 - visits["cogs"].sum() / visits["spend"].sum()
+    np.testing.assert_allclose(margins[~sold], pooled)
+
+
+MARGINS = {"g0": 0.4, "g1": 0.7}
+
+
+def margin_log(n_users: int = 60) -> pd.DataFrame:
+    """Each shopper: a visit shown g0 buying at margin 0.4, a day later one shown g1 buying at
+    margin 0.7 (price 10, two units), a day later one shown g2 buying nothing."""
+    t0 = pd.Timestamp("2024-01-01 10:00")
+    rows = []
+    for u in range(n_users):
+        start = t0 + pd.Timedelta(hours=u)
+        for day, group in enumerate(("g0", "g1", "g2")):
+            t = start + pd.Timedelta(days=day)
+            rows.append((f"u{u}", t, "impression", f"{group}-item", group, np.nan, np.nan, np.nan, 0.0, 1 / 3))
+            rows.append((f"u{u}", t + pd.Timedelta("1min"), "click", f"{group}-item", group, *[np.nan] * 4, np.nan))
+            if group in MARGINS:
+                rows.append((f"u{u}", t + pd.Timedelta("2min"), "purchase", f"{group}-item", group, 10.0, 2.0,
+                             10.0 * (1.0 - MARGINS[group]), 0.0, np.nan))
+    return pd.DataFrame(rows, columns=["user_id", "timestamp", "event", "item_id", "item_group", "price", "quantity",
+                                       "unit_cost", "coupon", "propensity"])
+
+
+def test_fit_estimates_each_arms_gross_margin_and_charges_it_as_cost_of_goods(tmp_path):
+    margin_log().to_parquet(tmp_path / "m.parquet", index=False)
+    log = read_events(tmp_path / "m.parquet")
+    assert log.records_cogs and log.report.world_version is None
+    result = fit_simulator(log, FitConfig(**TINY))
+    card = result.card
+    # g2 sold nothing: it gets the pooled margin (0.4 x 20 + 0.7 x 20) / 40
+    np.testing.assert_allclose(card.gross_margins, [0.4, 0.7, 0.55])
+    assert card.records_cogs and card.data_summary["world_version"] is None
+    sim = result.simulator
+    arm = np.repeat(np.arange(3), 400)
+    sim.reset(arm.size, seed=0)
+    _, out = sim.step(sim.action_space.encode(arm, np.zeros(arm.size, dtype=np.int64)))
+    assert out.purchase.any()
+    np.testing.assert_allclose(out.cogs, (1.0 - np.array([0.4, 0.7, 0.55]))[arm] * out.spend)
+    np.testing.assert_allclose(out.profit, out.spend - out.coupon_cost - out.cogs)
 
 
 @pytest.mark.parametrize(("override", "match"), [({"epochs": 0}, "epochs"), ({"valid_fraction": 1.0}, "valid_fraction"),

@@ -88,13 +88,30 @@ def _mutations() -> list[tuple[str, object, str]]:
         ("coupon 1", setter("coupon", 2, 1.0), r"column 'coupon': coupon must be a discount fraction.*row 3"),
         ("quantity 0", setter("quantity", 6, 0.0), r"column 'quantity': quantity must be > 0.*row 7"),
         ("text price", setter("price", 2, "ten"), r"column 'price': not a number.*row 3 \('ten'\)"),
+        ("negative unit cost", setter("unit_cost", 6, -2.0), r"column 'unit_cost': negative unit cost.*row 7 \(-2.0\)"),
+        ("nan unit cost", setter("unit_cost", 2, np.nan), r"column 'unit_cost': missing on a purchase row.*row 3"),
+        ("inf unit cost", setter("unit_cost", 2, np.inf), r"column 'unit_cost': infinite value.*row 3"),
+        ("text unit cost", setter("unit_cost", 6, "cheap"), r"column 'unit_cost': not a number.*row 7 \('cheap'\)"),
     ]
+
+
+def _costed_log() -> pd.DataFrame:
+    """The small log with a unit cost on its purchase rows (rows 3 and 7)."""
+    df = small_log()
+    df["unit_cost"] = [None, None, 12.0, None, None, None, 4.0, None]
+    return df
+
+
+def test_unit_cost_is_read_as_a_number(tmp_path: Path) -> None:
+    log = read_events(_write(_costed_log(), tmp_path / "e.csv"), "events")
+    np.testing.assert_array_equal(log.events["unit_cost"].to_numpy()[[2, 6]], [12.0, 4.0])
+    assert log.records_cogs and not read_events(_write(small_log(), tmp_path / "f.csv"), "events").records_cogs
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 @pytest.mark.parametrize(("label", "mutate", "message"), _mutations(), ids=[m[0] for m in _mutations()])
 def test_invalid_log_names_file_column_and_row(tmp_path: Path, suffix: str, label: str, mutate, message: str) -> None:
-    path = _write(mutate(small_log()), tmp_path / f"bad{suffix}")
+    path = _write(mutate(_costed_log()), tmp_path / f"bad{suffix}")
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(LogError, match=message) as info:
         read_events(path, "events")

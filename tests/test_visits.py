@@ -35,6 +35,19 @@ def test_session_visits_match_hand_computation(log) -> None:
     assert v["end"].iloc[0] - v["start"].iloc[0] == pd.Timedelta("5min")
 
 
+def test_cost_of_goods_is_unit_cost_times_quantity_over_purchases(log, tmp_path: Path) -> None:
+    assert not log.records_cogs
+    np.testing.assert_array_equal(build_visits(log)["cogs"], 0.0)  # no unit_cost: profit is net revenue
+    df = small_log()
+    df["unit_cost"] = [None, None, 12.0, None, None, None, 4.0, 4.0]  # the cancellation's cost is not counted
+    df.to_parquet(tmp_path / "e.parquet", index=False)
+    costed = read_events(tmp_path / "e.parquet", "events")
+    assert costed.records_cogs
+    v = build_visits(costed)
+    np.testing.assert_allclose(v["cogs"], [24.0, 0.0, 4.0])  # 12 x 2 units; 4 x 1 unit
+    np.testing.assert_allclose(v["spend"] - v["coupon_cost"] - v["cogs"], [12.0, 0.0, 6.0])
+
+
 def test_session_gap_and_day_mode(log) -> None:
     assert len(build_visits(log, session_gap="3h")) == 2
     day = build_visits(log, mode="day")
