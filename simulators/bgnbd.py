@@ -79,18 +79,20 @@ def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, penaliz
     """A fitted ``lifetimes.BetaGeoFitter`` (imported here: lifetimes is heavy).
 
     When the fit does not converge at ``penalizer``, larger L2 penalties are tried in turn
-    (0.001, 0.01, 0.1), as lifetimes' own error message advises.
+    (0.001, 0.01, 0.1, 1), as lifetimes' own error message advises; the one used is the
+    model's ``penalizer_coef``. Small logs whose shoppers show no dropout yet (BG/NBD's
+    a, b tending to 0) may need the largest.
     """
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import ConvergenceError
 
     data = [np.asarray(v, dtype=float) for v in (frequency, recency, T)]
-    for coef in (penalizer, *(c for c in (0.001, 0.01, 0.1) if c > penalizer)):
+    for coef in (penalizer, *(c for c in (0.001, 0.01, 0.1, 1.0) if c > penalizer)):
         try:
             return BetaGeoFitter(penalizer_coef=coef).fit(*data)
         except ConvergenceError:
             continue
-    raise ValueError(f"BG/NBD did not converge on {data[0].size} shoppers, even with penalizer 0.1")
+    raise ValueError(f"BG/NBD did not converge on {data[0].size} shoppers, even with penalizer 1")
 
 
 def prob_return_within(model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float) -> np.ndarray:

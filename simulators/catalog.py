@@ -9,6 +9,11 @@ items ``offsets[g] <= item < offsets[g + 1]`` (sizes differ by at most one).
   :math:`a_g \\sim N(0, \\sigma_a^2)`, :math:`q_g \\sim N(0, \\sigma_q^2)`.
 * Prices: group median :math:`m_g = P \\exp(\\sigma_G z_g)`, item price
   :math:`p_i = m_{g(i)} \\exp(\\sigma_I z_i)`, rounded to cents, :math:`z \\sim N(0,1)`.
+* Item popularity: inside each group, items in a random order get weight
+  :math:`1/rank^{s_I}` (Zipf, ``item_popularity_zipf``); the item shown is drawn from these
+  weights (``item_cdf``, cumulative within the group).
+* Gross margins: :math:`m_g = \\mathrm{clip}(\\bar m + \\sigma_m z_g, 0.15, 0.75)`; an item's
+  unit cost is :math:`p_i (1 - m_{g(i)})`.
 * Favourite prior: ordinary groups in a random order get weight :math:`1/rank^s`
   (Zipf), clickbait groups ``clickbait_favourite_weight`` times the smallest of those;
   normalised to sum to 1. Shoppers draw their favourite groups from it.
@@ -34,6 +39,13 @@ class Catalog:
     :param quality: quality :math:`q_g` of each group (negative: disappointing).
     :param is_clickbait: whether each group is clickbait.
     :param favourite_prior: probability of each group being drawn as a favourite.
+    :param item_cdf: the group number plus the cumulative Zipf weight of each item inside
+        its group (group :math:`g`'s items rise through :math:`(g, g + 1]`): the item shown
+        from group :math:`g` for a uniform :math:`u` is the first whose value exceeds
+        :math:`g + u` (one ``searchsorted`` for a whole batch).
+    :param margin: gross margin :math:`m_g` of each group, share of list price.
+    :param group_price: expected list price of the item shown from each group (Zipf-weighted
+        mean): what a shop's catalog says a group costs.
     """
 
     item_group: np.ndarray
@@ -43,6 +55,9 @@ class Catalog:
     quality: np.ndarray
     is_clickbait: np.ndarray
     favourite_prior: np.ndarray
+    item_cdf: np.ndarray
+    margin: np.ndarray
+    group_price: np.ndarray
 
     def __post_init__(self) -> None:
         for value in vars(self).values():
@@ -52,6 +67,16 @@ class Catalog:
     def group_size(self) -> np.ndarray:
         """Number of items in each group."""
         return np.diff(self.offsets)
+
+    @property
+    def item_cost(self) -> np.ndarray:
+        """Unit cost of goods of each item: list price x (1 - its group's margin)."""
+        return self.item_price * (1.0 - self.margin[self.item_group])
+
+    def draw_items(self, arm: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The item shown from group ``arm`` for uniforms ``u`` (inverse CDF of the Zipf weights)."""
+        item = np.searchsorted(self.item_cdf, arm + u, side="right")
+        return np.minimum(item, self.offsets[arm + 1] - 1)  # u rounded up to 1 stays in the group
 
     @classmethod
     def draw(cls, config: WorldConfig) -> Catalog:
@@ -67,15 +92,31 @@ class Catalog:
         appeal = np.where(is_clickbait, config.clickbait_appeal, config.appeal_sigma * rng.standard_normal(g))
         quality = np.where(is_clickbait, config.clickbait_quality, config.quality_sigma * rng.standard_normal(g))
         ordinary = np.flatnonzero(~is_clickbait)
-        weight = np.empty(g)
-        weight[rng.permutation(ordinary)] = 1.0 / np.arange(1, ordinary.size + 1) ** config.group_popularity_zipf
-        weight[is_clickbait] = config.clickbait_favourite_weight * weight[ordinary].min()
+        fav = np.empty(g)
+        fav[rng.permutation(ordinary)] = 1.0 / np.arange(1, ordinary.size + 1) ** config.group_popularity_zipf
+        fav[is_clickbait] = config.clickbait_favourite_weight * fav[ordinary].min()
+        weight = np.empty(config.n_items)
+        for grp in range(g):
+            lo, hi = offsets[grp], offsets[grp + 1]
+            weight[lo:hi] = 1.0 / (1 + rng.permutation(hi - lo)) ** config.item_popularity_zipf
+        group_sum = np.bincount(item_group, weights=weight, minlength=g)
+        cdf = np.empty(config.n_items)
+        for grp in range(g):
+            lo, hi = offsets[grp], offsets[grp + 1]
+            cdf[lo:hi] = grp + np.cumsum(weight[lo:hi]) / group_sum[grp]
+            cdf[hi - 1] = grp + 1.0
+        margin = np.clip(config.margin_mean + config.margin_sigma * rng.standard_normal(g), 0.15, 0.75)
+        price = np.maximum(np.round(item_price, 2), 0.01)
         return cls(
             item_group=item_group,
-            item_price=np.maximum(np.round(item_price, 2), 0.01),
+            item_price=price,
             offsets=offsets,
             appeal=appeal,
             quality=quality,
             is_clickbait=is_clickbait,
-            favourite_prior=weight / weight.sum(),
+            favourite_prior=fav / fav.sum(),
+            item_cdf=cdf,
+            margin=margin,
+            group_price=np.bincount(item_group, weights=weight * price, minlength=g) / group_sum,
         )
+

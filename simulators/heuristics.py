@@ -16,6 +16,9 @@ heuristic              arm score                                     coupon
 ``satisfaction-aware`` conversion (purchases per click, a quality    :class:`TargetedCoupon`
                        proxy) ; groups converting under
                        ``min_conversion`` x the median are never shown
+``premium``            the group's list price: the dearest group       none
+                       (what a revenue rule with no price response
+                       would pick)
 =====================  ============================================  ======================
 """
 
@@ -105,16 +108,18 @@ class GreedyHeuristic(Policy):
         return probs
 
 
-HEURISTICS: tuple[str, ...] = ("always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware")
+HEURISTICS: tuple[str, ...] = ("always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware",
+                               "premium")
 
 
 def make_heuristic(name: str, action_space: ActionSpace, rates: GroupRates, horizon_days: float, *,
-                   affinity_weight: float = 1.0, targeted_index: int = 2, min_conversion: float = 0.6,
+                   group_price: np.ndarray | None = None, affinity_weight: float = 1.0, targeted_index: int = 2, min_conversion: float = 0.6,
                    explore_top: int = 4) -> GreedyHeuristic:
     """The heuristic called ``name`` (one of :data:`HEURISTICS`; table in the module docstring).
 
     :param rates: aggregate group rates (e.g. :func:`simulators.group_rates.pilot_group_rates`).
     :param horizon_days: H of the observations' history features.
+    :param group_price: list price of each group (the shop's catalog); needed by ``premium``.
     :param affinity_weight: weight of the shopper's arm shares, >= 0.
     :param targeted_index: coupon index of the targeted rule, in [1, n_coupons).
     :param min_conversion: satisfaction-aware never shows groups converting below this
@@ -140,6 +145,10 @@ def make_heuristic(name: str, action_space: ActionSpace, rates: GroupRates, hori
         "myopic": (clicks, FixedCoupon(top), 1),
         "satisfaction-aware": (quality, targeted, explore_top),
     }
+    if name == "premium":
+        if group_price is None or np.shape(group_price) != (action_space.n_arms,):
+            raise ValueError(f"the premium heuristic needs group_price of shape ({action_space.n_arms},)")
+        return GreedyHeuristic(action_space, name, np.log(np.asarray(group_price, dtype=np.float64)), 0.0, FixedCoupon(0))
     if name not in table:
         raise ValueError(f"unknown heuristic {name!r}; expected one of {HEURISTICS}")
     scores, rule, explore = table[name]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+
 from simulators.group_rates import GroupRates, pilot_group_rates
 from simulators.heuristics import HEURISTICS, make_heuristic
 from simulators.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
@@ -38,4 +40,10 @@ def make_policy(name: str, config: WorldConfig) -> Policy:
         return EpsilonGreedyPolicy(space, rates.purchase)
     if name == "softmax":
         return SoftmaxPolicy.over_popularity(space, rates.purchase)
-    return make_heuristic(name, space, rates, config.horizon_days)
+    return make_heuristic(name, space, rates, config.horizon_days, group_price=world_group_prices(config))
+
+
+@lru_cache(maxsize=8)
+def world_group_prices(config: WorldConfig) -> np.ndarray:
+    """Expected list price of the item shown from each group: what the shop's catalog says."""
+    return GroundTruthWorld(config).catalog.group_price

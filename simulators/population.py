@@ -1,17 +1,27 @@
-"""The world's shoppers: a seeded population of segments with individual traits.
+"""The world's shoppers: a seeded population of segments with individual traits (v2).
 
 A shopper of segment :math:`k` (drawn with probability ``segment_mix[k]``, by inverse CDF:
-the first :math:`k` whose cumulative mix exceeds a uniform draw) gets
+the first :math:`k` whose cumulative mix exceeds a uniform draw) gets, BTYD-style
+(Fader, Hardie & Lee 2005: gamma-distributed purchase rates, beta-distributed dropout):
 
-* purchase logit :math:`b = b_k + \\sigma_\\ell z_1` and churn logit
-  :math:`c = c_k + \\sigma_\\ell z_2`;
-* coupon sensitivity :math:`\\kappa_k`, habituation speed :math:`\\eta_k`, satisfaction
-  drift :math:`d_k`;
-* mean return gap :math:`\\mu = \\mu_k \\exp(\\sigma_\\mu z_3)` days;
+* visit rate :math:`\\lambda \\sim \\mathrm{Gamma}(r, r \\mu_k)` (shape :math:`r`, mean
+  :math:`1/\\mu_k`), so mean gap :math:`\\mu = 1/\\lambda` days;
+* dropout probability after a visit :math:`p \\sim \\mathrm{Beta}(\\bar p_k n, (1 - \\bar p_k) n)`
+  (mean :math:`\\bar p_k`, concentration :math:`n`), kept as its logit :math:`c`;
+* purchase logit :math:`b = b_k + \\sigma_\\ell z_1`;
+* price sensitivity :math:`\\beta = \\bar\\beta_k e^{\\sigma_\\beta z_2 - \\sigma_\\beta^2/2}` and deal
+  (reference-price) sensitivity :math:`\\kappa = \\bar\\kappa_k e^{\\sigma_\\kappa z_3 - \\sigma_\\kappa^2/2}`
+  (lognormal with mean :math:`\\bar\\beta_k`, :math:`\\bar\\kappa_k`: responsiveness varies inside
+  every segment);
+* smoothing rate of the expected discount :math:`\\alpha \\sim \\mathrm{Beta}(\\bar\\alpha_k m,
+  (1 - \\bar\\alpha_k) m)`;
+* satisfaction drift :math:`d_k`;
 * relevance :math:`r_g` of each group: 1 for ``n_favourites`` favourite groups drawn
   without replacement from the catalog's favourite prior (Gumbel top-k), uniform on
   ``[0, background_relevance]`` for the others;
-* latent satisfaction :math:`s = 0` and coupon expectation :math:`e = 0` at the first visit.
+* at the first visit: satisfaction :math:`s = 0`; expected discount
+  :math:`e = 2 \\bar e_k B`, :math:`B \\sim \\mathrm{Beta}(2, 2)` (mean :math:`\\bar e_k`: a burn-in,
+  shoppers arrive having seen the market's promotions); no satiety.
 """
 
 from __future__ import annotations
@@ -31,25 +41,31 @@ class ShopperState:
     :param segment: segment index.
     :param relevance: relevance of each group to the shopper, in [0, 1], ``(n, n_groups)``.
     :param purchase_logit: the shopper's base purchase logit :math:`b`.
-    :param coupon_sensitivity: :math:`\\kappa`, purchase-logit gain per unit coupon.
-    :param habituation: :math:`\\eta`, speed at which expectation rises to a coupon.
+    :param price_sensitivity: :math:`\\beta`, purchase logit lost per unit of log price.
+    :param deal_sensitivity: :math:`\\kappa`, weight of the gain / loss against the reference price.
+    :param smoothing: :math:`\\alpha`, rate at which the expected discount follows offers.
     :param mean_gap: :math:`\\mu`, mean days between visits at satisfaction 0.
-    :param churn_logit: :math:`c`, churn logit at satisfaction 0.
+    :param churn_logit: :math:`c`, dropout logit at satisfaction 0.
     :param drift: :math:`d`, satisfaction added at every visit.
     :param satisfaction: :math:`s`, latent satisfaction.
-    :param expectation: :math:`e`, the coupon fraction the shopper has come to expect.
+    :param expectation: :math:`e`, the discount fraction the shopper has come to expect.
+    :param satiety: :math:`z`, units recently bought of group ``satiety_group`` (decayed).
+    :param satiety_group: the group last bought, -1 before any purchase.
     """
 
     segment: np.ndarray
     relevance: np.ndarray
     purchase_logit: np.ndarray
-    coupon_sensitivity: np.ndarray
-    habituation: np.ndarray
+    price_sensitivity: np.ndarray
+    deal_sensitivity: np.ndarray
+    smoothing: np.ndarray
     mean_gap: np.ndarray
     churn_logit: np.ndarray
     drift: np.ndarray
     satisfaction: np.ndarray
     expectation: np.ndarray
+    satiety: np.ndarray
+    satiety_group: np.ndarray
 
     @classmethod
     def draw(cls, config: WorldConfig, catalog: Catalog, n: int, rng: np.random.Generator) -> ShopperState:
@@ -67,17 +83,29 @@ class ShopperState:
         def per_segment(values: tuple[float, ...]) -> np.ndarray:
             return np.asarray(values)[segment]
 
+        def beta(mean: np.ndarray, concentration: float) -> np.ndarray:
+            return rng.beta(mean * concentration, (1.0 - mean) * concentration)
+
+        def lognormal(mean: np.ndarray, sigma: float, z: np.ndarray) -> np.ndarray:
+            return mean * np.exp(sigma * z - sigma**2 / 2)
+
+        shape = config.visit_rate_shape
+        rate = rng.gamma(shape, 1.0 / (shape * per_segment(config.segment_gap_days)))
+        dropout = np.clip(beta(per_segment(config.segment_dropout), config.dropout_concentration), 1e-6, 1 - 1e-6)
         return cls(
             segment=segment,
             relevance=relevance,
             purchase_logit=per_segment(config.segment_purchase_logit) + config.shopper_logit_sigma * z[0],
-            coupon_sensitivity=per_segment(config.segment_coupon_sensitivity),
-            habituation=per_segment(config.segment_habituation),
-            mean_gap=per_segment(config.segment_gap_days) * np.exp(config.shopper_gap_sigma * z[2]),
-            churn_logit=per_segment(config.segment_churn_logit) + config.shopper_logit_sigma * z[1],
+            price_sensitivity=lognormal(per_segment(config.segment_price_sensitivity), config.price_sensitivity_sigma, z[1]),
+            deal_sensitivity=lognormal(per_segment(config.segment_deal_sensitivity), config.deal_sensitivity_sigma, z[2]),
+            smoothing=beta(per_segment(config.segment_smoothing), config.smoothing_concentration),
+            mean_gap=1.0 / np.maximum(rate, 1e-12),
+            churn_logit=np.log(dropout) - np.log1p(-dropout),
             drift=per_segment(config.segment_satisfaction_drift),
             satisfaction=np.zeros(n),
-            expectation=np.zeros(n),
+            expectation=2.0 * per_segment(config.segment_initial_expectation) * rng.beta(2.0, 2.0, n),
+            satiety=np.zeros(n),
+            satiety_group=np.full(n, -1, dtype=np.int64),
         )
 
     def put(self, mask: np.ndarray, fresh: ShopperState) -> None:

@@ -1,4 +1,4 @@
-"""The ground-truth shopper world: known dynamics with long-term trade-offs, batched.
+"""The ground-truth shopper world (v2): known dynamics with long-term trade-offs, batched.
 
 One :meth:`GroundTruthWorld.step` advances every shopper of a batch by one visit in a
 few dozen numpy operations (no loop over shoppers); a batch of one runs the same laws on
@@ -6,40 +6,62 @@ numpy scalars, which cost a fraction of what one-element arrays do per operation
 are the catalog's item groups; an action is a flat (group, coupon level) index of
 :class:`interactions.actions.ActionSpace`.
 
-Dynamics at a visit of shopper :math:`i` shown group :math:`g` with coupon fraction
-:math:`c` (:math:`\\sigma` the logistic function, :math:`x^+ = \\max(x, 0)`; shopper traits
-from :mod:`simulators.population`, group traits from :mod:`simulators.catalog`, weights
-from :class:`~simulators.world_config.WorldConfig`):
+Laws at a visit of shopper :math:`i` shown group :math:`g` with coupon fraction :math:`c`
+(:math:`\\sigma` the logistic function, :math:`x^+ = \\max(x, 0)`; shopper traits from
+:mod:`simulators.population`, group and item traits from :mod:`simulators.catalog`,
+weights and their sources in :class:`~simulators.world_config.WorldConfig`):
 
-==============  ==============================================================================
-outcome         law
-==============  ==============================================================================
+==============  ==========================================================================  ==========================
+outcome         law                                                                         grounded in
+==============  ==========================================================================  ==========================
+item shown      item :math:`j` of group :math:`g` by its Zipf popularity; list price         Brynjolfsson et al. 2003
+                :math:`p_j`, effective price :math:`\\tilde p = p_j (1 - c)`
 relevance       :math:`r = r_{ig}` (1 for a favourite group, small otherwise)
-click           :math:`P = \\sigma(\\alpha_0 + \\alpha_a a_g + \\alpha_r r + \\alpha_s s)`
+click           :math:`P = \\sigma(\\alpha_0 + \\alpha_a a_g + \\alpha_r r + \\alpha_s s)`        clickbait wins clicks
                 -- clickbait groups (large :math:`a_g`) win clicks from everyone
-coupon utility  :math:`u = (c - e)^+ - \\lambda (e - c)^+` -- relative to the expectation
-                :math:`e`, with loss aversion :math:`\\lambda \\ge 1`
-purchase        only after a click; :math:`P = \\sigma(b + \\beta_r r + \\beta_q q_g + \\beta_s s + \\kappa u)`
-item, spend     the shown item is uniform within group :math:`g`; quantity is
-                :math:`1 + \\mathrm{Bernoulli}(p_2)`; spend = price x quantity if bought, else 0
-redeemed, cost  redeemed = purchase and :math:`c > 0`; coupon cost = :math:`c` x spend if redeemed
-satisfaction    :math:`s' = \\mathrm{clip}(\\rho s + \\omega_r (r - r_0) + \\omega_q q_g\\,click
-                + \\omega_p\\,purchase + \\omega_d \\min(u, 0) + d,\\ \\pm s_{max})`
-                -- relevant groups raise it, a clicked clickbait group (:math:`q_g < 0`) lowers
-                it, an offer below the expected coupon disappoints
-habituation     :math:`e' = e + \\eta (c - e)^+ - \\eta_{down} (e - c)^+` -- coupons received
-                raise the expectation quickly, it fades slowly; a high :math:`e` lowers
-                full-price purchasing through :math:`u`
-churn           after the visit, with :math:`P = \\sigma(c_i - \\gamma_c s')`, or when the drawn
+reference       :math:`R = p_j (1 - e)`: the item's list price less the discount the shopper  Kalyanaram & Winer 1995;
+price           expects; :math:`x = \\log(R / \\tilde p) = \\log\\frac{1 - e}{1 - c}`                  Briesch et al. 1997
+gain / loss     :math:`D = g_{max} \\tanh((x - \\theta)^+ / g_{max}) - \\lambda (-x - \\theta)^+`:   Gupta & Cooper 1992 (S-
+                no response inside the threshold :math:`\\theta`, gains saturate, losses      shaped deal effect);
+                weigh :math:`\\lambda \\approx 2` times more                                    Kahneman & Tversky 1979
+satiety         :math:`Z = z_i [g = g^{last}_i]`: units recently bought of the shown group    McAlister 1982 (variety
+                                                                                            seeking, satiation)
+purchase        only after a click; :math:`P = \\sigma(b + \\beta_r r + \\beta_q q_g + \\beta_s s  Bijmolt et al. 2005 (mean
+                - \\beta_i [\\log(\\tilde p / \\bar p_g) + \\nu \\log(\\bar p_g / P_0)] + \\kappa_i D      elasticity -2.6); Bell,
+                - \\zeta Z)`: the price against the group's typical price :math:`\\bar p_g`     Chiang & Padmanabhan 1999
+                counts fully, the group's price level against :math:`P_0` with weight      (brand choice ~3/4 of
+                :math:`\\nu`: shoppers compare prices inside a category more than across     the elasticity)
+units           :math:`1 + \\mathrm{Binomial}(K, \\min(1, \\pi_0 + \\phi c))`: a deal makes         Gupta 1988; Bell et al.
+                shoppers stock up                                                            1999 (stockpiling)
+money           spend = :math:`p_j` x units (list price) if bought; coupon cost = :math:`c` x
+                spend if redeemed (= bought with :math:`c > 0`); cost of goods
+                = :math:`(1 - m_g)` x spend; profit = spend - coupon cost - cost of goods
+satisfaction    :math:`s' = \\mathrm{clip}(\\rho s + \\omega_r (r - r_0) + \\omega_q q_g\\,click       Dodson, Tybout &
+                + (w - \\delta\\,redeemed\\,w^+)\\,purchase - \\omega_d L + d,                       Sternthal 1978; Gedenk &
+                \\pm s_{max})`, :math:`w = \\omega_p (1 + q_g)`, :math:`L = \\lambda (\\log\\frac{1-c}{1-e}  Neslin 1999 (deal
+                - \\theta)^+` the loss
+                of an offer below the expected discount: a purchase of a good group          purchases build less
+                pleases, less so on a deal; clickbait bought or clicked displeases           loyalty)
+expectation     :math:`e' = e + \\alpha_i (c - e)`: smoothed symmetrically over offers at      Kalyanaram & Winer 1995
+                the shopper's own rate                                                       (smoothed reference)
+satiety update  bought :math:`u` units of :math:`g`: :math:`z \\leftarrow z [g = g^{last}] + u`,
+                :math:`g^{last} \\leftarrow g`; then :math:`z \\leftarrow z e^{-G / \\tau}` over the gap
+dropout         after the visit with :math:`P = \\sigma(c_i - \\gamma_c s')`                     BG/NBD (Fader et al.
+                (:math:`\\sigma(c_i)` = the shopper's Beta-drawn dropout), or when the drawn     2005)
                 gap exceeds the horizon :math:`H` (no return within :math:`H` is churn)
-return gap      :math:`\\max(1, \\lceil \\mu_i e^{-\\gamma_g s'} X \\rceil)` days,
-                :math:`X \\sim \\mathrm{Exp}(1)`; ``inf`` when churned
-==============  ==============================================================================
+return gap      :math:`G = \\max(1, \\lceil \\mu_i e^{-\\gamma_g s'} (1 + \\psi (u - 1)) X \\rceil)`  NBD (gamma rates);
+                days, :math:`X \\sim \\mathrm{Exp}(1)`, :math:`u` the units bought (1 without a     van Heerde et al. 2003
+                purchase): stock bought on a deal delays the next visit                     (post-promotion dip)
+==============  ==========================================================================  ==========================
 
-Trade-offs this creates: a coupon lifts the purchase probability now but costs margin and
-raises :math:`e`, so later full-price offers sell less and disappoint; clickbait wins the
-click now and erodes :math:`s`, which lengthens gaps and raises churn; relevant groups do the
-opposite.
+Trade-offs this creates: a coupon lifts the purchase probability now but costs margin,
+pulls purchases forward (more units, a longer next gap), builds less satisfaction than a
+full-price purchase and raises :math:`e`, so later full-price offers look like losses
+(:math:`\\lambda \\approx 2`) and disappoint; clickbait wins the click now and erodes
+:math:`s`, which lengthens gaps and raises dropout; showing the same group again meets a
+satiated shopper; a dearer group sells less (price elasticity), so showing the dearest
+groups does not pay. Values over 365 days (``evaluate(..., days=365)``) show effects that
+90 days cut off.
 
 Observation: :class:`interactions.history.HistoryFeatures` of each shopper's visits so far
 (never the latent state). Termination: ``churned`` in the outcome; truncation at the
@@ -75,10 +97,17 @@ class GroundTruthWorld(ShopperSimulator):
         self.observation_names = self.history.names
         cfg, cat = self.config, self.catalog
         self._levels = np.asarray(cfg.coupon_levels)
+        self._log_discount = np.log1p(-self._levels)
         self._click_base = cfg.click_logit + cfg.click_appeal * cat.appeal
         self._purchase_quality = cfg.purchase_quality * cat.quality
         self._satisfaction_quality = cfg.satisfaction_quality * cat.quality
-        self._group_size = cat.group_size.astype(np.float64)
+        self._purchase_pleasure = cfg.satisfaction_purchase * (1.0 + cat.quality)
+        self._log_item_price = np.log(cat.item_price)
+        # the price term's anchor: log p~ - log p_g + nu (log p_g - log P0) = log p~ - (1 - nu) log p_g - nu log P0
+        log_group = np.log(cat.group_price)
+        self._log_price_level = (1.0 - cfg.cross_group_price_weight) * log_group + cfg.cross_group_price_weight * np.log(
+            cfg.price_reference)
+        self._cost_share = 1.0 - cat.margin
         self._rng = np.random.default_rng()
         self.reset(0)
 
@@ -97,6 +126,17 @@ class GroundTruthWorld(ShopperSimulator):
         """The item shown (and bought, if a purchase happened) at each shopper's last step."""
         return _read_only(self._last_item)
 
+    @property
+    def last_units(self) -> np.ndarray:
+        """Units bought at each shopper's last step (0 without a purchase)."""
+        return _read_only(self._last_units)
+
+    @property
+    def last_probabilities(self) -> tuple[np.ndarray, np.ndarray]:
+        """The true ``(P(click), P(purchase | click))`` each shopper's last step drew from
+        (given the item actually shown): the best any model of the responses can do."""
+        return _read_only(self._last_probs[0]), _read_only(self._last_probs[1])
+
     def reset(self, n: int, *, seed: int | None = None) -> np.ndarray:
         """Draw ``n`` >= 0 fresh shoppers at day 0; a ``seed`` restarts the world's generator."""
         if isinstance(n, bool) or int(n) != n or n < 0:
@@ -106,6 +146,8 @@ class GroundTruthWorld(ShopperSimulator):
         self._state = ShopperState.draw(self.config, self.catalog, int(n), self._rng)
         self._days = np.zeros(int(n))
         self._last_item = np.full(int(n), -1, dtype=np.int64)
+        self._last_units = np.zeros(int(n))
+        self._last_probs = (np.zeros(int(n)), np.zeros(int(n)))
         self.history.reset(int(n))
         return self.history.features()
 
@@ -123,6 +165,8 @@ class GroundTruthWorld(ShopperSimulator):
         self._state = self._state.take(mask)
         self._days = self._days[mask]
         self._last_item = self._last_item[mask]
+        self._last_units = self._last_units[mask]
+        self._last_probs = (self._last_probs[0][mask], self._last_probs[1][mask])
         self.history.keep_rows(mask)
         return self.history.features()
 
@@ -136,97 +180,136 @@ class GroundTruthWorld(ShopperSimulator):
         """
         n = self._days.shape[0]
         arm, coupon_index = self.action_space.decode(self.action_space.check(actions, n), check=False)
-        u = self._rng.random((6, n), dtype=np.float32)
+        u = self._rng.random((_N_UNIFORMS + self.config.max_extra_units, n), dtype=np.float32)
         # One shopper goes through the laws as numpy scalars (its row of the batch): the same
         # code and numbers, at a fraction of the per-call cost of one-element arrays.
         at = 0 if n == 1 else slice(None)
-        visit = self._visit(_shoppers(self._state, at), arm[at], self._levels[coupon_index[at]], u[:, at])
+        visit = self._visit(_shoppers(self._state, at), arm[at], coupon_index[at], u[:, at])
         if n == 1:
-            visit = [np.array([value]) for value in visit]
-        click, purchase, redeemed, spend, coupon_cost, gap, churned, satisfaction, expectation, item = visit
-        self._state.satisfaction, self._state.expectation = satisfaction, expectation
+            visit = tuple(np.array([value]) for value in visit)
+        (click, purchase, redeemed, spend, coupon_cost, cogs, gap, churned, item, units, p_click, p_buy,
+         satisfaction, expectation, satiety, satiety_group) = visit
+        st = self._state
+        st.satisfaction, st.expectation, st.satiety, st.satiety_group = satisfaction, expectation, satiety, satiety_group
         gap_days = np.where(churned, np.inf, gap)
         self._days += np.where(churned, 0.0, gap)
-        self._last_item = item
+        self._last_item, self._last_units, self._last_probs = item, units, (p_click, p_buy)
 
         outcome = VisitOutcome(click=click, purchase=purchase, redeemed=redeemed, spend=spend,
-                               coupon_cost=coupon_cost, gap_days=gap_days, churned=churned)
+                               coupon_cost=coupon_cost, cogs=cogs, gap_days=gap_days, churned=churned)
         self.history.record(arm, coupon_index, outcome, gap_days)
         return self.history.features(), outcome
 
     def response_probabilities(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The true ``(P(click), P(purchase | click))`` of each current shopper under ``actions``.
-
-        The laws of the module docstring, from the latent state: what :meth:`step` draws
-        from, and the best any model of the responses can do (an oracle quantity).
-        """
+        """The true ``(P(click), P(purchase | click))`` of each current shopper under ``actions``,
+        before the item is drawn: :math:`P(purchase \\mid click)` is averaged over the items of
+        the shown group by their Zipf weights (an oracle quantity; :attr:`last_probabilities`
+        gives it for the item actually shown)."""
         arm, coupon_index = self.action_space.decode(np.asarray(actions))
-        _, _, _, p_click, p_buy, _ = self._response(self._state, arm, self._levels[coupon_index])
+        st, cat = self._state, self.catalog
+        lo, size = cat.offsets[arm], np.diff(cat.offsets)[arm]
+        p_click = p_buy = 0.0
+        for k in range(int(size.max(initial=0))):
+            inside = k < size
+            item = np.where(inside, lo + k, lo)
+            weight = np.where(inside, cat.item_cdf[item] - np.where(k > 0, cat.item_cdf[item - 1], arm), 0.0)
+            p_click, p = self._response(st, arm, item, coupon_index)[:2]
+            p_buy = p_buy + weight * p
         return p_click, p_buy
 
-    def _visit(self, st: ShopperState, arm: np.ndarray, c: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _visit(self, st: ShopperState, arm: np.ndarray, coupon_index: np.ndarray,
+               u: np.ndarray) -> tuple[np.ndarray, ...]:
         """The laws of the module docstring at one visit of shoppers ``st`` (arrays, or numpy
-        scalars of one shopper) shown ``arm`` with coupon fraction ``c``, from uniforms ``u``
-        (float32, one row per draw): click, purchase, redeemed, spend, coupon cost, gap,
-        churned, the new satisfaction and expectation, and the item shown."""
-        cfg = self.config
-        response = self._response(st, arm, c)
-        p_click, p_buy = response[3], response[4]
+        scalars of one shopper) shown ``arm`` with coupon ``coupon_index``, from uniforms ``u``
+        (float32, one row per draw): click, purchase, redeemed, spend, coupon cost, cost of
+        goods, gap, churned, item, units, P(click), P(purchase | click), and the new
+        satisfaction, expectation, satiety and satiety group."""
+        cfg, cat = self.config, self.catalog
+        item = cat.draw_items(arm, u[2])
+        p_click, p_buy, r, coupon_loss = self._response(st, arm, item, coupon_index)
+        c = self._levels[coupon_index]
 
         click = u[0] < p_click
         purchase = click & (u[1] < p_buy)
-        item = self.catalog.offsets[arm] + (u[2] * self._group_size[arm]).astype(np.int64)
-        spend = self.catalog.item_price[item] * purchase * (1.0 + (u[3] < cfg.extra_unit_prob))
+        extra_p = np.minimum(cfg.extra_unit_base + cfg.extra_unit_discount * c, 1.0)
+        units = (1.0 + (u[_N_UNIFORMS:] < extra_p).sum(axis=0)) * purchase
+        spend = cat.item_price[item] * units
         redeemed = purchase & (c > 0)
         coupon_cost = c * spend * redeemed  # c x spend if redeemed, else +0 (both >= 0)
+        cogs = self._cost_share[arm] * spend
 
-        s, e = self._transition(st, arm, response, click, purchase)
-        gap_scale, p_churn = self._return_law(st, s)
-        gap = np.maximum(1.0, np.ceil(gap_scale * -np.log1p(-u[5])))
+        s, e = self._transition(st, arm, c, r, coupon_loss, click, purchase, redeemed)
+        gap_scale, p_churn = self._return_law(st, s, units)
+        gap = np.maximum(1.0, np.ceil(gap_scale * -np.log1p(-u[4])))
         # no return within the horizon is churn, by definition (as in the logs' trajectories)
-        churned = (u[4] < p_churn) | (gap > self.horizon_days)
-        return click, purchase, redeemed, spend, coupon_cost, gap, churned, s, e, item
+        churned = (u[3] < p_churn) | (gap > self.horizon_days)
+        satiety, satiety_group = self._satiate(st, arm, units, gap)
+        return (click, purchase, redeemed, spend, coupon_cost, cogs, gap, churned, item, units, p_click, p_buy,
+                s, e, satiety, satiety_group)
 
-    def _transition(self, st: ShopperState, arm: np.ndarray, response: tuple[np.ndarray, ...],
-                    click: np.ndarray, purchase: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The new satisfaction :math:`s'` and expectation :math:`e'` of shoppers ``st`` after a
-        visit shown ``arm`` with :meth:`_response` ``response`` and outcomes ``click``,
-        ``purchase`` (the laws of the module docstring; deterministic given the outcomes)."""
-        cfg = self.config
-        r, above, below, _, _, utility = response
-        s = (cfg.satisfaction_persistence * st.satisfaction + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
-             + self._satisfaction_quality[arm] * click + cfg.satisfaction_purchase * purchase
-             + cfg.satisfaction_disappointment * np.minimum(utility, 0.0) + st.drift)
-        s = np.minimum(np.maximum(s, -cfg.satisfaction_clip), cfg.satisfaction_clip)
-        e = st.expectation + st.habituation * above - cfg.expectation_decay * below
-        return s, e
-
-    def _return_law(self, st: ShopperState, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """After a visit that left shoppers ``st`` at satisfaction ``s`` (:math:`s'`): the gap
-        scale :math:`m = \\mu e^{-\\gamma_g s'}` (gap :math:`= \\max(1, \\lceil m X \\rceil)`,
-        :math:`X \\sim \\mathrm{Exp}(1)`) and the churn probability :math:`\\sigma(c - \\gamma_c s')`."""
-        cfg = self.config
-        return st.mean_gap * np.exp(-cfg.gap_satisfaction * s), _sigmoid(st.churn_logit - cfg.churn_satisfaction * s)
-
-    def _response(self, st: ShopperState, arm: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Relevance, how far the coupon lies above and below the expectation, click and
-        purchase-after-click probabilities and coupon utility of shoppers ``st`` (arrays, or
-        numpy scalars of one shopper) shown ``arm`` with coupon fraction ``c``."""
+    def _response(self, st: ShopperState, arm: np.ndarray, item: np.ndarray,
+                  coupon_index: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Click and purchase-after-click probabilities, relevance and the loss :math:`L` of
+        the offer against the expected discount, for shoppers ``st`` (arrays, or numpy
+        scalars of one shopper) shown ``item`` of group ``arm`` with coupon ``coupon_index``."""
         cfg = self.config
         r = st.relevance[arm] if st.relevance.ndim == 1 else st.relevance[np.arange(arm.shape[0]), arm]
-        s, e = st.satisfaction, st.expectation
-        above, below = np.maximum(c - e, 0.0), np.maximum(e - c, 0.0)
-        utility = above - cfg.loss_aversion * below
+        s = st.satisfaction
+        log_discount = self._log_discount[coupon_index]
+        log_price = self._log_item_price[item] + log_discount  # log of the effective price
+        x = np.log1p(-st.expectation) - log_discount  # log(R / p~), R = p (1 - e)
+        threshold = cfg.price_threshold
+        gain = cfg.gain_saturation * np.tanh(np.maximum(x - threshold, 0.0) / cfg.gain_saturation)
+        deal = gain - cfg.loss_aversion * np.maximum(-x - threshold, 0.0)
+        satiety = st.satiety * (arm == st.satiety_group)
         p_click = _sigmoid(self._click_base[arm] + cfg.click_relevance * r + cfg.click_satisfaction * s)
         buy_logit = (st.purchase_logit + cfg.purchase_relevance * r + self._purchase_quality[arm]
-                     + cfg.purchase_satisfaction * s + st.coupon_sensitivity * utility)
-        return r, above, below, p_click, _sigmoid(buy_logit), utility
+                     + cfg.purchase_satisfaction * s - st.price_sensitivity * (log_price - self._log_price_level[arm])
+                     + st.deal_sensitivity * deal - cfg.satiation * satiety)
+        coupon_loss = cfg.loss_aversion * np.maximum(log_discount - np.log1p(-st.expectation) - threshold, 0.0)
+        return p_click, _sigmoid(buy_logit), r, coupon_loss
 
-    def evaluate(self, policy: Policy, n_users: int, seed: int, *, progress: bool = False) -> PolicyValue:
+    def _transition(self, st: ShopperState, arm: np.ndarray, c: np.ndarray, r: np.ndarray, coupon_loss: np.ndarray,
+                    click: np.ndarray, purchase: np.ndarray, redeemed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The new satisfaction :math:`s'` and expectation :math:`e'` of shoppers ``st`` after a
+        visit shown ``arm`` with coupon fraction ``c`` (relevance ``r``, offer loss
+        ``coupon_loss``) and outcomes ``click``, ``purchase``, ``redeemed`` (the laws of the
+        module docstring; deterministic given the outcomes)."""
+        cfg = self.config
+        pleasure = self._purchase_pleasure[arm]  # negative for a bought clickbait group: the deal spares none of it
+        pleasure = (pleasure - cfg.deal_purchase_discount * redeemed * np.maximum(pleasure, 0.0)) * purchase
+        s = (cfg.satisfaction_persistence * st.satisfaction + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
+             + self._satisfaction_quality[arm] * click + pleasure
+             - cfg.satisfaction_disappointment * coupon_loss + st.drift)
+        s = np.minimum(np.maximum(s, -cfg.satisfaction_clip), cfg.satisfaction_clip)
+        e = st.expectation + st.smoothing * (c - st.expectation)
+        return s, e
+
+    def _return_law(self, st: ShopperState, s: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After a visit that left shoppers ``st`` at satisfaction ``s`` (:math:`s'`) having
+        bought ``units`` (0 without a purchase): the gap scale
+        :math:`m = \\mu e^{-\\gamma_g s'} (1 + \\psi (u - 1)^+)` (gap
+        :math:`= \\max(1, \\lceil m X \\rceil)`, :math:`X \\sim \\mathrm{Exp}(1)`) and the dropout
+        probability :math:`\\sigma(c - \\gamma_c s')`."""
+        cfg = self.config
+        stock = 1.0 + cfg.gap_per_unit * np.maximum(units - 1.0, 0.0)
+        return (st.mean_gap * np.exp(-cfg.gap_satisfaction * s) * stock,
+                _sigmoid(st.churn_logit - cfg.churn_satisfaction * s))
+
+    def _satiate(self, st: ShopperState, arm: np.ndarray, units: np.ndarray,
+                 gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Satiety after a visit that bought ``units`` of group ``arm``, decayed over ``gap`` days."""
+        bought = units > 0
+        kept = np.where(bought & (arm != st.satiety_group), 0.0, st.satiety)
+        group = np.where(bought, arm, st.satiety_group)
+        return (kept + units) * np.exp(-gap / self.config.satiation_days), group
+
+    def evaluate(self, policy: Policy, n_users: int, seed: int, *, days: int | None = None,
+                 progress: bool = False) -> PolicyValue:
         """The true value of ``policy``: on-policy rollouts of ``n_users`` fresh shoppers
-        over the horizon in a new world of the same config (this batch is left untouched);
-        see :func:`simulators.rollout.evaluate_policy`."""
-        return evaluate_policy(GroundTruthWorld(self.config), policy, n_users, seed, progress=progress)
+        until day ``days`` (default the horizon) in a new world of the same config (this
+        batch is left untouched); see :func:`simulators.rollout.evaluate_policy`."""
+        return evaluate_policy(GroundTruthWorld(self.config), policy, n_users, seed, days=days, progress=progress)
 
     def _check_mask(self, mask: np.ndarray) -> np.ndarray:
         mask = np.asarray(mask)
@@ -234,6 +317,10 @@ class GroundTruthWorld(ShopperSimulator):
         if mask.dtype != bool or mask.shape != (n,):
             raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
         return mask
+
+
+_N_UNIFORMS = 5
+"""Uniform draws per visit before the extra-unit coins: click, purchase, item, dropout, gap."""
 
 
 def _shoppers(state: ShopperState, at: int | slice) -> ShopperState:

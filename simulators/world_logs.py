@@ -17,12 +17,13 @@ event           columns
                 probability of the flat (group, coupon) action, ``position`` 0
 ``click``       5-120 s later, if clicked: ``item_id``, ``item_group``, ``position`` 0
 ``purchase``    30-900 s after the click, if bought: ``item_id``, ``item_group``, ``price``
-                (list price), ``quantity``, ``coupon`` (fraction redeemed, else 0)
+                (list price), ``quantity``, ``coupon`` (fraction redeemed, else 0),
+                ``unit_cost`` (the item's cost of goods per unit)
 ==============  ============================================================================
 
 Every row carries ``user_id`` ("u" + zero-padded number) and ``session_id`` (the visit's
 number in the shopper's lifetime, from 0). The file's schema metadata holds the world
-config, seed, window and logging policy. The same arguments write the same bytes.
+config (with its world version), seed, window and logging policy. The same arguments write the same bytes.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from interactions.checks import require_positive_ints
 from simulators.policy import Policy
 from simulators.policy_registry import make_policy
 from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from simulators.world_config import WORLD_VERSION, WorldConfig
 
 EVENTS = ("impression", "click", "purchase")
 DAY_START_S, DAY_END_S = 8 * 3600, 22 * 3600
@@ -95,6 +96,7 @@ def write_world_logs(
     table = _event_table(visits, int(n_users), np.random.default_rng(time_seed), np.datetime64(start, "ms"))
     table = table.replace_schema_metadata({
         "retentionrl.world_config": config.to_json(),
+        "retentionrl.world_version": str(WORLD_VERSION),
         "retentionrl.logging_policy": policy.name,
         "retentionrl.seed": str(seed),
         "retentionrl.days": str(days),
@@ -126,23 +128,23 @@ def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.ran
     rng = np.random.default_rng(policy_seed)
     user = np.arange(n_users)
     arrival = np.random.default_rng(arrival_seed).integers(0, days, n_users).astype(np.float64)
-    space, price = world.action_space, world.catalog.item_price
+    space, price, cost = world.action_space, world.catalog.item_price, world.catalog.item_cost
     chunks: list[dict[str, np.ndarray]] = []
     bar = tqdm(desc="world logs", unit="visit", disable=not progress)
     visit_no = 0
     while user.size:
         action = policy.act(obs, rng)
         propensity = policy.action_probs(obs)[np.arange(user.size), action]
-        truth = dict(zip(("p_click", "p_buy_click"), world.response_probabilities(action))) if with_truth else {}
         day = arrival + world.days
         obs, out = world.step(action)
         arm, coupon_index = space.decode(action)
         item = world.last_item.copy()
+        truth = dict(zip(("p_click", "p_buy_click"), world.last_probabilities)) if with_truth else {}
         chunks.append({
             "user": user, "day": day, "session": np.full(user.size, visit_no), "arm": arm,
             "coupon": space.coupon_fraction(coupon_index), "propensity": propensity, "item": item,
             "click": out.click, "purchase": out.purchase, "redeemed": out.redeemed,
-            "price": price[item], **truth, "quantity": np.where(out.purchase, np.rint(out.spend / price[item]), 0.0),
+            "price": price[item], "unit_cost": cost[item], **truth, "quantity": world.last_units.copy(),
         })
         bar.update(user.size)
         keep = ~out.churned & (arrival + world.days < days)
@@ -184,6 +186,7 @@ def _event_table(v: dict[str, np.ndarray], n_users: int, rng: np.random.Generato
         "quantity": pa.array(v["quantity"][visit], pa.float64(), mask=~is_buy),
         "coupon": pa.array(np.where(is_imp, v["coupon"][visit], np.where(v["redeemed"][visit], v["coupon"][visit], 0.0)),
                            pa.float64(), mask=kind == 1),
+        "unit_cost": pa.array(v["unit_cost"][visit], pa.float64(), mask=~is_buy),
         "propensity": pa.array(v["propensity"][visit], pa.float64(), mask=~is_imp),
         "position": pa.array(np.zeros(visit.size, dtype=np.int64), pa.int64(), mask=is_buy),
         "session_id": pa.array(v["session"][visit], pa.int64()),

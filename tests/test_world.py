@@ -9,7 +9,7 @@ import pytest
 
 from simulators.policy_registry import make_policy
 from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from simulators.world_config import WorldConfig, WorldVersionError
 
 CONFIG = WorldConfig()
 
@@ -41,6 +41,13 @@ def test_outcomes_obey_their_laws(world):
     np.testing.assert_array_equal(out.redeemed, out.purchase & (coupon > 0))
     np.testing.assert_allclose(out.coupon_cost, np.where(out.redeemed, coupon * out.spend, 0.0))
     assert np.all((out.spend > 0) == out.purchase)
+    margin = world.catalog.margin[actions // world.action_space.n_coupons]
+    np.testing.assert_allclose(out.cogs, (1.0 - margin) * out.spend)
+    np.testing.assert_allclose(out.profit, out.spend - out.coupon_cost - out.cogs)
+    units = world.last_units
+    assert np.all(units[out.purchase] >= 1) and np.all(units[out.purchase] <= 1 + CONFIG.max_extra_units)
+    assert not units[~out.purchase].any()
+    np.testing.assert_allclose(out.spend, world.catalog.item_price[world.last_item] * units)
     assert np.array_equal(np.isinf(out.gap_days), out.churned)
     gaps = out.gap_days[~out.churned]
     assert np.all(gaps >= 1) and np.all(gaps == np.round(gaps))
@@ -105,7 +112,8 @@ def test_a_batch_of_one_steps_bit_for_bit_as_in_a_batch():
         alone.append(one)
     rng = np.random.default_rng(6)
     for step in range(12):
-        actions, u = random_actions(batch, n, step), rng.random((6, n), dtype=np.float32)
+        draws = 5 + CONFIG.max_extra_units
+        actions, u = random_actions(batch, n, step), rng.random((draws, n), dtype=np.float32)
         batch._rng = FixedUniforms(u)
         obs, out = batch.step(actions)
         for i, one in enumerate(alone):
@@ -143,7 +151,8 @@ def test_replace_draws_fresh_shoppers_only_in_masked_slots(world):
     np.testing.assert_array_equal(obs[~mask], before_obs[~mask])
     np.testing.assert_array_equal(world.days[~mask], before_days[~mask])
     np.testing.assert_array_equal(world.state.relevance[~mask], before_rel[~mask])
-    assert not world.state.satisfaction[mask].any() and not world.state.expectation[mask].any()
+    assert not world.state.satisfaction[mask].any() and not world.state.satiety[mask].any()
+    assert (world.state.satiety_group[mask] == -1).all()
 
 
 def test_latent_state_and_days_are_read_only(world):
@@ -188,17 +197,31 @@ def test_invalid_config_raises(kwargs, match):
 @pytest.fixture(scope="module")
 def values() -> dict:
     world = GroundTruthWorld(CONFIG)
-    names = ("always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware")
+    names = ("always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware", "premium")
     return {name: world.evaluate(make_policy(name, CONFIG), 5000, seed=123) for name in names}
 
 
-def test_always_coupon_wins_now_and_loses_net_revenue(values):
+def test_always_coupon_wins_now_and_loses_profit(values):
     always, never, targeted = values["always-coupon"], values["never-coupon"], values["targeted-coupon"]
     assert always.first_visit_purchase.low > never.first_visit_purchase.high
-    assert always.first_visit_purchase.low > targeted.first_visit_purchase.high
-    assert always.net_revenue.mean < never.net_revenue.mean - 3.0
-    assert always.net_revenue.mean < targeted.net_revenue.mean - 3.0
-    assert always.coupon_cost.low > 10 * targeted.coupon_cost.high
+    assert always.profit.high < never.profit.low
+    assert always.profit.high < targeted.profit.low
+    assert always.coupon_cost.low > 5 * targeted.coupon_cost.high  # coupons at every visit vs new and lapsing shoppers
+
+
+def test_showing_the_dearest_group_does_not_pay(values):
+    """Price enters the purchase law: the premium heuristic sells too little to out-earn popularity."""
+    premium, never = values["premium"], values["never-coupon"]
+    assert premium.purchases.high < never.purchases.low
+    assert premium.profit.high < never.profit.low
+
+
+def test_world_config_round_trips_and_refuses_other_versions():
+    assert WorldConfig.from_json(CONFIG.to_json()) == CONFIG
+    v1 = __import__("json").loads(CONFIG.to_json())
+    del v1["world_version"]
+    with pytest.raises(WorldVersionError, match="world v1"):
+        WorldConfig.from_json(__import__("json").dumps(v1), source="old.parquet")
 
 
 def test_myopic_retains_fewer_than_satisfaction_aware(values):
@@ -212,5 +235,5 @@ def test_evaluate_is_seeded_and_reports_intervals(values):
     again = GroundTruthWorld(CONFIG).evaluate(make_policy("never-coupon", CONFIG), 5000, seed=123)
     assert again == values["never-coupon"]
     d = again.to_dict()
-    assert d["n_users"] == 5000 and set(d["net_revenue"]) == {"mean", "low", "high"}
-    assert again.net_revenue.low < again.net_revenue.mean < again.net_revenue.high
+    assert d["n_users"] == 5000 and set(d["profit"]) == {"mean", "low", "high"}
+    assert again.profit.low < again.profit.mean < again.profit.high

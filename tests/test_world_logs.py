@@ -15,7 +15,7 @@ from interactions.history import HistoryFeatures
 from interactions.schema import EVENT_TYPES
 from simulators.logging_policies import SoftmaxPolicy
 from simulators.policy_registry import make_policy
-from simulators.world_config import WorldConfig
+from simulators.world_config import WORLD_VERSION, WorldConfig
 from simulators.world_logs import write_world_logs
 
 CONFIG = WorldConfig()
@@ -50,17 +50,17 @@ def test_log_follows_the_interactions_schema(log):
     imp, buy = df[df["event"] == "impression"], df[df["event"] == "purchase"]
     assert imp["propensity"].between(0, 1, inclusive="right").all() and df.loc[df.event != "impression", "propensity"].isna().all()
     assert set(imp["coupon"]) <= set(SPACE.coupon_levels)
-    assert (buy["price"] > 0).all() and set(buy["quantity"]) <= {1.0, 2.0}
+    assert (buy["price"] > 0).all() and set(buy["quantity"]) <= {1.0 + k for k in range(CONFIG.max_extra_units + 1)}
+    margin = 1.0 - buy["unit_cost"] / buy["price"]  # the group's gross margin, from the log alone
+    assert margin.between(0.15, 0.75).all() and df.loc[df.event != "purchase", "unit_cost"].isna().all()
+    assert (margin.groupby(buy["item_group"]).std().fillna(0.0) < 1e-3).all()
     assert (df.groupby(["user_id", "session_id"])["event"].first() == "impression").all()
     days = (imp["timestamp"] - pd.Timestamp("2024-01-01")).dt.days
     assert days.min() >= 0 and days.max() < 60
     assert df["user_id"].nunique() == 1500  # every shopper makes a first visit in the window
     meta = pq.read_schema(path).metadata
-    assert WorldConfig(**_tuples(__import__("json").loads(meta[b"retentionrl.world_config"]))) == CONFIG
-
-
-def _tuples(d: dict) -> dict:
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    assert WorldConfig.from_json(meta[b"retentionrl.world_config"]) == CONFIG
+    assert meta[b"retentionrl.world_version"] == str(WORLD_VERSION).encode()
 
 
 def replay(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,6 +145,6 @@ def test_cli_logs_and_evaluate(tmp_path):
     assert out.exists() and "events" in result.output
     result = runner.invoke(app, [*prefix, "evaluate", "--policy", "never-coupon", "--users", "300", "--seed", "1"])
     assert result.exit_code == 0, result.output
-    assert "never-coupon" in result.output and "net_revenue" in result.output and "95%" in result.output
+    assert "never-coupon" in result.output and "profit" in result.output and "95%" in result.output
     result = runner.invoke(app, [*prefix, "evaluate", "--policy", "bogus"])
     assert result.exit_code == 2 and "bogus" in result.output
