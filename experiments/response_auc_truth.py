@@ -4,12 +4,15 @@ Three predictions of every held-out visit's click and purchase, each ranked by A
 
 * the simulator's (:func:`simulators.fidelity.predict_visits`, the logged history fed to the model);
 * the **history-Bayes bound**: the world's exact posterior predictive given only the observable
-  history and the visit's action (:mod:`simulators.world_posterior`, ``--particles`` prior
-  draws per shopper). No function of the log ranks better: this is the ceiling a model of
-  the log can reach. Each particle count in ``--particles`` is reported (stability); the
-  table uses the largest;
-* the world's true probabilities (:mod:`simulators.world_probabilities`), which read the
-  latent state no model of the log can know: an upper bound above the ceiling.
+  history and what the visit shows, its action and the item drawn for it
+  (:mod:`simulators.world_posterior`, ``--particles`` prior draws per shopper). No function
+  of the log ranks better: this is the ceiling a model of the log can reach. Each particle
+  count in ``--particles`` is reported (stability); the table uses the largest;
+* the world's true probabilities for the item shown (:mod:`simulators.world_probabilities`),
+  which read the latent state no model of the log can know: an upper bound above the ceiling.
+
+The item's price moves the purchase probability (world v2); a simulator of (group, coupon)
+actions does not see the item, so part of its purchase gap to the bound is the item's.
 
 Target: the simulator within 0.02 of the history-Bayes bound.
 
@@ -54,8 +57,8 @@ def history_bayes(config: WorldConfig, log_path: Path, visits: pd.DataFrame, row
     outside ``rows``), and the effective sample sizes and seconds of the largest count."""
     meta = pq.read_schema(log_path).metadata
     day0, days = pd.Timestamp(meta[b"retentionrl.start"].decode()), int(meta[b"retentionrl.days"])
-    traj = LoggedTrajectories.from_visits(visits.loc[rows], day0, days)
     world = GroundTruthWorld(config)
+    traj = LoggedTrajectories.from_visits(visits.loc[rows], day0, days, world.catalog.item_price)
     out, info = {}, {}
     for m in sorted(particles):
         t0 = time.perf_counter()
