@@ -28,7 +28,7 @@ c    loss aversion in behaviour: first visit, random group, 20%        lambda = 
      above it (a gain, e < 20%) or below it (a loss, e > 20%); the
      absolute term is unchanged. loss / gain = mean[l(0) - l(-D)] /
      mean[l(+D) - l(0)] of the purchase logit l (by the law
-     lambda (D - theta) / (g tanh((D - theta) / g)), the same for
+     lambda (D - theta) / sat(D - theta), sat(z) = z / (1 + z / g), the same for
      every shopper), and the same in P(buy | click)
 c'   the same read from a coupon ladder: every shopper expects 10%,    losses loom larger (Kahneman & Tversky
      offers 0 / 10 / 20% (x = -0.105 / 0 / +0.118: the kink at the     1979)
@@ -222,10 +222,11 @@ def reference_response(config: WorldConfig, n: int, seed: int, points: tuple[flo
 
 
 def deal_term(config: WorldConfig, x: float | np.ndarray) -> np.ndarray:
-    """The law's gain / loss :math:`D(x) = g \\tanh((x - \\theta)^+ / g) - \\lambda (-x - \\theta)^+`."""
+    """The law's gain / loss :math:`D(x) = z / (1 + z / g) - \\lambda (-x - \\theta)^+`, :math:`z = (x - \\theta)^+`."""
     theta, g = config.price_threshold, config.gain_saturation
     x = np.asarray(x, dtype=float)
-    return g * np.tanh(np.maximum(x - theta, 0.0) / g) - config.loss_aversion * np.maximum(-x - theta, 0.0)
+    over = np.maximum(x - theta, 0.0)
+    return over / (1.0 + over / g) - config.loss_aversion * np.maximum(-x - theta, 0.0)
 
 
 def loss_aversion(config: WorldConfig, n: int, seed: int,

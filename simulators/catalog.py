@@ -40,9 +40,11 @@ class Catalog:
     :param is_clickbait: whether each group is clickbait.
     :param favourite_prior: probability of each group being drawn as a favourite.
     :param item_cdf: the group number plus the cumulative Zipf weight of each item inside
-        its group (group :math:`g`'s items rise through :math:`(g, g + 1]`): the item shown
-        from group :math:`g` for a uniform :math:`u` is the first whose value exceeds
-        :math:`g + u` (one ``searchsorted`` for a whole batch).
+        its group (group :math:`g`'s items rise through :math:`(g, g + 1]`).
+    :param alias_accept: Walker alias table of each group's Zipf weights, ``(n_groups,
+        max group size)``: slot :math:`j` of group :math:`g` keeps item :math:`j` with this
+        probability, else hands over to ``alias_index``.
+    :param alias_index: the other item (index inside the group) of each slot.
     :param margin: gross margin :math:`m_g` of each group, share of list price.
     :param group_price: expected list price of the item shown from each group (Zipf-weighted
         mean): what a shop's catalog says a group costs.
@@ -56,6 +58,8 @@ class Catalog:
     is_clickbait: np.ndarray
     favourite_prior: np.ndarray
     item_cdf: np.ndarray
+    alias_accept: np.ndarray
+    alias_index: np.ndarray
     margin: np.ndarray
     group_price: np.ndarray
 
@@ -74,9 +78,15 @@ class Catalog:
         return self.item_price * (1.0 - self.margin[self.item_group])
 
     def draw_items(self, arm: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """The item shown from group ``arm`` for uniforms ``u`` (inverse CDF of the Zipf weights)."""
-        item = np.searchsorted(self.item_cdf, arm + u, side="right")
-        return np.minimum(item, self.offsets[arm + 1] - 1)  # u rounded up to 1 stays in the group
+        """The item shown from group ``arm`` for uniforms ``u`` in [0, 1), by the group's Zipf
+        weights (Walker's alias method: slot :math:`j = \\lfloor u K_g \\rfloor` of the group's
+        :math:`K_g` items, kept when the rest :math:`u K_g - j` is below its acceptance
+        probability, else its alias; one uniform serves both draws)."""
+        size = self.offsets[arm + 1] - self.offsets[arm]
+        scaled = u * size
+        slot = np.minimum(scaled.astype(np.int64), size - 1)
+        keep = (scaled - slot) < self.alias_accept[arm, slot]
+        return self.offsets[arm] + np.where(keep, slot, self.alias_index[arm, slot])
 
     @classmethod
     def draw(cls, config: WorldConfig) -> Catalog:
@@ -105,6 +115,7 @@ class Catalog:
             lo, hi = offsets[grp], offsets[grp + 1]
             cdf[lo:hi] = grp + np.cumsum(weight[lo:hi]) / group_sum[grp]
             cdf[hi - 1] = grp + 1.0
+        accept, alias = _alias_tables(weight, offsets)
         margin = np.clip(config.margin_mean + config.margin_sigma * rng.standard_normal(g), 0.15, 0.75)
         price = np.maximum(np.round(item_price, 2), 0.01)
         return cls(
@@ -116,7 +127,29 @@ class Catalog:
             is_clickbait=is_clickbait,
             favourite_prior=fav / fav.sum(),
             item_cdf=cdf,
+            alias_accept=accept,
+            alias_index=alias,
             margin=margin,
             group_price=np.bincount(item_group, weights=weight * price, minlength=g) / group_sum,
         )
 
+
+def _alias_tables(weight: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker alias tables (Vose's construction) of each group's item weights, padded to the
+    largest group: ``accept[g, j]`` and ``alias[g, j]`` (an index inside the group)."""
+    sizes = np.diff(offsets)
+    accept = np.ones((sizes.size, int(sizes.max())))
+    alias = np.zeros((sizes.size, int(sizes.max())), dtype=np.int64)
+    for g, (lo, k) in enumerate(zip(offsets[:-1], sizes)):
+        scaled = weight[lo: lo + k] * k / weight[lo: lo + k].sum()
+        small = [j for j in range(k) if scaled[j] < 1.0]
+        large = [j for j in range(k) if scaled[j] >= 1.0]
+        while small and large:
+            s, big = small.pop(), large[-1]
+            accept[g, s], alias[g, s] = scaled[s], big
+            scaled[big] -= 1.0 - scaled[s]
+            if scaled[big] < 1.0:
+                small.append(large.pop())
+        for j in small + large:  # leftovers are 1 up to rounding
+            accept[g, j], alias[g, j] = 1.0, j
+    return accept, alias

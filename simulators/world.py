@@ -21,7 +21,7 @@ click           :math:`P = \\sigma(\\alpha_0 + \\alpha_a a_g + \\alpha_r r + \\a
                 -- clickbait groups (large :math:`a_g`) win clicks from everyone
 reference       :math:`R = p_j (1 - e)`: the item's list price less the discount the shopper  Kalyanaram & Winer 1995;
 price           expects; :math:`x = \\log(R / \\tilde p) = \\log\\frac{1 - e}{1 - c}`                  Briesch et al. 1997
-gain / loss     :math:`D = g_{max} \\tanh((x - \\theta)^+ / g_{max}) - \\lambda (-x - \\theta)^+`:   Gupta & Cooper 1992 (S-
+gain / loss     :math:`D = \\frac{(x - \\theta)^+}{1 + (x - \\theta)^+ / g_{max}} - \\lambda (-x - \\theta)^+`: Gupta & Cooper 1992 (S-
                 no response inside the threshold :math:`\\theta`, gains saturate, losses      shaped deal effect);
                 weigh :math:`\\lambda \\approx 2` times more                                    Kahneman & Tversky 1979
 satiety         :math:`Z = z_i [g = g^{last}_i]`: units recently bought of the shown group    McAlister 1982 (variety
@@ -257,16 +257,18 @@ class GroundTruthWorld(ShopperSimulator):
         s = st.satisfaction
         log_discount = self._log_discount[coupon_index]
         log_price = self._log_item_price[item] + log_discount  # log of the effective price
-        x = np.log1p(-st.expectation) - log_discount  # log(R / p~), R = p (1 - e)
+        log_keep = np.log1p(-st.expectation)  # log(1 - e)
+        x = log_keep - log_discount  # log(R / p~), R = p (1 - e)
         threshold = cfg.price_threshold
-        gain = cfg.gain_saturation * np.tanh(np.maximum(x - threshold, 0.0) / cfg.gain_saturation)
+        over = np.maximum(x - threshold, 0.0)
+        gain = over / (1.0 + over / cfg.gain_saturation)  # rises with slope 1, saturates at g_max
         deal = gain - cfg.loss_aversion * np.maximum(-x - threshold, 0.0)
         satiety = st.satiety * (arm == st.satiety_group)
         p_click = _sigmoid(self._click_base[arm] + cfg.click_relevance * r + cfg.click_satisfaction * s)
         buy_logit = (st.purchase_logit + cfg.purchase_relevance * r + self._purchase_quality[arm]
                      + cfg.purchase_satisfaction * s - st.price_sensitivity * (log_price - self._log_price_level[arm])
                      + st.deal_sensitivity * deal - cfg.satiation * satiety)
-        coupon_loss = cfg.loss_aversion * np.maximum(log_discount - np.log1p(-st.expectation) - threshold, 0.0)
+        coupon_loss = cfg.loss_aversion * np.maximum(-x - threshold, 0.0)
         return p_click, _sigmoid(buy_logit), r, coupon_loss
 
     def _transition(self, st: ShopperState, arm: np.ndarray, c: np.ndarray, r: np.ndarray, coupon_loss: np.ndarray,

@@ -237,3 +237,20 @@ def test_evaluate_is_seeded_and_reports_intervals(values):
     d = again.to_dict()
     assert d["n_users"] == 5000 and set(d["profit"]) == {"mean", "low", "high"}
     assert again.profit.low < again.profit.mean < again.profit.high
+
+
+def test_items_are_drawn_by_their_zipf_weight_inside_the_shown_group(world):
+    """Walker's alias draw against the catalog's weights: a chi-square over every item."""
+    cat, n = world.catalog, 1_000_000
+    rng = np.random.default_rng(8)
+    arm = rng.integers(0, CONFIG.n_groups, n)
+    item = cat.draw_items(arm, rng.random(n, dtype=np.float32))
+    np.testing.assert_array_equal(cat.item_group[item], arm)
+    first = np.r_[True, np.diff(cat.item_group) > 0]
+    weight = cat.item_cdf - np.where(first, cat.item_group, np.r_[0.0, cat.item_cdf[:-1]])
+    expected = np.bincount(arm, minlength=CONFIG.n_groups)[cat.item_group] * weight
+    chi2 = (((np.bincount(item, minlength=CONFIG.n_items) - expected) ** 2) / expected).sum()
+    dof = CONFIG.n_items - CONFIG.n_groups
+    assert chi2 < dof + 5 * np.sqrt(2 * dof)  # five standard deviations of a chi-square
+    top = np.maximum.reduceat(weight, cat.offsets[:-1])
+    assert top.min() > 3 * weight.mean()  # each group has a head of popular items

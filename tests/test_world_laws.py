@@ -37,7 +37,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
 def _deal(x: np.ndarray) -> np.ndarray:
     """The gain / loss D(x) of world.py's table, by hand."""
     theta, g, lam = CONFIG.price_threshold, CONFIG.gain_saturation, CONFIG.loss_aversion
-    return g * np.tanh(np.maximum(x - theta, 0) / g) - lam * np.maximum(-x - theta, 0)
+    over = np.maximum(x - theta, 0)
+    return over / (1 + over / g) - lam * np.maximum(-x - theta, 0)
 
 
 @pytest.mark.parametrize("reference_follows", [True, False])
@@ -102,7 +103,7 @@ def test_the_reference_is_the_items_own_price_so_item_prices_do_not_blur_the_kin
         np.testing.assert_allclose(part[c] - part[0.10], kappa * _deal(np.full(n, x)), rtol=1e-6, atol=1e-9)
     lam, theta, g = CONFIG.loss_aversion, CONFIG.price_threshold, CONFIG.gain_saturation
     loss_step, gain_step = np.log(1 / 0.9), np.log(0.9 / 0.8)
-    law = (lam * (loss_step - theta) / loss_step) / (g * np.tanh((gain_step - theta) / g) / gain_step)
+    law = (lam * (loss_step - theta) / loss_step) / ((gain_step - theta) / (1 + (gain_step - theta) / g) / gain_step)
     ladder = coupon_ladder_asymmetry(CONFIG, 2000, 2)
     assert ladder["law"] == pytest.approx(law, rel=1e-12)
     assert ladder["reference"].mean == pytest.approx(law, rel=1e-9)
@@ -112,7 +113,7 @@ def test_the_reference_is_the_items_own_price_so_item_prices_do_not_blur_the_kin
 def test_losses_weigh_more_than_gains_of_the_same_size():
     """Reference set Delta above or below the shown item's effective price (expected discount
     e = 1 - 0.8 e^x at a 20% coupon; the absolute term fixed): the logit moves by
-    kappa g tanh((Delta - theta) / g) for the gain and kappa lambda (Delta - theta) for the
+    kappa (Delta - theta) / (1 + (Delta - theta) / g) for the gain and kappa lambda (Delta - theta) for the
     loss; losses move P(buy | click) more, too."""
     n, theta, g, lam = 3000, CONFIG.price_threshold, CONFIG.gain_saturation, CONFIG.loss_aversion
     kappa = _world(n, seed=3).state.deal_sensitivity
@@ -125,7 +126,7 @@ def test_losses_weigh_more_than_gains_of_the_same_size():
         assert ok.mean() > 0.99
         gain = _logit(p[delta]) - _logit(p[0.0])
         loss = _logit(p[0.0]) - _logit(p[-delta])
-        np.testing.assert_allclose(gain[ok], (kappa * g * np.tanh((delta - theta) / g))[ok], rtol=1e-6)
+        np.testing.assert_allclose(gain[ok], (kappa * (delta - theta) / (1 + (delta - theta) / g))[ok], rtol=1e-6)
         np.testing.assert_allclose(loss[ok], (kappa * lam * (delta - theta))[ok], rtol=1e-6)
         assert (loss[ok] > gain[ok]).all()
         assert (p[0.0] - p[-delta]).mean() > 1.5 * (p[delta] - p[0.0]).mean()
