@@ -117,8 +117,11 @@ class WorldConfig:
         lambda times a gain of the same size.
     :param price_threshold: :math:`\\theta \\ge 0`, log-price differences from the
         reference smaller than this go unnoticed (latitude of price acceptance).
-    :param gain_saturation: :math:`g_{max} > 0`, the largest perceived gain (log units):
-        deal-effect curves saturate (with the threshold: S-shaped).
+    :param gain_saturation: :math:`g_{max} > 0`: the perceived gain :math:`z / (1 + z / g_{max})`
+        of an offer :math:`z = (x - \\theta)^+` below the reference rises with slope 1 and
+        saturates at :math:`g_{max}` (deal-effect curves saturate; with the threshold they are
+        S-shaped: Gupta & Cooper 1992). Default 0.5: gains of the ladder's offers (up to 20%)
+        are perceived at 75-90% of their size, so loss / gain stays near 2-3.
     :param extra_unit_base: :math:`\\pi_0`, chance of each of ``max_extra_units`` extra units
         at full price, in [0, 1].
     :param extra_unit_discount: :math:`\\phi \\ge 0`, the chance rises by phi x coupon fraction
@@ -197,7 +200,7 @@ class WorldConfig:
     cross_group_price_weight: float = 0.6
     loss_aversion: float = 2.0
     price_threshold: float = 0.03
-    gain_saturation: float = 0.15
+    gain_saturation: float = 0.5
     extra_unit_base: float = 0.07
     extra_unit_discount: float = 0.25
     max_extra_units: int = 3
