@@ -10,8 +10,8 @@ file                   content
                        and torch's CPU random-generator state
 ``optimizer.pt``       the optimizer's state dict, read back with ``weights_only=True``
 ``replay.npz``         DQN only: the replay buffer's arrays (``allow_pickle=False``)
-``state.json``         step count, update and episode counters, numpy / Python / action
-                       space generator states, and a SHA-256 of each file above
+``state.json``         step count, update, episode and (DQN) call counters, numpy / Python
+                       / action space generator states, and a SHA-256 of each file above
 =====================  =================================================================
 
 A checkpoint is written into a temporary folder and renamed into place, then
@@ -72,6 +72,7 @@ def save_training_state(model: BaseAlgorithm, folder: str | Path) -> Path:
             "num_timesteps": int(model.num_timesteps),
             "n_updates": int(getattr(model, "_n_updates", 0)),
             "episode_num": int(model._episode_num),
+            "n_calls": int(getattr(model, "_n_calls", 0)),  # DQN: its target-network update clock
             "numpy_rng": _jsonable(np.random.get_state()),
             "python_rng": _jsonable(random.getstate()),
             "action_space_rng": model.action_space.np_random.bit_generator.state,
@@ -130,6 +131,8 @@ def load_training_state(model: BaseAlgorithm, checkpoint: str | Path) -> None:
     if hasattr(model, "_n_updates"):
         model._n_updates = state["n_updates"]
     model._episode_num = state["episode_num"]
+    if hasattr(model, "_n_calls"):  # checkpoints written before it was saved: one call per step of the batch
+        model._n_calls = state.get("n_calls", state["num_timesteps"] // model.n_envs)
     torch.set_rng_state(torch_rng)
     np.random.set_state(_from_json(state["numpy_rng"]))
     random.setstate(_from_json(state["python_rng"]))

@@ -2,7 +2,8 @@
 
 With the visit's outcome (spend :math:`x`, coupon cost :math:`k`, cost of goods :math:`g`,
 so profit :math:`x - k - g`) and :math:`\\text{ret} = 1` when the shopper comes back within
-the horizon (not churned, and the next visit on or before day :math:`H`), 0 otherwise:
+the horizon (not churned, and the next visit in the window: before day :math:`H`, see
+:mod:`interactions.horizon`), 0 otherwise:
 
 =============  ===============================================================
 mode           reward

@@ -61,7 +61,8 @@ class ShopperEnv(gym.Env):
 
     ## Episode End
     * **Termination**: the shopper churns (will never come back).
-    * **Truncation**: the next visit would fall after the horizon H (default 90 days):
+    * **Truncation**: the next visit would fall on or after day H, the horizon (default 90
+      days), outside the window [0, H) (:mod:`interactions.horizon`):
       the shopper is still active, so a learner should bootstrap, not treat it as churn.
 
     ## Info

@@ -5,9 +5,13 @@ simulator once for the batch (the simulator checks the actions) and derives the 
 termination and truncation of each shopper:
 
 * ``terminated`` = the shopper churned (will never come back);
-* ``truncated`` = the shopper did not churn, but the next visit falls after day
-  :math:`H` (the horizon): the shopper is still active and a learner must bootstrap;
-* ``returned`` = neither: the shopper's next visit is within the horizon.
+* ``truncated`` = the shopper did not churn, but the next visit falls at or after day
+  :math:`H` (the horizon), outside the window :math:`[0, H)`: the shopper is still active
+  and a learner must bootstrap;
+* ``returned`` = neither: the shopper's next visit lies in the window, day :math:`t < H`
+  (:func:`interactions.horizon.returned_in_window`), so an episode's retention return is
+  its return visits at days :math:`0 < t < H`, as :func:`simulators.rollout.evaluate_policy`
+  and the off-policy trajectories count them (:mod:`interactions.horizon`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.reward import RewardConfig
+from interactions.horizon import in_window, returned_in_window
 from simulators.interface import ShopperSimulator
 
 ACTION_TYPES: tuple[str, ...] = ("discrete", "multidiscrete")
@@ -92,8 +97,8 @@ def visit_step(simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConf
     obs, outcome = simulator.step(flat)
     days = simulator.days
     terminated = outcome.churned
-    truncated = ~terminated & (days > simulator.horizon_days)
-    returned = ~(terminated | truncated)
+    truncated = ~terminated & ~in_window(days, simulator.horizon_days)
+    returned = returned_in_window(days, terminated, simulator.horizon_days)
     info = outcome.as_dict()
     info["day"] = days.copy()
     return VisitStep(obs, reward(outcome, returned), terminated, truncated, info)

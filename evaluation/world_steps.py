@@ -1,11 +1,14 @@
 """Logged steps of a retentionrl event log for off-policy evaluation.
 
 :func:`steps_from_decisions` turns :class:`interactions.decisions.LoggedDecisions` into
-:class:`evaluation.runner.LoggedSteps`: per-decision reward = profit of the visit
-(spend - coupon cost - cost of goods); per-trajectory reward at a visit = 1 if the shopper came back
-within the horizon (``returned``), so a trajectory's return is its number of return
-visits. Rows without a logged action are dropped; a missing propensity raises unless
-``propensity`` is given (e.g. from :class:`agents.baselines.LoggingPolicyClone`).
+:class:`evaluation.runner.LoggedSteps`. The decisions are each trajectory's visits in the
+retention window, days :math:`[0, H)` of the trajectory (``in_window``), as in the env's
+episodes and the rollouts (:mod:`interactions.horizon`): per-decision reward = profit of the
+visit (spend - coupon cost - cost of goods); per-trajectory reward at a visit = 1 if the
+shopper's next visit lies in the window (``returned``), so a trajectory's return is its
+number of return visits within :math:`H`, the rollouts' ``return_visits``. Rows without a
+logged action are dropped; a missing propensity raises unless ``propensity`` is given (e.g.
+from :class:`agents.baselines.LoggingPolicyClone`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def action_features(space: ActionSpace) -> np.ndarray:
 
 def steps_from_decisions(decisions: LoggedDecisions, propensity: np.ndarray | None = None) -> LoggedSteps:
     """The logged rows of ``decisions`` as :class:`LoggedSteps` (see the module docstring)."""
-    keep = decisions.logged
+    keep = decisions.logged & decisions.in_window
     d = decisions.take(keep)
     p = d.propensity if propensity is None else np.asarray(propensity, dtype=np.float64)[keep]
     if np.isnan(p).any():

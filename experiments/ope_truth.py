@@ -85,15 +85,14 @@ def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
     decisions = LoggedDecisions.from_visits(visits, ActionMap.fit(visits), config.horizon_days)
     first = visits.groupby("trajectory_id")["start"].transform("min")
     arrival_day = ((first - pd.Timestamp(START)) / pd.Timedelta(days=1)).to_numpy()
-    keep = (arrival_day <= days - config.horizon_days) & (visits["day"].to_numpy() < config.horizon_days)
+    keep = (arrival_day <= days - config.horizon_days) & decisions.in_window
     d = decisions.take(keep)
     tid, step = d.trajectory_id, d.visit_index.astype(np.int64)
-    nxt_in = np.r_[(tid[1:] == tid[:-1]) & (step[1:] == step[:-1] + 1), False]  # rows sorted by shopper, time
     space = d.action_map.space
     if space.n_actions != config.action_space.n_actions:
         raise ValueError(f"the log's action map has {space.n_actions} actions, the world {config.action_space.n_actions}")
     return LoggedSteps(np.asarray(d.obs, dtype=np.float64), d.action.astype(np.int64), d.propensity, tid, step,
-                       d.profit, nxt_in.astype(np.float64), space.n_actions, action_features(space))
+                       d.profit, d.returned.astype(np.float64), space.n_actions, action_features(space))
 
 
 TRUTH_METHOD = "per-decision exact in actions and in profit given the item, Monte Carlo over states and items"

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from interactions.horizon import in_window
 from simulators.policy import Policy
 from simulators.world import GroundTruthWorld
 from simulators.world_config import WorldConfig
@@ -96,7 +97,7 @@ def per_decision_truth(config: WorldConfig, logging: Policy, targets: Mapping[st
                 sums[name] += np.bincount(shopper, np.einsum("ia,ia->i", policy.action_probs(obs), mu), m)
             count[shopper] += 1.0
             obs, out = world.step(logging.act(obs, rng))
-            keep = ~out.churned & (world.days < config.horizon_days)
+            keep = ~out.churned & in_window(world.days, config.horizon_days)
             obs = world.keep_rows(keep)
             shopper = shopper[keep]
         visits.append(count)

@@ -4,7 +4,9 @@
   intervals) through :class:`LifetimeRecorder`, which also keeps each shopper's lifetime so
   that a Kaplan-Meier retention curve (:func:`interactions.retention.kaplan_meier`) can be
   drawn: a shopper who churns at the visit on day :math:`t` has lifetime :math:`t` (an
-  event); one whose next visit falls at or past :math:`H` is censored there.
+  event); one whose next visit falls at or past :math:`H` (outside the window
+  :math:`[0, H)`, :mod:`interactions.horizon`) is censored there, so the curve read at
+  :math:`H` is the rollout's ``active_at_horizon``.
 * :func:`logged_retention` is the same curve for the first lifetimes of logged shoppers,
   with churn *confirmed* only :math:`H` days after a last visit: a lifetime is known to end
   at :math:`L \\le t` only when the log runs :math:`t + H` days past the first visit, so a
@@ -34,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from interactions.decisions import LoggedDecisions
+from interactions.horizon import in_window
 from interactions.io import EventLog
 from interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
 from interactions.trajectories import trajectory_table, visits_with_trajectories
@@ -77,7 +80,7 @@ class LifetimeRecorder(ShopperSimulator):
         churn = alive & out.churned
         self.churned |= churn
         self.duration = np.where(churn, today, np.where(alive, self.inner.days, self.duration))
-        self.alive = alive & ~out.churned & (self.inner.days < self.horizon_days)
+        self.alive = alive & ~out.churned & in_window(self.inner.days, self.horizon_days)
         return obs, out
 
     def replace(self, mask: np.ndarray) -> np.ndarray:
@@ -111,7 +114,7 @@ def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto")
     duration, churned = lifetime_durations(first, log.end, horizon_days)
     curve = curve_dict(kaplan_meier(duration, churned), horizon_days, limit=float(duration.max()))
     full = first.loc[(log.end - first["start"]).dt.total_seconds().to_numpy() >= horizon_days * 86_400.0]
-    rows = visits.loc[visits["trajectory_id"].isin(full["trajectory_id"]) & (visits["day"] < horizon_days)]
+    rows = visits.loc[visits["trajectory_id"].isin(full["trajectory_id"]) & in_window(visits["day"], horizon_days)]
     counts = rows.groupby("trajectory_id").size().to_numpy() - 1
     returns = estimate_dict(Estimate.of(counts), len(counts)) if len(counts) > 1 else None
     return curve, {"return_visits": returns}

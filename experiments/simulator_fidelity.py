@@ -31,6 +31,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from interactions.atomic import atomic_write_text
+from interactions.horizon import in_window
 from interactions.io import read_events
 from simulators.fit import FitConfig, fit_simulator
 from simulators.interface import ShopperSimulator
@@ -88,7 +89,7 @@ def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) 
         obs, out = sim.step(policy.act(obs, rng))
         visits += alive
         churn_day = np.where(alive & out.churned, day, churn_day)
-        alive &= ~out.churned & (sim.days < horizon)
+        alive &= ~out.churned & in_window(sim.days, horizon)
     metrics = {f"active_day_{t}": Estimate.of(churn_day >= t) for t in CHECK_DAYS}
     metrics["return_visits"] = Estimate.of(visits - 1)
     return metrics

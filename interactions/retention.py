@@ -1,7 +1,13 @@
 """Retention curves: the share of shoppers still active t days after their first visit.
 
-A trajectory's lifetime is :math:`L = t_K - t_1`, first to last visit, in days. Churn is
-only known :math:`H` days after the last visit, so a log that ends at :math:`T` has
+A trajectory's lifetime is :math:`L = t_K - t_1`, first to last visit, in days. A shopper
+is *active at day t* when no visit before day *t* ended the lifetime in churn, i.e.
+:math:`L \\ge t` -- the definition of "active at :math:`H`" every stage shares
+(:mod:`interactions.horizon`): :func:`simulators.rollout.evaluate_policy`'s
+``active_at_horizon`` is 1 exactly when the shopper's lifetime reaches a visit at day
+:math:`\\ge H`.
+
+Churn is only known :math:`H` days after the last visit, so a log that ends at :math:`T` has
 *confirmed* the fate of a lifetime only up to :math:`c = (T - H) - t_1`: the lifetime is an
 event (churn) when it ended with churn (then :math:`L \\le c`), and right-censored at
 :math:`\\max(c, 0)` otherwise (:func:`lifetime_durations`). Censoring an open lifetime at its
@@ -10,8 +16,10 @@ The Kaplan-Meier estimate of :math:`S(t) = P(L > t)`,
 
 .. math:: \\hat S(t) = \\prod_{t_i \\le t} \\left(1 - \\frac{d_i}{n_i}\\right),
 
-(:math:`d_i` churn events at :math:`t_i`, :math:`n_i` lifetimes at risk) is the share
-still active at day *t*; the 95% band is lifelines' exponential Greenwood interval.
+(:math:`d_i` churn events at :math:`t_i`, :math:`n_i` lifetimes at risk) estimates
+:math:`P(L > t)`; the share still active at day *t*, :math:`P(L \\ge t)`, is its left limit
+:math:`\\hat S(t^-)` (:meth:`RetentionCurve.at`): a lifetime that ends with a last visit on
+day *t* was active at *t*. The 95% band is lifelines' exponential Greenwood interval.
 """
 
 from __future__ import annotations
@@ -36,8 +44,10 @@ class RetentionCurve:
     n: int
 
     def at(self, day: float) -> tuple[float, float, float]:
-        """(estimate, lower, upper) of the share still active at ``day``."""
-        i = int(np.searchsorted(self.days, day, side="right")) - 1
+        """(estimate, lower, upper) of the share still active at ``day``: :math:`P(L \\ge t)`,
+        the left limit :math:`\\hat S(t^-)` (churn events on ``day`` itself not yet counted;
+        :mod:`interactions.horizon`)."""
+        i = int(np.searchsorted(self.days, day, side="left")) - 1
         if i < 0:
             return 1.0, 1.0, 1.0
         return float(self.survival[i]), float(self.lower[i]), float(self.upper[i])

@@ -4,8 +4,9 @@ A *trajectory* is one lifetime of a shopper: a run of visits in which each retur
 within the horizon ``H`` (default 90 days) of the visit before. With visit times
 :math:`t_1 < t_2 < \\dots` and gaps :math:`g_k = t_{k+1} - t_k` (in days):
 
-* :math:`g_k > H` ends the trajectory at visit *k* with **churn**; a later return starts a
-  new trajectory (a reactivation) for the same shopper;
+* :math:`g_k > H` ends the trajectory at visit *k* with **churn**
+  (:func:`interactions.horizon.churned_after_gap`); a later return starts a new trajectory
+  (a reactivation) for the same shopper;
 * the shopper's last visit :math:`t_K` ends a trajectory with churn when
   :math:`T_{end} - t_K \\ge H` (the log ran on for a whole horizon without a return), and
   is **censored** otherwise: the shopper may still come back after the log ends.
@@ -19,7 +20,17 @@ day               days since the trajectory's first visit
 gap_days          days to the shopper's next visit within the trajectory; NaN at its end
 churned           this visit ends its trajectory with churn
 censored          this visit ends its trajectory, censored by the end of the log
+in_window         the visit lies in the trajectory's retention window, ``day < H``
+returned          the next visit of the trajectory lies in the window: the visit's
+                  retention flag (:func:`interactions.horizon.returned_in_window`); a
+                  trajectory's return visits within ``H`` are its sum
 ================  ====================================================================
+
+``in_window`` and ``returned`` count as the env's reward and the rollouts' return visits
+do (:mod:`interactions.horizon`): the window is days :math:`[0, H)` of the trajectory, so a
+return on day ``H`` exactly keeps the trajectory going (a gap of ``H`` is not churn) but
+is not a return visit within the horizon. A trajectory censored by the end of the log
+before its window closed has ``returned`` False where the log cannot tell.
 
 :func:`trajectory_table` has one row per trajectory: ``trajectory_id, user_id, start,
 n_visits, duration_days`` (first to last visit), ``churned``.
@@ -30,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from interactions.horizon import churned_after_gap, in_window, returned_in_window
 from interactions.io import EventLog
 from interactions.visits import VisitMode, build_visits
 
@@ -45,7 +57,7 @@ def add_trajectories(visits: pd.DataFrame, log_end: pd.Timestamp, *, horizon_day
     start = out["start"].to_numpy().view("int64")
     same_user_next = np.r_[users[1:] == users[:-1], False]
     gap = np.where(same_user_next, (np.r_[start[1:], 0] - start) / DAY_NS, np.nan)
-    horizon_ends = np.nan_to_num(gap, nan=np.inf) > horizon_days  # gap too long, or no next visit
+    horizon_ends = churned_after_gap(gap, horizon_days)  # gap too long, or no next visit
     last_of_user = ~same_user_next
     traj_start = np.r_[True, horizon_ends[:-1]]
     trajectory = np.cumsum(traj_start) - 1
@@ -53,10 +65,14 @@ def add_trajectories(visits: pd.DataFrame, log_end: pd.Timestamp, *, horizon_day
     observed_after = (pd.Timestamp(log_end).value - start) / DAY_NS
     out["trajectory_id"] = trajectory
     out["visit_index"] = np.arange(len(out)) - np.flatnonzero(traj_start)[trajectory]
-    out["day"] = (start - first_start) / DAY_NS
+    day = (start - first_start) / DAY_NS
+    out["day"] = day
     out["gap_days"] = np.where(horizon_ends, np.nan, gap)
     out["churned"] = horizon_ends & ~(last_of_user & (observed_after < horizon_days))
     out["censored"] = last_of_user & (observed_after < horizon_days)
+    out["in_window"] = in_window(day, horizon_days)
+    next_day = np.r_[day[1:], np.nan]  # the next row's day: the next visit's where it is in the trajectory
+    out["returned"] = returned_in_window(next_day, horizon_ends, horizon_days)
     return out
 
 

@@ -1,15 +1,18 @@
 """True policy values by on-policy rollouts over a window of days, with 95% intervals.
 
 ``evaluate_policy`` draws ``n_users`` fresh shoppers in any
-:class:`~simulators.interface.ShopperSimulator`, lets ``policy`` act at every visit until
-the shopper churns or their next visit falls at or past day :math:`D` (``days``; by
-default the simulator's horizon :math:`H`), and averages per shopper:
+:class:`~simulators.interface.ShopperSimulator`, lets ``policy`` act at every visit in the
+window :math:`[0, D)` (``days``; by default the simulator's horizon :math:`H`): until the
+shopper churns or their next visit falls at or past day :math:`D`
+(:func:`interactions.horizon.in_window`, the definition the env's reward and the
+off-policy trajectories share, :mod:`interactions.horizon`), and averages per shopper:
 
 ========================  ========================================================
 metric                    per shopper
 ========================  ========================================================
 ``return_visits``         visits at days :math:`0 < t < D` (the first visit not counted)
-``active_at_horizon``     1 if the shopper had not churned by day :math:`D`
+``active_at_horizon``     1 if no visit at a day :math:`t < D` ended in churn (the
+                          shopper reaches a visit at day :math:`\\ge D`)
 ``profit``                :math:`\\sum_{t < D}` (spend - coupon cost - cost of goods)
 ``coupon_cost``           :math:`\\sum_{t < D}` coupon cost
 ``purchases``             :math:`\\sum_{t < D}` purchases
@@ -32,6 +35,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from tqdm.auto import tqdm
 
+from interactions.horizon import in_window
 from simulators.interface import ShopperSimulator
 from simulators.policy import Policy
 
@@ -134,7 +138,7 @@ def evaluate_policy(
             first_purchase = out.purchase.copy()
         churned |= alive & out.churned
         bar.update(int(alive.sum()))
-        alive &= ~out.churned & (simulator.days < window)
+        alive &= ~out.churned & in_window(simulator.days, window)
     bar.close()
     return PolicyValue(
         policy=policy.name,

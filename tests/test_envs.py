@@ -88,9 +88,9 @@ def test_termination_is_churn_and_truncation_is_the_horizon() -> None:
         _, reward, term, trunc, info = venv.step(rng.integers(0, 80, 256))
         valid = info["_churned"]
         assert np.array_equal(term[valid], info["churned"][valid])
-        assert np.all(info["day"][trunc] > 90) and not np.any(term & trunc)
+        assert np.all(info["day"][trunc] >= 90) and not np.any(term & trunc)  # the window is [0, H)
         returned = valid & ~term & ~trunc
-        assert np.all(info["day"][returned] <= 90)
+        assert np.all(info["day"][returned] < 90)
         np.testing.assert_array_equal(reward[valid], returned[valid].astype(np.float32))  # retention mode
         seen_term, seen_trunc = seen_term + term.sum(), seen_trunc + trunc.sum()
     assert seen_term > 0 and seen_trunc > 0

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from interactions.horizon import in_window
+
 RECSIM_PROBE = """
 import time
 from recsim.environments import interest_evolution
@@ -62,7 +64,7 @@ def bare_simulator_rate(make_sim: Callable[[], object], n: int, seconds: float) 
 
     def step() -> None:
         _, outcome = sim.step(actions[i[0] % 64])
-        done = outcome.churned | (sim.days > sim.horizon_days)
+        done = outcome.churned | ~in_window(sim.days, sim.horizon_days)
         if done.any():
             sim.replace(done)
         i[0] += 1
