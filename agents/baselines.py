@@ -12,6 +12,10 @@ policy                :math:`\\pi(a \\mid x)`
 ``myopic-greedy``     1 on :math:`\\arg\\max_a \\hat r(x, a)`: the action with the largest
                       expected immediate profit under a reward model fitted on logs
                       (:class:`ImmediateRewardModel`)
+``uplift``            1 on (the popularity arm, the coupon whose estimated uplift on the
+                      30-day return, valued at a visit's profit, most exceeds its cost;
+                      none if no coupon's does): :mod:`agents.uplift` (causalml, an
+                      optional extra)
 ====================  ===================================================================
 
 The clone is what off-policy evaluation uses for propensities when a log has none.

@@ -10,7 +10,7 @@ import typer
 
 from agents.config import ALGOS, TrainConfig
 
-BASELINES: tuple[str, ...] = ("random", "popularity", "myopic-greedy", "logging")
+BASELINES: tuple[str, ...] = ("random", "popularity", "myopic-greedy", "logging", "uplift")
 
 
 def train_command(
@@ -23,6 +23,7 @@ def train_command(
     num_envs: Annotated[int, typer.Option(help="Shoppers stepped together.", min=1)] = TrainConfig.num_envs,
     reward: Annotated[str, typer.Option(help="retention, profit or mixed.")] = "retention",
     checkpoint_every: Annotated[int, typer.Option(help="Environment steps between resumable checkpoints.", min=1)] = TrainConfig.checkpoint_every,
+    deploy: Annotated[str, typer.Option(help="How the saved policy acts: greedy (argmax) or stochastic (as trained).")] = TrainConfig.deploy,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -30,18 +31,18 @@ def train_command(
     from agents.training import train
 
     config = TrainConfig(algo=algo, simulator=simulator, total_steps=steps, seed=seed, device=device,
-                         num_envs=num_envs, reward_mode=reward, checkpoint_every=checkpoint_every)
+                         num_envs=num_envs, reward_mode=reward, checkpoint_every=checkpoint_every, deploy=deploy)
     model = train(config, out, resume=resume, progress=progress)
     typer.echo(f"trained {algo} for {model.num_timesteps:,} steps; policy in {out}; "
                f"tensorboard --logdir {out / 'tensorboard'}")
 
 
 def evaluate_command(
-    policy: Annotated[str, typer.Option(help="A run folder, a baseline (random, popularity, myopic-greedy, logging) "
+    policy: Annotated[str, typer.Option(help="A run folder, a baseline (random, popularity, myopic-greedy, logging, uplift) "
                                              "or a world heuristic (always-coupon, never-coupon, ...).")],
     env: Annotated[str, typer.Option(help="world (true values) or simulator (values in a learned simulator).")] = "world",
     simulator: Annotated[Optional[Path], typer.Option(help="Learned simulator folder, for --env simulator.")] = None,
-    logs: Annotated[Optional[Path], typer.Option(help="Event log the baselines popularity, myopic-greedy and logging are fit on.")] = None,
+    logs: Annotated[Optional[Path], typer.Option(help="Event log the baselines popularity, myopic-greedy, logging and uplift are fit on.")] = None,
     users: Annotated[int, typer.Option(help="Shoppers to roll out.", min=2)] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -64,6 +65,7 @@ def make_named_policy(name: str, simulator, logs: Path | None):
     """The policy ``name`` (run folder, baseline or world heuristic) for ``simulator``."""
     from agents.baselines import LoggingPolicyClone, MyopicGreedyPolicy, PopularityPolicy
     from agents.training import load_policy
+    from agents.uplift import UpliftPolicy
     from interactions.action_map import ActionMap
     from interactions.decisions import LoggedDecisions
     from interactions.io import read_events
@@ -77,14 +79,16 @@ def make_named_policy(name: str, simulator, logs: Path | None):
         chosen = load_policy(name)
     elif name == "random":
         chosen = UniformPolicy(space)
-    elif name in ("popularity", "myopic-greedy", "logging"):
+    elif name in BASELINES:
         if logs is None:
             raise typer.BadParameter(f"the {name} baseline is fit on logs: give --logs PATH", param_hint="--logs")
         log = read_events(logs)
         visits = visits_with_trajectories(log, horizon_days=simulator.horizon_days)
         amap = ActionMap.fit(visits, coupon_levels=space.coupon_levels)
-        decisions = LoggedDecisions.from_visits(visits, amap, simulator.horizon_days, simulator.history.spend_scale)
-        fit = {"popularity": PopularityPolicy.fit, "logging": LoggingPolicyClone.fit, "myopic-greedy": MyopicGreedyPolicy.fit}
+        decisions = LoggedDecisions.from_visits(visits, amap, simulator.horizon_days, simulator.history.spend_scale,
+                                                log_end=log.end)
+        fit = {"popularity": PopularityPolicy.fit, "logging": LoggingPolicyClone.fit, "myopic-greedy": MyopicGreedyPolicy.fit,
+               "uplift": UpliftPolicy.fit}
         chosen = fit[name](decisions)
     elif name in POLICY_NAMES:
         chosen = make_policy(name, WorldConfig())

@@ -155,7 +155,7 @@ def _decisions(log, card, horizon_days: int):
     from interactions.trajectories import visits_with_trajectories
 
     visits = visits_with_trajectories(log, horizon_days=horizon_days, mode=card.fit_config["visit_mode"])
-    return LoggedDecisions.from_visits(visits, card.action_map, horizon_days, card.spend_scale)
+    return LoggedDecisions.from_visits(visits, card.action_map, horizon_days, card.spend_scale, log_end=log.end)
 
 
 def _logging_clone(decisions, space):
@@ -204,7 +204,7 @@ def train_config(config: PipelineConfig, algo: str, simulator: Path):
     return TrainConfig(algo=algo, simulator=str(simulator), total_steps=a.total_steps, num_envs=a.num_envs,
                        seed=config.seed, device=config.device, reward_mode=config.reward_mode, gamma=a.gamma,
                        learning_rate=a.learning_rate, dqn_learning_starts=a.dqn_learning_starts,
-                       checkpoint_every=a.checkpoint_every)
+                       checkpoint_every=a.checkpoint_every, deploy=a.deploy)
 
 
 def stage_agent(config: PipelineConfig, algo: str, sim: StageRun, echo: Echo) -> StageRun:
@@ -227,6 +227,7 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
     def compute(folder: Path) -> None:
         from agents.baselines import MyopicGreedyPolicy, PopularityPolicy
         from agents.training import load_policy
+        from agents.uplift import UpliftPolicy
         from experiments.pipeline_measure import (
             behaviour,
             off_policy,
@@ -251,6 +252,11 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
                 policies[name] = PopularityPolicy.fit(train)
             elif name == "myopic-greedy":
                 policies[name] = MyopicGreedyPolicy.fit(train, seed=config.seed)
+            elif name == "uplift":
+                try:
+                    policies[name] = UpliftPolicy.fit(train, seed=config.seed)
+                except (ImportError, ValueError) as exc:  # the optional extra, or logs without coupon variation
+                    notes.append(f"baseline 'uplift' skipped: {exc}")
             else:
                 policies[name], _ = _logging_clone(train, space)
         world = None

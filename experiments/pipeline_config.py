@@ -76,6 +76,7 @@ class AgentsSection(_Strict):
     learning_rate: float = Field(3e-4, gt=0.0)
     dqn_learning_starts: int = Field(2_000, ge=1)
     checkpoint_every: int = Field(50_000, ge=1)
+    deploy: Literal["greedy", "stochastic"] = "greedy"
 
 
 class EvaluationSection(_Strict):
@@ -84,8 +85,10 @@ class EvaluationSection(_Strict):
     users: int = Field(5_000, ge=2, description="fresh shoppers per rollout")
     bootstrap: int = Field(200, ge=2, description="bootstrap resamples over shoppers")
     sequential: bool = Field(True, description="also run the trajectory estimators (return visits)")
-    baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging clone"], ...] = (
-        "random", "popularity", "myopic-greedy", "logging clone")
+    baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging clone", "uplift"], ...] = Field(
+        ("random", "popularity", "myopic-greedy", "logging clone", "uplift"),
+        description="baselines fit on the train logs; uplift needs the optional extra (pip install "
+                    "'retentionrl[uplift]') and is skipped with a note in the report without it")
 
 
 class PipelineConfig(_Strict):

@@ -3,6 +3,7 @@ no user id in the report, and a purchase-only log without a world."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -53,6 +54,10 @@ def test_report_has_every_section_and_its_plots(world_run):
         assert path.stat().st_size > 1000 and f'src="{png}"' in html
     for policy in ("ppo", "dqn", "random", "popularity", "myopic-greedy", "logging clone"):
         assert f"<h3>{policy}</h3>" in html
+    if importlib.util.find_spec("causalml") is None:  # the optional extra: the report says it is missing
+        assert "baseline &#39;uplift&#39; skipped: the uplift baseline needs the optional package causalml" in html
+    else:
+        assert "<h3>uplift</h3>" in html
     assert "n=" in html and "[" in html  # intervals and sample sizes
     assert "profit / shopper" in html and "DR: profit / visit" in html and "net revenue" not in html
     assert "record no cost of goods" not in html  # the world's logs carry unit_cost
