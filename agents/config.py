@@ -16,6 +16,7 @@ from envs.reward import check_reward_mode
 from interactions.checks import require_positive_ints
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
+DEPLOY_MODES: tuple[str, ...] = ("greedy", "stochastic")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class TrainConfig:
     """Adam step size"""
     net_arch: tuple[int, ...] = (64, 64)
     """hidden layers of the policy / Q network"""
+    deploy: str = "greedy"
+    """greedy (the argmax action; DQN without epsilon) or stochastic (the policy as trained):
+    how the saved policy acts, exactly as its action_probs say"""
+    warm_start: str = ""
+    """PPO: name of the policy cloned before training (agents.warm_start), '' for none;
+    the policy itself is handed to agents.training.train"""
+    warm_start_visits: int = 50_000
+    """PPO: shopper-visits of the teacher's rollout that the warm start clones"""
     checkpoint_every: int = 50_000
     """environment steps between resumable checkpoints"""
     ppo_n_steps: int = 64
@@ -79,8 +88,12 @@ class TrainConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}")
         check_reward_mode(self.reward_mode)
+        if self.warm_start and self.algo != "ppo":
+            raise ValueError(f"warm_start clones into PPO's actor; algo is {self.algo!r}")
+        if self.deploy not in DEPLOY_MODES:
+            raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {self.deploy!r}")
         require_positive_ints(**{name: getattr(self, name) for name in (
-            "total_steps", "num_envs", "checkpoint_every", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
+            "total_steps", "num_envs", "checkpoint_every", "warm_start_visits", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
             "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update")})
         for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps"):
             if not 0.0 <= getattr(self, name) <= 1.0:

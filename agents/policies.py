@@ -1,10 +1,15 @@
 """stable-baselines3 models behind the :class:`simulators.policy.Policy` interface.
 
-Off-policy evaluation needs :math:`\\pi(a \\mid s)` of every policy on logged states:
+Off-policy evaluation needs :math:`\\pi(a \\mid s)` of every policy on logged states, and it
+is exact for the policy as deployed:
 
-* PPO (and any actor-critic with a categorical policy): the softmax of the policy logits;
+* PPO (and any actor-critic with a categorical policy): the softmax of the policy logits
+  (``greedy=False``, the policy it was trained as), or 1 on their argmax (``greedy=True``,
+  the deployment policy: a stochastic policy over many actions spends visits on actions it
+  rates poorly);
 * DQN: its epsilon-greedy distribution over the greedy action of the Q network,
-  :math:`\\pi(a \\mid s) = \\varepsilon / A + (1 - \\varepsilon)[a = \\arg\\max_b Q(s, b)]`.
+  :math:`\\pi(a \\mid s) = \\varepsilon / A + (1 - \\varepsilon)[a = \\arg\\max_b Q(s, b)]`
+  (``greedy=True`` deploys with :math:`\\varepsilon = 0`).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ class SB3Policy(Policy):
     :param action_space: the flat action space it was trained on.
     :param epsilon: DQN's exploration share at evaluation, in [0, 1]; ignored for PPO.
     :param name: label used in reports.
+    :param greedy: act on the argmax (module docstring); ``action_probs`` is then one-hot.
     """
 
-    def __init__(self, policy: BasePolicy, action_space: ActionSpace, epsilon: float = 0.0, name: str = "agent") -> None:
+    def __init__(self, policy: BasePolicy, action_space: ActionSpace, epsilon: float = 0.0, name: str = "agent",
+                 *, greedy: bool = False) -> None:
         super().__init__(action_space)
         n = getattr(policy.action_space, "n", None)
         if n != action_space.n_actions:
@@ -36,7 +43,8 @@ class SB3Policy(Policy):
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.policy = policy.eval()
-        self.epsilon = float(epsilon)
+        self.greedy = bool(greedy)
+        self.epsilon = 0.0 if self.greedy else float(epsilon)
         self.name = name
 
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
@@ -47,4 +55,9 @@ class SB3Policy(Policy):
                 probs = np.full((len(greedy), self.action_space.n_actions), self.epsilon / self.action_space.n_actions)
                 probs[np.arange(len(greedy)), greedy] += 1.0 - self.epsilon
                 return probs
-            return self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy().astype(np.float64)
+            probs = self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy().astype(np.float64)
+        if not self.greedy:
+            return probs
+        one_hot = np.zeros_like(probs)
+        one_hot[np.arange(len(probs)), probs.argmax(axis=1)] = 1.0
+        return one_hot

@@ -5,10 +5,12 @@ A run folder ``OUT`` holds:
 =======================  ==============================================================
 ``config.json``          the :class:`~agents.config.TrainConfig` (readable, reloadable)
 ``policy.safetensors``   the final policy's tensors
-``policy.json``          what is needed to rebuild the policy: algo, spaces, epsilon
+``policy.json``          what is needed to rebuild the policy: algo, spaces, epsilon,
+                         deploy (greedy or stochastic)
 ``tensorboard/``         SB3's scalars plus :mod:`agents.callbacks` retention metrics;
                          a resumed run continues the same TensorBoard run
 ``checkpoints/``         resumable checkpoints (:mod:`agents.checkpoint`)
+``warm_start.json``      with a warm start: the teacher's name and how well it was cloned
 =======================  ==============================================================
 
 Resuming restores the model, optimizer, replay buffer, step count and random generators;
@@ -34,15 +36,18 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 from agents.callbacks import RetentionMetricsCallback
 from agents.checkpoint import latest_checkpoint, load_training_state, save_training_state
-from agents.config import TrainConfig
+from agents.config import DEPLOY_MODES, TrainConfig
 from agents.policies import SB3Policy
+from agents.warm_start import behaviour_clone
 from envs.factory import make_vector_env
 from envs.sb3 import ShopperSB3VecEnv
 from interactions.actions import ActionSpace
 from interactions.atomic import atomic_path, atomic_write_text
 from simulators.learned import resolve_device
+from simulators.policy import Policy
 
 CONFIG_FILE, POLICY_TENSORS, POLICY_META = "config.json", "policy.safetensors", "policy.json"
+WARM_START_FILE = "warm_start.json"
 
 
 class PeriodicCheckpoint(BaseCallback):
@@ -89,11 +94,19 @@ def build_model(config: TrainConfig, env: VecMonitor, tensorboard_log: str | Non
                **common)
 
 
-def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> BaseAlgorithm:
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
+          teacher: Policy | None = None) -> BaseAlgorithm:
     """Train (or, with ``resume``, continue) a run in ``out_dir``; returns the model.
 
     On resume the saved ``config.json`` rules, except ``total_steps`` (a run may be extended).
+
+    :param teacher: the policy named by ``config.warm_start``, cloned into PPO before its
+        first rollout (:mod:`agents.warm_start`; not again on resume). Required exactly when
+        ``config.warm_start`` is set.
     """
+    if bool(config.warm_start) != (teacher is not None):
+        raise ValueError("give a teacher policy exactly when config.warm_start names one "
+                         f"(warm_start={config.warm_start!r}, teacher={'given' if teacher else 'none'})")
     out = Path(out_dir)
     if resume:
         checkpoint = latest_checkpoint(out)
@@ -110,6 +123,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         env.seed(config.seed + model.num_timesteps)
     else:
         out.mkdir(parents=True, exist_ok=True)
+        if teacher is not None:
+            fit = behaviour_clone(model, teacher, config.warm_start_visits, seed=config.seed)
+            atomic_write_text(out / WARM_START_FILE, json.dumps({"teacher": config.warm_start, **fit}, indent=2))
     atomic_write_text(out / CONFIG_FILE, config.to_json())
     remaining = config.total_steps - model.num_timesteps
     if remaining > 0:
@@ -130,12 +146,16 @@ def save_policy(model: BaseAlgorithm, config: TrainConfig, action_space: ActionS
     meta = {"algo": config.algo, "n_features": int(model.observation_space.shape[0]),
             "n_arms": action_space.n_arms, "coupon_levels": list(action_space.coupon_levels),
             "net_arch": list(config.net_arch), "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
-            "num_timesteps": int(model.num_timesteps)}
+            "num_timesteps": int(model.num_timesteps), "deploy": config.deploy}
     atomic_write_text(out / POLICY_META, json.dumps(meta, indent=2))
 
 
-def load_policy(run_dir: str | Path, device: str = "cpu") -> SB3Policy:
-    """The trained policy of a run folder as a :class:`SB3Policy` (no pickle, no env needed)."""
+def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None = None) -> SB3Policy:
+    """The trained policy of a run folder as a :class:`SB3Policy` (no pickle, no env needed).
+
+    :param deploy: ``greedy`` or ``stochastic``; default the run's own (``policy.json``;
+        folders written before it was recorded act stochastically, as they were trained).
+    """
     run_dir = Path(run_dir)
     try:
         meta = json.loads((run_dir / POLICY_META).read_text())
@@ -151,4 +171,8 @@ def load_policy(run_dir: str | Path, device: str = "cpu") -> SB3Policy:
         policy.load_state_dict(tensors)
     except RuntimeError as exc:
         raise ValueError(f"{run_dir / POLICY_TENSORS}: does not match {POLICY_META} ({exc})") from None
-    return SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"])
+    mode = deploy if deploy is not None else meta.get("deploy", "stochastic")
+    if mode not in DEPLOY_MODES:
+        raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {mode!r}")
+    return SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"],
+                     greedy=mode == "greedy")

@@ -47,9 +47,11 @@ def test_tensorboard_has_sb3_and_retention_scalars(ppo_run: Path) -> None:
 def test_run_folder_has_readable_config_and_loadable_policy(ppo_run: Path) -> None:
     config = TrainConfig.from_json_file(ppo_run / "config.json")
     assert config.algo == "ppo" and config.total_steps == 2_048
-    policy = load_policy(ppo_run)
-    probs = policy.action_probs(np.random.default_rng(0).random((5, 31), dtype=np.float32))
+    obs = np.random.default_rng(0).random((5, 31), dtype=np.float32)
+    probs = load_policy(ppo_run, deploy="stochastic").action_probs(obs)
     assert probs.shape == (5, 80) and np.allclose(probs.sum(axis=1), 1.0) and np.all(probs > 0)
+    greedy = load_policy(ppo_run).action_probs(obs)  # the run's own deployment: greedy by default
+    np.testing.assert_array_equal(greedy, np.eye(80)[probs.argmax(axis=1)])
 
 
 def test_dqn_interrupted_and_resumed_continues_the_step_count(tmp_path: Path) -> None:
@@ -63,9 +65,10 @@ def test_dqn_interrupted_and_resumed_continues_the_step_count(tmp_path: Path) ->
     assert [p.name for p in (out / "tensorboard").iterdir()] == ["dqn_1"]  # the same TensorBoard run
     steps = sorted(int(p.name.split("_")[1]) for p in (out / "checkpoints").glob("step_*"))
     assert steps == [512, 1_024, 1_536, 2_048]
-    policy = load_policy(out)
-    probs = policy.action_probs(np.zeros((3, 31), dtype=np.float32))
+    obs = np.zeros((3, 31), dtype=np.float32)
+    probs = load_policy(out, deploy="stochastic").action_probs(obs)  # epsilon-greedy, as trained
     assert np.allclose(probs.sum(axis=1), 1.0) and np.allclose(probs.max(axis=1), 0.95 + 0.05 / 80)
+    np.testing.assert_array_equal(load_policy(out).action_probs(obs), np.eye(80)[probs.argmax(axis=1)])
 
 
 def test_resume_restores_weights_and_generators_exactly(tmp_path: Path) -> None:
