@@ -228,6 +228,8 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         from agents.baselines import MyopicGreedyPolicy, PopularityPolicy
         from agents.training import load_policy
         from agents.uplift import UpliftPolicy
+        from envs.reward import RewardConfig
+        from evaluation.selection import recommend
         from experiments.pipeline_measure import (
             behaviour,
             off_policy,
@@ -293,7 +295,10 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         else:
             notes.append("no off-policy estimates: the held-out logs hold no logged actions (impressions), so no "
                          "logged decision can be reweighted")
+        recommendation = recommend({name: row["simulator"]["values"] for name, row in results.items()}, agents,
+                                   RewardConfig(mode=config.reward_mode))
         _json(folder / "results.json", {
+            "recommendation": recommendation.to_dict() | {"headline": recommendation.headline()},
             "horizon_days": h, "n_eval_users": config.evaluation.users, "has_world": world is not None,
             "policies": results, "ope": ope, "propensity_note": propensity_note, "notes": notes,
             "arms": [str(a) for a in card.arms], "coupon_levels": list(space.coupon_levels),

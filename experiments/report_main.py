@@ -34,6 +34,9 @@ td:first-child,th:first-child{text-align:left}.warn{background:#fee;border:2px s
 .note{background:#ffd;border:1px solid #cc8;padding:.6em}small{color:#555}img{max-width:100%}</style>
 </head><body>
 <h1>retentionrl: from logs to retention policies</h1>
+<p class="note" id="recommendation"><strong>{{ recommendation.headline }}</strong> Chosen by its value in the
+learned simulator on fresh shoppers, never by world truth{% if has_world %}; in the world, for the record
+only: {{ recommendation.true_value }}{% endif %}.</p>
 <p>Logs: <code>{{ data.source }}</code> ({{ data.format }}): {{ "{:,}".format(data.events) }} events of
 {{ "{:,}".format(data.users) }} shoppers, {{ data.log_start }} to {{ data.log_end }};
 {{ "{:,}".format(data.train_users) }} shoppers fit the simulator and train nothing else,
@@ -249,6 +252,15 @@ def _identification(fid: dict, has_world: bool) -> tuple[list, list[str]]:
     return table, warnings
 
 
+def _recommendation(results: dict) -> dict[str, str]:
+    """The selection's headline, and the chosen policy's true return visits and profit when the world is known."""
+    chosen = results["recommendation"]["policy"]
+    world = results["policies"][chosen].get("world")
+    true_value = (f"return visits {fmt(world['values']['return_visits'])}, profit {fmt(world['values']['profit'], 2)}"
+                  if world else "")
+    return {"headline": results["recommendation"]["headline"], "true_value": true_value}
+
+
 def write_report(out_dir: str | Path, data: dict, fidelity: dict, results: dict, run: dict) -> Path:
     """Write ``index.html`` and its PNGs into ``out_dir``; returns the HTML path."""
     import json
@@ -271,7 +283,8 @@ def write_report(out_dir: str | Path, data: dict, fidelity: dict, results: dict,
                                                                                and fidelity["identifies_coupon"])),
         fid_policy=fidelity["policy"], fid_days=days, fid_rows=fid_rows, has_world=results["has_world"],
         value_tables=_value_tables(results), behaviour=_behaviour(results), heldout_states=results["heldout_states"],
-        at_risk=f"{AT_RISK_DAYS:g}", loyal=LOYAL_VISITS, config=json.dumps(run, indent=2), out=run["out"])
+        at_risk=f"{AT_RISK_DAYS:g}", loyal=LOYAL_VISITS, config=json.dumps(run, indent=2), out=run["out"],
+        recommendation=_recommendation(results))
     atomic_write_text(out / "index.html", html)
     for path in out.iterdir():  # temp files are created 0600; a report is for reading
         if path.suffix in (".html", ".png"):

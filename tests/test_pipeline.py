@@ -59,6 +59,12 @@ def test_report_has_every_section_and_its_plots(world_run):
     else:
         assert "<h3>uplift</h3>" in html
     assert "n=" in html and "[" in html  # intervals and sample sizes
+    results = json.loads((Path(result["report"]).parent.parent / "evaluate" / "results.json").read_text())
+    chosen = results["recommendation"]
+    simulated = {name: row["simulator"]["values"]["return_visits"]["mean"] for name, row in results["policies"].items()}
+    assert simulated[chosen["policy"]] == max(simulated.values())  # chosen in the simulator (retention reward)
+    first = html.index('id="recommendation"')
+    assert first < html.index("<h2") and chosen["headline"].split(":")[0] in html[first:]
     assert "profit / shopper" in html and "DR: profit / visit" in html and "net revenue" not in html
     assert "record no cost of goods" not in html  # the world's logs carry unit_cost
 

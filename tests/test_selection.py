@@ -1,0 +1,34 @@
+"""Selection of the policy to recommend: by the training reward's score in the simulator only."""
+
+from __future__ import annotations
+
+import pytest
+
+from envs.reward import RewardConfig
+from evaluation.selection import recommend, score
+
+
+def values(visits: float, profit: float) -> dict:
+    return {"return_visits": {"mean": visits}, "profit": {"mean": profit}}
+
+
+def test_an_agent_is_recommended_only_when_it_beats_every_baseline():
+    sim = {"ppo": values(3.6, 9.0), "dqn": values(3.1, 8.0), "popularity": values(3.5, 10.0), "random": values(2.8, 5.0)}
+    chosen = recommend(sim, ["ppo", "dqn"], RewardConfig("retention"))
+    assert (chosen.policy, chosen.is_agent, chosen.best_baseline) == ("ppo", True, ("popularity", 3.5))
+    assert chosen.headline().startswith("Recommended: ppo")
+    chosen = recommend(sim, ["ppo", "dqn"], RewardConfig("profit"))
+    assert (chosen.policy, chosen.is_agent, chosen.best_agent) == ("popularity", False, ("ppo", 9.0 / 50))
+    assert chosen.headline().startswith("No agent beats the best baseline")
+
+
+def test_a_tie_goes_to_the_baseline_and_mixed_weights_both_by_hand():
+    sim = {"ppo": values(3.0, 50.0), "popularity": values(3.0, 50.0)}
+    assert recommend(sim, ["ppo"], RewardConfig("retention")).policy == "popularity"
+    reward = RewardConfig("mixed", revenue_scale=25.0, retention_weight=0.25)
+    assert score(values(4.0, 10.0), reward) == pytest.approx(0.25 * 4.0 + 0.75 * 10.0 / 25.0)
+
+
+def test_no_candidates_is_an_error():
+    with pytest.raises(ValueError, match="no policies"):
+        recommend({}, [], RewardConfig())
