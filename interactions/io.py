@@ -21,6 +21,8 @@ EVENT_FORMATS: tuple[str, ...] = ("events", "online-retail", "complete-journey")
 
 WORLD_VERSION_KEY = b"retentionrl.world_version"
 """Parquet schema-metadata key under which the ground-truth world's logs record its version."""
+WORLD_CONFIG_KEY = b"retentionrl.world_config"
+"""Key of the world's config; world v1 wrote it without a version key, so such a log is v1's."""
 
 
 @dataclass
@@ -103,8 +105,9 @@ def read_events(path: str | Path | None, format: str = "auto") -> EventLog:
     if format == "events":
         table = read_arrow(path)
         raw = table.to_pandas()
-        version = (table.schema.metadata or {}).get(WORLD_VERSION_KEY)
-        world_version = version.decode() if version is not None else None
+        meta = table.schema.metadata or {}
+        version = meta.get(WORLD_VERSION_KEY)
+        world_version = version.decode() if version is not None else ("1" if WORLD_CONFIG_KEY in meta else None)
         dropped: dict[str, int] = {}
         n_read = len(raw)
     else:

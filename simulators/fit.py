@@ -46,6 +46,7 @@ from simulators.learned import LearnedSimulator, resolve_device
 from simulators.losses import head_losses, total_loss
 from simulators.model_card import ModelCard
 from simulators.sequence_model import HEAD_LAYOUT, ModelSpec, ShopperSequenceModel
+from simulators.world_config import WORLD_VERSION, WorldVersionError
 from simulators.visit_data import (
     HEADS,
     batch_order,
@@ -77,6 +78,9 @@ def fit_simulator(
         the result in memory only.
     :param progress: show a progress bar.
     """
+    if log.report.world_version not in (None, str(WORLD_VERSION)):
+        raise WorldVersionError(f"{log.source}: made by world v{log.report.world_version}; this code is world "
+                                f"v{WORLD_VERSION}: regenerate the logs (retentionrl world logs ...)")
     device = resolve_device(config.device)
     visits = visits_with_trajectories(log, horizon_days=config.horizon_days, mode=config.visit_mode)
     action_map = ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)

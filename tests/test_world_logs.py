@@ -148,3 +148,24 @@ def test_cli_logs_and_evaluate(tmp_path):
     assert "never-coupon" in result.output and "profit" in result.output and "95%" in result.output
     result = runner.invoke(app, [*prefix, "evaluate", "--policy", "bogus"])
     assert result.exit_code == 2 and "bogus" in result.output
+
+
+def test_logs_of_world_v1_are_refused_by_name(log, tmp_path):
+    """A log that carries a world config but no world version was written by world v1."""
+    from experiments.cli_simulator import simulator_app
+    from interactions.io import read_events
+    from simulators.fit import FitConfig, fit_simulator
+    from simulators.world_config import WorldVersionError
+
+    path, _, _ = log
+    table = pq.read_table(path)
+    meta = {k: v for k, v in table.schema.metadata.items() if k != b"retentionrl.world_version"}
+    old = tmp_path / "v1.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), old)
+    before = old.read_bytes()
+    assert read_events(old).report.world_version == "1"
+    with pytest.raises(WorldVersionError, match="made by world v1; this code is world v2"):
+        fit_simulator(read_events(old), FitConfig(epochs=1, device="cpu"))
+    result = CliRunner().invoke(simulator_app, ["fit", "--logs", str(old), "--out", str(tmp_path / "m"), "--epochs", "1"])
+    assert result.exit_code != 0 and "world v1" in str(result.exception or result.output)
+    assert old.read_bytes() == before  # the input is left as it was
