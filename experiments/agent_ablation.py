@@ -45,8 +45,12 @@ VARIANTS: dict[str, dict[str, object]] = {
     "dqn": {"algo": "dqn"},
     "dqn-gamma99": {"algo": "dqn", "gamma": 0.99},
     "world": {"simulator": "world"},
+    "warm-popularity": {"warm_start": "popularity"},
+    "warm-popularity-lr1e-4": {"warm_start": "popularity", "learning_rate": 1e-4},
+    "world-warm-popularity": {"simulator": "world", "warm_start": "popularity"},
 }
-"""Named overrides of :class:`TrainConfig`; ``simulator: world`` trains in the referee."""
+"""Named overrides of :class:`TrainConfig`; ``simulator: world`` trains in the referee;
+``warm_start`` names the baseline (fit on ``--logs``) that PPO is cloned from first."""
 
 
 def baselines(logs: Path, simulator) -> list[Policy]:
@@ -89,14 +93,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:28s} sim {s.return_visits} profit {s.profit} | world {w.return_visits} profit {w.profit} "
               f"coupon {w.coupon_cost.mean:.2f}", flush=True)
 
-    for policy in baselines(args.logs, sim):
+    fitted = baselines(args.logs, sim)
+    for policy in fitted:
         score(policy, policy.name)
+    by_name = {policy.name: policy for policy in fitted}
     for variant in args.variants.split(","):
         overrides = {"simulator": str(args.simulator), "total_steps": args.steps, "num_envs": args.num_envs,
                      "seed": args.seed, "device": "cpu", **VARIANTS[variant]}
         config = TrainConfig(**overrides)
         t = time.perf_counter()
-        train(config, args.out / variant, progress=False)
+        train(config, args.out / variant, progress=False, teacher=by_name.get(config.warm_start))
         minutes = (time.perf_counter() - t) / 60
         for deploy in ("stochastic", "greedy"):
             score(load_policy(args.out / variant, deploy=deploy), f"{variant} ({deploy})", minutes)
