@@ -55,6 +55,8 @@ class TrainConfig:
     the policy itself is handed to agents.training.train"""
     warm_start_visits: int = 50_000
     """PPO: shopper-visits of the teacher's rollout that the warm start clones"""
+    warm_start_smoothing: float = 0.0
+    """PPO: uniform share mixed into the cloned target, in [0, 1) (agents.warm_start)"""
     checkpoint_every: int = 50_000
     """environment steps between resumable checkpoints"""
     ppo_n_steps: int = 64
@@ -95,7 +97,7 @@ class TrainConfig:
         require_positive_ints(**{name: getattr(self, name) for name in (
             "total_steps", "num_envs", "checkpoint_every", "warm_start_visits", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
             "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update")})
-        for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps"):
+        for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps", "warm_start_smoothing"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         object.__setattr__(self, "net_arch", tuple(int(h) for h in self.net_arch))

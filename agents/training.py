@@ -124,7 +124,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     else:
         out.mkdir(parents=True, exist_ok=True)
         if teacher is not None:
-            fit = behaviour_clone(model, teacher, config.warm_start_visits, seed=config.seed)
+            fit = behaviour_clone(model, teacher, config.warm_start_visits, smoothing=config.warm_start_smoothing,
+                                  seed=config.seed)
             atomic_write_text(out / WARM_START_FILE, json.dumps({"teacher": config.warm_start, **fit}, indent=2))
     atomic_write_text(out / CONFIG_FILE, config.to_json())
     remaining = config.total_steps - model.num_timesteps

@@ -12,10 +12,13 @@ the actor-critic is fit by Adam on
       + \\frac{c_v}{N} \\sum_t (V_\\theta(s_t) - G_t)^2, \\qquad
     G_t = r_t + \\gamma (1 - d_t) G_{t+1},
 
-the cross-entropy to the teacher's actions (the usual behaviour-cloning loss for a one-hot
-teacher) and the Monte-Carlo value of the teacher's returns-to-go (a shopper still active
-when the collection stops is cut there: its :math:`G_t` is a lower bound, a few visits'
-worth on the last ones). PPO then starts from a policy as good as the teacher in the
+the cross-entropy to the teacher's actions, smoothed towards uniform by
+:math:`\\epsilon` (``smoothing``: the target is :math:`(1 - \\epsilon) \\pi_T + \\epsilon / A`;
+with :math:`\\epsilon = 0` the usual behaviour-cloning loss for a one-hot teacher; with
+:math:`\\epsilon > 0` the clone keeps the teacher's argmax but is not so peaked that PPO's
+clipped updates can never move it) and the Monte-Carlo value of the teacher's
+returns-to-go (a shopper still active when the collection stops is cut there: its
+:math:`G_t` is a lower bound, a few visits' worth on the last ones). PPO then starts from a policy as good as the teacher in the
 simulator and a critic that already knows what the teacher's states are worth, so its
 first advantages measure deviations from the teacher rather than noise.
 """
@@ -57,14 +60,16 @@ def collect_teacher_rollout(env: VecEnv, teacher: Policy, visits: int, gamma: fl
     return np.concatenate(all_obs), np.concatenate(all_probs), returns.reshape(-1)
 
 
-def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, epochs: int = 10, batch_size: int = 1024,
-                    learning_rate: float = 1e-3, value_coef: float = 0.5, seed: int = 0) -> dict[str, float]:
+def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: float = 0.0, epochs: int = 10,
+                    batch_size: int = 1024, learning_rate: float = 1e-3, value_coef: float = 0.5,
+                    seed: int = 0) -> dict[str, float]:
     """Fit ``model``'s actor-critic to ``teacher`` on its own rollout (module docstring).
 
     :param model: a PPO model whose env is the training env (it is stepped, then left for
         ``learn`` to reset).
     :param teacher: the policy to imitate; it must act in the model's action space.
     :param visits: shopper-visits of teacher rollout, >= 1.
+    :param smoothing: :math:`\\epsilon \\in [0, 1)`, the uniform share mixed into the target.
     :returns: the final cross-entropy, the share of states where the policy's argmax is the
         teacher's, and the value loss.
     """
@@ -72,7 +77,10 @@ def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, epochs: int = 1
         raise ValueError("behaviour-cloning warm start is for PPO (an actor-critic); DQN has no actor to clone into")
     if model.action_space.n != teacher.action_space.n_actions:
         raise ValueError(f"teacher acts in {teacher.action_space.n_actions} actions, the agent in {model.action_space.n}")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
     obs, probs, returns = collect_teacher_rollout(model.get_env(), teacher, visits, model.gamma, seed)
+    probs = (1.0 - smoothing) * probs + smoothing / probs.shape[1]
     policy = model.policy
     device = policy.device
     obs_t = torch.as_tensor(obs, device=device)

@@ -48,6 +48,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "warm-popularity": {"warm_start": "popularity"},
     "warm-popularity-lr1e-4": {"warm_start": "popularity", "learning_rate": 1e-4},
     "world-warm-popularity": {"simulator": "world", "warm_start": "popularity"},
+    "warm-soft": {"warm_start": "popularity", "warm_start_smoothing": 0.5},
+    "world-warm-soft": {"simulator": "world", "warm_start": "popularity", "warm_start_smoothing": 0.5},
 }
 """Named overrides of :class:`TrainConfig`; ``simulator: world`` trains in the referee;
 ``warm_start`` names the baseline (fit on ``--logs``) that PPO is cloned from first."""

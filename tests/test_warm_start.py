@@ -46,3 +46,11 @@ def test_warm_start_needs_ppo_and_its_teacher(tmp_path):
         TrainConfig(algo="dqn", warm_start="never-coupon")
     with pytest.raises(ValueError, match="teacher"):
         train(TrainConfig(total_steps=1, **SMALL), tmp_path, progress=False)
+
+
+def test_a_smoothed_clone_keeps_the_teachers_argmax_but_is_not_peaked(tmp_path):
+    train(TrainConfig(total_steps=1, warm_start_smoothing=0.5, **SMALL), tmp_path, progress=False, teacher=TEACHER)
+    obs = GroundTruthWorld().reset(500, seed=4)
+    np.testing.assert_array_equal(load_policy(tmp_path).action_probs(obs), TEACHER.action_probs(obs))
+    top = load_policy(tmp_path, deploy="stochastic").action_probs(obs).max(axis=1)
+    assert np.all(top < 0.8) and np.all(top > 0.3)  # about 1 - 0.5 + 0.5 / 80 by the target
