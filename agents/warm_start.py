@@ -13,14 +13,15 @@ the actor-critic is fit by Adam on
     G_t = r_t + \\gamma (1 - d_t) G_{t+1},
 
 the cross-entropy to the teacher's actions, smoothed towards uniform by
-:math:`\\epsilon` (``smoothing``: the target is :math:`(1 - \\epsilon) \\pi_T + \\epsilon / A`;
-with :math:`\\epsilon = 0` the usual behaviour-cloning loss for a one-hot teacher; with
-:math:`\\epsilon > 0` the clone keeps the teacher's argmax but is not so peaked that PPO's
-clipped updates can never move it) and the Monte-Carlo value of the teacher's
-returns-to-go (a shopper still active when the collection stops is cut there: its
-:math:`G_t` is a lower bound, a few visits' worth on the last ones). PPO then starts from a policy as good as the teacher in the
-simulator and a critic that already knows what the teacher's states are worth, so its
-first advantages measure deviations from the teacher rather than noise.
+:math:`\\epsilon` (``smoothing``: the target is :math:`(1 - \\epsilon) \\pi_T +
+\\epsilon / A`; with :math:`\\epsilon = 0` the usual behaviour-cloning loss for a
+one-hot teacher; with :math:`\\epsilon > 0` the clone keeps the teacher's argmax but is not
+so peaked that PPO's clipped updates can never move it) and the Monte-Carlo value of the
+teacher's returns-to-go (a shopper still active when the collection stops is cut there:
+its :math:`G_t` is a lower bound, a few visits' worth on the last ones). PPO then starts
+from a policy as good as the teacher in the simulator and a critic that already knows
+what the teacher's states are worth, so its first advantages measure deviations from the
+teacher rather than noise.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: floa
     if not isinstance(model, PPO):
         raise ValueError("behaviour-cloning warm start is for PPO (an actor-critic); DQN has no actor to clone into")
     if model.action_space.n != teacher.action_space.n_actions:
-        raise ValueError(f"teacher acts in {teacher.action_space.n_actions} actions, the agent in {model.action_space.n}")
+        raise ValueError(f"teacher acts in {teacher.action_space.n_actions} actions, "
+                         f"the agent in {model.action_space.n}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
     obs, probs, returns = collect_teacher_rollout(model.get_env(), teacher, visits, model.gamma, seed)

@@ -11,7 +11,7 @@ items ``offsets[g] <= item < offsets[g + 1]`` (sizes differ by at most one).
   :math:`p_i = m_{g(i)} \\exp(\\sigma_I z_i)`, rounded to cents, :math:`z \\sim N(0,1)`.
 * Item popularity: inside each group, items in a random order get weight
   :math:`1/rank^{s_I}` (Zipf, ``item_popularity_zipf``); the item shown is drawn from these
-  weights (``item_cdf``, cumulative within the group).
+  weights (``item_weight``).
 * Gross margins: :math:`m_g = \\mathrm{clip}(\\bar m + \\sigma_m z_g, 0.15, 0.75)`; an item's
   unit cost is :math:`p_i (1 - m_{g(i)})`.
 * Favourite prior: ordinary groups in a random order get weight :math:`1/rank^s`
@@ -39,8 +39,7 @@ class Catalog:
     :param quality: quality :math:`q_g` of each group (negative: disappointing).
     :param is_clickbait: whether each group is clickbait.
     :param favourite_prior: probability of each group being drawn as a favourite.
-    :param item_cdf: the group number plus the cumulative Zipf weight of each item inside
-        its group (group :math:`g`'s items rise through :math:`(g, g + 1]`).
+    :param item_weight: Zipf probability of each item inside its group (each group's sum to 1).
     :param alias_accept: Walker alias table of each group's Zipf weights, ``(n_groups,
         max group size)``: slot :math:`j` of group :math:`g` keeps item :math:`j` with this
         probability, else hands over to ``alias_index``.
@@ -57,7 +56,7 @@ class Catalog:
     quality: np.ndarray
     is_clickbait: np.ndarray
     favourite_prior: np.ndarray
-    item_cdf: np.ndarray
+    item_weight: np.ndarray
     alias_accept: np.ndarray
     alias_index: np.ndarray
     margin: np.ndarray
@@ -110,11 +109,6 @@ class Catalog:
             lo, hi = offsets[grp], offsets[grp + 1]
             weight[lo:hi] = 1.0 / (1 + rng.permutation(hi - lo)) ** config.item_popularity_zipf
         group_sum = np.bincount(item_group, weights=weight, minlength=g)
-        cdf = np.empty(config.n_items)
-        for grp in range(g):
-            lo, hi = offsets[grp], offsets[grp + 1]
-            cdf[lo:hi] = grp + np.cumsum(weight[lo:hi]) / group_sum[grp]
-            cdf[hi - 1] = grp + 1.0
         accept, alias = _alias_tables(weight, offsets)
         margin = np.clip(config.margin_mean + config.margin_sigma * rng.standard_normal(g), 0.15, 0.75)
         price = np.maximum(np.round(item_price, 2), 0.01)
@@ -126,7 +120,7 @@ class Catalog:
             quality=quality,
             is_clickbait=is_clickbait,
             favourite_prior=fav / fav.sum(),
-            item_cdf=cdf,
+            item_weight=weight / group_sum[item_group],
             alias_accept=accept,
             alias_index=alias,
             margin=margin,

@@ -113,7 +113,8 @@ HEURISTICS: tuple[str, ...] = ("always-coupon", "never-coupon", "targeted-coupon
 
 
 def make_heuristic(name: str, action_space: ActionSpace, rates: GroupRates, horizon_days: float, *,
-                   group_price: np.ndarray | None = None, affinity_weight: float = 1.0, targeted_index: int = 2, min_conversion: float = 0.6,
+                   group_price: np.ndarray | None = None, affinity_weight: float = 1.0, targeted_index: int = 2,
+                   min_conversion: float = 0.6,
                    explore_top: int = 4) -> GreedyHeuristic:
     """The heuristic called ``name`` (one of :data:`HEURISTICS`; table in the module docstring).
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from simulators.catalog import Catalog
 from simulators.group_rates import GroupRates, pilot_group_rates
 from simulators.heuristics import HEURISTICS, make_heuristic
 from simulators.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
@@ -46,4 +47,4 @@ def make_policy(name: str, config: WorldConfig) -> Policy:
 @lru_cache(maxsize=8)
 def world_group_prices(config: WorldConfig) -> np.ndarray:
     """Expected list price of the item shown from each group: what the shop's catalog says."""
-    return GroundTruthWorld(config).catalog.group_price
+    return Catalog.draw(config).group_price

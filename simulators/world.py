@@ -212,7 +212,7 @@ class GroundTruthWorld(ShopperSimulator):
         for k in range(int(size.max(initial=0))):
             inside = k < size
             item = np.where(inside, lo + k, lo)
-            weight = np.where(inside, cat.item_cdf[item] - np.where(k > 0, cat.item_cdf[item - 1], arm), 0.0)
+            weight = np.where(inside, cat.item_weight[item], 0.0)
             p_click, p = self._response(st, arm, item, coupon_index)[:2]
             p_buy = p_buy + weight * p
         return p_click, p_buy

@@ -246,8 +246,7 @@ def test_items_are_drawn_by_their_zipf_weight_inside_the_shown_group(world):
     arm = rng.integers(0, CONFIG.n_groups, n)
     item = cat.draw_items(arm, rng.random(n, dtype=np.float32))
     np.testing.assert_array_equal(cat.item_group[item], arm)
-    first = np.r_[True, np.diff(cat.item_group) > 0]
-    weight = cat.item_cdf - np.where(first, cat.item_group, np.r_[0.0, cat.item_cdf[:-1]])
+    weight = cat.item_weight
     expected = np.bincount(arm, minlength=CONFIG.n_groups)[cat.item_group] * weight
     chi2 = (((np.bincount(item, minlength=CONFIG.n_items) - expected) ** 2) / expected).sum()
     dof = CONFIG.n_items - CONFIG.n_groups
