@@ -7,9 +7,10 @@ A stage writes into its own folder ``OUT/<stage>/`` and, last of all, ``stage.js
 
 The key is the SHA-256 of the stage name, its config (canonical JSON), the SHA-256 of
 every input file (a folder input hashes its files, ``tensorboard/`` and checkpoints
-aside) and the world version :data:`~simulators.world_config.WORLD_VERSION`, so outputs
-made under another version of the world's laws and money (world v1 had no cost of goods)
-are never reused. A later run reuses the folder when ``stage.json`` holds the same key;
+aside), the world version :data:`~simulators.world_config.WORLD_VERSION` and the learned
+simulator's :data:`~simulators.sequence_model.MODEL_VERSION`, so outputs made under
+another version of the world's laws and money (world v1 had no cost of goods) or of the
+simulator's equations are never reused. A later run reuses the folder when ``stage.json`` holds the same key;
 otherwise it empties the folder and recomputes. ``stage.json`` is written atomically after
 the outputs, so an interrupted stage is never taken as done.
 """
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from interactions.atomic import atomic_write_text, sha256_file
+from simulators.sequence_model import MODEL_VERSION
 from simulators.world_config import WORLD_VERSION
 
 STAGE_FILE = "stage.json"
@@ -48,9 +50,10 @@ def input_hash(path: str | Path) -> str:
 
 
 def stage_key(name: str, config: dict, inputs: dict[str, str]) -> str:
-    """SHA-256 of the stage name, its config, its inputs' hashes and the world version (canonical JSON)."""
-    text = json.dumps({"stage": name, "config": config, "inputs": inputs, "world_version": WORLD_VERSION},
-                      sort_keys=True, default=str)
+    """SHA-256 of the stage name, its config, its inputs' hashes and the world and model
+    versions (canonical JSON)."""
+    text = json.dumps({"stage": name, "config": config, "inputs": inputs, "world_version": WORLD_VERSION,
+                       "model_version": MODEL_VERSION}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

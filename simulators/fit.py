@@ -96,7 +96,8 @@ def fit_simulator(
     spec = ModelSpec(n_features=train.features.shape[1], n_arms=action_map.space.n_arms,
                      horizon_days=config.horizon_days, hidden_size=config.hidden_size,
                      arm_embedding=config.arm_embedding, head_hidden=config.head_hidden,
-                     hazard_knots=config.hazard_knots, hazard_hidden=config.hazard_hidden)
+                     hazard_knots=config.hazard_knots, hazard_hidden=config.hazard_hidden,
+                     return_reads_arm=config.return_reads_arm)
     coupons, counts = np.unique(train.coupon, return_counts=True)
     positives = {"click": int(train.click[train.click_mask].sum()), "purchase": int(train.purchase.sum()),
                  "redeemed": int(train.redeemed[train.redeemed_mask].sum())}

@@ -56,6 +56,9 @@ class FitConfig:
     """M: basis functions of the return hazard over days (ModelSpec)"""
     hazard_hidden: int = 32
     """width of the return head's hidden layer, which reads the visit's outcome (ModelSpec)"""
+    return_reads_arm: bool = False
+    """the return law also reads the shown arm's embedding directly, not only the shopper's
+    response to it (ModelSpec; off: see simulators.sequence_model, "the return law and the arm")"""
     max_item_arms: int = 50
     """most item arms when the log has no item groups (ActionMap.fit)"""
     coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS

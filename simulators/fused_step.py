@@ -15,10 +15,11 @@ the weights (:math:`W_{\\cdot}` the columns of a layer's weight that read the na
   (:math:`p` the previous visit's 5 scalars). The gates then follow ``torch.gru_cell``:
   :math:`r, u = \\sigma(\\cdot)`, :math:`n = \\tanh(g^{x}_n + r \\odot g^{h}_n)`,
   :math:`h' = n + u \\odot (h - n)`.
-* **Shared head layer.** :math:`g_k = \\mathrm{relu}(W_h h' + W_x x_k + T_{head}[a_k] +
-  w_c c_k + W_q q_k + b)` with :math:`T_{head}[a] = W_E E(a)`; the observation's two
-  products :math:`W_x x_k` (GRU and head) are one matrix product.
-* **Return logits.** The hazard layer's input :math:`[g_k, y_k, R_c(a) click, R_b(a) buy]`
+* **Shared head layer.** :math:`g_k = \\mathrm{relu}(\\beta_k + T_{head}[a_k])` with
+  :math:`\\beta_k = W_h h' + W_x x_k + w_c c_k + W_q q_k + b` and
+  :math:`T_{head}[a] = W_E E(a)`; the return law's :math:`\\bar g_k = \\mathrm{relu}(\\beta_k)`
+  (or :math:`g_k` where the spec says the return reads the arm).
+* **Return logits.** The hazard layer's input :math:`[\\bar g_k, y_k, R_c(a) click, R_b(a) buy]`
   becomes :math:`W_g g_k + w_r\\, redeemed + w_s \\log spend + T_{ret}[a_k, click, buy]`,
   and the hazard output layer is composed with the fixed day basis:
   :math:`[\\psi, \\ell] = W_{out}' \\mathrm{relu}(\\cdot) + b_{out}'` with
@@ -51,7 +52,7 @@ class _Workspace:
         self.n = n
         self.gates_x, self.gates_h = empty(n, 3 * hidden), empty(n, 3 * hidden)
         self.new, self.diff, self.states = empty(n, hidden), empty(n, hidden), empty(2, n, hidden)
-        self.shared, self.outputs = empty(n, head_hidden), empty(n, n_outputs)
+        self.blind, self.shared, self.outputs = empty(n, head_hidden), empty(n, head_hidden), empty(n, n_outputs)
         self.returns, self.logits = empty(n, return_hidden), empty(n, n_returns)
 
     def next_state(self, state: torch.Tensor) -> torch.Tensor:
@@ -99,7 +100,9 @@ class FusedStep:
             # shared head layer columns: state | features | E | coupon | action features
             w_in = model.head_in.weight
             w_h, w_xh, w_eh, w_c, w_q = w_in.split([hidden, n_feat, m, 1, w_in.shape[1] - hidden - n_feat - m - 1], dim=1)
-            self._t_head = (embed @ w_eh.T + model.head_in.bias).contiguous()
+            self._t_head = (embed @ w_eh.T).contiguous()
+            self._b_head = model.head_in.bias.clone()
+            self._reads_arm = spec.return_reads_arm
             self._w_xh = w_xh.T.contiguous()
             self._w_h = w_h.T.contiguous()
             self._w_c = w_c[:, 0].clone()
@@ -132,8 +135,9 @@ class FusedStep:
         """One visit of ``n`` shoppers: the inputs of :class:`~simulators.sequence_model.VisitInputs`
         (``prev_outcome``'s click and purchase 0/1) and the GRU ``state`` ``(n, hidden)``.
 
-        :returns: response outputs ``(n, 6)``, the shared layer ``(n, head_hidden)`` and the
-            new state ``(n, hidden)`` (workspace tensors: see the class docstring).
+        :returns: response outputs ``(n, 6)``, the return law's input layer ``(n, head_hidden)``
+            (:math:`\\bar g_k`, or :math:`g_k`) and the new state ``(n, hidden)`` (workspace
+            tensors: see the class docstring).
         """
         if self._fill is not None:
             features = torch.where(torch.isnan(self._fill), features, self._fill)
@@ -151,10 +155,12 @@ class FusedStep:
         state = torch.addcmul(new, reset_update[:, hidden:], torch.sub(state, new, out=ws.diff),
                               out=ws.next_state(state))
 
-        shared = torch.index_select(self._t_head, 0, arm, out=ws.shared)
-        shared.addmm_(features, self._w_xh).addmm_(state, self._w_h).addr_(coupon, self._w_c)
-        shared.addmm_(self.model.action_features(features, arm, coupon), self._w_q).relu_()
-        return torch.addmm(self._b_out, shared, self._w_out, out=ws.outputs), shared, state
+        blind = torch.addmm(self._b_head, features, self._w_xh, out=ws.blind)
+        blind.addmm_(state, self._w_h).addr_(coupon, self._w_c)
+        blind.addmm_(self.model.action_features(features, arm, coupon), self._w_q)
+        shared = torch.index_select(self._t_head, 0, arm, out=ws.shared).add_(blind).relu_()
+        outputs = torch.addmm(self._b_out, shared, self._w_out, out=ws.outputs)
+        return outputs, (shared if self._reads_arm else blind.relu_()), state
 
     def return_logits(
         self, shared: torch.Tensor, arm: torch.Tensor, click: torch.Tensor, purchase: torch.Tensor,

@@ -11,11 +11,12 @@ from simulators.sequence_model import ModelSpec, ShopperSequenceModel, VisitInpu
 N_ARMS = 3
 
 
-def random_model(seed: int, constant_columns: tuple[int, ...] = ()) -> ShopperSequenceModel:
+def random_model(seed: int, constant_columns: tuple[int, ...] = (), reads_arm: bool = False) -> ShopperSequenceModel:
     """A model with every weight drawn at random (so no table or fold is trivially zero)."""
     torch.manual_seed(seed)
     model = ShopperSequenceModel(ModelSpec(n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=9, hidden_size=8,
-                                           arm_embedding=3, head_hidden=6, hazard_knots=4, hazard_hidden=5))
+                                           arm_embedding=3, head_hidden=6, hazard_knots=4, hazard_hidden=5,
+                                           return_reads_arm=reads_arm))
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)
@@ -53,15 +54,31 @@ def step_through(fused: FusedStep, inputs: VisitInputs, state: torch.Tensor) -> 
     return torch.stack(outputs, dim=1), state
 
 
+@pytest.mark.parametrize("reads_arm", [False, True])
 @pytest.mark.parametrize("constant_columns", [(), (2, 5, 12)])
-def test_stepping_a_sequence_equals_the_models_forward(constant_columns):
-    model = random_model(0, constant_columns)
+def test_stepping_a_sequence_equals_the_models_forward(constant_columns, reads_arm):
+    model = random_model(0, constant_columns, reads_arm)
     inputs = random_inputs(b=7, t=5, seed=1)
     with torch.no_grad():
         expected, last = model(inputs)
         got, state = step_through(FusedStep(model), inputs, model.empty_state.expand(7, -1).clone())
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state, last, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reads_arm", [False, True])
+def test_the_return_law_reads_the_arm_only_through_the_response_unless_asked(reads_arm):
+    model = random_model(4, reads_arm=reads_arm)
+    inputs = random_inputs(b=N_ARMS, t=1, seed=5)
+    inputs.features[..., 11:] = 0.0  # no engagement with any arm: the arm-specific inputs q are equal
+    inputs.arm[:] = torch.arange(N_ARMS)[:, None]  # one shopper per arm, everything else alike
+    for name in ("features", "prev_arm", "prev_outcome", "coupon"):
+        getattr(inputs, name)[:] = getattr(inputs, name)[:1]
+    inputs.outcome[:] = 0.0  # no click, no purchase
+    with torch.no_grad():
+        logits = model(inputs)[0][:, 0, model.head_out.out_features:]
+    same = all(torch.allclose(logits[0], logits[a]) for a in range(1, N_ARMS))
+    assert same is not reads_arm
 
 
 def test_constant_feature_columns_are_read_as_the_logged_constant():
