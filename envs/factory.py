@@ -20,16 +20,17 @@ WORLD = "world"
 
 
 def load_simulator(simulator: str | Path | ShopperSimulator, device: str = "auto") -> ShopperSimulator:
-    """A simulator from ``"world"``, a learned-simulator directory, or an instance (as is)."""
+    """A simulator from ``"world"``, a learned-simulator directory (or an ensemble's,
+    :mod:`simulators.ensemble`), or an instance (as is)."""
     if isinstance(simulator, ShopperSimulator):
         return simulator
     if str(simulator) == WORLD:
         from simulators.world import GroundTruthWorld
 
         return GroundTruthWorld()
-    from simulators.learned import LearnedSimulator
+    from simulators.ensemble import load_ensemble
 
-    return LearnedSimulator.load(Path(simulator), device=device)
+    return load_ensemble(Path(simulator), device=device)
 
 
 def make_env(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -26,14 +27,42 @@ def fit(
     seed: int = typer.Option(FitConfig.seed, "--seed", help="Seed of initialisation, user split and batch order."),
     horizon: int = typer.Option(FitConfig.horizon_days, "--horizon", help="H: days within which a return counts; else churn."),
     spend_scale: float = typer.Option(FitConfig.spend_scale, "--spend-scale", help="Typical spend per purchase (feature scale)."),
+    seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds (e.g. 0,1,2): fit an ensemble, one "
+                                                  "simulator per seed in OUT/member_<k>, instead of --seed."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Fit the simulator on LOGS and write a checkpoint to OUT."""
+    """Fit the simulator (or an ensemble of them, --seeds) on LOGS and write it to OUT."""
     from interactions.io import read_events
-    from simulators.fit import fit_simulator
+    from simulators.ensemble import write_ensemble
 
+    members = _parse_seeds(seeds) if seeds else None
     config = FitConfig(epochs=epochs, seed=seed, device=device, horizon_days=horizon, spend_scale=spend_scale)
     log = read_events(logs, format)
+    if members is not None:
+        for k, member_seed in enumerate(members):
+            typer.echo(f"member {k} (seed {member_seed}):")
+            _fit_one(log, dataclasses.replace(config, seed=member_seed), out / f"member_{k}", progress)
+        typer.echo(f"wrote {write_ensemble(out, [f'member_{k}' for k in range(len(members))])}")
+        return
+    _fit_one(log, config, out, progress)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a bad or repeated seed is a usage error naming --seeds."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers such as 0,1,2, got {text!r}",
+                                 param_hint="--seeds") from None
+    if len(set(seeds)) != len(seeds):
+        raise typer.BadParameter(f"seeds must differ, got {text!r}", param_hint="--seeds")
+    return seeds
+
+
+def _fit_one(log, config: FitConfig, out: Path, progress: bool) -> None:
+    """Fit one simulator into ``out`` and say what it learned."""
+    from simulators.fit import fit_simulator
+
     result = fit_simulator(log, config, out, progress=progress)
     card, summary = result.card, result.card.data_summary
     typer.echo(f"fit on {summary['events']} events, {summary['visits']} visits, {summary['users']} shoppers "
