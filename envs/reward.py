@@ -62,6 +62,19 @@ class RewardConfig:
         if not 0.0 <= self.retention_weight <= 1.0:
             raise ValueError(f"retention_weight must be in [0, 1], got {self.retention_weight!r}")
 
+    @classmethod
+    def weighted(cls, retention_weight: float, revenue_scale: float = 50.0) -> RewardConfig:
+        r"""The reward :math:`w\,\text{ret} + (1 - w)\,\text{profit} / S`: mode ``profit`` at
+        :math:`w = 0`, ``retention`` at :math:`w = 1`, ``mixed`` between."""
+        w = float(retention_weight)
+        mode = "profit" if w == 0.0 else "retention" if w == 1.0 else "mixed"
+        return cls(mode=mode, revenue_scale=revenue_scale, retention_weight=w if mode == "mixed" else 0.5)
+
+    @property
+    def label(self) -> str:
+        """Short name: ``retention``, ``profit`` or ``mixed w=0.25`` (the scale left out)."""
+        return f"mixed w={self.retention_weight:g}" if self.mode == "mixed" else self.mode
+
     def __call__(self, outcome: VisitOutcome, returned: np.ndarray) -> np.ndarray:
         """Reward of each shopper's visit, float32 ``(n,)``."""
         retention = returned.astype(np.float32)

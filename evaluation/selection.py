@@ -12,6 +12,11 @@ reward mode    score
 ``mixed``      :math:`w \\cdot` return visits :math:`+ (1 - w) \\cdot` profit / :math:`S`
 =============  =================================================================
 
+With an ensemble of simulators (:mod:`simulators.ensemble`) a candidate's score is its
+*smallest* score over the members, each rolled out alone: the value every model of the
+logs agrees it reaches at least, so a policy that wins only in one model's errors is not
+chosen (pessimism, as model-based offline RL uses ensembles).
+
 The recommended policy is the candidate with the largest score; ties go to the baseline
 (it is simpler to run). When it is a baseline, no agent beat the best baseline in the
 simulator and the report says so first. Only simulator values enter: a result reported
@@ -20,7 +25,7 @@ against world truth is never the one it was chosen on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from envs.reward import RewardConfig
@@ -78,16 +83,29 @@ def criterion(reward: RewardConfig) -> str:
 
 
 def recommend(simulator_values: Mapping[str, Mapping[str, Mapping[str, float]]], agents: Iterable[str],
-              reward: RewardConfig) -> Recommendation:
+              reward: RewardConfig,
+              member_values: Mapping[str, Sequence[Mapping[str, Mapping[str, float]]]] | None = None
+              ) -> Recommendation:
     """The policy to recommend among ``simulator_values`` (name -> its values in the simulator).
 
     :param agents: the names that are trained agents; every other name is a baseline.
-    :raises ValueError: no candidates.
+    :param member_values: name -> its values in each member of an ensemble; when given,
+        a candidate's score is its smallest member score (module docstring).
+    :raises ValueError: no candidates, or member values missing for a candidate.
     """
     if not simulator_values:
         raise ValueError("no policies to choose from")
     agents = set(agents)
-    scores = {name: score(values, reward) for name, values in simulator_values.items()}
+    if member_values is None:
+        scores = {name: score(values, reward) for name, values in simulator_values.items()}
+        words = criterion(reward)
+    else:
+        missing = sorted(n for n in simulator_values if not member_values.get(n))
+        if missing:
+            raise ValueError(f"no ensemble member values for {missing}")
+        scores = {name: min(score(v, reward) for v in member_values[name]) for name in simulator_values}
+        k = {len(member_values[n]) for n in simulator_values}
+        words = f"{criterion(reward)}, the least of {max(k)} simulators"
 
     def best(names: list[str]) -> tuple[str, float] | None:
         return max(((n, scores[n]) for n in names), key=lambda t: t[1]) if names else None
@@ -98,4 +116,4 @@ def recommend(simulator_values: Mapping[str, Mapping[str, Mapping[str, float]]],
         chosen, is_agent = best_agent, True
     else:
         chosen, is_agent = best_baseline, False
-    return Recommendation(chosen[0], is_agent, chosen[1], best_baseline, best_agent, criterion(reward))
+    return Recommendation(chosen[0], is_agent, chosen[1], best_baseline, best_agent, words)

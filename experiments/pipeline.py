@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.pipeline_cache import StageRun, run_stage
+from envs.reward import RewardConfig
 from experiments.pipeline_config import PipelineConfig
 from interactions.atomic import atomic_path, atomic_write_text
 
@@ -122,31 +123,44 @@ def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
     return {k: v for k, v in (pq.read_schema(path).metadata or {}).items() if k.startswith(b"retentionrl.")}
 
 
-def fit_config(config: PipelineConfig):
+def fit_config(config: PipelineConfig, member: int = 0):
+    """The fit of the ``member``-th simulator of the run (seed ``config.seed + member``)."""
     from simulators.fit_config import FitConfig
 
-    return FitConfig(**{**config.simulator.model_dump(), "visit_mode": config.visit_mode},
-                     horizon_days=config.horizon_days, seed=config.seed, device=config.device)
+    section = {k: v for k, v in config.simulator.model_dump().items() if k != "ensemble"}
+    return FitConfig(**{**section, "visit_mode": config.visit_mode}, horizon_days=config.horizon_days,
+                     seed=config.seed + member, device=config.device)
 
 
 def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> StageRun:
-    """The learned simulator fitted on the train logs."""
-    fit = fit_config(config)
+    """The learned simulator fitted on the train logs; with ``simulator.ensemble = K > 1``,
+    K of them (seeds ``seed .. seed + K - 1``) in ``member_<k>`` folders of an ensemble
+    (:mod:`simulators.ensemble`)."""
+    k = config.simulator.ensemble
+    fits = [fit_config(config, m) for m in range(k)]
 
     def compute(folder: Path) -> None:
         from interactions.io import read_events
+        from simulators.ensemble import write_ensemble
         from simulators.fit import fit_simulator
 
-        fit_simulator(read_events(split.folder / "train.parquet", "events"), fit, folder, progress=True)
+        log = read_events(split.folder / "train.parquet", "events")
+        if k == 1:
+            fit_simulator(log, fits[0], folder, progress=True)
+            return
+        for m, fit in enumerate(fits):
+            echo(f"  ensemble member {m + 1} of {k} (seed {fit.seed})")
+            fit_simulator(log, fit, folder / f"member_{m}", progress=True)
+        write_ensemble(folder, [f"member_{m}" for m in range(k)])
 
-    return run_stage(config.out, "simulator", dataclasses.asdict(fit), {"train": split.folder / "train.parquet"},
-                     compute, echo=echo)
+    key = dataclasses.asdict(fits[0]) | {"ensemble": k}
+    return run_stage(config.out, "simulator", key, {"train": split.folder / "train.parquet"}, compute, echo=echo)
 
 
 def _load_simulator(config: PipelineConfig, folder: Path):
-    from simulators.learned import LearnedSimulator
+    from simulators.ensemble import load_ensemble
 
-    return LearnedSimulator.load(folder, device=config.device)
+    return load_ensemble(folder, device=config.device)
 
 
 def _decisions(log, card, horizon_days: int):
@@ -197,19 +211,41 @@ def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, echo:
                      echo=echo)
 
 
-def train_config(config: PipelineConfig, algo: str, simulator: Path):
+def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
+    """Name -> (algo, reward) of every agent the run trains: each of ``agents.algos`` on the
+    run's reward, named by its algo; then the frontier agents, the first algo at each
+    weight of ``agents.frontier`` whose reward differs from the run's, named
+    ``"<algo> (<reward label>)"`` (e.g. ``ppo (mixed w=0.25)``)."""
+    specs = {algo: (algo, config.reward) for algo in config.agents.algos}
+    if config.agents.algos:
+        algo = config.agents.algos[0]
+        for w in config.agents.frontier:
+            reward = RewardConfig.weighted(w, config.reward.revenue_scale)
+            if reward.label != config.reward.label:
+                specs[f"{algo} ({reward.label})"] = (algo, reward)
+    return specs
+
+
+def train_config(config: PipelineConfig, algo: str, simulator: Path, reward: RewardConfig):
     from agents.config import TrainConfig
 
     a = config.agents
     return TrainConfig(algo=algo, simulator=str(simulator), total_steps=a.total_steps, num_envs=a.num_envs,
-                       seed=config.seed, device=config.device, reward_mode=config.reward_mode, gamma=a.gamma,
+                       seed=config.seed, device=config.device, reward_mode=reward.mode,
+                       revenue_scale=reward.revenue_scale, retention_weight=reward.retention_weight, gamma=a.gamma,
                        learning_rate=a.learning_rate, dqn_learning_starts=a.dqn_learning_starts,
                        checkpoint_every=a.checkpoint_every, deploy=a.deploy)
 
 
-def stage_agent(config: PipelineConfig, algo: str, sim: StageRun, echo: Echo) -> StageRun:
-    """PPO or DQN trained in the learned simulator only."""
-    tc = train_config(config, algo, sim.folder)
+def stage_name(name: str) -> str:
+    """The stage (folder) of the agent called ``name``: ``agent_ppo``, ``agent_ppo_mixed_w0.25``."""
+    return "agent_" + name.replace(" (", "_").replace(")", "").replace("=", "").replace(" ", "_")
+
+
+def stage_agent(config: PipelineConfig, name: str, algo: str, reward: RewardConfig, sim: StageRun,
+                echo: Echo) -> StageRun:
+    """An agent (``algo`` on ``reward``) trained in the learned simulator only."""
+    tc = train_config(config, algo, sim.folder, reward)
 
     def compute(folder: Path) -> None:
         from agents.training import train
@@ -217,7 +253,7 @@ def stage_agent(config: PipelineConfig, algo: str, sim: StageRun, echo: Echo) ->
         train(tc, folder, progress=True)
 
     cfg = {k: v for k, v in dataclasses.asdict(tc).items() if k != "simulator"}
-    return run_stage(config.out, f"agent_{algo}", cfg, {"simulator": sim.folder}, compute, echo=echo)
+    return run_stage(config.out, stage_name(name), cfg, {"simulator": sim.folder}, compute, echo=echo)
 
 
 def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agents: dict[str, StageRun],
@@ -237,15 +273,19 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
             value_dict,
         )
         from interactions.io import read_events
+        from simulators.ensemble import SimulatorEnsemble
         from simulators.logging_policies import UniformPolicy
+        from simulators.rollout import evaluate_policy
 
         simulator = _load_simulator(config, sim.folder)
         card, space, h = simulator.card, simulator.action_space, config.horizon_days
         train = _decisions(read_events(split.folder / "train.parquet", "events"), card, h)
         heldout = _decisions(read_events(split.folder / "heldout.parquet", "events"), card, h)
         notes: list[str] = []
-        policies = {algo: load_policy(run.folder) for algo, run in agents.items()}
+        policies = {name: load_policy(run.folder) for name, run in agents.items()}
+        kinds = dict.fromkeys(policies, "agent")
         for name in config.evaluation.baselines:
+            kinds[name] = "baseline"
             if name == "random":
                 policies[name] = UniformPolicy(space)
             elif not train.logged.any():
@@ -263,19 +303,29 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
                 policies[name], _ = _logging_clone(train, space)
         world = None
         if config.has_world:
+            from simulators.heuristics import HEURISTICS
+            from simulators.policy_registry import make_policy
             from simulators.world import GroundTruthWorld
             from simulators.world_config import WorldConfig
 
-            world = GroundTruthWorld(dataclasses.replace(WorldConfig(), horizon_days=h))
+            world_config = dataclasses.replace(WorldConfig(), horizon_days=h)
+            world = GroundTruthWorld(world_config)
             if world.action_space.n_actions != space.n_actions:
                 notes.append("the world's action space differs from the logs' action map: no true values")
                 world = None
+            elif config.evaluation.heuristics:
+                for name in HEURISTICS:
+                    policies[name], kinds[name] = make_policy(name, world_config), "heuristic"
         results: dict[str, dict] = {}
-        for i, (name, policy) in enumerate(policies.items()):
+        members = simulator.members if isinstance(simulator, SimulatorEnsemble) else []
+        for name, policy in policies.items():
             echo(f"  evaluating {name}")
             row: dict = {}
             value, curve = rollout(simulator, policy, name, config.evaluation.users, config.seed + 1)
             row["simulator"] = {"values": value_dict(value), "curve": curve}
+            if members and kinds[name] != "heuristic":  # candidates: their value in each member, for the selection
+                row["members"] = [value_dict(evaluate_policy(m, policy, config.evaluation.users, config.seed + 1))
+                                  for m in members]
             if world is not None:
                 value, curve = rollout(world, policy, name, config.evaluation.users, config.seed + 1)
                 row["world"] = {"values": value_dict(value), "curve": curve}
@@ -295,19 +345,37 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         else:
             notes.append("no off-policy estimates: the held-out logs hold no logged actions (impressions), so no "
                          "logged decision can be reweighted")
-        recommendation = recommend({name: row["simulator"]["values"] for name, row in results.items()}, agents,
-                                   RewardConfig(mode=config.reward_mode))
+        candidates = [name for name in results if kinds[name] != "heuristic"]
+        recommendation = recommend({name: results[name]["simulator"]["values"] for name in candidates}, agents,
+                                   config.reward,
+                                   {name: results[name]["members"] for name in candidates} if members else None)
         _json(folder / "results.json", {
             "recommendation": recommendation.to_dict() | {"headline": recommendation.headline()},
             "horizon_days": h, "n_eval_users": config.evaluation.users, "has_world": world is not None,
-            "policies": results, "ope": ope, "propensity_note": propensity_note, "notes": notes,
-            "arms": [str(a) for a in card.arms], "coupon_levels": list(space.coupon_levels),
+            "policies": results, "kinds": {name: kinds[name] for name in results},
+            "rewards": {name: reward.label for name, (_, reward) in agent_specs(config).items()},
+            "frontier": frontier_summary(results, kinds), "ope": ope, "propensity_note": propensity_note,
+            "notes": notes, "arms": [str(a) for a in card.arms], "coupon_levels": list(space.coupon_levels),
             "heldout_states": int(heldout.n), "algos": list(agents)})
 
     cfg = {"evaluation": config.evaluation.model_dump(), "seed": config.seed, "horizon_days": config.horizon_days,
            "has_world": config.has_world, "device": config.device}
     inputs = {"simulator": sim.folder, "split": split.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
     return run_stage(config.out, "evaluate", cfg, inputs, compute, echo=echo)
+
+
+def frontier_summary(results: dict[str, dict], kinds: dict[str, str]) -> dict[str, dict]:
+    """Per place (simulator, world): the frontier and, for each baseline and heuristic, the
+    agents that dominate it (:mod:`evaluation.frontier`)."""
+    from evaluation.frontier import Point, dominated_by, frontier
+
+    summary = {}
+    for place in ("simulator", "world"):
+        points = [Point.of(name, row[place]["values"]) for name, row in results.items() if place in row]
+        if points:
+            summary[place] = {"frontier": frontier(points), "dominated_by": dominated_by(
+                [p for p in points if kinds[p.name] == "agent"], [p for p in points if kinds[p.name] != "agent"])}
+    return summary
 
 
 def stage_report(config: PipelineConfig, split: StageRun, fidelity: StageRun, evaluate: StageRun,
@@ -345,7 +413,8 @@ def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object
     split = stage_split(config, logs, fmt, echo)
     sim = stage_simulator(config, split, echo)
     fidelity = stage_fidelity(config, split, sim, echo)
-    agents = {algo: stage_agent(config, algo, sim, echo) for algo in config.agents.algos}
+    agents = {name: stage_agent(config, name, algo, reward, sim, echo)
+              for name, (algo, reward) in agent_specs(config).items()}
     evaluate = stage_evaluate(config, split, sim, agents, echo)
     report = stage_report(config, split, fidelity, evaluate, echo)
     stages = [*([logs_run] if logs_run else []), split, sim, fidelity, *agents.values(), evaluate, report]

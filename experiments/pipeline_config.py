@@ -9,10 +9,11 @@ runs on the embedded default, the ground-truth world::
     device: auto                # auto (CUDA when present), cpu or cuda
     horizon_days: 90            # H: no return within H days is churn
     reward_mode: retention      # retention, profit or mixed (envs.reward)
+    retention_weight: 0.5       # w of the mixed reward
     world: {users: 20000, days: 180}
     split: {heldout_fraction: 0.2}
     simulator: {epochs: 30, patience: 4, lr_decay: 0.3}
-    agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256}
+    agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256, frontier: [0, 0.25, 0.5, 0.75, 1]}
     evaluation: {users: 5000, bootstrap: 200, sequential: true}
 
 On one's own logs, ``logs: path/to/events.parquet`` and ``format: events`` (or a dataset
@@ -28,7 +29,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from envs.reward import check_reward_mode
+from envs.reward import RewardConfig, check_reward_mode
 
 
 class _Strict(BaseModel):
@@ -61,6 +62,9 @@ class SimulatorSection(_Strict):
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     num_threads: int = Field(1, ge=0)
     spend_scale: float = Field(50.0, gt=0.0)
+    ensemble: int = Field(1, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ...: agents train "
+                                                       "on all of them (each shopper in one) and the recommendation "
+                                                       "is chosen by its value in the least favourable one")
     visit_mode: Literal["auto", "session", "session_id", "day"] = Field(
         "auto", description="what a visit is (interactions.visits); auto on online-retail logs means purchase days, "
                             "since one shopper's invoices can share a timestamp")
@@ -77,6 +81,21 @@ class AgentsSection(_Strict):
     dqn_learning_starts: int = Field(2_000, ge=1)
     checkpoint_every: int = Field(50_000, ge=1)
     deploy: Literal["greedy", "stochastic"] = "greedy"
+    frontier: tuple[float, ...] = Field(
+        (0.0, 0.25, 0.5, 0.75, 1.0),
+        description="retention weights w of the frontier agents (the first of `algos`, each trained on the reward "
+                    "w x retention + (1 - w) x profit / 50: 0 is the profit reward, 1 the retention reward); the "
+                    "run's own reward is not trained twice; [] for none")
+
+    @field_validator("frontier")
+    @classmethod
+    def _weights(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [w for w in value if not 0.0 <= w <= 1.0]
+        if bad:
+            raise ValueError(f"frontier weights must lie in [0, 1], got {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"frontier weights must differ, got {list(value)}")
+        return value
 
 
 class EvaluationSection(_Strict):
@@ -89,6 +108,9 @@ class EvaluationSection(_Strict):
         ("random", "popularity", "myopic-greedy", "logging clone", "uplift"),
         description="baselines fit on the train logs; uplift needs the optional extra (pip install "
                     "'retentionrl[uplift]') and is skipped with a note in the report without it")
+    heuristics: bool = Field(True, description="also roll out the world's heuristics (simulators.heuristics; world "
+                                               "runs only): they use the world's group rates, so they are compared "
+                                               "with, never recommended")
 
 
 class PipelineConfig(_Strict):
@@ -99,6 +121,7 @@ class PipelineConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     horizon_days: int = Field(90, ge=1)
     reward_mode: Literal["retention", "profit", "mixed"] = "retention"
+    retention_weight: float = Field(0.5, ge=0.0, le=1.0, description="w of the mixed reward (envs.reward)")
     logs: Path | None = Field(None, description="a log file; absent: the ground-truth world writes the logs")
     format: str = Field("auto", description="format of `logs`: auto, events, online-retail, complete-journey")
     world: WorldSection = WorldSection()
@@ -119,6 +142,11 @@ class PipelineConfig(_Strict):
         if self.simulator.visit_mode == "auto" and self.logs is not None and self.format == "online-retail":
             return "day"
         return self.simulator.visit_mode
+
+    @property
+    def reward(self) -> RewardConfig:
+        """The run's reward (:class:`envs.reward.RewardConfig`): the agents', and the selection's score."""
+        return RewardConfig(mode=self.reward_mode, retention_weight=self.retention_weight)
 
     @property
     def has_world(self) -> bool:

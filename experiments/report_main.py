@@ -3,6 +3,7 @@
 Sections, in order (fidelity first where the logs cannot identify any action effect):
 what the logs identify; per policy the true value in the world, the value in the learned
 simulator and the off-policy estimates, each with its 95% interval and sample size;
+the retention-profit frontier (which agent dominates which baseline and world heuristic);
 retention curves of all policies on one plot; coupon spend vs retention; simulator
 fidelity; what each policy does by shopper segment; the run's config. Nothing in it
 names a shopper: only policies, segments, item groups and counts.
@@ -75,6 +76,17 @@ fresh shoppers of the learned simulator. Shares still active at each day.</p>
 <table><tr>{% for c in table.header %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for row in table.rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% for n in table.notes %}<p><small>{{ n }}</small></p>{% endfor %}{% endfor %}
+
+<h2 id="frontier">Retention-profit frontier</h2>
+<p>Every policy as (return visits, profit) per shopper. An agent <em>dominates</em> a baseline when it is at least
+as good on both axes within the 95% intervals (they overlap or it is above) and better on one beyond them (its
+interval lies wholly above). Agents: {% for name, label in rewards %}<code>{{ name }}</code> trained on the
+{{ label }} reward{{ ", " if not loop.last else "." }}{% endfor %}</p>
+<img src="frontier.png" alt="profit vs return visits of every policy">
+{% for title, rows in frontier_tables %}<h3>Dominance {{ title }}</h3>
+<table><tr><th>policy</th><th>kind</th><th>dominated by</th><th>on the frontier</th></tr>
+{% for r in rows %}<tr><td>{{ r[0] }}</td><td>{{ r[1] }}</td><td>{{ r[2] }}</td><td>{{ r[3] }}</td></tr>{% endfor %}
+</table>{% endfor %}
 
 <h2 id="retention">Retention curves of all policies</h2>
 <img src="retention.png" alt="retention curves of all policies">
@@ -167,6 +179,56 @@ def plot_spend(results: dict, path: Path) -> None:
     _save(fig, path)
 
 
+_MARKERS = {"agent": ("o", "tab:blue"), "baseline": ("s", "tab:green"), "heuristic": ("^", "tab:orange")}
+
+
+def plot_frontier(results: dict, path: Path) -> None:
+    """Profit vs return visits per shopper with 95% intervals, one panel per place: agents
+    (blue circles), baselines fit on the logs (green squares), world heuristics (orange
+    triangles); the agents on the frontier are joined by a line."""
+    plt = _pyplot()
+    places = [p for p in ("world", "simulator") if p in results["frontier"]]
+    fig, axes = plt.subplots(1, len(places), figsize=(6.8 * len(places), 5.0), squeeze=False)
+    for ax, place in zip(axes[0], places):
+        on_frontier = []
+        for name, row in results["policies"].items():
+            if place not in row:
+                continue
+            kind = results["kinds"][name]
+            x, y = row[place]["values"]["return_visits"], row[place]["values"]["profit"]
+            marker, color = _MARKERS[kind]
+            ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x["low"]], [x["high"] - x["mean"]]],
+                        yerr=[[y["mean"] - y["low"]], [y["high"] - y["mean"]]], fmt=marker, color=color, capsize=2,
+                        ms=5, lw=0.8)
+            ax.annotate(name, (x["mean"], y["mean"]), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
+            if kind == "agent" and name in results["frontier"][place]["frontier"]:
+                on_frontier.append((x["mean"], y["mean"]))
+        if len(on_frontier) > 1:
+            ax.plot(*zip(*sorted(on_frontier)), color="tab:blue", lw=0.8, alpha=0.6)
+        for kind, (marker, color) in _MARKERS.items():
+            ax.plot([], [], marker, color=color, label={"agent": "agent", "baseline": "baseline (fit on the logs)",
+                                                         "heuristic": "world heuristic"}[kind])
+        ax.set(xlabel="return visits per shopper over H", ylabel="profit per shopper over H",
+               title=f"{'true world' if place == 'world' else 'learned simulator'} "
+                     f"(n={results['n_eval_users']:,} shoppers each, 95% intervals)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    _save(fig, path)
+
+
+def _frontier_tables(results: dict) -> list[tuple[str, list]]:
+    """Per place: each baseline and heuristic with the agents that dominate it."""
+    tables = []
+    for place, title in (("world", "in the true world"), ("simulator", "in the learned simulator")):
+        if place not in results["frontier"]:
+            continue
+        part = results["frontier"][place]
+        rows = [(name, results["kinds"][name], ", ".join(agents) if agents else "no agent",
+                 "yes" if name in part["frontier"] else "no") for name, agents in part["dominated_by"].items()]
+        tables.append((title, rows))
+    return tables
+
+
 def plot_fidelity(fidelity: dict, path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -183,7 +245,8 @@ def _value_tables(results: dict) -> list[tuple[str, dict]]:
     tables = []
     n = results["n_eval_users"]
     for place, title in (("world", "True value in the world"), ("simulator", "Value in the learned simulator")):
-        rows = [[name, *(fmt(row[place]["values"][m]) for m, _ in METRICS)]
+        rows = [[name + (" (world heuristic)" if results["kinds"][name] == "heuristic" else ""),
+                 *(fmt(row[place]["values"][m]) for m, _ in METRICS)]
                 for name, row in results["policies"].items() if place in row]
         if rows:
             tables.append((f"{title} (n = {n:,} fresh shoppers per policy, over H = {results['horizon_days']} days)",
@@ -269,6 +332,7 @@ def write_report(out_dir: str | Path, data: dict, fidelity: dict, results: dict,
     plot_retention(results, fidelity, out / "retention.png")
     plot_spend(results, out / "spend_retention.png")
     plot_fidelity(fidelity, out / "fidelity.png")
+    plot_frontier(results, out / "frontier.png")
     identification, warnings = _identification(fidelity, results["has_world"])
     notes = list(results["notes"])
     if not data["records_cogs"]:
@@ -284,7 +348,8 @@ def write_report(out_dir: str | Path, data: dict, fidelity: dict, results: dict,
         fid_policy=fidelity["policy"], fid_days=days, fid_rows=fid_rows, has_world=results["has_world"],
         value_tables=_value_tables(results), behaviour=_behaviour(results), heldout_states=results["heldout_states"],
         at_risk=f"{AT_RISK_DAYS:g}", loyal=LOYAL_VISITS, config=json.dumps(run, indent=2), out=run["out"],
-        recommendation=_recommendation(results))
+        recommendation=_recommendation(results), rewards=list(results["rewards"].items()),
+        frontier_tables=_frontier_tables(results))
     atomic_write_text(out / "index.html", html)
     for path in out.iterdir():  # temp files are created 0600; a report is for reading
         if path.suffix in (".html", ".png"):

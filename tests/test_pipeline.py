@@ -21,10 +21,11 @@ TINY = {
     "seed": 0, "device": "cpu", "horizon_days": 60,
     "world": {"users": 300, "days": 90},
     "simulator": {"epochs": 1, "patience": 1},
-    "agents": {"total_steps": 600, "num_envs": 16, "dqn_learning_starts": 200, "checkpoint_every": 1000},
+    "agents": {"total_steps": 600, "num_envs": 16, "dqn_learning_starts": 200, "checkpoint_every": 1000,
+               "frontier": [0.0, 1.0]},
     "evaluation": {"users": 100, "bootstrap": 10},
 }
-SECTIONS = ("What these logs can identify", "True value in the world", "Value in the learned simulator",
+SECTIONS = ("What these logs can identify", "True value in the world", "Retention-profit frontier", "Value in the learned simulator",
             "Off-policy estimates on held-out logs", "Retention curves of all policies", "Coupon spend vs retention",
             "Simulator fidelity", "What each policy does, by shopper segment")
 
@@ -49,7 +50,7 @@ def test_report_has_every_section_and_its_plots(world_run):
     html = Path(result["report"]).read_text()
     for section in SECTIONS:
         assert section in html, section
-    for png in ("retention.png", "spend_retention.png", "fidelity.png"):
+    for png in ("retention.png", "spend_retention.png", "fidelity.png", "frontier.png"):
         path = Path(result["report"]).parent / png
         assert path.stat().st_size > 1000 and f'src="{png}"' in html
     for policy in ("ppo", "dqn", "random", "popularity", "myopic-greedy", "logging clone"):
@@ -67,6 +68,27 @@ def test_report_has_every_section_and_its_plots(world_run):
     assert first < html.index("<h2") and chosen["headline"].split(":")[0] in html[first:]
     assert "profit / shopper" in html and "DR: profit / visit" in html and "net revenue" not in html
     assert "record no cost of goods" not in html  # the world's logs carry unit_cost
+
+
+def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_run):
+    config, result = world_run
+    results = json.loads((Path(config["out"]) / "evaluate" / "results.json").read_text())
+    kinds = results["kinds"]
+    # frontier weights [0, 1] on a retention run: one extra agent (profit); w = 1 is the run's own reward
+    assert results["rewards"] == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit"}
+    assert {n for n, k in kinds.items() if k == "agent"} == {"ppo", "dqn", "ppo (profit)"}
+    assert {n for n, k in kinds.items() if k == "heuristic"} == {
+        "always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware", "premium"}
+    assert results["recommendation"]["policy"] not in {n for n, k in kinds.items() if k == "heuristic"}
+    for place in ("simulator", "world"):
+        part = results["frontier"][place]
+        assert set(part["dominated_by"]) == {n for n, k in kinds.items() if k != "agent"}
+        for name, agents in part["dominated_by"].items():  # a dominated policy is off the frontier
+            if agents:
+                assert name not in part["frontier"], (place, name, agents)
+    html = Path(result["report"]).read_text()
+    assert "<code>ppo (profit)</code> trained on the\nprofit reward" in html
+    assert "never-coupon (world heuristic)" in html and "Dominance in the true world" in html
 
 
 def test_the_simulator_learns_margins_and_world_version_from_the_split_logs(world_run):
@@ -95,7 +117,7 @@ def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream
     changed = run_pipeline(parse_config({**config, "evaluation": {**TINY["evaluation"], "bootstrap": 12}}),
                            echo=_quiet)
     assert _stages(changed) == {"logs": True, "split": True, "simulator": True, "fidelity": True, "agent_ppo": True,
-                                "agent_dqn": True, "evaluate": False, "report": False}
+                                "agent_dqn": True, "agent_ppo_profit": True, "evaluate": False, "report": False}
 
 
 def test_stage_key_follows_config_and_input_files(tmp_path, monkeypatch):
@@ -114,7 +136,9 @@ def test_stage_key_follows_config_and_input_files(tmp_path, monkeypatch):
     assert run({"k": 2}).reused is False and (tmp_path / "s" / "out.txt").read_text() == "b"
     monkeypatch.setattr("experiments.pipeline_cache.WORLD_VERSION", 1)  # outputs of world v1 are not reused
     assert run({"k": 2}).reused is False
-    assert len(calls) == 4
+    monkeypatch.setattr("experiments.pipeline_cache.MODEL_VERSION", 4)  # nor those of an older simulator model
+    assert run({"k": 2}).reused is False
+    assert len(calls) == 5
 
 
 @pytest.mark.parametrize(("data", "match"), [

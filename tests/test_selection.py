@@ -32,3 +32,16 @@ def test_a_tie_goes_to_the_baseline_and_mixed_weights_both_by_hand():
 def test_no_candidates_is_an_error():
     with pytest.raises(ValueError, match="no policies"):
         recommend({}, [], RewardConfig())
+
+
+def test_with_an_ensemble_the_least_favourable_member_decides():
+    sim = {"ppo": values(3.7, 9.0), "popularity": values(3.4, 10.0)}  # the mixture favours ppo
+    # ppo wins big in member 0 and loses in member 1; popularity is steady
+    members = {"ppo": [values(4.0, 9.0), values(3.3, 9.0)], "popularity": [values(3.4, 10.0), values(3.45, 10.0)]}
+    chosen = recommend(sim, ["ppo"], RewardConfig("retention"), members)
+    assert (chosen.policy, chosen.is_agent, chosen.best_agent, chosen.score) == ("popularity", False, ("ppo", 3.3), 3.4)
+    assert "the least of 2 simulators" in chosen.headline()
+    members["ppo"][1] = values(3.5, 9.0)  # now it wins in every member
+    assert recommend(sim, ["ppo"], RewardConfig("retention"), members).policy == "ppo"
+    with pytest.raises(ValueError, match=r"no ensemble member values for \['popularity'\]"):
+        recommend(sim, ["ppo"], RewardConfig("retention"), {"ppo": members["ppo"]})
