@@ -29,6 +29,9 @@ def fit(
     spend_scale: float = typer.Option(FitConfig.spend_scale, "--spend-scale", help="Typical spend per purchase (feature scale)."),
     seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds (e.g. 0,1,2): fit an ensemble, one "
                                                   "simulator per seed in OUT/member_<k>, instead of --seed."),
+    bootstrap: bool = typer.Option(True, "--bootstrap/--no-bootstrap",
+                                   help="With --seeds: each member trains on a bootstrap resample of the shoppers, "
+                                        "so the members disagree as the logs' sampling noise says."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fit the simulator (or an ensemble of them, --seeds) on LOGS and write it to OUT."""
@@ -41,7 +44,8 @@ def fit(
     if members is not None:
         for k, member_seed in enumerate(members):
             typer.echo(f"member {k} (seed {member_seed}):")
-            _fit_one(log, dataclasses.replace(config, seed=member_seed), out / f"member_{k}", progress)
+            _fit_one(log, dataclasses.replace(config, seed=member_seed, bootstrap=bootstrap), out / f"member_{k}",
+                     progress)
         typer.echo(f"wrote {write_ensemble(out, [f'member_{k}' for k in range(len(members))])}")
         return
     _fit_one(log, config, out, progress)

@@ -124,18 +124,19 @@ def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
 
 
 def fit_config(config: PipelineConfig, member: int = 0):
-    """The fit of the ``member``-th simulator of the run (seed ``config.seed + member``)."""
+    """The fit of the ``member``-th simulator of the run (seed ``config.seed + member``; the
+    members of an ensemble train on bootstrap resamples of the shoppers)."""
     from simulators.fit_config import FitConfig
 
     section = {k: v for k, v in config.simulator.model_dump().items() if k != "ensemble"}
     return FitConfig(**{**section, "visit_mode": config.visit_mode}, horizon_days=config.horizon_days,
-                     seed=config.seed + member, device=config.device)
+                     seed=config.seed + member, device=config.device, bootstrap=config.simulator.ensemble > 1)
 
 
 def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> StageRun:
     """The learned simulator fitted on the train logs; with ``simulator.ensemble = K > 1``,
-    K of them (seeds ``seed .. seed + K - 1``) in ``member_<k>`` folders of an ensemble
-    (:mod:`simulators.ensemble`)."""
+    K of them (seeds ``seed .. seed + K - 1``, each on a bootstrap resample of the train
+    shoppers) in ``member_<k>`` folders of an ensemble (:mod:`simulators.ensemble`)."""
     k = config.simulator.ensemble
     fits = [fit_config(config, m) for m in range(k)]
 

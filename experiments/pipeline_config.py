@@ -12,7 +12,7 @@ runs on the embedded default, the ground-truth world::
     retention_weight: 0.5       # w of the mixed reward
     world: {users: 20000, days: 180}
     split: {heldout_fraction: 0.2}
-    simulator: {epochs: 30, patience: 4, lr_decay: 0.3}
+    simulator: {epochs: 30, patience: 4, lr_decay: 0.3, ensemble: 3}
     agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256, frontier: [0, 0.25, 0.5, 0.75, 1]}
     evaluation: {users: 5000, bootstrap: 200, sequential: true}
 
@@ -62,9 +62,10 @@ class SimulatorSection(_Strict):
     valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     num_threads: int = Field(1, ge=0)
     spend_scale: float = Field(50.0, gt=0.0)
-    ensemble: int = Field(1, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ...: agents train "
-                                                       "on all of them (each shopper in one) and the recommendation "
-                                                       "is chosen by its value in the least favourable one")
+    ensemble: int = Field(3, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ..., each on a "
+                                                       "bootstrap resample of the train shoppers: agents train on all "
+                                                       "of them (each shopper in one) and the recommendation is "
+                                                       "chosen by its value in the least favourable one")
     visit_mode: Literal["auto", "session", "session_id", "day"] = Field(
         "auto", description="what a visit is (interactions.visits); auto on online-retail logs means purchase days, "
                             "since one shopper's invoices can share a timestamp")
@@ -161,7 +162,7 @@ def quickstart_config(out: str | Path, quick: bool) -> PipelineConfig:
     return PipelineConfig(
         out=Path(out),
         world=WorldSection(users=3_000, days=150),
-        simulator=SimulatorSection(epochs=4, patience=2),
+        simulator=SimulatorSection(epochs=4, patience=2, ensemble=1),
         agents=AgentsSection(total_steps=30_000, num_envs=64, dqn_learning_starts=1_000, checkpoint_every=10_000),
         evaluation=EvaluationSection(users=1_000, bootstrap=50),
     )

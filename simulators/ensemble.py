@@ -1,9 +1,15 @@
 """An ensemble of learned simulators fitted on the same logs with different seeds.
 
 A single fitted simulator has errors that depend on the state, and an agent trained in it
-finds them: it acts where that one model is wrong in its favour. Models fitted with other
-seeds (initialisation, validation split, batch order) agree where the logs pin the answer
-down and disagree where they do not, so an ensemble serves two purposes:
+finds them: it acts where that one model is wrong in its favour. Many of those errors are
+the logs' own sampling noise (a rarely shown group whose few shoppers happened to come
+back more often), which every model fitted on the same logs shares. Members fitted on
+*bootstrap resamples* of the shoppers (``FitConfig.bootstrap``; other seeds for the
+initialisation, validation split and batch order) disagree as that noise says: where
+the logs pin the answer down they agree, where they do not they differ. Measured on the
+quickstart's world logs (2,000 shoppers per policy): "always show group 5" has true
+return visits 3.16; one fit on all shoppers says 3.63, three bootstrap members 3.55,
+3.09 and 3.29. An ensemble serves two purposes:
 
 * **training** (domain randomisation): :class:`SimulatorEnsemble` gives each shopper slot
   one member, slot :math:`i` to member :math:`i \\bmod K`, so an agent meets every model's

@@ -90,7 +90,11 @@ def fit_simulator(
         raise ValueError(f"{log.source}: {log.n_users} shoppers are too few to hold out a validation share of "
                          f"{config.valid_fraction}; use a larger log or valid_fraction")
     train, valid = data.take(np.flatnonzero(split.train)), data.take(np.flatnonzero(split.valid))
-    train_windows = windows(*trajectory_bounds(visits.loc[split.train]), config.window)
+    starts, lengths = trajectory_bounds(visits.loc[split.train])
+    if config.bootstrap:  # trajectories drawn with replacement: a member of a bootstrap ensemble
+        pick = np.random.default_rng(config.seed).integers(0, len(starts), len(starts))
+        starts, lengths = starts[pick], lengths[pick]
+    train_windows = windows(starts, lengths, config.window)
     valid_windows = windows(*trajectory_bounds(visits.loc[split.valid]), config.window)
 
     spec = ModelSpec(n_features=train.features.shape[1], n_arms=action_map.space.n_arms,

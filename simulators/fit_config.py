@@ -37,6 +37,10 @@ class FitConfig:
     """share of shoppers held out for validation and early stopping, in (0, 1)"""
     seed: int = 0
     """seeds the initialisation, the user split and the batch order"""
+    bootstrap: bool = False
+    """train on the training shoppers' trajectories drawn with replacement (seeded): fits
+    with different seeds then differ as the logs' sampling noise says, which is what a
+    bootstrap ensemble's disagreement measures (simulators.ensemble)"""
     device: str = "auto"
     """auto (CUDA when available), cpu or cuda"""
     num_threads: int = 1

@@ -100,7 +100,13 @@ class LearnedSimulator(ShopperSimulator):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "auto") -> LearnedSimulator:
-        """The simulator saved in ``directory`` (see :mod:`simulators.checkpoint`)."""
+        """The simulator saved in ``directory`` (see :mod:`simulators.checkpoint`).
+
+        :raises CheckpointError: naming the file and the reason; an ensemble's folder names
+            its member folders (load it whole with :func:`envs.factory.load_simulator`)."""
+        if (Path(directory) / "ensemble.json").is_file():
+            raise CheckpointError(Path(directory) / "ensemble.json", "this folder is an ensemble of simulators: pass "
+                                  "one member's folder (member_0, ...) or load the whole ensemble")
         state, card_dict = load_checkpoint(directory)
         try:
             card = ModelCard.from_dict(card_dict)

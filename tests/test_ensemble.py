@@ -90,14 +90,23 @@ def test_simulator_fit_with_seeds_writes_an_ensemble_that_loads_as_one_simulator
     assert bad.exit_code == 2 and "--seeds" in bad.output and not folder.exists()
     result = CliRunner().invoke(simulator_app, [*args, "--seeds", "3,4"])
     assert result.exit_code == 0, result.output
-    assert [json.loads((folder / f"member_{k}" / "config.json").read_text())["card"]["fit_config"]["seed"]
-            for k in range(2)] == [3, 4]
+    fits = [json.loads((folder / f"member_{k}" / "config.json").read_text())["card"]["fit_config"] for k in range(2)]
+    assert [f["seed"] for f in fits] == [3, 4] and all(f["bootstrap"] for f in fits)  # bootstrap by default
     sim = load_simulator(folder, device="cpu")
     assert isinstance(sim, SimulatorEnsemble) and len(sim.members) == 2
     first, second = load_members(folder, device="cpu")
     assert sim.card.action_map == first.card.action_map
-    assert any(not torch.equal(a, b) for a, b in zip(first.model.state_dict().values(),
-                                                       second.model.state_dict().values()))
+    assert not torch.equal(first.model.head_out.weight, second.model.head_out.weight)
     obs = sim.reset(6, seed=0)
     _, out = sim.step(np.zeros(6, dtype=np.int64))
     assert obs.shape == (6, sim.obs_dim) and out.gap_days.shape == (6,)
+
+
+def test_a_single_simulator_loader_names_an_ensemble_folder_for_what_it_is(tmp_path):
+    from simulators.checkpoint import CheckpointError
+    from simulators.learned import LearnedSimulator
+
+    (tmp_path / "member_0").mkdir()
+    write_ensemble(tmp_path, ["member_0"])
+    with pytest.raises(CheckpointError, match="ensemble.json: this folder is an ensemble of simulators"):
+        LearnedSimulator.load(tmp_path)

@@ -62,8 +62,7 @@ def test_report_has_every_section_and_its_plots(world_run):
     assert "n=" in html and "[" in html  # intervals and sample sizes
     results = json.loads((Path(result["report"]).parent.parent / "evaluate" / "results.json").read_text())
     chosen = results["recommendation"]
-    simulated = {name: row["simulator"]["values"]["return_visits"]["mean"] for name, row in results["policies"].items()}
-    assert simulated[chosen["policy"]] == max(simulated.values())  # chosen in the simulator (retention reward)
+    assert chosen["policy"] in results["policies"]  # chosen in the simulator: see the frontier test for the rule
     first = html.index('id="recommendation"')
     assert first < html.index("<h2") and chosen["headline"].split(":")[0] in html[first:]
     assert "profit / shopper" in html and "DR: profit / visit" in html and "net revenue" not in html
@@ -80,6 +79,14 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     assert {n for n, k in kinds.items() if k == "heuristic"} == {
         "always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware", "premium"}
     assert results["recommendation"]["policy"] not in {n for n, k in kinds.items() if k == "heuristic"}
+    # a 3-member bootstrap ensemble by default: every candidate has its value in each member, and the
+    # recommendation is the candidate whose least favourable member is best
+    members = {n: row["members"] for n, row in results["policies"].items() if kinds[n] != "heuristic"}
+    assert all(len(m) == 3 for m in members.values())
+    worst = {n: min(v["return_visits"]["mean"] for v in m) for n, m in members.items()}
+    assert results["recommendation"]["score"] == max(worst.values())
+    assert "the least of 3 simulators" in results["recommendation"]["headline"]
+    assert (Path(config["out"]) / "simulator" / "ensemble.json").is_file()
     for place in ("simulator", "world"):
         part = results["frontier"][place]
         assert set(part["dominated_by"]) == {n for n, k in kinds.items() if k != "agent"}
@@ -93,7 +100,7 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
 
 def test_the_simulator_learns_margins_and_world_version_from_the_split_logs(world_run):
     config, _ = world_run
-    card = json.loads((Path(config["out"]) / "simulator" / "config.json").read_text())["card"]
+    card = json.loads((Path(config["out"]) / "simulator" / "member_0" / "config.json").read_text())["card"]
     assert card["records_cogs"] and card["data_summary"]["world_version"] == "2"
     assert len(card["gross_margins"]) == len(card["arms"]) and all(0.0 < m < 1.0 for m in card["gross_margins"])
 
@@ -184,7 +191,8 @@ def _purchase_only_log(path: Path, n_users: int = 200, seed: int = 0) -> Path:
 def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
     logs = _purchase_only_log(tmp_path / "purchases.parquet")
     config = parse_config({**TINY, "out": str(tmp_path / "run"), "logs": str(logs), "format": "events",
-                           "agents": {**TINY["agents"], "algos": ["ppo"]}})
+                           "simulator": {**TINY["simulator"], "ensemble": 1},
+                           "agents": {**TINY["agents"], "algos": ["ppo"], "frontier": []}})
     result = run_pipeline(config, echo=_quiet)
     html = Path(result["report"]).read_text()
     fidelity = json.loads((tmp_path / "run" / "fidelity" / "fidelity.json").read_text())

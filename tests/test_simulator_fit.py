@@ -47,6 +47,14 @@ def checkpoint(world_log, tmp_path_factory) -> Path:
     return out
 
 
+def test_a_bootstrap_fit_is_seeded_and_differs_from_the_fit_on_every_shopper(world_log):
+    log = read_events(world_log)
+    weights = lambda **kw: fit_simulator(log, FitConfig(seed=5, **TINY, **kw)).simulator.model.state_dict()  # noqa: E731
+    first, again, plain = weights(bootstrap=True), weights(bootstrap=True), weights()
+    torch.testing.assert_close(first, again, rtol=0, atol=0, equal_nan=True)  # bit for bit
+    assert not torch.equal(first["head_out.weight"], plain["head_out.weight"])
+
+
 def test_same_seed_same_weights(world_log):
     log = read_events(world_log)
     first = fit_simulator(log, FitConfig(seed=5, **TINY)).simulator.model.state_dict()
