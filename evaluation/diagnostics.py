@@ -14,6 +14,12 @@ unsupported target mass     :math:`\\frac1n \\sum_i \\sum_a \\pi_e(a \\mid x_i)\
 
 With positive unsupported mass, IPS-type estimators are biased (the target's reward on
 those actions is never seen); a report should warn.
+
+**Not estimable.** An estimate is shown as a number only when its weights' ESS reaches
+:func:`min_ess` (:math:`\max(0.01\,n, 10)` units: below it a handful of logged units
+decide the value) and its interval is finite with positive width (a zero-width interval
+means every resample gave the same value, i.e. one or no unit carried weight).
+:func:`not_estimable` gives the reason a report prints instead.
 """
 
 from __future__ import annotations
@@ -27,7 +33,27 @@ from evaluation._checks import float_vector
 SUPPORT_WARNING_MASS = 0.01
 """Unsupported target mass above which a report warns."""
 LOW_ESS_SHARE = 0.01
-"""ESS below this share of the units triggers a warning."""
+"""ESS below this share of the units (or below :data:`MIN_ESS`) triggers a warning, and the
+estimate is not shown as a number."""
+MIN_ESS = 10.0
+"""Smallest ESS at which an estimate is shown as a number, whatever the sample size."""
+
+
+def min_ess(n_units: int) -> float:
+    """The ESS below which an estimate on ``n_units`` units is not estimable: :math:`\max(0.01 n, 10)`."""
+    return max(LOW_ESS_SHARE * n_units, MIN_ESS)
+
+
+def not_estimable(low: float, high: float, ess: float | None = None, n_units: int | None = None) -> str | None:
+    """Why an estimate with interval ``[low, high]`` (and weights of ESS ``ess`` over
+    ``n_units`` units, when known) is not estimable from the logs; None when it is."""
+    if ess is not None and n_units is not None and not ess >= min_ess(n_units):
+        return f"not estimable from these logs: effective sample size {ess:.1f} < {min_ess(n_units):.0f}"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "not estimable from these logs: no finite interval"
+    if not high > low:
+        return "not estimable from these logs: a zero-width interval (one or no logged unit carries weight)"
+    return None
 
 
 def effective_sample_size(weights: np.ndarray) -> float:
@@ -100,7 +126,7 @@ class WeightDiagnostics:
         if np.isfinite(self.unsupported_mass) and self.unsupported_mass > SUPPORT_WARNING_MASS:
             out.append(f"{self.unsupported_mass:.1%} of the target's probability is on actions the logging "
                        "policy never takes: importance-weighted estimates are biased (they miss that reward)")
-        if self.ess < max(LOW_ESS_SHARE * self.n_units, 10.0):
+        if self.ess < min_ess(self.n_units):
             out.append(f"effective sample size {self.ess:.1f} of {self.n_units}: a few weights dominate")
         return out
 

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from evaluation.diagnostics import not_estimable
 from evaluation.runner import OPEResult
 from interactions.atomic import atomic_write_bytes, atomic_write_text
 
@@ -32,8 +33,9 @@ td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}.warn{background:
 <p>ESS {{ "%.1f"|format(diag.ess) }} of {{ diag.n_units }}; largest weight {{ "%.3g"|format(diag.max_weight) }};
 unsupported target mass {{ "%.2f%%"|format(100 * diag.unsupported_mass) }}</p>
 <table><tr><th>estimator</th><th>estimate</th><th>95% interval</th><th>lower bound (emp. Bernstein)</th></tr>
-{% for name, iv in rows %}<tr><td>{{ name }}</td><td>{{ "%.4g"|format(iv.estimate) }}</td>
-<td>[{{ "%.4g"|format(iv.low) }}, {{ "%.4g"|format(iv.high) }}]</td><td>{{ "%.4g"|format(iv.lower_bound) }}</td></tr>{% endfor %}
+{% for name, iv, reason in rows %}<tr><td>{{ name }}</td>{% if reason %}<td colspan="3">{{ reason }}</td>{% else %}
+<td>{{ "%.4g"|format(iv.estimate) }}</td><td>[{{ "%.4g"|format(iv.low) }}, {{ "%.4g"|format(iv.high) }}]</td>
+<td>{{ "%.4g"|format(iv.lower_bound) }}</td>{% endif %}</tr>{% endfor %}
 </table>{% endfor %}{% endfor %}
 </body></html>
 """)
@@ -55,9 +57,10 @@ def _views(results: Sequence[OPEResult]) -> list[dict]:
     for r in results:
         tables, warnings = [], list(r.notes)
         for title, attr, diag_attr in FAMILIES:
-            rows = list(getattr(r, attr).items())
+            diag = getattr(r, diag_attr)
+            rows = [(name, iv, not_estimable(iv.low, iv.high, diag.ess, diag.n_units))
+                    for name, iv in getattr(r, attr).items()]
             if rows:
-                diag = getattr(r, diag_attr)
                 tables.append((title, rows, diag))
                 warnings += [f"{title.split(':')[0]}: {w}" for w in diag.warnings]
         views.append({"policy": r.policy, "tables": tables, "warnings": list(dict.fromkeys(warnings))})
@@ -75,19 +78,24 @@ def markdown(results: Sequence[OPEResult], source: str, global_warnings: Sequenc
                       (f"ESS {diag.ess:.1f} of {diag.n_units}; largest weight {diag.max_weight:.3g}; "
                        f"unsupported target mass {diag.unsupported_mass:.2%}"), "",
                       "| estimator | estimate | 95% interval | lower bound |", "|---|---:|---:|---:|"]
-            lines += [f"| {n} | {_fmt(iv.estimate)} | [{_fmt(iv.low)}, {_fmt(iv.high)}] | "
-                      f"{_fmt(iv.lower_bound)} |" for n, iv in rows]
+            lines += [f"| {n} | {reason} | | |" if reason else
+                      f"| {n} | {_fmt(iv.estimate)} | [{_fmt(iv.low)}, {_fmt(iv.high)}] | {_fmt(iv.lower_bound)} |"
+                      for n, iv, reason in rows]
         lines.append("")
     return "\n".join(lines)
 
 
 def chart(results: Sequence[OPEResult]) -> bytes:
-    """PNG: one panel per family, a bar per (policy, estimator) with its interval."""
+    """PNG: one panel per family, a bar per (policy, estimator) with its interval; estimates
+    that are not estimable (:func:`evaluation.diagnostics.not_estimable`) are left out."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, (title, attr, _) in zip(axes, FAMILIES):
+    for ax, (title, attr, diag_attr) in zip(axes, FAMILIES):
         labels, est, err_low, err_high = [], [], [], []
         for r in results:
+            diag = getattr(r, diag_attr)
             for name, iv in getattr(r, attr).items():
+                if not_estimable(iv.low, iv.high, diag.ess, diag.n_units):
+                    continue
                 labels.append(f"{r.policy}\n{name}")
                 est.append(iv.estimate)
                 err_low.append(max(iv.estimate - iv.low, 0) if math.isfinite(iv.low) else 0.0)

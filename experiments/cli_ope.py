@@ -43,6 +43,13 @@ def _load_policy(spec: str, logs: Path) -> Policy:
     return make_policy(spec, _world_config(logs))
 
 
+def _shown(iv, diag) -> str:
+    """An estimate as printed, or why it is not estimable (evaluation.diagnostics.not_estimable)."""
+    from evaluation.diagnostics import not_estimable
+
+    return not_estimable(iv.low, iv.high, diag.ess, diag.n_units) or str(iv)
+
+
 def ope_command(
     logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV).")],
     policy: Annotated[list[str], typer.Option("--policy", help="Trained policy folder or world policy name; repeatable.")],
@@ -80,9 +87,10 @@ def ope_command(
         res = evaluate_offline(steps, target.action_probs(steps.obs), policy=spec, n_bootstrap=n_bootstrap,
                                seed=seed, sequential=sequential)
         results.append(res)
-        best = res.bandit.get("dr")
-        typer.echo(f"{spec}: DR profit/visit {best}" + (f"; DR return visits {res.trajectory['dr']}"
-                                                          if sequential else ""))
+        line = f"{spec}: DR profit/visit {_shown(res.bandit['dr'], res.bandit_diagnostics)}"
+        if sequential:
+            line += f"; DR return visits {_shown(res.trajectory['dr'], res.trajectory_diagnostics)}"
+        typer.echo(line)
     paths = write_report(out, results, str(logs), warnings)
     for w in warnings:
         typer.secho(f"WARNING: {w}", fg=typer.colors.RED, err=True)

@@ -176,7 +176,8 @@ def off_policy(decisions: LoggedDecisions, propensity: np.ndarray | None, polici
             "bandit": {k: _interval(v) for k, v in res.bandit.items()},
             "trajectory": {k: _interval(v) for k, v in res.trajectory.items()},
             "n_visits": int(steps.action.shape[0]), "n_trajectories": int(np.unique(steps.trajectory_id).size),
-            "ess": float(diag.ess), "unsupported_mass": float(diag.unsupported_mass),
+            "ess": float(diag.ess), "bandit_ess": float(res.bandit_diagnostics.ess),
+            "unsupported_mass": float(diag.unsupported_mass),
             "warnings": list(dict.fromkeys(res.bandit_diagnostics.warnings + res.trajectory_diagnostics.warnings
                                            if sequential else res.bandit_diagnostics.warnings)),
         }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jinja2
 
+from evaluation.diagnostics import not_estimable
 from experiments.pipeline_measure import AT_RISK_DAYS, LOYAL_VISITS, SEGMENTS
 from interactions.atomic import atomic_path, atomic_write_text
 
@@ -254,7 +255,7 @@ def _value_tables(results: dict) -> list[tuple[str, dict]]:
     if results["ope"]:
         rows, notes = [], []
         for name, o in results["ope"].items():
-            rows.append([name, *(fmt(o[fam].get(est)) for fam, est, _ in OPE_COLUMNS),
+            rows.append([name, *(_ope_cell(o, fam, est) for fam, est, _ in OPE_COLUMNS),
                          f"{o['n_visits']:,} / {o['n_trajectories']:,}", f"{o['ess']:.1f}"])
             notes += [f"{name}: {w}" for w in o["warnings"]]
         if results["propensity_note"]:
@@ -263,6 +264,17 @@ def _value_tables(results: dict) -> list[tuple[str, dict]]:
                        {"header": ["policy", *(label for *_, label in OPE_COLUMNS), "n visits / lifetimes",
                                    "ESS (lifetimes)"], "rows": rows, "notes": notes}))
     return tables
+
+
+def _ope_cell(o: dict, family: str, estimator: str) -> str:
+    """An off-policy estimate as ``mean [low, high]``, or why it is not estimable from the
+    logs (:func:`evaluation.diagnostics.not_estimable`): the family's ESS over its units
+    (visits for per-decision estimators, lifetimes for trajectory ones)."""
+    e = o[family].get(estimator)
+    if e is None:
+        return "—"
+    ess, n = (o["bandit_ess"], o["n_visits"]) if family == "bandit" else (o["ess"], o["n_trajectories"])
+    return not_estimable(e["low"], e["high"], ess, n) or fmt(e)
 
 
 def _behaviour(results: dict) -> list[tuple[str, list]]:

@@ -23,6 +23,7 @@ from evaluation.bandit import (
 from evaluation.diagnostics import (
     WeightDiagnostics,
     effective_sample_size,
+    not_estimable,
     unsupported_mass,
 )
 from evaluation.intervals import (
@@ -205,3 +206,19 @@ def test_chunked_bootstrap_counts_are_multinomial_resamples():
     rng = np.random.default_rng(7)
     explicit = np.vstack([_count_rows(rng, 300, 3).astype(np.float64) @ stats for _ in range(17)])[:50]
     np.testing.assert_allclose(chunked, explicit, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("low", "high", "ess", "n", "reason"), [
+    (1.0, 2.0, 50.0, 1000, None),                       # ESS 50 >= max(10, 10)
+    (1.0, 2.0, 9.9, 100, "effective sample size 9.9 < 10"),
+    (1.0, 2.0, 40.0, 5000, "effective sample size 40.0 < 50"),  # 1% of 5,000 units
+    (1.5, 1.5, 500.0, 1000, "zero-width interval"),
+    (float("nan"), 2.0, 500.0, 1000, "no finite interval"),
+    (1.0, 2.0, None, None, None),                       # no weights known: only the interval is checked
+])
+def test_an_estimate_is_shown_only_with_enough_ess_and_a_real_interval(low, high, ess, n, reason):
+    got = not_estimable(low, high, ess, n)
+    if reason is None:
+        assert got is None
+    else:
+        assert got.startswith("not estimable from these logs") and reason in got

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -36,6 +38,13 @@ def test_report_for_two_policies(world_log, tmp_path):
     assert CLONE_WARNING not in md and NO_COGS_WARNING not in md  # the world's logs record costs of goods
     assert "per decision: profit per visit" in md and "profit/visit" in result.output
     assert "effective sample size" in md  # the deterministic target gets an ESS warning
+    # an estimate whose weights have too small an ESS is never shown as a number, in any output
+    logging_part, greedy_part = md.split("## never-coupon")
+    softmax = logging_part.split("## softmax")[1]  # the logging policy itself: full ESS, every interval shown
+    assert "| dr | not estimable" not in softmax and "effective sample size" not in softmax
+    assert "| fqe | not estimable from these logs: no finite interval |" in softmax  # FQE has no interval here
+    assert re.search(r"\| pdwis \| not estimable from these logs: effective sample size [\d.]+ < \d+ \|", greedy_part)
+    assert re.search(r"never-coupon: DR profit/visit .*; DR return visits not estimable from these logs", result.output)
 
 
 def test_logs_without_propensities_or_costs_use_the_clone_and_say_so(world_log, tmp_path):

@@ -98,6 +98,25 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     assert "never-coupon (world heuristic)" in html and "Dominance in the true world" in html
 
 
+def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(world_run):
+    from evaluation.diagnostics import min_ess
+
+    config, result = world_run
+    html = Path(result["report"]).read_text()
+    table = html.split("Off-policy estimates on held-out logs")[1].split("</table>")[0]
+    cells = {re.findall(r"<td>(.*?)</td>", row)[0]: re.findall(r"<td>(.*?)</td>", row)[1:4]
+             for row in table.split("<tr>")[2:]}
+    ope = json.loads((Path(config["out"]) / "evaluate" / "results.json").read_text())["ope"]
+    low_ess = [name for name, o in ope.items() if o["ess"] < min_ess(o["n_trajectories"])]
+    assert low_ess, "the tiny run's greedy agents have a small trajectory ESS"
+    for name, o in ope.items():
+        trajectory = cells[name][1:]  # DR and WIS return visits per lifetime
+        if name in low_ess:
+            assert all(c.startswith("not estimable from these logs: effective sample size") for c in trajectory)
+        else:
+            assert all(not c.startswith("not estimable") or "interval" in c for c in trajectory), (name, trajectory)
+
+
 def test_the_simulator_learns_margins_and_world_version_from_the_split_logs(world_run):
     config, _ = world_run
     card = json.loads((Path(config["out"]) / "simulator" / "member_0" / "config.json").read_text())["card"]
