@@ -186,12 +186,13 @@ _MARKERS = {"agent": ("o", "tab:blue"), "baseline": ("s", "tab:green"), "heurist
 def plot_frontier(results: dict, path: Path) -> None:
     """Profit vs return visits per shopper with 95% intervals, one panel per place: agents
     (blue circles), baselines fit on the logs (green squares), world heuristics (orange
-    triangles); the agents on the frontier are joined by a line."""
+    triangles); policies at the same point share one label; the agents on the frontier are
+    joined by a line."""
     plt = _pyplot()
     places = [p for p in ("world", "simulator") if p in results["frontier"]]
-    fig, axes = plt.subplots(1, len(places), figsize=(6.8 * len(places), 5.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(places), figsize=(6.8 * len(places), 5.2), squeeze=False)
     for ax, place in zip(axes[0], places):
-        on_frontier = []
+        on_frontier, labels = [], {}
         for name, row in results["policies"].items():
             if place not in row:
                 continue
@@ -201,19 +202,21 @@ def plot_frontier(results: dict, path: Path) -> None:
             ax.errorbar(x["mean"], y["mean"], xerr=[[x["mean"] - x["low"]], [x["high"] - x["mean"]]],
                         yerr=[[y["mean"] - y["low"]], [y["high"] - y["mean"]]], fmt=marker, color=color, capsize=2,
                         ms=5, lw=0.8)
-            ax.annotate(name, (x["mean"], y["mean"]), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
+            labels.setdefault((round(x["mean"], 3), round(y["mean"], 3)), []).append(name)
             if kind == "agent" and name in results["frontier"][place]["frontier"]:
                 on_frontier.append((x["mean"], y["mean"]))
+        for (x, y), names in labels.items():
+            ax.annotate(" = ".join(names), (x, y), fontsize=6.5, xytext=(3, 3), textcoords="offset points")
         if len(on_frontier) > 1:
-            ax.plot(*zip(*sorted(on_frontier)), color="tab:blue", lw=0.8, alpha=0.6)
+            ax.plot(*zip(*sorted(set(on_frontier))), color="tab:blue", lw=0.8, alpha=0.6)
         for kind, (marker, color) in _MARKERS.items():
             ax.plot([], [], marker, color=color, label={"agent": "agent", "baseline": "baseline (fit on the logs)",
                                                          "heuristic": "world heuristic"}[kind])
         ax.set(xlabel="return visits per shopper over H", ylabel="profit per shopper over H",
-               title=f"{'true world' if place == 'world' else 'learned simulator'} "
-                     f"(n={results['n_eval_users']:,} shoppers each, 95% intervals)")
+               title="true world" if place == "world" else "learned simulator")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{results['n_eval_users']:,} fresh shoppers per policy, 95% intervals", fontsize=9)
     _save(fig, path)
 
 
