@@ -12,6 +12,7 @@ import typer
 
 from experiments.cli_agents import evaluate_command, train_command
 from experiments.cli_data import data_app
+from experiments.cli_certify import certify_command
 from experiments.cli_ope import ope_command
 from experiments.cli_pipeline import quickstart_command, run_command
 from experiments.cli_simulator import simulator_app
@@ -33,6 +34,7 @@ app.add_typer(simulator_app, name="simulator")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("ope")(ope_command)
+app.command("certify")(certify_command)
 
 
 def main(argv: list[str] | None = None) -> None:
