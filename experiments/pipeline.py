@@ -350,8 +350,11 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         recommendation = recommend({name: results[name]["simulator"]["values"] for name in candidates}, agents,
                                    config.reward,
                                    {name: results[name]["members"] for name in candidates} if members else None)
+        certificate = recommended_certificate(config, heldout, policies[recommendation.policy],
+                                              recommendation.policy)
         _json(folder / "results.json", {
             "recommendation": recommendation.to_dict() | {"headline": recommendation.headline()},
+            "certificate": certificate,
             "horizon_days": h, "n_eval_users": config.evaluation.users, "has_world": world is not None,
             "policies": results, "kinds": {name: kinds[name] for name in results},
             "rewards": {name: reward.label for name, (_, reward) in agent_specs(config).items()},
@@ -363,6 +366,27 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
            "has_world": config.has_world, "device": config.device}
     inputs = {"simulator": sim.folder, "split": split.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
     return run_stage(config.out, "evaluate", cfg, inputs, compute, echo=echo)
+
+
+def recommended_certificate(config: PipelineConfig, heldout, policy, name: str) -> dict:
+    """The certificate (:mod:`evaluation.certify`) of the recommended policy against the
+    logging policy on the held-out logs, in the run's metric (profit for the profit reward,
+    else return visits); ``{"verdict": "no certificate", "reason": ...}`` where the logs
+    hold no logged propensities."""
+    from evaluation.certify import certify
+    from evaluation.world_steps import steps_from_decisions
+
+    logged = heldout.logged & heldout.in_window
+    if not logged.any() or np.isnan(heldout.propensity[logged]).any():
+        return {"verdict": "no certificate", "reason": "the held-out logs hold no logged propensities: a certificate "
+                                                       "needs the probabilities the logging policy actually used"}
+    steps = steps_from_decisions(heldout)
+    if np.unique(steps.trajectory_id).size < 4:
+        return {"verdict": "no certificate", "reason": "fewer than 4 held-out lifetimes"}
+    taken = policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+    cert = certify(steps, taken, policy=name, metric="profit" if config.reward_mode == "profit" else "return_visits",
+                   seed=config.seed)
+    return cert.to_dict() | {"headline": cert.headline()}
 
 
 def frontier_summary(results: dict[str, dict], kinds: dict[str, str]) -> dict[str, dict]:

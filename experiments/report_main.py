@@ -39,6 +39,8 @@ td:first-child,th:first-child{text-align:left}.warn{background:#fee;border:2px s
 <p class="note" id="recommendation"><strong>{{ recommendation.headline }}</strong> Chosen by its value in the
 learned simulator on fresh shoppers, never by world truth{% if has_world %}; in the world, for the record
 only: {{ recommendation.true_value }}{% endif %}.</p>
+<p class="note" id="certificate"><strong>Certificate against the logging policy, on the held-out logs:</strong>
+{{ certificate }}</p>
 <p>Logs: <code>{{ data.source }}</code> ({{ data.format }}): {{ "{:,}".format(data.events) }} events of
 {{ "{:,}".format(data.users) }} shoppers, {{ data.log_start }} to {{ data.log_end }};
 {{ "{:,}".format(data.train_users) }} shoppers fit the simulator and train nothing else,
@@ -364,6 +366,8 @@ def write_report(out_dir: str | Path, data: dict, fidelity: dict, results: dict,
         value_tables=_value_tables(results), behaviour=_behaviour(results), heldout_states=results["heldout_states"],
         at_risk=f"{AT_RISK_DAYS:g}", loyal=LOYAL_VISITS, config=json.dumps(run, indent=2), out=run["out"],
         recommendation=_recommendation(results), rewards=list(results["rewards"].items()),
+        certificate=results["certificate"].get("headline") or
+        f"{results['certificate']['verdict']}: {results['certificate']['reason']}",
         frontier_tables=_frontier_tables(results))
     atomic_write_text(out / "index.html", html)
     for path in out.iterdir():  # temp files are created 0600; a report is for reading

@@ -96,6 +96,11 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     html = Path(result["report"]).read_text()
     assert "<code>ppo (profit)</code> trained on the\nprofit reward" in html
     assert "never-coupon (world heuristic)" in html and "Dominance in the true world" in html
+    # the recommended policy's certificate against the logging policy leads the report
+    cert = results["certificate"]
+    assert cert["policy"] == results["recommendation"]["policy"] and cert["verdict"] in ("improves", "not certified")
+    assert cert["n"] > 0 and cert["lower_bound"] <= cert["estimate"]
+    assert html.index('id="certificate"') < html.index("<h2") and cert["headline"] in html
 
 
 def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(world_run):
@@ -221,6 +226,7 @@ def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
     assert "truth column is skipped" in html and "True value in the world" not in html
     assert html.index("Simulator fidelity") < html.index("Policies: true value")  # leads with what the logs support
     assert "no off-policy estimates" in html
+    assert "no certificate: the held-out logs hold no logged propensities" in html
     assert "These logs record no cost of goods (no unit_cost column): profit is net revenue" in html
     assert "shopper0" not in html
 
