@@ -16,6 +16,7 @@ from envs.reward import check_reward_mode
 from interactions.checks import require_positive_ints
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
+PPO_HEADS: tuple[str, ...] = ("flat", "factorised")
 DEPLOY_MODES: tuple[str, ...] = ("greedy", "stochastic")
 
 
@@ -69,6 +70,10 @@ class TrainConfig:
     """PPO: GAE lambda"""
     ppo_ent_coef: float = 0.01
     """PPO: entropy bonus, keeps coupons and arms explored"""
+    ppo_head: str = "flat"
+    """PPO: 'flat' (one softmax over the n_arms x n_coupons actions) or 'factorised' (a softmax
+    over groups and one over coupons, independent given the state: the env's MultiDiscrete
+    actions, so that the coupon is learned apart from the group)"""
     dqn_buffer_size: int = 100_000
     """DQN: replay buffer transitions"""
     dqn_learning_starts: int = 2_000
@@ -92,6 +97,10 @@ class TrainConfig:
         check_reward_mode(self.reward_mode)
         if self.warm_start and self.algo != "ppo":
             raise ValueError(f"warm_start clones into PPO's actor; algo is {self.algo!r}")
+        if self.ppo_head not in PPO_HEADS:
+            raise ValueError(f"ppo_head must be one of {list(PPO_HEADS)}, got {self.ppo_head!r}")
+        if self.ppo_head == "factorised" and (self.algo != "ppo" or self.warm_start):
+            raise ValueError("ppo_head 'factorised' is for PPO without a warm start (the clone targets the flat head)")
         if self.deploy not in DEPLOY_MODES:
             raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {self.deploy!r}")
         require_positive_ints(**{name: getattr(self, name) for name in (
@@ -101,6 +110,11 @@ class TrainConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         object.__setattr__(self, "net_arch", tuple(int(h) for h in self.net_arch))
+
+    @property
+    def action_type(self) -> str:
+        """The env's action type: ``multidiscrete`` for the factorised PPO head, else ``discrete``."""
+        return "multidiscrete" if self.algo == "ppo" and self.ppo_head == "factorised" else "discrete"
 
     def to_json(self) -> str:
         """Readable JSON of every field."""

@@ -6,7 +6,10 @@ is exact for the policy as deployed:
 * PPO (and any actor-critic with a categorical policy): the softmax of the policy logits
   (``greedy=False``, the policy it was trained as), or 1 on their argmax (``greedy=True``,
   the deployment policy: a stochastic policy over many actions spends visits on actions it
-  rates poorly);
+  rates poorly); with the factorised head (``MultiDiscrete([n_arms, n_coupons])``) the
+  group and the coupon are independent given the state, so
+  :math:`\pi(g, c \mid s) = \pi(g \mid s)\, \pi(c \mid s)` at flat index
+  :math:`g \cdot n_{coupons} + c`, and its argmax is the pair of the factors' argmaxes;
 * DQN: its epsilon-greedy distribution over the greedy action of the Q network,
   :math:`\\pi(a \\mid s) = \\varepsilon / A + (1 - \\varepsilon)[a = \\arg\\max_b Q(s, b)]`
   (``greedy=True`` deploys with :math:`\\varepsilon = 0`).
@@ -24,11 +27,12 @@ from simulators.policy import Policy
 
 
 class SB3Policy(Policy):
-    """A trained PPO or DQN policy as a :class:`Policy` over a ``Discrete`` action space.
+    """A trained PPO or DQN policy as a :class:`Policy` over the flat action space.
 
     :param policy: the stable-baselines3 policy network (``model.policy``): an
         ``ActorCriticPolicy`` (PPO) or a ``DQNPolicy``.
-    :param action_space: the flat action space it was trained on.
+    :param action_space: the flat action space it was trained on (PPO may act in its
+        ``MultiDiscrete([n_arms, n_coupons])`` form).
     :param epsilon: DQN's exploration share at evaluation, in [0, 1]; ignored for PPO.
     :param name: label used in reports.
     :param greedy: act on the argmax (module docstring); ``action_probs`` is then one-hot.
@@ -37,9 +41,13 @@ class SB3Policy(Policy):
     def __init__(self, policy: BasePolicy, action_space: ActionSpace, epsilon: float = 0.0, name: str = "agent",
                  *, greedy: bool = False) -> None:
         super().__init__(action_space)
-        n = getattr(policy.action_space, "n", None)
-        if n != action_space.n_actions:
-            raise ValueError(f"policy acts in {policy.action_space}, expected Discrete({action_space.n_actions})")
+        space = policy.action_space
+        factors = [int(n) for n in getattr(space, "nvec", [])]
+        if getattr(space, "n", None) != action_space.n_actions and factors != [action_space.n_arms,
+                                                                                   action_space.n_coupons]:
+            raise ValueError(f"policy acts in {space}, expected Discrete({action_space.n_actions}) or "
+                             f"MultiDiscrete([{action_space.n_arms} {action_space.n_coupons}])")
+        self._factorised = bool(factors)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.policy = policy.eval()
@@ -55,7 +63,12 @@ class SB3Policy(Policy):
                 probs = np.full((len(greedy), self.action_space.n_actions), self.epsilon / self.action_space.n_actions)
                 probs[np.arange(len(greedy)), greedy] += 1.0 - self.epsilon
                 return probs
-            probs = self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy().astype(np.float64)
+            dist = self.policy.get_distribution(obs_t).distribution
+            if self._factorised:  # [Categorical(groups), Categorical(coupons)]: the joint is their product
+                arm, coupon = (d.probs.cpu().numpy().astype(np.float64) for d in dist)
+                probs = (arm[:, :, None] * coupon[:, None, :]).reshape(len(arm), -1)
+            else:
+                probs = dist.probs.cpu().numpy().astype(np.float64)
         if not self.greedy:
             return probs
         one_hot = np.zeros_like(probs)

@@ -73,7 +73,7 @@ def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
     env = ShopperSB3VecEnv(make_vector_env(
         config.num_envs, simulator=config.simulator, reward_mode=config.reward_mode,
         revenue_scale=config.revenue_scale, retention_weight=config.retention_weight,
-        autoreset_mode="SameStep", device=config.device,
+        action_type=config.action_type, autoreset_mode="SameStep", device=config.device,
     ))
     env.seed(seed)
     return env
@@ -147,7 +147,7 @@ def save_policy(model: BaseAlgorithm, config: TrainConfig, action_space: ActionS
     meta = {"algo": config.algo, "n_features": int(model.observation_space.shape[0]),
             "n_arms": action_space.n_arms, "coupon_levels": list(action_space.coupon_levels),
             "net_arch": list(config.net_arch), "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
-            "num_timesteps": int(model.num_timesteps), "deploy": config.deploy}
+            "num_timesteps": int(model.num_timesteps), "deploy": config.deploy, "action_type": config.action_type}
     atomic_write_text(out / POLICY_META, json.dumps(meta, indent=2))
 
 
@@ -165,7 +165,8 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
         raise ValueError(f"{run_dir}: not a trained policy folder ({exc})") from None
     action_space = ActionSpace(meta["n_arms"], tuple(meta["coupon_levels"]))
     obs_space = spaces.Box(0.0, np.inf, (meta["n_features"],), np.float32)
-    act_space = spaces.Discrete(action_space.n_actions)
+    act_space = (spaces.MultiDiscrete([action_space.n_arms, action_space.n_coupons])
+                 if meta.get("action_type", "discrete") == "multidiscrete" else spaces.Discrete(action_space.n_actions))
     cls = ActorCriticPolicy if meta["algo"] == "ppo" else DQNPolicy
     policy = cls(obs_space, act_space, lambda _: 0.0, net_arch=list(meta["net_arch"]))
     try:

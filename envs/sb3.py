@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+from envs.transition import flat_actions
 from envs.vector_env import ShopperVectorEnv
 
 INFO_KEYS: tuple[str, ...] = ("click", "purchase", "redeemed", "spend", "coupon_cost", "cogs", "gap_days", "churned", "day")
@@ -29,8 +30,9 @@ class ShopperSB3VecEnv(VecEnv):
 
     :param env: a vector env in ``SAME_STEP`` autoreset mode.
 
-    After each step, ``last_actions``, ``last_info`` (the vector env's dict of arrays) and
-    ``last_done`` hold that step, for callbacks that aggregate without per-shopper loops.
+    After each step, ``last_actions`` (flat action indices, whatever the action type),
+    ``last_info`` (the vector env's dict of arrays) and ``last_done`` hold that step, for
+    callbacks that aggregate without per-shopper loops.
     """
 
     def __init__(self, env: ShopperVectorEnv) -> None:
@@ -57,7 +59,8 @@ class ShopperSB3VecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         obs, reward, terminated, truncated, info = self.env.step(self._actions)
-        self.last_actions, self._actions = self._actions, None
+        self.last_actions = flat_actions(self.env.simulator, self._actions, self.env.action_type, self.num_envs)
+        self._actions = None
         done = terminated | truncated
         self.last_info, self.last_done = info, done
         columns = {key: info[key].tolist() for key in INFO_KEYS}

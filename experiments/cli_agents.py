@@ -24,6 +24,8 @@ def train_command(
     reward: Annotated[str, typer.Option(help="retention, profit or mixed.")] = "retention",
     checkpoint_every: Annotated[int, typer.Option(help="Environment steps between resumable checkpoints.", min=1)] = TrainConfig.checkpoint_every,
     deploy: Annotated[str, typer.Option(help="How the saved policy acts: greedy (argmax) or stochastic (as trained).")] = TrainConfig.deploy,
+    ppo_head: Annotated[str, typer.Option(help="PPO: flat (one softmax over group x coupon) or factorised (a softmax "
+                                               "over groups and one over coupons).")] = TrainConfig.ppo_head,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -31,7 +33,8 @@ def train_command(
     from agents.training import train
 
     config = TrainConfig(algo=algo, simulator=simulator, total_steps=steps, seed=seed, device=device,
-                         num_envs=num_envs, reward_mode=reward, checkpoint_every=checkpoint_every, deploy=deploy)
+                         num_envs=num_envs, reward_mode=reward, checkpoint_every=checkpoint_every, deploy=deploy,
+                         ppo_head=ppo_head)
     model = train(config, out, resume=resume, progress=progress)
     typer.echo(f"trained {algo} for {model.num_timesteps:,} steps; policy in {out}; "
                f"tensorboard --logdir {out / 'tensorboard'}")

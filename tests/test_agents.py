@@ -54,6 +54,27 @@ def test_run_folder_has_readable_config_and_loadable_policy(ppo_run: Path) -> No
     np.testing.assert_array_equal(greedy, np.eye(80)[probs.argmax(axis=1)])
 
 
+def test_factorised_ppo_head_gives_the_product_of_its_group_and_coupon_probabilities(tmp_path: Path) -> None:
+    import torch
+
+    model = train(TrainConfig(algo="ppo", ppo_head="factorised", total_steps=1_024, checkpoint_every=1_024, **SMALL),
+                  tmp_path, progress=False)
+    obs = np.random.default_rng(1).random((6, 31), dtype=np.float32)
+    policy = load_policy(tmp_path, deploy="stochastic")
+    probs = policy.action_probs(obs)
+    assert probs.shape == (6, 80) and np.allclose(probs.sum(axis=1), 1.0)
+    # SB3's own log-probability of (group, coupon) pairs, from the trained model itself
+    pairs = np.stack([np.arange(6) % 20, np.arange(6) % 4], axis=1)
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(obs))
+        expected = dist.log_prob(torch.as_tensor(pairs)).exp().numpy()
+    np.testing.assert_allclose(probs[np.arange(6), pairs[:, 0] * 4 + pairs[:, 1]], expected, rtol=1e-5)
+    greedy = load_policy(tmp_path).action_probs(obs)
+    np.testing.assert_array_equal(greedy.argmax(axis=1), probs.argmax(axis=1))
+    with pytest.raises(ValueError, match="factorised' is for PPO without a warm start"):
+        TrainConfig(algo="dqn", ppo_head="factorised")
+
+
 def test_dqn_interrupted_and_resumed_continues_the_step_count(tmp_path: Path) -> None:
     out = tmp_path / "dqn"
     train(TrainConfig(algo="dqn", total_steps=1_024, checkpoint_every=512, **SMALL), out, progress=False)
