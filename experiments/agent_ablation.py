@@ -1,7 +1,7 @@
 """Why do the agents lose to popularity? Train variants, score each in the simulator and in truth.
 
 Every variant is a PPO or DQN run (:class:`agents.config.TrainConfig` overrides) trained in
-the learned simulator ``--simulator`` (or in the world, for the sim-to-real reference),
+the learned simulator ``--simulator`` (a fitted folder or an ensemble's; or in the world, for the sim-to-real reference),
 then deployed both ways (``greedy`` and ``stochastic``, see :mod:`agents.policies`) and
 rolled out on ``--users`` fresh shoppers in the learned simulator (the value the pipeline
 may select on) and in the ground-truth world (the referee, for the record only), beside
@@ -41,6 +41,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "ent001": {"ppo_ent_coef": 0.001},
     "gae95": {"ppo_gae_lambda": 0.95, "gamma": 0.99},
     "big-net": {"net_arch": (256, 256)},
+    "factorised": {"ppo_head": "factorised"},
+    "world-factorised": {"simulator": "world", "ppo_head": "factorised"},
     "lr1e-4": {"learning_rate": 1e-4},
     "dqn": {"algo": "dqn"},
     "dqn-gamma99": {"algo": "dqn", "gamma": 0.99},
