@@ -265,7 +265,6 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         from agents.baselines import MyopicGreedyPolicy, PopularityPolicy
         from agents.training import load_policy
         from agents.uplift import UpliftPolicy
-        from envs.reward import RewardConfig
         from evaluation.selection import recommend
         from experiments.pipeline_measure import (
             behaviour,

@@ -133,7 +133,8 @@ def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, ca
     train(TrainConfig(total_steps=256, num_envs=16, ppo_n_steps=16, ppo_batch_size=64, checkpoint_every=256,
                       device="cpu"), agent, progress=False)
     cases = [(["--logs", str(bare), "--policy", "never-coupon"], "have no propensity (column 'propensity')"),
-             (["--logs", str(other), "--policy", str(agent)], "acts in 80 actions, the logs in 40 (10 arms x 4 coupon levels)"),
+             (["--logs", str(other), "--policy", str(agent)],
+              "acts in 80 actions, the logs in 40 (10 arms x 4 coupon levels)"),
              (["--logs", str(held_out_log), "--policy", "never-coupon", "--mix", "2"], "--mix: expected auto"),
              (["--logs", str(held_out_log), "--policy", "never-coupon", "--metric", "clicks"], "--metric: expected")]
     for args, message in cases:
