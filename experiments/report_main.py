@@ -254,9 +254,18 @@ def _value_tables(results: dict) -> list[tuple[str, dict]]:
         rows = [[name + (" (world heuristic)" if results["kinds"][name] == "heuristic" else ""),
                  *(fmt(row[place]["values"][m]) for m, _ in METRICS)]
                 for name, row in results["policies"].items() if place in row]
+        header, notes = ["policy", *(label for _, label in METRICS)], []
+        members = place == "simulator" and any("members" in row for row in results["policies"].values())
+        if members:  # the ensemble's disagreement: each candidate's return visits in each member alone
+            header.append("return visits in each simulator")
+            for row, policy in zip(rows, results["policies"].values()):
+                row.append(" / ".join(f"{m['return_visits']['mean']:.2f}" for m in policy.get("members", [])) or "—")
+            notes.append("The simulator columns are the ensemble's (each shopper in one member); the last column is "
+                         "each member alone, where the selection takes the least favourable (heuristics are not "
+                         "candidates).")
         if rows:
             tables.append((f"{title} (n = {n:,} fresh shoppers per policy, over H = {results['horizon_days']} days)",
-                           {"header": ["policy", *(label for _, label in METRICS)], "rows": rows, "notes": []}))
+                           {"header": header, "rows": rows, "notes": notes}))
     if results["ope"]:
         rows, notes = [], []
         for name, o in results["ope"].items():

@@ -87,6 +87,9 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     assert results["recommendation"]["score"] == max(worst.values())
     assert "the least of 3 simulators" in results["recommendation"]["headline"]
     assert (Path(config["out"]) / "simulator" / "ensemble.json").is_file()
+    html = Path(result["report"]).read_text()
+    worst_member = " / ".join(f"{v['return_visits']['mean']:.2f}" for v in members["popularity"])
+    assert "return visits in each simulator" in html and worst_member in html
     for place in ("simulator", "world"):
         part = results["frontier"][place]
         assert set(part["dominated_by"]) == {n for n, k in kinds.items() if k != "agent"}
