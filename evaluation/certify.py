@@ -26,7 +26,7 @@ method          lower bound on :math:`E[D]` and what it assumes
 ``bernstein``   Maurer & Pontil's empirical Bernstein bound with range :math:`b = c\\,
 (default)       \\max_i G_i` (:func:`evaluation.intervals.empirical_bernstein_lower`): holds
                 with probability :math:`\\ge 1 - \\delta` for independent lifetimes, exact
-                logged propensities, :math:`G \\ge 0` and :math:`G \\le \\max_i G_i` (the
+                logged propensities, every :math:`r_{it} \\ge 0` and :math:`G \\le \\max_i G_i` (the
                 observed largest lifetime value stands in for the true range)
 ``bootstrap``   the :math:`\\delta` quantile of the mean of :math:`D` over resamples of
                 lifetimes: approximate (HCPI's bootstrap variant, Thomas et al. 2015b), often
@@ -189,13 +189,14 @@ def certify(steps: LoggedSteps, target_taken: np.ndarray, *, policy: str, metric
     estimate, lower = improvement_bound(w, g, c, confidence, method, seed)
     ess = _lifetime_ess(steps, target_taken, m, rows)
     assumptions = ["lifetimes are independent", "the logged propensities are the probabilities actually used",
-                   "every lifetime value is >= 0", "no lifetime value exceeds the largest one observed"]
+                   "every visit's value is >= 0", "no lifetime value exceeds the largest one observed"]
     if method == "bootstrap":
         assumptions = assumptions[:2] + ["the bootstrap distribution of the mean is accurate (approximate: no "
                                          "finite-sample guarantee)"]
-    if (g < 0).any():
-        verdict, reason = "not certified", (f"{int((g < 0).sum())} lifetimes have a negative {metric}: the bound "
-                                            "assumes values >= 0")
+    negative = int(((steps.trajectory_reward if metric == "return_visits" else steps.bandit_reward) < 0).sum())
+    if negative:
+        verdict, reason = "not certified", (f"{negative} logged visits have a negative {metric}: the bound assumes "
+                                            "every visit's value is >= 0")
     elif lower > 0:
         verdict, reason = "improves", ""
     else:
