@@ -26,8 +26,8 @@ method          lower bound on :math:`E[D]` and what it assumes
 ``bernstein``   Maurer & Pontil's empirical Bernstein bound with range :math:`b = c\\,
 (default)       \\max_i G_i` (:func:`evaluation.intervals.empirical_bernstein_lower`): holds
                 with probability :math:`\\ge 1 - \\delta` for independent lifetimes, exact
-                logged propensities, every :math:`r_{it} \\ge 0` and :math:`G \\le \\max_i G_i` (the
-                observed largest lifetime value stands in for the true range)
+                logged propensities, every :math:`r_{it} \\ge 0` and :math:`G \\le \\max_i G_i`
+                (the observed largest lifetime value stands in for the true range)
 ``bootstrap``   the :math:`\\delta` quantile of the mean of :math:`D` over resamples of
                 lifetimes: approximate (HCPI's bootstrap variant, Thomas et al. 2015b), often
                 tighter, no finite-sample guarantee
