@@ -143,3 +143,17 @@ def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, ca
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "c").exists()
+
+
+def test_the_validity_study_measures_the_certificates_quantity(tmp_path):
+    """experiments/certify_truth.py: certifying the logging policy itself, the true improvement of every
+    mixture is exactly 0 (the truth log under the mixture is the logging policy's own log), and every
+    bound, being below the estimate of a zero improvement, holds."""
+    from experiments.certify_truth import main
+
+    out = tmp_path / "study.json"
+    main(["--policy", "softmax", "--seeds", "2", "--users", "400", "--days", "60", "--truth-users", "1500",
+          "--json", str(out)])
+    study = json.loads(out.read_text())
+    assert set(study["truth"].values()) == {0.0}
+    assert [r["held"] for r in study["rows"]] == [True, True] and not any(r["certified"] for r in study["rows"])
