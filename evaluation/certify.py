@@ -49,8 +49,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from evaluation.diagnostics import effective_sample_size
 from evaluation._checks import alpha_level
+from evaluation.diagnostics import effective_sample_size
 from evaluation.intervals import empirical_bernstein_lower, resample_counts
 from evaluation.runner import LoggedSteps
 
@@ -116,17 +116,11 @@ def lifetimes(steps: LoggedSteps, target_taken: np.ndarray, metric: str, mix: fl
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"mix must be in [0, 1], got {mix!r}")
-    target_taken = np.asarray(target_taken, dtype=np.float64)
-    if target_taken.shape != steps.propensity.shape:
-        raise ValueError(f"target_taken must have shape {steps.propensity.shape}, got {target_taken.shape}")
-    _, unit = np.unique(steps.trajectory_id, return_inverse=True)
+    unit, log_ratio = _log_ratios(steps, target_taken, mix)
     n = int(unit.max()) + 1 if unit.size else 0
     order = np.lexsort((steps.step, unit))
-    u = unit[order]
-    ratio = (1.0 - mix) * target_taken[order] / steps.propensity[order] + mix
+    u, log_ratio = unit[order], log_ratio[order]
     # w_it = prod_{t' <= t} rho: a running product restarted at each lifetime, in logs (0 stays 0)
-    with np.errstate(divide="ignore"):
-        log_ratio = np.log(ratio)
     cum = np.cumsum(np.where(np.isfinite(log_ratio), log_ratio, 0.0))
     first = np.r_[True, u[1:] != u[:-1]]
     start = np.flatnonzero(first)[np.cumsum(first) - 1]
@@ -208,11 +202,20 @@ def certify(steps: LoggedSteps, target_taken: np.ndarray, *, policy: str, metric
                        assumptions=assumptions, validation=validation)
 
 
-def _lifetime_ess(steps: LoggedSteps, target_taken: np.ndarray, mix: float, rows: np.ndarray) -> float:
-    """Kish ESS of the full lifetime weights :math:`W_i = \\prod_t \\rho_{it}` of ``rows``."""
+def _log_ratios(steps: LoggedSteps, target_taken: np.ndarray, mix: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each step's lifetime index (0..N-1 by sorted id) and :math:`\\log \\rho_{it}` of the
+    mixture :math:`\\pi_\\alpha` (``-inf`` where the ratio is 0), in the steps' order."""
+    target_taken = np.asarray(target_taken, dtype=np.float64)
+    if target_taken.shape != steps.propensity.shape:
+        raise ValueError(f"target_taken must have shape {steps.propensity.shape}, got {target_taken.shape}")
     _, unit = np.unique(steps.trajectory_id, return_inverse=True)
     with np.errstate(divide="ignore"):
-        log_ratio = np.log((1.0 - mix) * np.asarray(target_taken, dtype=np.float64) / steps.propensity + mix)
+        return unit, np.log((1.0 - mix) * target_taken / steps.propensity + mix)
+
+
+def _lifetime_ess(steps: LoggedSteps, target_taken: np.ndarray, mix: float, rows: np.ndarray) -> float:
+    """Kish ESS of the full lifetime weights :math:`W_i = \\prod_t \\rho_{it}` of ``rows``."""
+    unit, log_ratio = _log_ratios(steps, target_taken, mix)
     n = int(unit.max()) + 1
     total = np.bincount(unit, weights=np.where(np.isfinite(log_ratio), log_ratio, 0.0), minlength=n)
     dead = np.bincount(unit, weights=~np.isfinite(log_ratio), minlength=n) > 0

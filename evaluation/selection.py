@@ -104,8 +104,8 @@ def recommend(simulator_values: Mapping[str, Mapping[str, Mapping[str, float]]],
         if missing:
             raise ValueError(f"no ensemble member values for {missing}")
         scores = {name: min(score(v, reward) for v in member_values[name]) for name in simulator_values}
-        k = {len(member_values[n]) for n in simulator_values}
-        words = f"{criterion(reward)}, the least of {max(k)} simulators"
+        k = max(len(member_values[n]) for n in simulator_values)
+        words = f"{criterion(reward)}, the least of {k} simulators"
 
     def best(names: list[str]) -> tuple[str, float] | None:
         return max(((n, scores[n]) for n in names), key=lambda t: t[1]) if names else None

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.certify import MIXES, METHODS, METRICS, certify
+from evaluation.certify import METHODS, METRICS, MIXES, certify
 from evaluation.policies import MixturePolicy
 from evaluation.runner import LoggedSteps
 from evaluation.world_steps import steps_from_decisions

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.pipeline_cache import StageRun, run_stage
 from envs.reward import RewardConfig
+from experiments.pipeline_cache import StageRun, run_stage
 from experiments.pipeline_config import PipelineConfig
 from interactions.atomic import atomic_path, atomic_write_text
 

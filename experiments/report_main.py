@@ -251,18 +251,17 @@ def _value_tables(results: dict) -> list[tuple[str, dict]]:
     tables = []
     n = results["n_eval_users"]
     for place, title in (("world", "True value in the world"), ("simulator", "Value in the learned simulator")):
-        rows = [[name + (" (world heuristic)" if results["kinds"][name] == "heuristic" else ""),
-                 *(fmt(row[place]["values"][m]) for m, _ in METRICS)]
-                for name, row in results["policies"].items() if place in row]
-        header, notes = ["policy", *(label for _, label in METRICS)], []
+        # in the simulator with an ensemble, also each candidate's return visits in each member alone
         members = place == "simulator" and any("members" in row for row in results["policies"].values())
-        if members:  # the ensemble's disagreement: each candidate's return visits in each member alone
-            header.append("return visits in each simulator")
-            for row, policy in zip(rows, results["policies"].values()):
-                row.append(" / ".join(f"{m['return_visits']['mean']:.2f}" for m in policy.get("members", [])) or "—")
-            notes.append("The simulator columns are the ensemble's (each shopper in one member); the last column is "
-                         "each member alone, where the selection takes the least favourable (heuristics are not "
-                         "candidates).")
+        rows = [[name + (" (world heuristic)" if results["kinds"][name] == "heuristic" else ""),
+                 *(fmt(row[place]["values"][m]) for m, _ in METRICS),
+                 *([" / ".join(f"{v['return_visits']['mean']:.2f}" for v in row.get("members", [])) or "—"]
+                   if members else [])]
+                for name, row in results["policies"].items() if place in row]
+        header = ["policy", *(label for _, label in METRICS), *(["return visits in each simulator"] if members else [])]
+        notes = (["The simulator columns are the ensemble's (each shopper in one member); the last column is each "
+                  "member alone, where the selection takes the least favourable (heuristics are not candidates)."]
+                 if members else [])
         if rows:
             tables.append((f"{title} (n = {n:,} fresh shoppers per policy, over H = {results['horizon_days']} days)",
                            {"header": header, "rows": rows, "notes": notes}))

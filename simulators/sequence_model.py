@@ -263,10 +263,11 @@ class ShopperSequenceModel(nn.Module):
         :math:`\\bar g_k`, or :math:`g_k` when ``spec.return_reads_arm`` (``features``
         already filled by the logged constants)."""
         m, start = self.spec.arm_embedding, self.spec.hidden_size + self.spec.n_features
-        z = torch.cat([hidden, features, torch.zeros_like(self.arm_embedding(arm)), coupon.unsqueeze(-1),
+        embed = self.arm_embedding(arm)
+        z = torch.cat([hidden, features, torch.zeros_like(embed), coupon.unsqueeze(-1),
                        self.action_features(features, arm, coupon)], dim=-1)
         blind = self.head_in(z)  # W_1 [h, x, 0, c, q] + b_1
-        shared = torch.relu(blind + self.arm_embedding(arm) @ self.head_in.weight[:, start:start + m].T)
+        shared = torch.relu(blind + embed @ self.head_in.weight[:, start:start + m].T)
         return self.head_out(shared), (shared if self.spec.return_reads_arm else torch.relu(blind))
 
     def return_logits(self, shared: torch.Tensor, arm: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
