@@ -1,9 +1,9 @@
-"""Baseline policies fitted from logs, behind the :class:`simulators.policy.Policy` interface.
+"""Baseline policies fitted from logs, behind the :class:`retentionrl.core.policy.Policy` interface.
 
 ====================  ===================================================================
 policy                :math:`\\pi(a \\mid x)`
 ====================  ===================================================================
-``random``            :math:`1/A` (:class:`simulators.logging_policies.UniformPolicy`)
+``random``            :math:`1/A` (:class:`retentionrl.simulators.world.logging_policies.UniformPolicy`)
 ``popularity``        1 on (the arm with the most logged purchases, no coupon)
 ``logging``           a clone of the shop's logging policy: multinomial logistic
                       regression :math:`\\mathrm{softmax}(W x + b)` fitted by maximum
@@ -14,7 +14,7 @@ policy                :math:`\\pi(a \\mid x)`
                       (:class:`ImmediateRewardModel`)
 ``uplift``            1 on (the popularity arm, the coupon whose estimated uplift on the
                       30-day return, valued at a visit's profit, most exceeds its cost;
-                      none if no coupon's does): :mod:`agents.uplift` (causalml, an
+                      none if no coupon's does): :mod:`retentionrl.agents.uplift` (causalml, an
                       optional extra)
 ====================  ===================================================================
 
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from interactions.actions import ActionSpace
-from interactions.decisions import LoggedDecisions
-from simulators.policy import Policy
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.core.policy import Policy
 
 
 def _one_hot(index: np.ndarray, n: int) -> np.ndarray:

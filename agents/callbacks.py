@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from envs.sb3 import ShopperSB3VecEnv
+from retentionrl.envs.sb3 import ShopperSB3VecEnv
 
 
 class RetentionMetricsCallback(BaseCallback):

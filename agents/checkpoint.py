@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from interactions.atomic import atomic_write_text, sha256_file
+from retentionrl.core.atomic import atomic_write_text, sha256_file
 
 LATEST = "latest.json"
 POLICY_FILE, OPTIMIZER_FILE, REPLAY_FILE, STATE_FILE = "policy.safetensors", "optimizer.pt", "replay.npz", "state.json"

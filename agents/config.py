@@ -12,8 +12,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from envs.reward import check_reward_mode
-from interactions.checks import require_positive_ints
+from retentionrl.envs.reward import check_reward_mode
+from retentionrl.core.checks import require_positive_ints
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
 PPO_HEADS: tuple[str, ...] = ("flat", "factorised")
@@ -37,7 +37,7 @@ class TrainConfig:
     device: str = "auto"
     """auto (CUDA when present), cpu or cuda"""
     reward_mode: str = "retention"
-    """retention, profit or mixed (see envs.reward)"""
+    """retention, profit or mixed (see retentionrl.envs.reward)"""
     revenue_scale: float = 50.0
     """currency per reward unit in the profit and mixed modes"""
     retention_weight: float = 0.5
@@ -52,12 +52,12 @@ class TrainConfig:
     """greedy (the argmax action; DQN without epsilon) or stochastic (the policy as trained):
     how the saved policy acts, exactly as its action_probs say"""
     warm_start: str = ""
-    """PPO: name of the policy cloned before training (agents.warm_start), '' for none;
-    the policy itself is handed to agents.training.train"""
+    """PPO: name of the policy cloned before training (retentionrl.agents.warm_start), '' for none;
+    the policy itself is handed to retentionrl.agents.training.train"""
     warm_start_visits: int = 50_000
     """PPO: shopper-visits of the teacher's rollout that the warm start clones"""
     warm_start_smoothing: float = 0.0
-    """PPO: uniform share mixed into the cloned target, in [0, 1) (agents.warm_start)"""
+    """PPO: uniform share mixed into the cloned target, in [0, 1) (retentionrl.agents.warm_start)"""
     checkpoint_every: int = 50_000
     """environment steps between resumable checkpoints"""
     ppo_n_steps: int = 64

@@ -1,4 +1,4 @@
-"""stable-baselines3 models behind the :class:`simulators.policy.Policy` interface.
+"""stable-baselines3 models behind the :class:`retentionrl.core.policy.Policy` interface.
 
 Off-policy evaluation needs :math:`\\pi(a \\mid s)` of every policy on logged states, and it
 is exact for the policy as deployed:
@@ -22,8 +22,8 @@ import torch
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from interactions.actions import ActionSpace
-from simulators.policy import Policy
+from retentionrl.core.actions import ActionSpace
+from retentionrl.core.policy import Policy
 
 
 class SB3Policy(Policy):

@@ -3,13 +3,13 @@
 A run folder ``OUT`` holds:
 
 =======================  ==============================================================
-``config.json``          the :class:`~agents.config.TrainConfig` (readable, reloadable)
+``config.json``          the :class:`~retentionrl.agents.config.TrainConfig` (readable, reloadable)
 ``policy.safetensors``   the final policy's tensors
 ``policy.json``          what is needed to rebuild the policy: algo, spaces, epsilon,
                          deploy (greedy or stochastic)
-``tensorboard/``         SB3's scalars plus :mod:`agents.callbacks` retention metrics;
+``tensorboard/``         SB3's scalars plus :mod:`retentionrl.agents.callbacks` retention metrics;
                          a resumed run continues the same TensorBoard run
-``checkpoints/``         resumable checkpoints (:mod:`agents.checkpoint`)
+``checkpoints/``         resumable checkpoints (:mod:`retentionrl.agents.checkpoint`)
 ``warm_start.json``      with a warm start: the teacher's name and how well it was cloned
 =======================  ==============================================================
 
@@ -34,17 +34,17 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecMonitor
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from agents.callbacks import RetentionMetricsCallback
-from agents.checkpoint import latest_checkpoint, load_training_state, save_training_state
-from agents.config import DEPLOY_MODES, TrainConfig
-from agents.policies import SB3Policy
-from agents.warm_start import behaviour_clone
-from envs.factory import make_vector_env
-from envs.sb3 import ShopperSB3VecEnv
-from interactions.actions import ActionSpace
-from interactions.atomic import atomic_path, atomic_write_text
-from simulators.learned import resolve_device
-from simulators.policy import Policy
+from retentionrl.agents.callbacks import RetentionMetricsCallback
+from retentionrl.agents.checkpoint import latest_checkpoint, load_training_state, save_training_state
+from retentionrl.agents.config import DEPLOY_MODES, TrainConfig
+from retentionrl.agents.policies import SB3Policy
+from retentionrl.agents.warm_start import behaviour_clone
+from retentionrl.envs.factory import make_vector_env
+from retentionrl.envs.sb3 import ShopperSB3VecEnv
+from retentionrl.core.actions import ActionSpace
+from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.simulators.learned.simulator import resolve_device
+from retentionrl.core.policy import Policy
 
 CONFIG_FILE, POLICY_TENSORS, POLICY_META = "config.json", "policy.safetensors", "policy.json"
 WARM_START_FILE = "warm_start.json"
@@ -101,7 +101,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     On resume the saved ``config.json`` rules, except ``total_steps`` (a run may be extended).
 
     :param teacher: the policy named by ``config.warm_start``, cloned into PPO before its
-        first rollout (:mod:`agents.warm_start`; not again on resume). Required exactly when
+        first rollout (:mod:`retentionrl.agents.warm_start`; not again on resume). Required exactly when
         ``config.warm_start`` is set.
     """
     if bool(config.warm_start) != (teacher is not None):

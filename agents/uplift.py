@@ -27,7 +27,7 @@ with :math:`p_c(x) = P(k = c \\mid x, k \\in \\{0, c\\}) = m_c(x) / (m_c(x) + m_
 where :math:`m_j(x) = \\sum_g \\pi_0(g, j \\mid x)` is the logging policy's probability of
 coupon level :math:`j`. A log records :math:`\\pi_0` only for the logged (group, coupon)
 pair, not this marginal over groups, so :math:`\\pi_0` is the logging-policy clone
-(:class:`agents.baselines.LoggingPolicyClone`; exact in family for a softmax logger);
+(:class:`retentionrl.agents.baselines.LoggingPolicyClone`; exact in family for a softmax logger);
 :math:`p_c` is clipped to :math:`[0.01, 0.99]`.
 
 **Decision rule.** With :math:`V` the mean profit of a visit in the log (the value of one
@@ -57,10 +57,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import LoggingPolicyClone, PopularityPolicy, _logged_rows
-from interactions.actions import ActionSpace
-from interactions.decisions import LoggedDecisions
-from simulators.policy import Policy
+from retentionrl.agents.baselines import LoggingPolicyClone, PopularityPolicy, _logged_rows
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.core.policy import Policy
 
 INSTALL_HINT = "pip install 'retentionrl[uplift]'"
 PROPENSITY_CLIP = 0.01

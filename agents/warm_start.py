@@ -1,6 +1,6 @@
 """Warm start by behaviour cloning: a PPO agent that starts where its teacher stands.
 
-Before PPO's first rollout the teacher (any :class:`simulators.policy.Policy`, typically the
+Before PPO's first rollout the teacher (any :class:`retentionrl.core.policy.Policy`, typically the
 best baseline in the training simulator) acts on the training env for ``visits``
 shopper-visits; on the states :math:`s_t` it visits, with its action distribution
 :math:`\\pi_T(\\cdot \\mid s_t)`, the env's rewards :math:`r_t` and episode ends :math:`d_t`,
@@ -31,7 +31,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecEnv
 
-from simulators.policy import Policy
+from retentionrl.core.policy import Policy
 
 
 def collect_teacher_rollout(env: VecEnv, teacher: Policy, visits: int, gamma: float,

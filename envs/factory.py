@@ -11,24 +11,24 @@ from pathlib import Path
 
 from gymnasium.vector import AutoresetMode
 
-from envs.reward import RewardConfig
-from envs.shopper_env import ShopperEnv
-from envs.vector_env import ShopperVectorEnv
-from simulators.interface import ShopperSimulator
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.envs.shopper_env import ShopperEnv
+from retentionrl.envs.vector_env import ShopperVectorEnv
+from retentionrl.simulators.interface import ShopperSimulator
 
 WORLD = "world"
 
 
 def load_simulator(simulator: str | Path | ShopperSimulator, device: str = "auto") -> ShopperSimulator:
     """A simulator from ``"world"``, a learned-simulator directory (or an ensemble's,
-    :mod:`simulators.ensemble`), or an instance (as is)."""
+    :mod:`retentionrl.simulators.learned.ensemble`), or an instance (as is)."""
     if isinstance(simulator, ShopperSimulator):
         return simulator
     if str(simulator) == WORLD:
-        from simulators.world import GroundTruthWorld
+        from retentionrl.simulators.world.simulator import GroundTruthWorld
 
         return GroundTruthWorld()
-    from simulators.ensemble import load_ensemble
+    from retentionrl.simulators.learned.ensemble import load_ensemble
 
     return load_ensemble(Path(simulator), device=device)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.interface import VisitOutcome
+from retentionrl.simulators.interface import VisitOutcome
 
 REWARD_MODES: tuple[str, ...] = ("retention", "profit", "mixed")
 

@@ -8,9 +8,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from envs.reward import RewardConfig
-from envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
-from simulators.interface import ShopperSimulator
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
+from retentionrl.simulators.interface import ShopperSimulator
 
 
 class ShopperEnv(gym.Env):
@@ -35,7 +35,7 @@ class ShopperEnv(gym.Env):
     ## Observation Space
     ``Box(0, high, (11 + n_arms,), float32)``, ``high`` 1 for shares and rates, the largest
     float32 for counts and times: what a shop can observe of the shopper's own
-    history (:class:`interactions.history.HistoryFeatures`), never latent state.
+    history (:class:`retentionrl.interactions.history.HistoryFeatures`), never latent state.
 
     | Num | Observation         | Min | Max |
     |-----|---------------------|-----|-----|
@@ -53,7 +53,7 @@ class ShopperEnv(gym.Env):
     | 11+g| share of engagement with arm g | 0 | 1 |
 
     ## Rewards
-    See :mod:`envs.reward`: ``retention`` (1 per return visit within the horizon),
+    See :mod:`retentionrl.envs.reward`: ``retention`` (1 per return visit within the horizon),
     ``profit`` ((spend - coupon cost - cost of goods) / revenue_scale) or ``mixed``.
 
     ## Starting State
@@ -62,7 +62,7 @@ class ShopperEnv(gym.Env):
     ## Episode End
     * **Termination**: the shopper churns (will never come back).
     * **Truncation**: the next visit would fall on or after day H, the horizon (default 90
-      days), outside the window [0, H) (:mod:`interactions.horizon`):
+      days), outside the window [0, H) (:mod:`retentionrl.interactions.horizon`):
       the shopper is still active, so a learner should bootstrap, not treat it as churn.
 
     ## Info
@@ -70,13 +70,13 @@ class ShopperEnv(gym.Env):
     ``gap_days`` (``inf`` on churn), ``churned`` and ``day`` (day of the next visit).
 
     ## Arguments
-    * ``simulator``: a :class:`simulators.interface.ShopperSimulator`; the env owns it and
+    * ``simulator``: a :class:`retentionrl.simulators.interface.ShopperSimulator`; the env owns it and
       steps it with a batch of one.
-    * ``reward``: a :class:`envs.reward.RewardConfig` (default: ``retention``).
+    * ``reward``: a :class:`retentionrl.envs.reward.RewardConfig` (default: ``retention``).
     * ``action_type``: ``"discrete"`` (default) or ``"multidiscrete"``.
 
     Make it with ``gymnasium.make("retentionrl/WorldShopper-v0")`` or
-    ``gymnasium.make("retentionrl/Shopper-v0", checkpoint=DIR)`` after ``import envs``.
+    ``gymnasium.make("retentionrl/Shopper-v0", checkpoint=DIR)`` after ``import retentionrl.envs``.
 
     ## Version History
     * v0: initial version.

@@ -9,9 +9,9 @@ termination and truncation of each shopper:
   :math:`H` (the horizon), outside the window :math:`[0, H)`: the shopper is still active
   and a learner must bootstrap;
 * ``returned`` = neither: the shopper's next visit lies in the window, day :math:`t < H`
-  (:func:`interactions.horizon.returned_in_window`), so an episode's retention return is
-  its return visits at days :math:`0 < t < H`, as :func:`simulators.rollout.evaluate_policy`
-  and the off-policy trajectories count them (:mod:`interactions.horizon`).
+  (:func:`retentionrl.interactions.horizon.returned_in_window`), so an episode's retention return is
+  its return visits at days :math:`0 < t < H`, as :func:`retentionrl.simulators.rollout.evaluate_policy`
+  and the off-policy trajectories count them (:mod:`retentionrl.interactions.horizon`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from envs.reward import RewardConfig
-from interactions.horizon import in_window, returned_in_window
-from simulators.interface import ShopperSimulator
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.interactions.horizon import in_window, returned_in_window
+from retentionrl.simulators.interface import ShopperSimulator
 
 ACTION_TYPES: tuple[str, ...] = ("discrete", "multidiscrete")
 
@@ -67,7 +67,7 @@ def flat_actions(simulator: ShopperSimulator, actions: np.ndarray, action_type: 
     """Flat action indices ``(n,)`` of a batch of actions of ``action_type``.
 
     Discrete actions are flat already and go to the simulator as they are: its ``step``
-    checks every action it is given (:meth:`interactions.actions.ActionSpace.check`), the
+    checks every action it is given (:meth:`retentionrl.core.actions.ActionSpace.check`), the
     one check on the way. A multidiscrete batch is checked here, where an out-of-range
     pair can still be named, and encoded.
 

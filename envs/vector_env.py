@@ -8,16 +8,16 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.reward import RewardConfig
-from envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
-from simulators.interface import ShopperSimulator
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
+from retentionrl.simulators.interface import ShopperSimulator
 
 
 class ShopperVectorEnv(VectorEnv):
     """``num_envs`` shoppers, each its own episode, stepped in one batched simulator call.
 
     Spaces, rewards, termination (churn) and truncation (horizon) are those of
-    :class:`envs.shopper_env.ShopperEnv`, batched with ``batch_space``. Shoppers end on
+    :class:`retentionrl.envs.shopper_env.ShopperEnv`, batched with ``batch_space``. Shoppers end on
     their own steps and are auto-reset (a fresh shopper drawn into the slot) by
     ``autoreset_mode``:
 
@@ -29,7 +29,7 @@ class ShopperVectorEnv(VectorEnv):
       (an object array, set where ``info["_final_obs"]``).
 
     ``info`` is a dict of arrays (one entry per shopper, with a ``_key`` mask), holding the
-    per-visit outcomes of :class:`~envs.shopper_env.ShopperEnv`.
+    per-visit outcomes of :class:`~retentionrl.envs.shopper_env.ShopperEnv`.
 
     :param simulator: the shopper simulator; the env steps it with a batch of ``num_envs``.
     :param num_envs: number of shoppers, >= 1.

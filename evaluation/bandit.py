@@ -24,7 +24,7 @@ The reward model enters the estimators that use it (all but IPS and SNIPS) throu
 below: :math:`u_i = \\hat w_i (r_i - \\hat q_i)`). Given as a plain array it is held fixed: the
 interval then conditions on the model (right to first order for DR and SNDR with a
 cross-fitted model, whose terms are orthogonal to the model's error; far too narrow for DM).
-Given as a fit (:class:`evaluation.fit_influence.RewardFit`) the bootstrap also moves the
+Given as a fit (:class:`retentionrl.evaluation.fit_influence.RewardFit`) the bootstrap also moves the
 model as a refit on each resample would, to first order: each resample adds
 :math:`\\sum_j (c_j - 1) \\psi_j` with :math:`\\psi` the fit influence of the functional
 :math:`\\frac1n \\sum_i \\hat q^{\\pi}_i - \\sum_i \\hat w_i \\hat q_i / \\sum_i d_i` (the estimate's
@@ -54,15 +54,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from evaluation._checks import (
+from retentionrl.evaluation._checks import (
     float_vector,
     int_vector,
     per_action_array,
     positive,
     propensity_vector,
 )
-from evaluation.fit_influence import RewardFit
-from evaluation.intervals import (
+from retentionrl.evaluation.fit_influence import RewardFit
+from retentionrl.evaluation.intervals import (
     Interval,
     empirical_bernstein_lower,
     percentile_interval,
@@ -79,7 +79,7 @@ class BanditInputs:
     ``weight`` is :math:`w_i`; ``q_factual`` :math:`\\hat q_i` and ``q_policy``
     :math:`\\hat q^{\\pi}_i` are NaN when no reward model was given; ``unit`` numbers the
     independent units (shoppers) 0..n_units-1. ``fit`` is the reward model when it was given
-    as a :class:`~evaluation.fit_influence.RewardFit` (else None), and ``policy_influence``
+    as a :class:`~retentionrl.evaluation.fit_influence.RewardFit` (else None), and ``policy_influence``
     its fit influence on :math:`\\frac1n \\sum_i \\hat q^{\\pi}_i` (None without a fit).
     """
 
@@ -121,7 +121,7 @@ class BanditInputs:
             n_actions)`` without positions), each slot summing to 1.
         :param position: ``(n,)`` 0-based slots in ``[0, len_list)``; None = one slot.
         :param estimated_rewards: reward model :math:`\\hat q`, same shape as ``action_dist``;
-            or a :class:`~evaluation.fit_influence.RewardFit` of that model, for intervals that
+            or a :class:`~retentionrl.evaluation.fit_influence.RewardFit` of that model, for intervals that
             include its fit (module docstring).
         :param groups: ``(n,)`` unit ids (shopper or trajectory) for the bootstrap; None =
             every round its own unit.
@@ -388,7 +388,7 @@ def evaluate_bandit(
     unit sums (shared arrays such as :math:`\\hat q^{\\pi}` and the constant ``den`` of the
     non-self-normalized estimators enter once) are stacked into one matrix ``S`` and every
     resample's counts :math:`c` are applied to all of them at once
-    (:func:`evaluation.intervals.resampled_sums`, in chunks: the ``(B, units)`` count matrix
+    (:func:`retentionrl.evaluation.intervals.resampled_sums`, in chunks: the ``(B, units)`` count matrix
     is never held whole). A resample's estimate is
     :math:`\\sum c B / \\sum c N + \\sum c U / \\sum c D` (B, U, D the unit sums of the terms,
     N the unit's round count), plus :math:`\\sum_u c_u (\\Psi_u - \\bar\\Psi)` for the unit sums

@@ -24,7 +24,7 @@ every :math:`r_{it} \\ge 0` (clipping at :math:`c` only removes mass), so a lowe
 method          lower bound on :math:`E[D]` and what it assumes
 ==============  ===========================================================================
 ``bernstein``   Maurer & Pontil's empirical Bernstein bound with range :math:`b = c\\,
-(default)       \\max_i G_i` (:func:`evaluation.intervals.empirical_bernstein_lower`): holds
+(default)       \\max_i G_i` (:func:`retentionrl.evaluation.intervals.empirical_bernstein_lower`): holds
                 with probability :math:`\\ge 1 - \\delta` for independent lifetimes, exact
                 logged propensities, every :math:`r_{it} \\ge 0` and :math:`G \\le \\max_i G_i`
                 (the observed largest lifetime value stands in for the true range)
@@ -49,10 +49,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from evaluation._checks import alpha_level
-from evaluation.diagnostics import effective_sample_size
-from evaluation.intervals import empirical_bernstein_lower, resample_counts
-from evaluation.runner import LoggedSteps
+from retentionrl.evaluation._checks import alpha_level
+from retentionrl.evaluation.diagnostics import effective_sample_size
+from retentionrl.evaluation.intervals import empirical_bernstein_lower, resample_counts
+from retentionrl.evaluation.runner import LoggedSteps
 
 METRICS: tuple[str, ...] = ("return_visits", "profit")
 METHODS: tuple[str, ...] = ("bernstein", "bootstrap")

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from evaluation._checks import float_vector
+from retentionrl.evaluation._checks import float_vector
 
 SUPPORT_WARNING_MASS = 0.01
 """Unsupported target mass above which a report warns."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation._checks import float_vector, int_vector
+from retentionrl.evaluation._checks import float_vector, int_vector
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class RidgeDesign:
         predictions (every action) from the ridge fit on the rows of the **other** folds
         (``fold`` ``(n,)`` ints; put all rows of a shopper in one fold); a single fold is fitted
         and predicted in-sample. With its fit influence
-        (:class:`evaluation.fit_influence.RewardFit`), so intervals can include the fit."""
+        (:class:`retentionrl.evaluation.fit_influence.RewardFit`), so intervals can include the fit."""
         fold = np.asarray(fold)
         obs = np.asarray(obs, dtype=np.float64)
         y = float_vector("y", y, self.x.shape[0])
@@ -154,7 +154,7 @@ class CrossFittedRidge:
     (``fold == folds[f]``), the rows it was trained on, the inverse Gram matrix
     :math:`H_f^{-1} = (\\Phi_{-f}^\\top \\Phi_{-f} + \\Lambda)^{-1}` and the residuals
     :math:`y - \\Phi w_f` of every row, which give its fit influence (squared loss,
-    :math:`\\mu' = 1`; :mod:`evaluation.fit_influence`)."""
+    :math:`\\mu' = 1`; :mod:`retentionrl.evaluation.fit_influence`)."""
 
     estimated_rewards: np.ndarray
     design: RidgeDesign
@@ -168,7 +168,7 @@ class CrossFittedRidge:
     def influence(self, all_actions: np.ndarray | None, logged: np.ndarray | None) -> np.ndarray:
         """:math:`\\psi_j = (y_j - \\hat r_{-f}(s_j, a_j))\\, \\phi_j^\\top H_f^{-1} G_f`, summed over the
         folds :math:`f` whose model was trained on row :math:`j`; :math:`G_f` sums the weights
-        over the rows of fold :math:`f` (see :class:`evaluation.fit_influence.RewardFit`)."""
+        over the rows of fold :math:`f` (see :class:`retentionrl.evaluation.fit_influence.RewardFit`)."""
         x, t = self.design.x, self.design.template
         psi = np.zeros(x.shape[0])
         for f, train, inverse, residual in zip(self.folds, self.trained, self.inverses, self.residuals):

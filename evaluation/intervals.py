@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation._checks import alpha_level
+from retentionrl.evaluation._checks import alpha_level
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ field                              definition
                                    days (>= 1); NaN when no customer has two purchase days
 ``active_share_day30``, ``90``     :math:`\\hat S(30)`, :math:`\\hat S(90)` below
 ``bgnbd_r``, ``alpha``, ``a``,     maximum-likelihood BG/NBD parameters
-``b``                              (:func:`simulators.bgnbd.fit_bgnbd`): while alive a
+``b``                              (:func:`retentionrl.simulators.fidelity.bgnbd.fit_bgnbd`): while alive a
                                    customer buys at rate :math:`\\lambda \\sim Gamma(r,
                                    \\alpha)` per day and drops out after a repeat purchase
                                    with probability :math:`p \\sim Beta(a, b)`
@@ -44,8 +44,8 @@ field                              definition
                                    :math:`Var\\,\\lambda = r / \\alpha^2`)
 =================================  =========================================================
 
-**Active share** is the project's retention definition (:mod:`interactions.retention` on
-:mod:`interactions.trajectories`), applied to purchase days: a customer's first lifetime
+**Active share** is the project's retention definition (:mod:`retentionrl.interactions.retention` on
+:mod:`retentionrl.interactions.trajectories`), applied to purchase days: a customer's first lifetime
 runs from :math:`d_{i,1}` through each purchase day that follows the previous one by at
 most :math:`H` days; it ends in churn at :math:`d_{i,K}` when the next gap exceeds
 :math:`H` or when :math:`D - d_{i,K} \\ge H` with no later purchase day, and is
@@ -58,7 +58,7 @@ before. It is NaN when no lifetime reaches :math:`t` (a window too short to tell
 **BG/NBD** is fit on the whole window's summary per customer: frequency
 :math:`x_i = n_i - 1`, recency :math:`t_{x,i} = d_{i,n_i} - d_{i,1}` and age
 :math:`T_i = D - d_{i,1}` (lifetimes' daily convention), by
-:func:`simulators.bgnbd.whole_log_summary`. The fit's console output and numerical warnings
+:func:`retentionrl.simulators.fidelity.bgnbd.whole_log_summary`. The fit's console output and numerical warnings
 are silenced; a fit that converges at none of these penalties raises ``ValueError``.
 
 Every statistic depends on the window's length (gaps longer than the window cannot occur;
@@ -78,10 +78,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from interactions.io import EventLog
-from interactions.retention import first_lifetimes, kaplan_meier, lifetime_durations
-from interactions.trajectories import add_trajectories, trajectory_table
-from simulators.bgnbd import fit_bgnbd, whole_log_summary
+from retentionrl.interactions.io import EventLog
+from retentionrl.interactions.retention import first_lifetimes, kaplan_meier, lifetime_durations
+from retentionrl.interactions.trajectories import add_trajectories, trajectory_table
+from retentionrl.simulators.fidelity.bgnbd import fit_bgnbd, whole_log_summary
 
 GAP_QUANTILES: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
 """Levels of the inter-purchase gap quantiles (``gap_days_p10`` ... ``gap_days_p90``)."""
@@ -162,7 +162,7 @@ def _calendar_day(times: np.ndarray | pd.Timestamp) -> np.ndarray:
 def purchase_log_statistics(log: EventLog, *, horizon_days: float = 90.0, bgnbd: bool = True) -> LogStatistics:
     """Measure the purchase-day statistics of ``log`` (definitions: the module docstring).
 
-    :param log: any event log the project reads (:func:`interactions.io.read_events`).
+    :param log: any event log the project reads (:func:`retentionrl.interactions.io.read_events`).
     :param horizon_days: :math:`H` in days, > 0: the never-return window and the retention
         churn horizon.
     :param bgnbd: fit BG/NBD (about 0.5 s on twenty thousand customers, once lifetimes is

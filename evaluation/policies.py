@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from simulators.policy import Policy
+from retentionrl.core.policy import Policy
 
 
 class MixturePolicy(Policy):

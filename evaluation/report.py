@@ -1,5 +1,5 @@
 """Off-policy evaluation report: Markdown + self-contained HTML (Jinja2, autoescape on) and a
-PNG bar chart with intervals, all written atomically (:mod:`interactions.atomic`)."""
+PNG bar chart with intervals, all written atomically (:mod:`retentionrl.core.atomic`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from evaluation.diagnostics import not_estimable
-from evaluation.runner import OPEResult
-from interactions.atomic import atomic_write_bytes, atomic_write_text
+from retentionrl.evaluation.diagnostics import not_estimable
+from retentionrl.evaluation.runner import OPEResult
+from retentionrl.core.atomic import atomic_write_bytes, atomic_write_text
 
 _HTML = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
 <html><head><meta charset="utf-8"><title>Off-policy evaluation</title>
@@ -87,7 +87,7 @@ def markdown(results: Sequence[OPEResult], source: str, global_warnings: Sequenc
 
 def chart(results: Sequence[OPEResult]) -> bytes:
     """PNG: one panel per family, a bar per (policy, estimator) with its interval; estimates
-    that are not estimable (:func:`evaluation.diagnostics.not_estimable`) are left out."""
+    that are not estimable (:func:`retentionrl.evaluation.diagnostics.not_estimable`) are left out."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (title, attr, diag_attr) in zip(axes, FAMILIES):
         labels, est, err_low, err_high = [], [], [], []

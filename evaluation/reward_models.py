@@ -9,7 +9,7 @@ Newton's method on the L2-penalized log-likelihood
 (intercept not penalized). With ``n_folds > 1`` the predictions are cross-fitted: each
 round's :math:`\\hat q` comes from the model fitted on the other folds. The fit keeps every
 model's coefficients and inverse Hessian, which give its first-order fit influence
-(:mod:`evaluation.fit_influence`; logistic: :math:`\\mu' = \\hat q (1 - \\hat q)`).
+(:mod:`retentionrl.evaluation.fit_influence`; logistic: :math:`\\mu' = \\hat q (1 - \\hat q)`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation._checks import float_vector, int_vector
+from retentionrl.evaluation._checks import float_vector, int_vector
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -63,7 +63,7 @@ class _Part:
 class LogisticRewardFit:
     """The fitted reward model of :func:`logistic_reward_model`: ``estimated_rewards``
     ``(n, n_actions, len_list)`` and its fit influence (a
-    :class:`evaluation.fit_influence.RewardFit`). ``context`` and ``action_features`` are
+    :class:`retentionrl.evaluation.fit_influence.RewardFit`). ``context`` and ``action_features`` are
     standardized; ``action_features`` is None for per-action models (features
     :math:`[1, x]`, else :math:`[1, x, g_a]`)."""
 
@@ -80,7 +80,7 @@ class LogisticRewardFit:
         return x if self.action_features is None else np.hstack([x, self.action_features[actions]])
 
     def influence(self, all_actions: np.ndarray | None, logged: np.ndarray | None) -> np.ndarray:
-        """:math:`\\psi` of :mod:`evaluation.fit_influence`, model by model: the weights on
+        """:math:`\\psi` of :mod:`retentionrl.evaluation.fit_influence`, model by model: the weights on
         the entries a model predicts, times :math:`\\hat q (1 - \\hat q)`, summed into
         :math:`G` over its features, then spread over its training rows."""
         psi = np.zeros(self.reward.shape[0])

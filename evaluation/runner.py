@@ -1,12 +1,12 @@
 """One call that runs every estimator for one target policy on one set of logged steps.
 
-Per decision: the seven bandit estimators of :mod:`evaluation.bandit` on ``bandit_reward``
+Per decision: the seven bandit estimators of :mod:`retentionrl.evaluation.bandit` on ``bandit_reward``
 (value per logged step, bootstrap over trajectories/shoppers), with a linear reward model
 (ridge regression), cross-fitted over shoppers by default
-(:meth:`evaluation.fqe.RidgeDesign.cross_fit`); the bootstrap moves the model with each
-resample of shoppers (its first-order fit influence, :mod:`evaluation.fit_influence`), so
+(:meth:`retentionrl.evaluation.fqe.RidgeDesign.cross_fit`); the bootstrap moves the model with each
+resample of shoppers (its first-order fit influence, :mod:`retentionrl.evaluation.fit_influence`), so
 the intervals of DM, DR and their variants include the reward model's fit variability. Per
-trajectory: IS, PDIS, WIS, PDWIS, DR and FQE of :mod:`evaluation.trajectory` on
+trajectory: IS, PDIS, WIS, PDWIS, DR and FQE of :mod:`retentionrl.evaluation.trajectory` on
 ``trajectory_reward`` (value per trajectory).
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
-from evaluation.diagnostics import WeightDiagnostics, unsupported_mass
-from evaluation.fqe import CrossFittedRidge, RidgeDesign, fit_fqe
-from evaluation.intervals import Interval
-from evaluation.trajectory import (
+from retentionrl.evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
+from retentionrl.evaluation.diagnostics import WeightDiagnostics, unsupported_mass
+from retentionrl.evaluation.fqe import CrossFittedRidge, RidgeDesign, fit_fqe
+from retentionrl.evaluation.intervals import Interval
+from retentionrl.evaluation.trajectory import (
     TrajectoryInputs,
     default_trajectory_estimators,
     evaluate_trajectories,

@@ -2,7 +2,7 @@
 
 Every candidate (trained agents and baselines) is rolled out on the same fresh shoppers of
 the learned simulator. Its score is the expected episode return of the reward the agents
-were trained on, per shopper over the horizon (:mod:`envs.reward`):
+were trained on, per shopper over the horizon (:mod:`retentionrl.envs.reward`):
 
 =============  =================================================================
 reward mode    score
@@ -12,7 +12,7 @@ reward mode    score
 ``mixed``      :math:`w \\cdot` return visits :math:`+ (1 - w) \\cdot` profit / :math:`S`
 =============  =================================================================
 
-With an ensemble of simulators (:mod:`simulators.ensemble`) a candidate's score is its
+With an ensemble of simulators (:mod:`retentionrl.simulators.learned.ensemble`) a candidate's score is its
 *smallest* score over the members, each rolled out alone: the value every model of the
 logs agrees it reaches at least, so a policy that wins only in one model's errors is not
 chosen (pessimism, as model-based offline RL uses ensembles).
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from envs.reward import RewardConfig
+from retentionrl.envs.reward import RewardConfig
 
 
 @dataclass(frozen=True)

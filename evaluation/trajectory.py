@@ -16,7 +16,7 @@ WIS        :math:`\\sum_i W_i G_i / \\sum_i W_i`
 PDWIS      :math:`\\sum_t \\gamma^t \\sum_i w_{it} r_{it} / \\sum_i w_{it}`
 DR         :math:`\\frac1N \\sum_i \\sum_t \\gamma^t [w_{it} (r_{it} - \\hat Q(s_{it}, a_{it}))
            + w_{i,t-1} \\hat V(s_{it})]` (Jiang & Li 2016; Thomas & Brunskill 2016)
-FQE        :math:`\\frac1N \\sum_i \\hat V(s_{i0})` (Le et al. 2019), see :mod:`evaluation.fqe`
+FQE        :math:`\\frac1N \\sum_i \\hat V(s_{i0})` (Le et al. 2019), see :mod:`retentionrl.evaluation.fqe`
 =========  =====================================================================================
 
 Variable length: a trajectory that ended is an absorbing state in which every policy acts
@@ -37,9 +37,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from evaluation._checks import float_vector, probability_vector, propensity_vector
-from evaluation.diagnostics import WeightDiagnostics
-from evaluation.intervals import (
+from retentionrl.evaluation._checks import float_vector, probability_vector, propensity_vector
+from retentionrl.evaluation.diagnostics import WeightDiagnostics
+from retentionrl.evaluation.intervals import (
     Interval,
     empirical_bernstein_lower,
     percentile_interval,

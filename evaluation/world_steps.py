@@ -1,23 +1,23 @@
 """Logged steps of a retentionrl event log for off-policy evaluation.
 
-:func:`steps_from_decisions` turns :class:`interactions.decisions.LoggedDecisions` into
-:class:`evaluation.runner.LoggedSteps`. The decisions are each trajectory's visits in the
+:func:`steps_from_decisions` turns :class:`retentionrl.interactions.decisions.LoggedDecisions` into
+:class:`retentionrl.evaluation.runner.LoggedSteps`. The decisions are each trajectory's visits in the
 retention window, days :math:`[0, H)` of the trajectory (``in_window``), as in the env's
-episodes and the rollouts (:mod:`interactions.horizon`): per-decision reward = profit of the
+episodes and the rollouts (:mod:`retentionrl.interactions.horizon`): per-decision reward = profit of the
 visit (spend - coupon cost - cost of goods); per-trajectory reward at a visit = 1 if the
 shopper's next visit lies in the window (``returned``), so a trajectory's return is its
 number of return visits within :math:`H`, the rollouts' ``return_visits``. Rows without a
 logged action are dropped; a missing propensity raises unless ``propensity`` is given (e.g.
-from :class:`agents.baselines.LoggingPolicyClone`).
+from :class:`retentionrl.agents.baselines.LoggingPolicyClone`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from evaluation.runner import LoggedSteps
-from interactions.actions import ActionSpace
-from interactions.decisions import LoggedDecisions
+from retentionrl.evaluation.runner import LoggedSteps
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.decisions import LoggedDecisions
 
 
 def action_features(space: ActionSpace) -> np.ndarray:
@@ -33,7 +33,7 @@ def steps_from_decisions(decisions: LoggedDecisions, propensity: np.ndarray | No
     p = d.propensity if propensity is None else np.asarray(propensity, dtype=np.float64)[keep]
     if np.isnan(p).any():
         raise ValueError(f"{int(np.isnan(p).sum())} logged visits have no propensity; "
-                         "estimate them with agents.baselines.LoggingPolicyClone and pass them")
+                         "estimate them with retentionrl.agents.baselines.LoggingPolicyClone and pass them")
     # steps renumbered within trajectories after dropping rows without an action
     order = np.lexsort((d.visit_index, d.trajectory_id))
     tid = d.trajectory_id[order]

@@ -1,8 +1,8 @@
 """Why do the agents lose to popularity? Train variants, score each in the simulator and in truth.
 
-Every variant is a PPO or DQN run (:class:`agents.config.TrainConfig` overrides) trained in
+Every variant is a PPO or DQN run (:class:`retentionrl.agents.config.TrainConfig` overrides) trained in
 the learned simulator ``--simulator`` (a fitted folder or an ensemble's; or in the world, for the sim-to-real reference),
-then deployed both ways (``greedy`` and ``stochastic``, see :mod:`agents.policies`) and
+then deployed both ways (``greedy`` and ``stochastic``, see :mod:`retentionrl.agents.policies`) and
 rolled out on ``--users`` fresh shoppers in the learned simulator (the value the pipeline
 may select on) and in the ground-truth world (the referee, for the record only), beside
 the baselines fit on the simulator's training logs (popularity, logging clone) and the
@@ -21,19 +21,19 @@ import json
 import time
 from pathlib import Path
 
-from agents.baselines import LoggingPolicyClone, PopularityPolicy
-from agents.config import TrainConfig
-from agents.training import load_policy, train
-from envs.factory import load_simulator
-from interactions.action_map import ActionMap
-from interactions.atomic import atomic_write_text
-from interactions.decisions import LoggedDecisions
-from interactions.io import read_events
-from interactions.trajectories import visits_with_trajectories
-from simulators.policy import Policy
-from simulators.policy_registry import make_policy
-from simulators.rollout import PolicyValue, evaluate_policy
-from simulators.world_config import WorldConfig
+from retentionrl.agents.baselines import LoggingPolicyClone, PopularityPolicy
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import load_policy, train
+from retentionrl.envs.factory import load_simulator
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.trajectories import visits_with_trajectories
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
+from retentionrl.simulators.world.config import WorldConfig
 
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},

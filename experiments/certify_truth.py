@@ -8,7 +8,7 @@ against is the same quantity measured on a log written *under the certified poli
 the mean per-lifetime value (return visits or profit, per logged lifetime, with the same
 window and censoring at the log's end) of ``--truth-users`` shoppers under the mixture
 :math:`\\pi_\\alpha = (1 - \\alpha)\\pi + \\alpha\\pi_b`, minus the same under the logging
-policy :math:`\\pi_b` (one truth per alpha of :data:`evaluation.certify.MIXES`).
+policy :math:`\\pi_b` (one truth per alpha of :data:`retentionrl.evaluation.certify.MIXES`).
 
 Prints, per seed, alpha, the estimate, the lower bound, the truth and whether the bound
 held; then the count of seeds where it held with a 95% Wilson interval, and how often
@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.certify import METHODS, METRICS, MIXES, certify
-from evaluation.policies import MixturePolicy
-from evaluation.runner import LoggedSteps
-from evaluation.world_steps import steps_from_decisions
-from interactions.atomic import atomic_write_text
-from interactions.decisions import LoggedDecisions
-from interactions.io import read_events
-from simulators.policy import Policy
-from simulators.policy_registry import make_policy
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.evaluation.certify import METHODS, METRICS, MIXES, certify
+from retentionrl.evaluation.policies import MixturePolicy
+from retentionrl.evaluation.runner import LoggedSteps
+from retentionrl.evaluation.world_steps import steps_from_decisions
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.io import read_events
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 
 def logged_steps(config: WorldConfig, users: int, days: int, seed: int, policy: Policy | str,
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = WorldConfig()
     if Path(args.policy).is_dir():
-        from agents.training import load_policy
+        from retentionrl.agents.training import load_policy
 
         target = load_policy(args.policy)
     else:

@@ -6,12 +6,12 @@ the log (2011-12-09). For every customer with a calibration purchase:
 
 * **simulator**: fit on the calibration events only; each customer's calibration history is
   replayed through it and the simulator runs on through the holdout window
-  (:func:`simulators.holdout_forecast.forecast_visits`, ``--replicas`` runs); with ``--fits K``,
+  (:func:`retentionrl.simulators.fidelity.holdout_forecast.forecast_visits`, ``--replicas`` runs); with ``--fits K``,
   K simulators fit with different seeds pool their runs (fit-to-fit variation is large on a
   log of three thousand customers);
 * **BG/NBD**: ``lifetimes.BetaGeoFitter`` on the calibration summary
-  (:func:`simulators.bgnbd.calibration_holdout_summary`), expected visits in the window,
-  and as many draws from its predictive distribution (:func:`simulators.bgnbd.sample_future_visits`).
+  (:func:`retentionrl.simulators.fidelity.bgnbd.calibration_holdout_summary`), expected visits in the window,
+  and as many draws from its predictive distribution (:func:`retentionrl.simulators.fidelity.bgnbd.sample_future_visits`).
 
 Both models are scored with two point forecasts per customer: the mean of their predictive
 distribution (what totals and weekly curves add up) and its median (the forecast that
@@ -33,17 +33,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from interactions.atomic import atomic_path, atomic_write_text
-from interactions.io import EventLog, read_events
-from interactions.trajectories import add_trajectories
-from interactions.visits import build_visits
-from simulators.bgnbd import (
+from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.interactions.io import EventLog, read_events
+from retentionrl.interactions.trajectories import add_trajectories
+from retentionrl.interactions.visits import build_visits
+from retentionrl.simulators.fidelity.bgnbd import (
     calibration_holdout_summary,
     fit_bgnbd,
     sample_future_visits,
 )
-from simulators.fit import FitConfig, fit_simulator
-from simulators.holdout_forecast import forecast_visits
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.fidelity.holdout_forecast import forecast_visits
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "online_retail" / "online_retail.parquet"
 

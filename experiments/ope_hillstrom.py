@@ -37,10 +37,10 @@ on the full randomized data by IPS with propensity 1/3 (its 95% bootstrap interv
 the sub-sample is part of the full data, so the two are not independent).
 
 **Estimates.** The seven bandit estimators on the sub-sample, with the cross-fitted
-per-arm logistic reward model (:func:`evaluation.reward_models.logistic_reward_model`,
+per-arm logistic reward model (:func:`retentionrl.evaluation.reward_models.logistic_reward_model`,
 ``per_action=True``) for DM and the DR family, Switch-DR's :math:`\\tau` and DRos's
 :math:`\\lambda` tuned by estimated MSE, 95% bootstrap intervals (200 resamples, the reward
-model moved with each resample by its fit influence, :mod:`evaluation.fit_influence`); "naive" is
+model moved with each resample by its fit influence, :mod:`retentionrl.evaluation.fit_influence`); "naive" is
 the mean reward of the logged rows where the log's arm equals the policy's, which ignores
 the propensities.
 
@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.bandit import (
+from retentionrl.evaluation.bandit import (
     IPS,
     SNIPS,
     BanditInputs,
@@ -68,9 +68,9 @@ from evaluation.bandit import (
     evaluate_bandit,
     tune_by_mse,
 )
-from evaluation.reward_models import logistic_reward_model
-from interactions.adapters import read_hillstrom
-from interactions.bandit import BanditFeedback
+from retentionrl.evaluation.reward_models import logistic_reward_model
+from retentionrl.interactions.adapters import read_hillstrom
+from retentionrl.interactions.bandit import BanditFeedback
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hillstrom" / "hillstrom.csv"
 TAUS = (1.0, 2.0, 5.0, 10.0, 20.0, float("inf"))

@@ -15,7 +15,7 @@ penalties that turn the features off, i.e. each slot's click rate -- with 38 cli
 log no feature carries out-of-fold signal, and that end of the grid wins in most
 resamples), then run the seven estimators, and record :math:`|\\hat V - V_{on}| / V_{on}`.
 Switch-DR's :math:`\\tau` and DRos's :math:`\\lambda` are tuned per resample by estimated
-MSE (:func:`evaluation.bandit.tune_by_mse`, whose variance includes the reward model's fit),
+MSE (:func:`retentionrl.evaluation.bandit.tune_by_mse`, whose variance includes the reward model's fit),
 as obp tunes them (it uses SLOPE).
 
 The noise floor: the on-policy truth rests on 42 clicks (its standard error is about 15%
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.bandit import (
+from retentionrl.evaluation.bandit import (
     IPS,
     SNIPS,
     BanditInputs,
@@ -51,8 +51,8 @@ from evaluation.bandit import (
     SwitchDR,
     tune_by_mse,
 )
-from evaluation.reward_models import logistic_reward_model, select_logistic_reward_model
-from interactions.adapters import read_bts_action_dist, read_obd
+from retentionrl.evaluation.reward_models import logistic_reward_model, select_logistic_reward_model
+from retentionrl.interactions.adapters import read_bts_action_dist, read_obd
 
 OBP_PUBLISHED = {"dm": 0.155, "ips": 0.309, "snips": 0.308, "dr": 0.289, "sndr": 0.293, "switch-dr": 0.289,
                  "dros": 0.218}
@@ -68,7 +68,7 @@ def run(data: Path, n_resamples: int = 10, seed: int = 12345, *, l2: float | Non
 
     :param l2: the reward model's L2 penalty (on standardized features); None (default) =
         chosen per resample by cross-fitted log-loss on the log
-        (:func:`evaluation.reward_models.select_logistic_reward_model`).
+        (:func:`retentionrl.evaluation.reward_models.select_logistic_reward_model`).
     :param n_folds: cross-fitting folds of the reward model (1 = fit and predict on all).
     :param affinity: add the 80 user-item affinity columns to the user context.
     :param group_folds: cross-fit with the copies of a resampled round in one fold.

@@ -1,7 +1,7 @@
 """Off-policy estimates against the ground-truth world: relative error and interval coverage.
 
 What is estimated (both per shopper's first ``H`` = 90 days, the window the world's
-:func:`simulators.rollout.evaluate_policy` scores):
+:func:`retentionrl.simulators.rollout.evaluate_policy` scores):
 
 * **per decision** -- expected immediate profit per visit if the target policy chose
   the action at the logging policy's visits (the quantity bandit estimators target, a
@@ -9,7 +9,7 @@ What is estimated (both per shopper's first ``H`` = 90 days, the window the worl
   :math:`V = E[\\sum_t \\bar r_e(s_t)] / E[T]` over shoppers under the logging policy,
   :math:`\\bar r_e(s) = E_{a \\sim \\pi_e}[\\text{spend} - \\text{coupon cost} - \\text{cost of goods}
   \\mid s, a]`.
-  Truth: :func:`experiments.ope_world_truth.per_decision_truth`, exact in the actions and in
+  Truth: :func:`retentionrl.simulators.world.truth.per_decision_truth`, exact in the actions and in
   the rewards given the item shown (the world's response probabilities), Monte Carlo over
   the states of a logging-policy rollout of ``--truth-users`` shoppers and the items, with
   its standard error.
@@ -18,14 +18,14 @@ What is estimated (both per shopper's first ``H`` = 90 days, the window the worl
   reward: 1 if the shopper comes back inside the window, so a trajectory's return is its
   number of return visits.
 
-Logs: :func:`simulators.world_logs.write_world_logs` under the default (softmax) logging
+Logs: :func:`retentionrl.simulators.world.logs.write_world_logs` under the default (softmax) logging
 policy over ``2 H`` days; only shoppers who arrived by day ``H`` are kept (their whole
 ``H``-day window is in the log; arrival is independent of everything else, so this does
 not bias) and only their visits within ``H`` days of their first.
 
 Table cells: mean relative error :math:`|\\hat V - V| / V` over seeds / share of seeds whose
 95% bootstrap interval (over shoppers; for DM, DR and their variants the cross-fitted
-reward model moves with each resample, :mod:`evaluation.runner`) covers :math:`V`. A second
+reward model moves with each resample, :mod:`retentionrl.evaluation.runner`) covers :math:`V`. A second
 table sets the intervals' width against the estimates' actual spread over seeds.
 
 Run: ``python -m experiments.ope_truth [--seeds 30] [--users 6000] [--truth-users 400000]``.
@@ -42,20 +42,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluation.policies import MixturePolicy
-from evaluation.runner import LoggedSteps, design_of, evaluate_offline, reward_fit_of
-from evaluation.world_steps import action_features
-from experiments.ope_world_truth import per_decision_truth
-from interactions.action_map import ActionMap
-from interactions.decisions import LoggedDecisions
-from interactions.io import read_events
-from interactions.trajectories import visits_with_trajectories
-from simulators.logging_policies import SoftmaxPolicy
-from simulators.policy import Policy
-from simulators.policy_registry import make_policy, world_group_rates
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WORLD_VERSION, WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.evaluation.policies import MixturePolicy
+from retentionrl.evaluation.runner import LoggedSteps, design_of, evaluate_offline, reward_fit_of
+from retentionrl.evaluation.world_steps import action_features
+from retentionrl.simulators.world.truth import per_decision_truth
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.trajectories import visits_with_trajectories
+from retentionrl.simulators.world.logging_policies import SoftmaxPolicy
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.policy_registry import make_policy, world_group_rates
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 START = "2024-01-01"
 

@@ -2,13 +2,13 @@
 
 Three predictions of every held-out visit's click and purchase, each ranked by AUC:
 
-* the simulator's (:func:`simulators.fidelity.predict_visits`, the logged history fed to the model);
+* the simulator's (:func:`retentionrl.simulators.fidelity.metrics.predict_visits`, the logged history fed to the model);
 * the **history-Bayes bound**: the world's exact posterior predictive given only the observable
   history and what the visit shows, its action and the item drawn for it
-  (:mod:`simulators.world_posterior`, ``--particles`` prior draws per shopper). No function
+  (:mod:`experiments.world_posterior`, ``--particles`` prior draws per shopper). No function
   of the log ranks better: this is the ceiling a model of the log can reach. Each particle
   count in ``--particles`` is reported (stability); the table uses the largest;
-* the world's true probabilities for the item shown (:mod:`simulators.world_probabilities`),
+* the world's true probabilities for the item shown (:mod:`retentionrl.simulators.world.probabilities`),
   which read the latent state no model of the log can know: an upper bound above the ceiling.
 
 The item's price moves the purchase probability (world v2); a simulator of (group, coupon)
@@ -35,17 +35,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from interactions.atomic import atomic_write_text
-from interactions.io import read_events
-from interactions.trajectories import visits_with_trajectories
-from simulators.fidelity import predict_visits
-from simulators.fidelity_eval import evaluation_sets
-from simulators.fit import FitConfig, _auc, fit_simulator
-from simulators.learned import LearnedSimulator
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
-from simulators.world_posterior import LoggedTrajectories, posterior_predictive
-from simulators.world_probabilities import write_world_logs_with_truth
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.trajectories import visits_with_trajectories
+from retentionrl.simulators.fidelity.metrics import predict_visits
+from retentionrl.simulators.fidelity.evaluate import evaluation_sets
+from retentionrl.simulators.learned.fit import FitConfig, _auc, fit_simulator
+from retentionrl.simulators.learned.simulator import LearnedSimulator
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
+from world_posterior import LoggedTrajectories, posterior_predictive
+from retentionrl.simulators.world.probabilities import write_world_logs_with_truth
 
 PREDICTIONS = ("p_click", "p_purchase", "p_buy_click")
 

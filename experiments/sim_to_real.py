@@ -21,18 +21,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agents.baselines import LoggingPolicyClone, MyopicGreedyPolicy
-from agents.config import TrainConfig
-from agents.training import load_policy, train
-from interactions.decisions import LoggedDecisions
-from interactions.io import read_events
-from simulators.fit import FitConfig, fit_simulator
-from simulators.learned import LearnedSimulator
-from simulators.policy_registry import make_policy
-from simulators.rollout import Z95, evaluate_policy, format_table
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.agents.baselines import LoggingPolicyClone, MyopicGreedyPolicy
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import load_policy, train
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.learned.simulator import LearnedSimulator
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.rollout import Z95, evaluate_policy, format_table
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 
 @dataclass

@@ -10,7 +10,7 @@ of the 90-day retention across policies.
 A shopper is *active at day t* if their lifetime has a visit at day >= t, or they had not
 churned when their clock passed the horizon (at t = H this is the world's
 ``active_at_horizon``). Rollouts stop at churn or when the next visit falls at or past H,
-as :func:`simulators.rollout.evaluate_policy` does.
+as :func:`retentionrl.simulators.rollout.evaluate_policy` does.
 
 With several ``--fit-seeds``, a simulator is fit per seed on the same logs and each is
 compared with the same world rollouts; a last table gives, per policy, the mean and the
@@ -30,17 +30,17 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from interactions.atomic import atomic_write_text
-from interactions.horizon import in_window
-from interactions.io import read_events
-from simulators.fit import FitConfig, fit_simulator
-from simulators.interface import ShopperSimulator
-from simulators.policy import Policy
-from simulators.policy_registry import POLICY_NAMES, make_policy
-from simulators.rollout import Estimate
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.interactions.horizon import in_window
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.interface import ShopperSimulator
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
+from retentionrl.simulators.rollout import Estimate
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 CHECK_DAYS = (7, 30, 90)
 

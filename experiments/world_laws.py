@@ -2,7 +2,7 @@
 
 Each measurement runs in the world of ``WorldConfig()`` (or of ``--config-json`` overrides)
 on ``--users`` fresh shoppers, uses the world's exact probabilities where a law allows
-(:meth:`~simulators.world.GroundTruthWorld.response_probabilities`, ``last_probabilities``),
+(:meth:`~retentionrl.simulators.world.simulator.GroundTruthWorld.response_probabilities`, ``last_probabilities``),
 and gives every arm of an experiment the same shoppers and the same uniforms (one seed:
 common random numbers). Intervals are 95% normal approximations over shoppers: a mean's
 :math:`\\pm 1.96\\,s/\\sqrt n`, a ratio or log-ratio of means by the delta method over the
@@ -53,7 +53,7 @@ e    repeat purchase (one at days 0 < t < 90) after a deal vs a        deal purc
      lets marginal, deal-prone buyers in); randomised: the shoppers
      who buy at visit 0 in both arms, C - N (the deal's causal
      effect); intention to treat: all shoppers, C - N
-f    always-coupon vs never-coupon (simulators.heuristics), rolled     -
+f    always-coupon vs never-coupon (retentionrl.simulators.world.heuristics), rolled     -
      out by hand to day 365: profit and return visits per shopper
      within 90 and 365 days, and their paired difference
 ===  ================================================================  ===========================================
@@ -79,11 +79,11 @@ from pathlib import Path
 
 import numpy as np
 
-from interactions.atomic import atomic_write_text
-from simulators.policy_registry import make_policy
-from simulators.rollout import Z95, Estimate
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WORLD_VERSION, WorldConfig
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.rollout import Z95, Estimate
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
 
 DEAL = 0.20
 """Coupon fraction of the promotion in d, e and of the ladder's top in c'."""

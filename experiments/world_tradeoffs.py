@@ -1,6 +1,6 @@
 """The trade-offs of the ground-truth world, as true values with 95% intervals.
 
-Rolls out every named policy (:data:`simulators.policy_registry.POLICY_NAMES`) on the same
+Rolls out every named policy (:data:`retentionrl.simulators.policy_registry.POLICY_NAMES`) on the same
 ``--users`` fresh shoppers (one seed, so the population is shared) over the horizon and
 prints one table: return visits, share active at day H, profit (spend - coupon cost - cost
 of goods), coupon cost, purchases and first-visit purchase probability per shopper.
@@ -17,11 +17,11 @@ import argparse
 import json
 from pathlib import Path
 
-from interactions.atomic import atomic_write_text
-from simulators.policy_registry import POLICY_NAMES, make_policy
-from simulators.rollout import format_table
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
+from retentionrl.simulators.rollout import format_table
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 
 def main(argv: list[str] | None = None) -> None:

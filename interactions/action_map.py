@@ -1,6 +1,6 @@
 """Mapping logged recommendations and coupons to the flat actions policies emit.
 
-A visit's logged action is its first ``impression`` (see :mod:`interactions.visits`):
+A visit's logged action is its first ``impression`` (see :mod:`retentionrl.interactions.visits`):
 the recommended item (``rec_item``), its group (``rec_group``, when the log has
 ``item_group``) and the offered coupon (``rec_coupon``). :class:`ActionMap` fixes, once,
 which values are the arms:
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from interactions.actions import DEFAULT_COUPON_LEVELS, ActionSpace
+from retentionrl.core.actions import DEFAULT_COUPON_LEVELS, ActionSpace
 
 OTHER_ARM = "other"
 

@@ -25,7 +25,7 @@ context_names   tuple[str, ...]      (d,) or ()       names of the context colum
 ==============  ===================  ===============  ============================================
 
 Arrays are stored read-only (views when no conversion was needed). Invalid input raises
-:class:`~interactions.errors.LogError` (a ``ValueError``) naming the field, the first bad
+:class:`~retentionrl.core.errors.LogError` (a ``ValueError``) naming the field, the first bad
 rounds (shown 1-based, like the data rows of the file they came from) and their values.
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from interactions.errors import LogError
+from retentionrl.core.errors import LogError
 
 _Z95 = 1.959963984540054  # standard normal quantile at 0.975
 

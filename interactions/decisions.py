@@ -2,21 +2,21 @@
 
 This is the bandit-feedback view of an event log that agents (baselines fit from logs)
 and off-policy evaluation consume. Row :math:`i` is visit :math:`i` of the visit table
-(:func:`interactions.trajectories.visits_with_trajectories`):
+(:func:`retentionrl.interactions.trajectories.visits_with_trajectories`):
 
 ================  =====================================================================
 field             meaning
 ================  =====================================================================
 obs               HistoryFeatures observation *before* the visit, float32 ``(n, d)``
-action            flat logged action (:class:`~interactions.action_map.ActionMap`)
+action            flat logged action (:class:`~retentionrl.interactions.action_map.ActionMap`)
 logged            the visit logged an impression (an action); False rows have action 0
 propensity        logged probability of the action, NaN where the log has none
 click, purchase   responses at the visit
 spend             value of the visit's purchases at list price (0 without a purchase)
 profit            spend - coupon cost - cost of goods (``cogs``; 0 where the log records
-                  none, :attr:`interactions.io.EventLog.records_cogs`)
+                  none, :attr:`retentionrl.interactions.io.EventLog.records_cogs`)
 returned          the shopper's next visit lies in the retention window, day ``< H`` of the
-                  trajectory (:mod:`interactions.horizon`): the env's retention reward
+                  trajectory (:mod:`retentionrl.interactions.horizon`): the env's retention reward
 in_window         the visit lies in the window, day ``< H`` of its trajectory: a decision
                   of the estimand the rollouts' values cover
 censored          the log ended before the horizon passed: ``returned`` is unknown (False)
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from interactions.action_map import ActionMap
-from interactions.io import EventLog
-from interactions.replay import history_features_from_visits
-from interactions.trajectories import visits_with_trajectories
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.interactions.io import EventLog
+from retentionrl.interactions.replay import history_features_from_visits
+from retentionrl.interactions.trajectories import visits_with_trajectories
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,9 @@ class LoggedDecisions:
         log_end: pd.Timestamp | None = None,
     ) -> LoggedDecisions:
         """Decisions of a visit table that has the trajectory columns (sorted by shopper and
-        start, as :func:`~interactions.trajectories.visits_with_trajectories` returns it).
+        start, as :func:`~retentionrl.interactions.trajectories.visits_with_trajectories` returns it).
 
-        :param log_end: the end of observation (:attr:`interactions.io.EventLog.end`);
+        :param log_end: the end of observation (:attr:`retentionrl.interactions.io.EventLog.end`);
             default: the end of the last visit.
         """
         action, logged = action_map.encode(visits)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from interactions.io import EventLog
-from interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
-from interactions.schema import OPTIONAL_COLUMNS
-from interactions.trajectories import trajectory_table, visits_with_trajectories
-from interactions.visits import VisitMode, resolve_mode
+from retentionrl.interactions.io import EventLog
+from retentionrl.interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
+from retentionrl.interactions.schema import OPTIONAL_COLUMNS
+from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
+from retentionrl.interactions.visits import VisitMode, resolve_mode
 
 RETENTION_DAYS: tuple[int, ...] = (7, 30, 90)
 GAP_QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)

@@ -40,7 +40,7 @@ from typing import Protocol
 
 import numpy as np
 
-from interactions.actions import ActionSpace
+from retentionrl.core.actions import ActionSpace
 
 
 class VisitOutcomeLike(Protocol):
@@ -146,7 +146,7 @@ class HistoryFeatures:
         :param coupon_index: coupon level index offered, ints in ``[0, n_coupons)``.
         :param outcome: the visit's outcome; reads ``click``, ``purchase``, ``redeemed``
             and ``spend`` (any object with those ``(n,)`` arrays, e.g. a
-            :class:`simulators.interface.VisitOutcome`).
+            :class:`retentionrl.simulators.interface.VisitOutcome`).
         :param gap_days: days from this visit to the next, > 0; a non-finite gap (churn,
             end of log) leaves the clock where it is.
         :raises ValueError: ``arm`` not of shape ``(n,)``, or an arm or coupon index out of

@@ -19,7 +19,7 @@ active at H         no visit in the window ended in churn; equivalently the life
                     a visit at day :math:`\\ge H`. With :math:`L` the day of a lifetime's last
                     visit: :math:`L \\ge H` (or the lifetime is still open). A retention curve
                     :math:`S(t) = P(L > t)` is therefore read at its left limit,
-                    :math:`S(H^-) = P(L \\ge H)` (:meth:`interactions.retention.RetentionCurve.at`)
+                    :math:`S(H^-) = P(L \\ge H)` (:meth:`retentionrl.interactions.retention.RetentionCurve.at`)
 ==================  ==========================================================================
 
 **Churn** is the other rule with :math:`H` in it, about *gaps*, not the window: a shopper

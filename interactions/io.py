@@ -1,7 +1,7 @@
 """Loading an event log from a file: format detection, adapters, validation.
 
 :func:`read_events` is the one entry point for event logs (the shop's own logs in the
-schema of :mod:`interactions.schema`, or a public dataset through its adapter). The input
+schema of :mod:`retentionrl.interactions.schema`, or a public dataset through its adapter). The input
 file is only ever opened for reading.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from interactions.tables import column_names, read_arrow
-from interactions.validation import LoadReport, validate_events
+from retentionrl.interactions.tables import column_names, read_arrow
+from retentionrl.interactions.validation import LoadReport, validate_events
 
 EVENT_FORMATS: tuple[str, ...] = ("events", "online-retail", "complete-journey")
 """Formats that hold shopper event sequences."""
@@ -30,7 +30,7 @@ class EventLog:
     """A validated event log.
 
     :param events: one row per event, sorted by ``(user_id, timestamp)``; ``event`` is a
-        categorical over :data:`~interactions.schema.EVENT_TYPES`, ``timestamp`` a tz-naive
+        categorical over :data:`~retentionrl.interactions.schema.EVENT_TYPES`, ``timestamp`` a tz-naive
         UTC ``datetime64``.
     :param report: what loading removed, reordered or counted.
     """
@@ -62,7 +62,7 @@ class EventLog:
     def records_cogs(self) -> bool:
         """Whether the log records the cost of goods (a ``unit_cost`` column with values).
 
-        Without it every visit's ``cogs`` is 0 (:mod:`interactions.visits`), so profit
+        Without it every visit's ``cogs`` is 0 (:mod:`retentionrl.interactions.visits`), so profit
         (spend - coupon cost - cost of goods) is net revenue (spend - coupon cost).
         """
         return self.has_column("unit_cost")
@@ -73,14 +73,14 @@ class EventLog:
 
 
 def _event_adapters() -> dict[str, Callable[[Path], tuple[pd.DataFrame, dict[str, int]]]]:
-    from interactions.adapters import EVENT_ADAPTERS
+    from retentionrl.interactions.adapters import EVENT_ADAPTERS
 
     return EVENT_ADAPTERS
 
 
 def detect_format(path: str | Path) -> str:
     """The format of the file at ``path`` from its column names (``events`` by default)."""
-    from interactions.adapters import detect_format as detect_from_columns
+    from retentionrl.interactions.adapters import detect_format as detect_from_columns
 
     return detect_from_columns(column_names(path)) or "events"
 

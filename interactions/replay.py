@@ -1,7 +1,7 @@
-"""Replaying logged visits through :class:`~interactions.history.HistoryFeatures`.
+"""Replaying logged visits through :class:`~retentionrl.interactions.history.HistoryFeatures`.
 
 The observation a policy or a simulator sees at a visit is the
-:class:`~interactions.history.HistoryFeatures` vector of the shopper's trajectory so far.
+:class:`~retentionrl.interactions.history.HistoryFeatures` vector of the shopper's trajectory so far.
 Online (in a simulator) it is built one visit at a time; offline it must be rebuilt from
 the log, identically, for off-policy evaluation and for fitting the learned simulator.
 
@@ -26,8 +26,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from interactions.action_map import ActionMap
-from interactions.history import HistoryFeatures
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.interactions.history import HistoryFeatures
 
 REPLAY_COLUMNS: tuple[str, ...] = (
     "trajectory_id", "visit_index", "clicked", "purchased", "redeemed", "spend", "gap_days",
@@ -44,7 +44,7 @@ def history_features_from_visits(
     """The :class:`HistoryFeatures` observation at every logged visit.
 
     :param visits: a visit table with trajectory columns
-        (:func:`interactions.trajectories.visits_with_trajectories`), sorted by
+        (:func:`retentionrl.interactions.trajectories.visits_with_trajectories`), sorted by
         ``(user_id, start)`` so that each trajectory's visits are contiguous and in order.
     :param action_map: maps the logged actions to (arm, coupon index).
     :param horizon_days: :math:`H` of the features, >= 1.

@@ -3,7 +3,7 @@
 A trajectory's lifetime is :math:`L = t_K - t_1`, first to last visit, in days. A shopper
 is *active at day t* when no visit before day *t* ended the lifetime in churn, i.e.
 :math:`L \\ge t` -- the definition of "active at :math:`H`" every stage shares
-(:mod:`interactions.horizon`): :func:`simulators.rollout.evaluate_policy`'s
+(:mod:`retentionrl.interactions.horizon`): :func:`retentionrl.simulators.rollout.evaluate_policy`'s
 ``active_at_horizon`` is 1 exactly when the shopper's lifetime reaches a visit at day
 :math:`\\ge H`.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from interactions.atomic import atomic_path
+from retentionrl.core.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class RetentionCurve:
     def at(self, day: float) -> tuple[float, float, float]:
         """(estimate, lower, upper) of the share still active at ``day``: :math:`P(L \\ge t)`,
         the left limit :math:`\\hat S(t^-)` (churn events on ``day`` itself not yet counted;
-        :mod:`interactions.horizon`)."""
+        :mod:`retentionrl.interactions.horizon`)."""
         i = int(np.searchsorted(self.days, day, side="left")) - 1
         if i < 0:
             return 1.0, 1.0, 1.0

@@ -1,6 +1,6 @@
 """The event-log schema every stage of retentionrl reads.
 
-One row is one event. Logs are read from CSV or Parquet (see :mod:`interactions.io`).
+One row is one event. Logs are read from CSV or Parquet (see :mod:`retentionrl.interactions.io`).
 
 =============  ========  ========  ==========================================================
 column         required  type      meaning

@@ -1,7 +1,7 @@
 """Reading a CSV or Parquet file into a pandas DataFrame, columnar, with clear errors.
 
 Every reader in retentionrl goes through :func:`read_table`, so that a missing,
-truncated or corrupt file always raises one :class:`~interactions.errors.LogError` naming
+truncated or corrupt file always raises one :class:`~retentionrl.core.errors.LogError` naming
 the file, whatever library failed underneath. The file is opened read-only.
 """
 
@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from interactions.errors import LogError
+from retentionrl.core.errors import LogError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")

@@ -5,7 +5,7 @@ within the horizon ``H`` (default 90 days) of the visit before. With visit times
 :math:`t_1 < t_2 < \\dots` and gaps :math:`g_k = t_{k+1} - t_k` (in days):
 
 * :math:`g_k > H` ends the trajectory at visit *k* with **churn**
-  (:func:`interactions.horizon.churned_after_gap`); a later return starts a new trajectory
+  (:func:`retentionrl.interactions.horizon.churned_after_gap`); a later return starts a new trajectory
   (a reactivation) for the same shopper;
 * the shopper's last visit :math:`t_K` ends a trajectory with churn when
   :math:`T_{end} - t_K \\ge H` (the log ran on for a whole horizon without a return), and
@@ -22,12 +22,12 @@ churned           this visit ends its trajectory with churn
 censored          this visit ends its trajectory, censored by the end of the log
 in_window         the visit lies in the trajectory's retention window, ``day < H``
 returned          the next visit of the trajectory lies in the window: the visit's
-                  retention flag (:func:`interactions.horizon.returned_in_window`); a
+                  retention flag (:func:`retentionrl.interactions.horizon.returned_in_window`); a
                   trajectory's return visits within ``H`` are its sum
 ================  ====================================================================
 
 ``in_window`` and ``returned`` count as the env's reward and the rollouts' return visits
-do (:mod:`interactions.horizon`): the window is days :math:`[0, H)` of the trajectory, so a
+do (:mod:`retentionrl.interactions.horizon`): the window is days :math:`[0, H)` of the trajectory, so a
 return on day ``H`` exactly keeps the trajectory going (a gap of ``H`` is not churn) but
 is not a return visit within the horizon. A trajectory censored by the end of the log
 before its window closed has ``returned`` False where the log cannot tell.
@@ -41,9 +41,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from interactions.horizon import churned_after_gap, in_window, returned_in_window
-from interactions.io import EventLog
-from interactions.visits import VisitMode, build_visits
+from retentionrl.interactions.horizon import churned_after_gap, in_window, returned_in_window
+from retentionrl.interactions.io import EventLog
+from retentionrl.interactions.visits import VisitMode, build_visits
 
 DAY_NS = 86_400 * 10**9
 
@@ -96,5 +96,5 @@ def trajectory_table(visits: pd.DataFrame) -> pd.DataFrame:
 def visits_with_trajectories(
     log: EventLog, *, horizon_days: float = 90.0, mode: VisitMode = "auto", session_gap: str = "30min"
 ) -> pd.DataFrame:
-    """Visits of ``log`` (:func:`~interactions.visits.build_visits`) with trajectory columns."""
+    """Visits of ``log`` (:func:`~retentionrl.interactions.visits.build_visits`) with trajectory columns."""
     return add_trajectories(build_visits(log, mode=mode, session_gap=session_gap), log.end, horizon_days=horizon_days)

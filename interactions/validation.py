@@ -1,13 +1,13 @@
-"""Validation of an event log against :mod:`interactions.schema`.
+"""Validation of an event log against :mod:`retentionrl.interactions.schema`.
 
 :func:`validate_events` checks a raw DataFrame and returns a clean copy, sorted by
-``(user_id, timestamp)``, or raises a :class:`~interactions.errors.LogError` naming the
+``(user_id, timestamp)``, or raises a :class:`~retentionrl.core.errors.LogError` naming the
 column and the first offending rows (numbered from 1, header not counted, in the order
 of the input). The checks, in order:
 
 1. every required column is present;
 2. no null in a required column;
-3. ``event`` is one of :data:`~interactions.schema.EVENT_TYPES` (case-insensitive);
+3. ``event`` is one of :data:`~retentionrl.interactions.schema.EVENT_TYPES` (case-insensitive);
 4. ``timestamp`` parses (ISO-8601 text, datetimes, or numbers as Unix seconds);
 5. numeric optional columns hold finite numbers: ``price >= 0``, ``quantity > 0``,
    ``unit_cost >= 0``, ``0 <= coupon < 1``, ``0 < propensity <= 1`` (required on
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from interactions.errors import LogError
-from interactions.schema import EVENT_TYPES, NUMERIC_COLUMNS, REQUIRED_COLUMNS
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.schema import EVENT_TYPES, NUMERIC_COLUMNS, REQUIRED_COLUMNS
 
 
 @dataclass

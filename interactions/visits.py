@@ -26,7 +26,7 @@ spend             sum of ``price * quantity`` over purchases (list price; 0 with
 coupon_cost       sum of ``price * quantity * coupon`` over purchases
 cogs              cost of goods sold: sum of ``unit_cost * quantity`` over purchases;
                   0 without a ``unit_cost`` column (the log records no cost of goods:
-                  :attr:`interactions.io.EventLog.records_cogs` is False, and the
+                  :attr:`retentionrl.interactions.io.EventLog.records_cogs` is False, and the
                   visit's profit ``spend - coupon_cost - cogs`` is its net revenue)
 redeemed          any purchase with ``coupon > 0``
 rec_item          item of the visit's first ``impression`` (the logged action), or null
@@ -43,8 +43,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from interactions.io import EventLog
-from interactions.schema import VISIT_EVENTS
+from retentionrl.interactions.io import EventLog
+from retentionrl.interactions.schema import VISIT_EVENTS
 
 VisitMode = Literal["auto", "session", "session_id", "day"]
 

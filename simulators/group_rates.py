@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulators.interface import ShopperSimulator
+from retentionrl.simulators.interface import ShopperSimulator
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The one interface behind which every shopper model sits.
 
 An environment drives a :class:`ShopperSimulator` and never knows which one it is: the
-ground-truth world (:mod:`simulators.world`) or the learned sequence simulator. A
+ground-truth world (:mod:`retentionrl.simulators.world.simulator`) or the learned sequence simulator. A
 simulator holds a *batch* of ``n`` shoppers, each at one of their visits, and advances all
 of them by one visit per call:
 
@@ -15,7 +15,7 @@ of them by one visit per call:
    auto-reset) and returns the whole batch's observations.
 
 Observations are what a shop can observe about a shopper (their visit history, see
-:class:`interactions.history.HistoryFeatures`), never a simulator's latent state, so a
+:class:`retentionrl.interactions.history.HistoryFeatures`), never a simulator's latent state, so a
 policy trained on one simulator runs on the other.
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interactions.actions import ActionSpace
+from retentionrl.core.actions import ActionSpace
 
 
 @dataclass(frozen=True)

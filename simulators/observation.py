@@ -1,7 +1,7 @@
 """Reading policy inputs: checking an observation batch and finding feature columns.
 
-Policies act on :class:`interactions.history.HistoryFeatures` rows; the column layout is
-fixed by :func:`interactions.history.history_feature_names`, so a policy finds a feature
+Policies act on :class:`retentionrl.interactions.history.HistoryFeatures` rows; the column layout is
+fixed by :func:`retentionrl.interactions.history.history_feature_names`, so a policy finds a feature
 by name here rather than by a hard-coded number.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from interactions.actions import ActionSpace
-from interactions.history import SCALAR_FEATURES, history_feature_names
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.history import SCALAR_FEATURES, history_feature_names
 
 
 def check_observation(obs: np.ndarray, action_space: ActionSpace) -> np.ndarray:

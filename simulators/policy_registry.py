@@ -1,6 +1,6 @@
 """Every named policy of the ground-truth world, built from what a shop can measure.
 
-Group scores come from a pilot of the world (:func:`simulators.group_rates.pilot_group_rates`,
+Group scores come from a pilot of the world (:func:`retentionrl.simulators.group_rates.pilot_group_rates`,
 seeded by ``config.catalog_seed``, so one config always gives the same policies and a log's
 propensities can be recomputed from its config alone).
 """
@@ -11,13 +11,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from simulators.catalog import Catalog
-from simulators.group_rates import GroupRates, pilot_group_rates
-from simulators.heuristics import HEURISTICS, make_heuristic
-from simulators.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
-from simulators.policy import Policy
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.simulators.group_rates import GroupRates, pilot_group_rates
+from retentionrl.simulators.world.heuristics import HEURISTICS, make_heuristic
+from retentionrl.simulators.world.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 LOGGING_POLICIES: tuple[str, ...] = ("uniform", "epsilon-greedy", "softmax")
 POLICY_NAMES: tuple[str, ...] = HEURISTICS + LOGGING_POLICIES

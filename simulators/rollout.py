@@ -1,11 +1,11 @@
 """True policy values by on-policy rollouts over a window of days, with 95% intervals.
 
 ``evaluate_policy`` draws ``n_users`` fresh shoppers in any
-:class:`~simulators.interface.ShopperSimulator`, lets ``policy`` act at every visit in the
+:class:`~retentionrl.simulators.interface.ShopperSimulator`, lets ``policy`` act at every visit in the
 window :math:`[0, D)` (``days``; by default the simulator's horizon :math:`H`): until the
 shopper churns or their next visit falls at or past day :math:`D`
-(:func:`interactions.horizon.in_window`, the definition the env's reward and the
-off-policy trajectories share, :mod:`interactions.horizon`), and averages per shopper:
+(:func:`retentionrl.interactions.horizon.in_window`, the definition the env's reward and the
+off-policy trajectories share, :mod:`retentionrl.interactions.horizon`), and averages per shopper:
 
 ========================  ========================================================
 metric                    per shopper
@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from tqdm.auto import tqdm
 
-from interactions.horizon import in_window
-from simulators.interface import ShopperSimulator
-from simulators.policy import Policy
+from retentionrl.interactions.horizon import in_window
+from retentionrl.simulators.interface import ShopperSimulator
+from retentionrl.core.policy import Policy
 
 Z95 = 1.959963984540054
 

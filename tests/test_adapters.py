@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interactions.adapters import (
+from retentionrl.interactions.adapters import (
     BANDIT_ADAPTERS,
     EVENT_ADAPTERS,
     SIGNATURES,
@@ -20,8 +20,8 @@ from interactions.adapters import (
     read_obd,
     read_online_retail,
 )
-from interactions.errors import LogError
-from interactions.schema import EVENT_TYPES, REQUIRED_COLUMNS
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.schema import EVENT_TYPES, REQUIRED_COLUMNS
 from tests.conftest import shared_file
 
 def write(frame: pd.DataFrame, path: Path) -> Path:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.checkpoint import AgentCheckpointError, latest_checkpoint
-from agents.config import TrainConfig
-from agents.training import load_policy, train
+from retentionrl.agents.checkpoint import AgentCheckpointError, latest_checkpoint
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import load_policy, train
 
 SMALL = dict(num_envs=16, device="cpu", ppo_n_steps=32, ppo_batch_size=128, ppo_epochs=2,
              dqn_learning_starts=200, dqn_buffer_size=5_000, dqn_gradient_steps=1)

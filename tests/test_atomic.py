@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interactions.atomic import atomic_path, atomic_write_text
+from retentionrl.core.atomic import atomic_path, atomic_write_text
 
 
 def test_write_replaces_file(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interactions.bandit import BanditFeedback
-from interactions.errors import LogError
+from retentionrl.interactions.bandit import BanditFeedback
+from retentionrl.core.errors import LogError
 
 
 def make(**overrides: object) -> BanditFeedback:

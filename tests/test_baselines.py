@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.baselines import ImmediateRewardModel, LoggingPolicyClone, MyopicGreedyPolicy, PopularityPolicy
-from interactions.decisions import LoggedDecisions
-from interactions.io import read_events
-from simulators.policy_registry import LOGGING_POLICIES, make_policy
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.agents.baselines import ImmediateRewardModel, LoggingPolicyClone, MyopicGreedyPolicy, PopularityPolicy
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.policy_registry import LOGGING_POLICIES, make_policy
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 CONFIG = WorldConfig()
 

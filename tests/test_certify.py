@@ -1,4 +1,4 @@
-"""Certified improvement (evaluation.certify): the bound holds, it certifies what is clearly
+"""Certified improvement (retentionrl.evaluation.certify): the bound holds, it certifies what is clearly
 better, it refuses what is not, and the CLI's verdicts and errors."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from evaluation.certify import certify, improvement_bound, lifetimes
-from evaluation.runner import LoggedSteps
+from retentionrl.evaluation.certify import certify, improvement_bound, lifetimes
+from retentionrl.evaluation.runner import LoggedSteps
 
 
 def bandit_lifetimes(n: int, seed: int, p_good: float = 0.5) -> tuple[LoggedSteps, np.ndarray]:
@@ -87,8 +87,8 @@ def test_bad_arguments_are_named():
 
 @pytest.fixture(scope="module")
 def held_out_log(tmp_path_factory):
-    from simulators.world_config import WorldConfig
-    from simulators.world_logs import write_world_logs
+    from retentionrl.simulators.world.config import WorldConfig
+    from retentionrl.simulators.world.logs import write_world_logs
 
     path = tmp_path_factory.mktemp("certify") / "heldout.parquet"
     write_world_logs(WorldConfig(), 400, 90, 3, path)
@@ -96,7 +96,7 @@ def held_out_log(tmp_path_factory):
 
 
 def _cli():
-    from experiments.cli_certify import certify_command
+    from retentionrl.cli.certify import certify_command
 
     app = typer.Typer()
     app.command()(certify_command)
@@ -117,15 +117,15 @@ def test_cli_writes_the_certificate_and_a_bound_at_or_below_zero_is_a_verdict_no
 def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, capsys):
     import pandas as pd
 
-    from agents.config import TrainConfig
-    from agents.training import train
-    from experiments.cli import main
-    from simulators.world_config import WorldConfig
+    from retentionrl.agents.config import TrainConfig
+    from retentionrl.agents.training import train
+    from retentionrl.cli.main import main
+    from retentionrl.simulators.world.config import WorldConfig
 
     bare = tmp_path / "no_propensity.parquet"
     pd.read_parquet(held_out_log).drop(columns=["propensity"]).to_parquet(bare)
     small = WorldConfig(n_groups=10)
-    from simulators.world_logs import write_world_logs
+    from retentionrl.simulators.world.logs import write_world_logs
 
     other = tmp_path / "ten_groups.parquet"
     write_world_logs(small, 200, 60, 0, other, logging_policy="uniform")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from experiments.cli import app
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.cli.main import app
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 runner = CliRunner()
 
@@ -61,7 +61,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "dqn"
-    cmd = [sys.executable, "-m", "experiments.cli", "train", "--algo", "dqn", "--steps", "1000000", "--num-envs",
+    cmd = [sys.executable, "-m", "retentionrl.cli.main", "train", "--algo", "dqn", "--steps", "1000000", "--num-envs",
            "16", "--checkpoint-every", "512", "--out", str(out), "--device", "cpu", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

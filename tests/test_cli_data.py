@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args],
+        [sys.executable, "-m", "retentionrl.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

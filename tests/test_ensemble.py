@@ -9,12 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from envs.factory import load_simulator
-from experiments.cli_simulator import simulator_app
-from simulators.ensemble import SimulatorEnsemble, load_members, member_folders, write_ensemble
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.envs.factory import load_simulator
+from retentionrl.cli.simulator import simulator_app
+from retentionrl.simulators.learned.ensemble import SimulatorEnsemble, load_members, member_folders, write_ensemble
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 
 def _worlds(k: int) -> list[GroundTruthWorld]:
@@ -103,8 +103,8 @@ def test_simulator_fit_with_seeds_writes_an_ensemble_that_loads_as_one_simulator
 
 
 def test_a_single_simulator_loader_names_an_ensemble_folder_for_what_it_is(tmp_path):
-    from simulators.checkpoint import CheckpointError
-    from simulators.learned import LearnedSimulator
+    from retentionrl.simulators.learned.checkpoint import CheckpointError
+    from retentionrl.simulators.learned.simulator import LearnedSimulator
 
     (tmp_path / "member_0").mkdir()
     write_ensemble(tmp_path, ["member_0"])

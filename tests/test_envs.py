@@ -12,11 +12,11 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
-from envs.factory import make_env, make_vector_env
-from envs.reward import RewardConfig
-from envs.sb3 import ShopperSB3VecEnv
-from simulators.interface import VisitOutcome
+from retentionrl import envs
+from retentionrl.envs.factory import make_env, make_vector_env
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.envs.sb3 import ShopperSB3VecEnv
+from retentionrl.simulators.interface import VisitOutcome
 
 
 def rollout_single(env: gym.Env, seed: int, n_steps: int) -> list[tuple]:
@@ -232,7 +232,7 @@ def test_profit_reward_on_a_hand_made_outcome() -> None:
 
 
 def test_the_world_v1_reward_name_says_it_was_renamed() -> None:
-    from agents.config import TrainConfig
+    from retentionrl.agents.config import TrainConfig
 
     with pytest.raises(ValueError, match=r"reward mode 'net_revenue' was renamed to 'profit' \(world v2\)"):
         RewardConfig("net_revenue")

@@ -12,13 +12,13 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
-from envs.factory import make_vector_env
-from envs.sb3 import ShopperSB3VecEnv
-from interactions.io import read_events
-from simulators.fit import FitConfig, fit_simulator
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl import envs
+from retentionrl.envs.factory import make_vector_env
+from retentionrl.envs.sb3 import ShopperSB3VecEnv
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 
 @pytest.fixture(scope="module")

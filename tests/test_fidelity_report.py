@@ -12,13 +12,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from experiments.cli_simulator import simulator_app
-from simulators.bgnbd import calibration_holdout_summary, sample_future_visits
-from simulators.fidelity import binary_metrics, log_loss, reliability
-from simulators.hazard import sample_gap_days
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
-from simulators.world_probabilities import write_world_logs_with_truth
+from retentionrl.cli.simulator import simulator_app
+from retentionrl.simulators.fidelity.bgnbd import calibration_holdout_summary, sample_future_visits
+from retentionrl.simulators.fidelity.metrics import binary_metrics, log_loss, reliability
+from retentionrl.simulators.learned.hazard import sample_gap_days
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.probabilities import write_world_logs_with_truth
 from tests.test_learned_simulator import toy_simulator
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +91,7 @@ def test_observe_moves_the_state_as_the_model_does_on_the_logged_sequence():
     inputs = (torch.tensor(np.stack(feats, 1)), torch.tensor(np.stack([np.full(n, 3), *arms[:-1]], 1)),
               torch.tensor(np.stack([np.zeros((n, 5)), *outs[:-1]], 1)).float(), torch.tensor(np.stack(arms, 1)),
               torch.tensor(np.stack(coupons, 1)).float())
-    from simulators.sequence_model import VisitInputs
+    from retentionrl.simulators.learned.sequence_model import VisitInputs
 
     _, last = sim.model.rnn(VisitInputs(*inputs))
     torch.testing.assert_close(sim.state, last, rtol=1e-5, atol=1e-5)

@@ -1,10 +1,10 @@
-"""Dominance on the retention-profit plane (evaluation.frontier), on hand-made intervals."""
+"""Dominance on the retention-profit plane (retentionrl.evaluation.frontier), on hand-made intervals."""
 
 from __future__ import annotations
 
 import pytest
 
-from evaluation.frontier import Point, dominated_by, dominates, frontier
+from retentionrl.evaluation.frontier import Point, dominated_by, dominates, frontier
 
 
 def _p(name: str, visits: tuple[float, float, float], profit: tuple[float, float, float]) -> Point:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simulators.fused_step import FusedStep
-from simulators.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
+from retentionrl.simulators.learned.fused_step import FusedStep
+from retentionrl.simulators.learned.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
 
 N_ARMS = 3
 

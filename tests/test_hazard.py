@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from simulators.hazard import empirical_hazard, log_likelihood, sample_gap_days, survival, survival_targets
+from retentionrl.simulators.learned.hazard import empirical_hazard, log_likelihood, sample_gap_days, survival, survival_targets
 
 HAZARD = torch.tensor([0.5, 0.25, 0.2], dtype=torch.float64)
 NO_CHURN = -60.0  # churn logit of pi = 1e-26: the plain hazard

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from interactions.actions import ActionSpace
-from interactions.history import SCALAR_FEATURES, HistoryFeatures, history_feature_names
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.history import SCALAR_FEATURES, HistoryFeatures, history_feature_names
 
 SPACE = ActionSpace(3, (0.0, 0.1, 0.2))
 

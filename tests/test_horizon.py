@@ -1,4 +1,4 @@
-"""One definition of retention at the horizon (interactions.horizon), used by every stage.
+"""One definition of retention at the horizon (retentionrl.interactions.horizon), used by every stage.
 
 Hand-made shoppers return exactly on day H - 1, H and H + 1 of their lifetime (directly, or
 after a visit on day 10); the env's retention return, ``evaluate_policy``'s return visits, the
@@ -14,20 +14,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from envs.shopper_env import ShopperEnv
-from evaluation.world_steps import steps_from_decisions
-from experiments.pipeline_measure import rollout
-from interactions.action_map import ActionMap
-from interactions.actions import ActionSpace
-from interactions.decisions import LoggedDecisions
-from interactions.history import history_feature_names
-from interactions.horizon import churned_after_gap, in_window, returned_in_window
-from interactions.io import read_events
-from interactions.retention import first_lifetimes, kaplan_meier, lifetime_durations
-from interactions.trajectories import trajectory_table, visits_with_trajectories
-from simulators.interface import ShopperSimulator, VisitOutcome
-from simulators.logging_policies import UniformPolicy
-from simulators.rollout import evaluate_policy
+from retentionrl.envs.shopper_env import ShopperEnv
+from retentionrl.evaluation.world_steps import steps_from_decisions
+from retentionrl.pipeline.measure import rollout
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.history import history_feature_names
+from retentionrl.interactions.horizon import churned_after_gap, in_window, returned_in_window
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.retention import first_lifetimes, kaplan_meier, lifetime_durations
+from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
+from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
+from retentionrl.simulators.world.logging_policies import UniformPolicy
+from retentionrl.simulators.rollout import evaluate_policy
 
 H = 90
 SPACE = ActionSpace(2)

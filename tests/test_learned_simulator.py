@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from interactions.action_map import ActionMap
-from interactions.actions import ActionSpace
-from interactions.history import history_feature_names
-from simulators.learned import LearnedSimulator, resolve_device
-from simulators.model_card import ModelCard
-from simulators.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
-from simulators.visit_data import HEADS
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.history import history_feature_names
+from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
+from retentionrl.simulators.learned.model_card import ModelCard
+from retentionrl.simulators.learned.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
+from retentionrl.simulators.learned.visit_data import HEADS
 
 N_ARMS = 3
 

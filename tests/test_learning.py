@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.config import TrainConfig
-from agents.training import load_policy, train
-from simulators.logging_policies import UniformPolicy
-from simulators.rollout import Estimate, evaluate_policy
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import load_policy, train
+from retentionrl.simulators.world.logging_policies import UniformPolicy
+from retentionrl.simulators.rollout import Estimate, evaluate_policy
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 Z95 = 1.959963984540054
 BUDGETS = {

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.log_statistics import LogStatistics, purchase_log_statistics, statistics_table
-from interactions.io import EventLog, read_events
+from retentionrl.evaluation.log_statistics import LogStatistics, purchase_log_statistics, statistics_table
+from retentionrl.interactions.io import EventLog, read_events
 from tests.conftest import shared_file
 
 DAY0 = pd.Timestamp("2024-01-01")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.bandit import (
+from retentionrl.evaluation.bandit import (
     IPS,
     SNIPS,
     BanditInputs,
@@ -20,13 +20,13 @@ from evaluation.bandit import (
     evaluate_bandit,
     tune_by_mse,
 )
-from evaluation.diagnostics import (
+from retentionrl.evaluation.diagnostics import (
     WeightDiagnostics,
     effective_sample_size,
     not_estimable,
     unsupported_mass,
 )
-from evaluation.intervals import (
+from retentionrl.evaluation.intervals import (
     empirical_bernstein_lower,
     hoeffding_lower,
     resample_counts,
@@ -190,7 +190,7 @@ def test_tuning_picks_dr_over_a_biased_model_and_dm_over_an_exact_one():
 
 
 def test_chunked_bootstrap_counts_are_multinomial_resamples():
-    from evaluation.intervals import _count_rows, resampled_sums
+    from retentionrl.evaluation.intervals import _count_rows, resampled_sums
 
     n_units = 4 * (1 << 16) + 1234  # the blocked path, with a partial last block
     counts = _count_rows(np.random.default_rng(0), n_units, 6)

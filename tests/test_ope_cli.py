@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from experiments.cli_ope import CLONE_WARNING, NO_COGS_WARNING, ope_command
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.cli.ope import CLONE_WARNING, NO_COGS_WARNING, ope_command
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 app = typer.Typer()
 app.command()(ope_command)

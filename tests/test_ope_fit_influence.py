@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.bandit import (
+from retentionrl.evaluation.bandit import (
     IPS,
     BanditInputs,
     DirectMethod,
@@ -14,8 +14,8 @@ from evaluation.bandit import (
     SwitchDR,
     evaluate_bandit,
 )
-from evaluation.fqe import RidgeDesign
-from evaluation.reward_models import logistic_reward_model
+from retentionrl.evaluation.fqe import RidgeDesign
+from retentionrl.evaluation.reward_models import logistic_reward_model
 
 
 def _functional(q: np.ndarray, all_actions: np.ndarray, logged: np.ndarray, action: np.ndarray,

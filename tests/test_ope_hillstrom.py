@@ -17,7 +17,7 @@ needs_data = pytest.mark.skipif(not HILLSTROM.is_file(),
 
 @pytest.fixture(scope="module")
 def hillstrom():
-    from interactions.adapters import read_hillstrom
+    from retentionrl.interactions.adapters import read_hillstrom
 
     return read_hillstrom(HILLSTROM)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.bandit import IPS, SNIPS, BanditInputs, DoublyRobust
-from evaluation.reward_models import logistic_reward_model
+from retentionrl.evaluation.bandit import IPS, SNIPS, BanditInputs, DoublyRobust
+from retentionrl.evaluation.reward_models import logistic_reward_model
 
 OBD = Path(__file__).resolve().parents[2] / "shared" / "data" / "obd"
 pytestmark = pytest.mark.skipif(not (OBD / "random" / "all").is_dir(),
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not (OBD / "random" / "all").is_dir(),
 
 
 def test_random_to_bts_is_close_to_the_on_policy_value():
-    from interactions.adapters import read_bts_action_dist, read_obd
+    from retentionrl.interactions.adapters import read_bts_action_dist, read_obd
 
     random_log = read_obd(OBD / "random" / "all")
     truth = float(read_obd(OBD / "bts" / "all").reward.mean())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation.fqe import fit_fqe
-from evaluation.trajectory import (
+from retentionrl.evaluation.fqe import fit_fqe
+from retentionrl.evaluation.trajectory import (
     FQEValue,
     PerDecisionIS,
     PerDecisionWIS,
@@ -144,7 +144,7 @@ def test_dr_bootstrap_over_trajectories_covers_at_the_nominal_rate():
 
 
 def test_cross_fitted_reward_model_predicts_each_fold_from_the_others():
-    from evaluation.fqe import RidgeDesign
+    from retentionrl.evaluation.fqe import RidgeDesign
 
     rng = np.random.default_rng(0)
     n, n_actions = 400, 3

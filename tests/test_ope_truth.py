@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.ope_world_truth import expected_profit, per_decision_truth
-from simulators.policy_registry import make_policy
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.simulators.world.truth import expected_profit, per_decision_truth
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 
 def test_expected_profit_is_the_mean_of_the_worlds_draws():
@@ -30,7 +30,7 @@ def test_expected_profit_is_the_mean_of_the_worlds_draws():
 
 def test_truth_of_the_logging_policy_is_its_profit_per_visit():
     """V(pi_b) = E[profit within H] / E[visits within H], from the rollouts of
-    :func:`simulators.rollout.evaluate_policy` (visits = 1 + return visits)."""
+    :func:`retentionrl.simulators.rollout.evaluate_policy` (visits = 1 + return visits)."""
     config = WorldConfig()
     logging = make_policy("softmax", config)
     truth = per_decision_truth(config, logging, {"logging": logging}, 10_000, seed=1)["logging"]

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from experiments.pipeline import run_pipeline
-from experiments.pipeline_cache import run_stage
-from experiments.pipeline_config import load_config, parse_config
+from retentionrl.pipeline.run import run_pipeline
+from retentionrl.pipeline.cache import run_stage
+from retentionrl.pipeline.config import load_config, parse_config
 
 TINY = {
     "seed": 0, "device": "cpu", "horizon_days": 60,
@@ -107,7 +107,7 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
 
 
 def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(world_run):
-    from evaluation.diagnostics import min_ess
+    from retentionrl.evaluation.diagnostics import min_ess
 
     config, result = world_run
     html = Path(result["report"]).read_text()
@@ -168,9 +168,9 @@ def test_stage_key_follows_config_and_input_files(tmp_path, monkeypatch):
     assert run({"k": 2}).reused is False
     source.write_text("b")
     assert run({"k": 2}).reused is False and (tmp_path / "s" / "out.txt").read_text() == "b"
-    monkeypatch.setattr("experiments.pipeline_cache.WORLD_VERSION", 1)  # outputs of world v1 are not reused
+    monkeypatch.setattr("retentionrl.pipeline.cache.WORLD_VERSION", 1)  # outputs of world v1 are not reused
     assert run({"k": 2}).reused is False
-    monkeypatch.setattr("experiments.pipeline_cache.MODEL_VERSION", 4)  # nor those of an older simulator model
+    monkeypatch.setattr("retentionrl.pipeline.cache.MODEL_VERSION", 4)  # nor those of an older simulator model
     assert run({"k": 2}).reused is False
     assert len(calls) == 5
 
@@ -238,7 +238,7 @@ def test_quickstart_quick_runs_end_to_end(tmp_path):
     """The README's main job at its --quick size, through the CLI, as a user runs it."""
     from typer.testing import CliRunner
 
-    from experiments.cli import app
+    from retentionrl.cli.main import app
 
     result = CliRunner().invoke(app, ["quickstart", "--quick", "--out", str(tmp_path / "qs"), "--device", "cpu"])
     assert result.exit_code == 0, result.output

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simulators.heuristics import TargetedCoupon, make_heuristic
-from simulators.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
-from simulators.observation import column
-from simulators.policy_registry import POLICY_NAMES, make_policy, world_group_rates
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.simulators.world.heuristics import TargetedCoupon, make_heuristic
+from retentionrl.simulators.world.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
+from retentionrl.simulators.observation import column
+from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy, world_group_rates
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 CONFIG = WorldConfig()
 SPACE = CONFIG.action_space

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interactions.action_map import ActionMap
-from interactions.io import read_events
-from interactions.replay import history_features_from_visits
-from interactions.trajectories import visits_with_trajectories
-from simulators.policy import Policy
-from simulators.policy_registry import make_policy
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.replay import history_features_from_visits
+from retentionrl.interactions.trajectories import visits_with_trajectories
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 
 class Recorder(Policy):

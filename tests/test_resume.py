@@ -31,9 +31,9 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from agents.checkpoint import latest_checkpoint, save_training_state
-from agents.config import TrainConfig
-from agents.training import train
+from retentionrl.agents.checkpoint import latest_checkpoint, save_training_state
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import train
 
 HALF, FULL = 256, 512
 TINY = dict(simulator="world", num_envs=8, device="cpu", net_arch=(32, 32), checkpoint_every=HALF,

@@ -1,15 +1,15 @@
-"""On-policy rollouts (simulators.rollout) on a hand-made simulator whose values are known."""
+"""On-policy rollouts (retentionrl.simulators.rollout) on a hand-made simulator whose values are known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from interactions.actions import ActionSpace
-from interactions.history import history_feature_names
-from simulators.interface import ShopperSimulator, VisitOutcome
-from simulators.logging_policies import UniformPolicy
-from simulators.rollout import evaluate_policy, format_table
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.history import history_feature_names
+from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
+from retentionrl.simulators.world.logging_policies import UniformPolicy
+from retentionrl.simulators.rollout import evaluate_policy, format_table
 
 
 class ClockworkShoppers(ShopperSimulator):

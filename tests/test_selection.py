@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envs.reward import RewardConfig
-from evaluation.selection import recommend, score
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.evaluation.selection import recommend, score
 
 
 def values(visits: float, profit: float) -> dict:

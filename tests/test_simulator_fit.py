@@ -12,20 +12,20 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from experiments.cli_simulator import simulator_app
-from interactions.action_map import ActionMap
-from interactions.io import EventLog, read_events
-from interactions.trajectories import add_trajectories, visits_with_trajectories
-from interactions.visits import build_visits
-from simulators.catalog import Catalog
-from simulators.checkpoint import CONFIG_FILE, TENSORS_FILE, CheckpointError
-from simulators.fit import FitConfig, fit_simulator
-from simulators.holdout_forecast import forecast_visits
-from simulators.learned import LearnedSimulator
-from simulators.sequence_model import MODEL_VERSION
-from simulators.visit_data import gross_margins
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.cli.simulator import simulator_app
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.interactions.io import EventLog, read_events
+from retentionrl.interactions.trajectories import add_trajectories, visits_with_trajectories
+from retentionrl.interactions.visits import build_visits
+from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.simulators.learned.checkpoint import CONFIG_FILE, TENSORS_FILE, CheckpointError
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.fidelity.holdout_forecast import forecast_visits
+from retentionrl.simulators.learned.simulator import LearnedSimulator
+from retentionrl.simulators.learned.sequence_model import MODEL_VERSION
+from retentionrl.simulators.learned.visit_data import gross_margins
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 TINY = {"epochs": 2, "hidden_size": 16, "head_hidden": 16, "arm_embedding": 4, "batch_size": 64, "device": "cpu",
         "valid_fraction": 0.2}

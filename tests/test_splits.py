@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interactions.splits import split_time, split_users
+from retentionrl.interactions.splits import split_time, split_users
 
 
 def test_user_split_is_disjoint_complete_and_seeded() -> None:

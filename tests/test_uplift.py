@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.baselines import PopularityPolicy
-from agents.uplift import UpliftPolicy
-from interactions.action_map import ActionMap
-from interactions.actions import ActionSpace
-from interactions.decisions import LoggedDecisions
-from interactions.io import read_events
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.agents.baselines import PopularityPolicy
+from retentionrl.agents.uplift import UpliftPolicy
+from retentionrl.interactions.action_map import ActionMap
+from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 NEEDS_CAUSALML = "causalml not installed: pip install 'retentionrl[uplift]' (CI installs it)"
 
@@ -28,8 +28,8 @@ def world(tmp_path_factory) -> tuple[Path, LoggedDecisions, UpliftPolicy]:
     """World logs of 3,000 shoppers x 90 days, their decisions and the uplift policy that
     ``retentionrl evaluate --policy uplift`` fits on them."""
     pytest.importorskip("causalml", reason=NEEDS_CAUSALML)
-    from experiments.cli_agents import make_named_policy
-    from simulators.world import GroundTruthWorld
+    from retentionrl.cli.agents import make_named_policy
+    from retentionrl.simulators.world.simulator import GroundTruthWorld
 
     path = tmp_path_factory.mktemp("uplift") / "world.parquet"
     write_world_logs(WorldConfig(), 3_000, 90, 0, path)

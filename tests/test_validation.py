@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interactions.errors import LogError
-from interactions.io import read_events
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.io import read_events
 from tests.conftest import small_log
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from interactions.io import read_events
-from interactions.retention import kaplan_meier
-from interactions.trajectories import add_trajectories, trajectory_table
-from interactions.visits import build_visits
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.retention import kaplan_meier
+from retentionrl.interactions.trajectories import add_trajectories, trajectory_table
+from retentionrl.interactions.visits import build_visits
 from tests.conftest import small_log
 
 
@@ -125,11 +125,11 @@ def test_kaplan_meier_matches_hand_computation() -> None:
 
 def test_retention_curve_from_logs_matches_the_worlds_truth(tmp_path: Path) -> None:
     """Censoring open lifetimes H days before the log's end removes the upward bias."""
-    from interactions.retention import first_lifetimes, lifetime_durations
-    from simulators.policy_registry import make_policy
-    from simulators.world import GroundTruthWorld
-    from simulators.world_config import WorldConfig
-    from simulators.world_logs import write_world_logs
+    from retentionrl.interactions.retention import first_lifetimes, lifetime_durations
+    from retentionrl.simulators.policy_registry import make_policy
+    from retentionrl.simulators.world.simulator import GroundTruthWorld
+    from retentionrl.simulators.world.config import WorldConfig
+    from retentionrl.simulators.world.logs import write_world_logs
 
     write_world_logs(WorldConfig(), 3_000, 240, 5, tmp_path / "w.parquet")
     log = read_events(tmp_path / "w.parquet", "events")

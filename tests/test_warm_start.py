@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from agents.config import TrainConfig
-from agents.training import load_policy, train
-from simulators.policy_registry import make_policy
-from simulators.rollout import evaluate_policy
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import load_policy, train
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.rollout import evaluate_policy
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 TEACHER = make_policy("never-coupon", WorldConfig())
 SMALL = dict(simulator="world", num_envs=32, device="cpu", ppo_n_steps=32, ppo_batch_size=256, ppo_epochs=2,

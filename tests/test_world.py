@@ -7,9 +7,9 @@ import copy
 import numpy as np
 import pytest
 
-from simulators.policy_registry import make_policy
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig, WorldVersionError
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig, WorldVersionError
 
 CONFIG = WorldConfig()
 

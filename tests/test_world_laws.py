@@ -1,4 +1,4 @@
-"""The world's laws (simulators/world.py's table) as behaviour of seeded shoppers.
+"""The world's laws (simulators/world/simulator.py's table) as behaviour of seeded shoppers.
 
 Each test gives two arms the same shoppers and uniforms (one seed: common random numbers)
 and compares exact probabilities or the latent state, against a hand-computed value where
@@ -15,8 +15,8 @@ import pytest
 
 from experiments.world_laws import (coupon_elasticity, coupon_ladder_asymmetry, load_config, main, reference_response,
                                     units_per_purchase)
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
 
 CONFIG = WorldConfig()
 DEAL = CONFIG.coupon_levels.index(0.20)

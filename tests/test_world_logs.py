@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from interactions.history import HistoryFeatures
-from interactions.schema import EVENT_TYPES
-from simulators.logging_policies import SoftmaxPolicy
-from simulators.policy_registry import make_policy
-from simulators.world_config import WORLD_VERSION, WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.interactions.history import HistoryFeatures
+from retentionrl.interactions.schema import EVENT_TYPES
+from retentionrl.simulators.world.logging_policies import SoftmaxPolicy
+from retentionrl.simulators.policy_registry import make_policy
+from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 CONFIG = WorldConfig()
 SPACE = CONFIG.action_space
@@ -127,9 +127,9 @@ def test_invalid_arguments(kwargs, match, tmp_path):
 
 def cli_app():
     try:
-        from experiments.cli import app
+        from retentionrl.cli.main import app
     except ImportError:  # the data CLI is written in parallel; test the world group alone
-        from experiments.cli_world import world_app as app
+        from retentionrl.cli.world import world_app as app
 
         return app, []
     return app, ["world"]
@@ -152,10 +152,10 @@ def test_cli_logs_and_evaluate(tmp_path):
 
 def test_logs_of_world_v1_are_refused_by_name(log, tmp_path):
     """A log that carries a world config but no world version was written by world v1."""
-    from experiments.cli_simulator import simulator_app
-    from interactions.io import read_events
-    from simulators.fit import FitConfig, fit_simulator
-    from simulators.world_config import WorldVersionError
+    from retentionrl.cli.simulator import simulator_app
+    from retentionrl.interactions.io import read_events
+    from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+    from retentionrl.simulators.world.config import WorldVersionError
 
     path, _, _ = log
     table = pq.read_table(path)

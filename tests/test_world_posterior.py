@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from interactions.io import read_events
-from interactions.visits import build_visits
-from simulators.catalog import Catalog
-from simulators.fit import _auc
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
-from simulators.world_posterior import (
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.visits import build_visits
+from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.simulators.learned.fit import _auc
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
+from experiments.world_posterior import (
     LoggedTrajectories,
     posterior_predictive,
     return_log_likelihood,
 )
-from simulators.world_probabilities import write_world_logs_with_truth
+from retentionrl.simulators.world.probabilities import write_world_logs_with_truth
 
 CONFIG = WorldConfig()
 CATALOG = Catalog.draw(CONFIG)

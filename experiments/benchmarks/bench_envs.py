@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from interactions.horizon import in_window
+from retentionrl.interactions.horizon import in_window
 
 RECSIM_PROBE = """
 import time
@@ -73,7 +73,7 @@ def bare_simulator_rate(make_sim: Callable[[], object], n: int, seconds: float) 
 
 
 def vector_env_rate(make_sim: Callable[[], object], n: int, seconds: float) -> float:
-    from envs.vector_env import ShopperVectorEnv
+    from retentionrl.envs.vector_env import ShopperVectorEnv
 
     env = ShopperVectorEnv(make_sim(), n)
     env.reset(seed=0)
@@ -88,7 +88,7 @@ def vector_env_rate(make_sim: Callable[[], object], n: int, seconds: float) -> f
 
 
 def single_env_rate(make_sim: Callable[[], object], seconds: float) -> float:
-    from envs.shopper_env import ShopperEnv
+    from retentionrl.envs.shopper_env import ShopperEnv
 
     env = ShopperEnv(make_sim())
     env.reset(seed=0)
@@ -123,10 +123,10 @@ def recsim_rate(venv: Path, seconds: float) -> float | None:
 
 def learned_checkpoint(directory: Path) -> Path:
     """Fit a small learned simulator on world logs (2,000 shoppers x 180 days) into ``directory``."""
-    from interactions.io import read_events
-    from simulators.fit import FitConfig, fit_simulator
-    from simulators.world_config import WorldConfig
-    from simulators.world_logs import write_world_logs
+    from retentionrl.interactions.io import read_events
+    from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+    from retentionrl.simulators.world.config import WorldConfig
+    from retentionrl.simulators.world.logs import write_world_logs
 
     logs = directory / "world_logs.parquet"
     write_world_logs(WorldConfig(), 2_000, 180, 0, logs)
@@ -143,8 +143,8 @@ def main() -> None:
 
     import torch
 
-    from simulators.learned import LearnedSimulator
-    from simulators.world import GroundTruthWorld
+    from retentionrl.simulators.learned.simulator import LearnedSimulator
+    from retentionrl.simulators.world.simulator import GroundTruthWorld
 
     torch.set_num_threads(1)  # single-threaded, as RecSim runs
     with tempfile.TemporaryDirectory() as tmp:

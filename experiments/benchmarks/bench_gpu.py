@@ -27,13 +27,13 @@ from pathlib import Path
 
 import torch
 
-from agents.config import TrainConfig
-from agents.training import build_model, make_training_env
-from experiments.benchmarks.bench_simulator import steps_per_second
-from interactions.io import read_events
-from simulators.fit import FitConfig, fit_simulator
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import build_model, make_training_env
+from bench_simulator import steps_per_second
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 
 def measure(device: str, log_path: Path, args: argparse.Namespace) -> dict[str, float]:

@@ -55,9 +55,9 @@ def generate(path: Path, n_events: int, seed: int = 0) -> None:
 
 def run_case(path: str, fmt: str) -> dict[str, float]:
     """Load, validate, build visits and trajectories; timings in seconds, peak RSS in MiB."""
-    from interactions.io import read_events
-    from interactions.trajectories import add_trajectories
-    from interactions.visits import build_visits
+    from retentionrl.interactions.io import read_events
+    from retentionrl.interactions.trajectories import add_trajectories
+    from retentionrl.interactions.visits import build_visits
 
     t0 = time.perf_counter()
     log = read_events(path, fmt)

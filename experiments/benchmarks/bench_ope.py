@@ -6,8 +6,8 @@ figure is printed: none could be measured in the same run.)
 Synthetic log: ``--actions`` actions (20), ``--positions`` slots (3); the logging policy is
 a softmax of a random per-round score, the target a different softmax; rewards Bernoulli of
 a logistic mean; the reward model is the true mean plus noise. Timed: building the checked
-inputs (:meth:`evaluation.bandit.BanditInputs.prepare`: weights, :math:`\\hat q_i`,
-:math:`\\hat q^{\\pi}_i`), then :func:`evaluation.bandit.evaluate_bandit` for the seven
+inputs (:meth:`retentionrl.evaluation.bandit.BanditInputs.prepare`: weights, :math:`\\hat q_i`,
+:math:`\\hat q^{\\pi}_i`), then :func:`retentionrl.evaluation.bandit.evaluate_bandit` for the seven
 estimators (per-round terms once, each resample drawn once for all estimators). The
 per-estimator seconds are the terms of that estimator alone (point estimate); the shared
 bootstrap is one line.
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
+from retentionrl.evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
 
 
 def synthetic(n: int, n_actions: int, len_list: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -1,8 +1,8 @@
 """Benchmark of the learned simulator: fit time on ~1 million events, stepping speed.
 
 1. Writes ground-truth world logs with about ``--events`` events (the world's log writer,
-   :mod:`simulators.world_logs`; shoppers scale with the target) and fits the simulator
-   on them with the default :class:`~simulators.fit.FitConfig` (early stopping included),
+   :mod:`retentionrl.simulators.world.logs`; shoppers scale with the target) and fits the simulator
+   on them with the default :class:`~retentionrl.simulators.learned.fit.FitConfig` (early stopping included),
    reporting the total time and the time per epoch. Target: <= 10 minutes on 2 CPU cores.
 2. Steps the fitted simulator for ``--seconds`` per setting at batches of 1, 64 and 1,024
    shoppers (churned shoppers replaced, as a vector env does), with 1 and 2 CPU threads
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from interactions.io import read_events
-from simulators.fit import FitConfig, fit_simulator
-from simulators.learned import LearnedSimulator
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.interactions.io import read_events
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.learned.simulator import LearnedSimulator
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 EVENTS_PER_SHOPPER = 10.0
 """About how many events a world shopper writes over 180 days (default config)."""

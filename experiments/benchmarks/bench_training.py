@@ -17,8 +17,8 @@ from pathlib import Path
 
 from stable_baselines3.common.vec_env import VecEnvWrapper, VecMonitor
 
-from agents.config import TrainConfig
-from agents.training import build_model, make_training_env
+from retentionrl.agents.config import TrainConfig
+from retentionrl.agents.training import build_model, make_training_env
 
 
 class TimedEnv(VecEnvWrapper):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from simulators.world import GroundTruthWorld
-from simulators.world_config import WorldConfig
-from simulators.world_logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.logs import write_world_logs
 
 BATCHES = (1, 64, 1024, 4096)
 

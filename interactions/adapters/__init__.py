@@ -5,8 +5,8 @@ format            reader                          result
 ================  ==============================  ============================================
 online-retail     :func:`read_online_retail`      ``(events, dropped rows by reason)``
 complete-journey  :func:`read_complete_journey`   ``(events, dropped rows by reason)``
-hillstrom         :func:`read_hillstrom`          :class:`~interactions.bandit.BanditFeedback`
-obd               :func:`read_obd`                :class:`~interactions.bandit.BanditFeedback`
+hillstrom         :func:`read_hillstrom`          :class:`~retentionrl.interactions.bandit.BanditFeedback`
+obd               :func:`read_obd`                :class:`~retentionrl.interactions.bandit.BanditFeedback`
 ================  ==============================  ============================================
 
 ``read_bts_action_dist`` reads the evaluation policy of OBD's Random → BTS experiment.
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from interactions.adapters import complete_journey, hillstrom, obd, online_retail
-from interactions.adapters.complete_journey import read_complete_journey
-from interactions.adapters.hillstrom import read_hillstrom
-from interactions.adapters.obd import read_bts_action_dist, read_obd
-from interactions.adapters.online_retail import read_online_retail
-from interactions.bandit import BanditFeedback
+from retentionrl.interactions.adapters import complete_journey, hillstrom, obd, online_retail
+from retentionrl.interactions.adapters.complete_journey import read_complete_journey
+from retentionrl.interactions.adapters.hillstrom import read_hillstrom
+from retentionrl.interactions.adapters.obd import read_bts_action_dist, read_obd
+from retentionrl.interactions.adapters.online_retail import read_online_retail
+from retentionrl.interactions.bandit import BanditFeedback
 
 EVENT_ADAPTERS: dict[str, Callable[[str | Path], tuple[pd.DataFrame, dict[str, int]]]] = {
     "online-retail": read_online_retail,

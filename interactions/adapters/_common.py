@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from interactions.errors import LogError
-from interactions.schema import EVENT_TYPES
-from interactions.tables import CSV_SUFFIXES, PARQUET_SUFFIXES
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.schema import EVENT_TYPES
+from retentionrl.interactions.tables import CSV_SUFFIXES, PARQUET_SUFFIXES
 
 
 def check_not_null(frame: pd.DataFrame | pa.Table, columns: Sequence[str], source: str | Path) -> None:
@@ -58,7 +58,7 @@ def find_table(folder: Path, name: str) -> Path | None:
 
 
 def event_column(values: np.ndarray | str, length: int) -> pd.Categorical:
-    """An ``event`` column as a categorical over all of :data:`~interactions.schema.EVENT_TYPES`
+    """An ``event`` column as a categorical over all of :data:`~retentionrl.interactions.schema.EVENT_TYPES`
     (one byte a row; logs from different adapters concatenate without losing the dtype)."""
     return pd.Categorical(np.broadcast_to(np.asarray(values), (length,)), categories=EVENT_TYPES)
 

@@ -35,7 +35,7 @@ uncapped line. Discounts are read as magnitudes: the package stores them >= 0, t
 
 Lines with zero quantity (coupon-only or voided lines; 8,869 in the package data) are dropped
 and counted under :data:`ZERO_QUANTITY`. A negative quantity or sales value, or a null in a
-column read, raises :class:`~interactions.errors.LogError`.
+column read, raises :class:`~retentionrl.core.errors.LogError`.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from interactions.adapters._common import check_not_null, event_column, find_table, parse_timestamps
-from interactions.errors import LogError
-from interactions.tables import read_arrow, read_table
+from retentionrl.interactions.adapters._common import check_not_null, event_column, find_table, parse_timestamps
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.tables import read_arrow, read_table
 
 SIGNATURE_COLUMNS: tuple[str, ...] = (
     "household_id",

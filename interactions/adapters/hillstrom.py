@@ -22,10 +22,10 @@ from typing import Literal
 
 import numpy as np
 
-from interactions.adapters._common import check_not_null, numbers, one_hot
-from interactions.bandit import BanditFeedback
-from interactions.errors import LogError
-from interactions.tables import read_table
+from retentionrl.interactions.adapters._common import check_not_null, numbers, one_hot
+from retentionrl.interactions.bandit import BanditFeedback
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.tables import read_table
 
 ACTIONS: tuple[str, ...] = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
 """Arm names by action index."""

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from interactions.adapters._common import check_not_null, numbers, one_hot
-from interactions.bandit import BanditFeedback
-from interactions.errors import LogError
-from interactions.tables import read_table
+from retentionrl.interactions.adapters._common import check_not_null, numbers, one_hot
+from retentionrl.interactions.bandit import BanditFeedback
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.tables import read_table
 
 SIGNATURE_COLUMNS: tuple[str, ...] = ("item_id", "position", "click", "propensity_score", "user_feature_0")
 """Columns that identify an OBD log file."""

@@ -1,6 +1,6 @@
 """UCI "Online Retail" (dataset 352) invoice lines → purchase and cancel events.
 
-Every line of an invoice becomes one event of the :mod:`interactions.schema` log:
+Every line of an invoice becomes one event of the :mod:`retentionrl.interactions.schema` log:
 
 ============  ===============================================================================
 column        from
@@ -28,7 +28,7 @@ left out of the counts):
 
 Nulls in ``InvoiceNo``, ``StockCode``, ``InvoiceDate``, ``Quantity`` or ``UnitPrice``, an
 unparseable date, text in a number column or a fractional ``CustomerID`` raise a
-:class:`~interactions.errors.LogError` naming the column and rows. Duplicate lines are
+:class:`~retentionrl.core.errors.LogError` naming the column and rows. Duplicate lines are
 kept (the log layer counts them).
 """
 
@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from interactions.adapters._common import check_not_null, event_column, numbers, parse_timestamps
-from interactions.errors import LogError
-from interactions.tables import read_table
+from retentionrl.interactions.adapters._common import check_not_null, event_column, numbers, parse_timestamps
+from retentionrl.core.errors import LogError
+from retentionrl.interactions.tables import read_table
 
 SIGNATURE_COLUMNS: tuple[str, ...] = ("InvoiceNo", "StockCode", "InvoiceDate", "CustomerID")
 """Columns that identify an Online Retail file."""

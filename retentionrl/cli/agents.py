@@ -1,0 +1,103 @@
+"""``retentionrl train`` and ``retentionrl evaluate``: agents and baselines on a simulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from retentionrl.agents.config import ALGOS, TrainConfig
+
+BASELINES: tuple[str, ...] = ("random", "popularity", "myopic-greedy", "logging", "uplift")
+
+
+def train_command(
+    algo: Annotated[str, typer.Option(help=f"One of {', '.join(ALGOS)}.")] = "ppo",
+    simulator: Annotated[str, typer.Option(help="'world' or the folder of a fitted learned simulator.")] = "world",
+    steps: Annotated[int, typer.Option(help="Environment steps (shopper-visits) to train for.", min=1)] = TrainConfig.total_steps,
+    out: Annotated[Path, typer.Option(help="Run folder: config.json, policy, tensorboard/, checkpoints/.")] = Path("runs/agent"),
+    seed: Annotated[int, typer.Option(help="Seed of env, networks and generators.")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    num_envs: Annotated[int, typer.Option(help="Shoppers stepped together.", min=1)] = TrainConfig.num_envs,
+    reward: Annotated[str, typer.Option(help="retention, profit or mixed.")] = "retention",
+    checkpoint_every: Annotated[int, typer.Option(help="Environment steps between resumable checkpoints.", min=1)] = TrainConfig.checkpoint_every,
+    deploy: Annotated[str, typer.Option(help="How the saved policy acts: greedy (argmax) or stochastic (as trained).")] = TrainConfig.deploy,
+    ppo_head: Annotated[str, typer.Option(help="PPO: flat (one softmax over group x coupon) or factorised (a softmax "
+                                               "over groups and one over coupons).")] = TrainConfig.ppo_head,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+) -> None:
+    """Train PPO or DQN on a simulator; watch it with `tensorboard --logdir OUT/tensorboard`."""
+    from retentionrl.agents.training import train
+
+    config = TrainConfig(algo=algo, simulator=simulator, total_steps=steps, seed=seed, device=device,
+                         num_envs=num_envs, reward_mode=reward, checkpoint_every=checkpoint_every, deploy=deploy,
+                         ppo_head=ppo_head)
+    model = train(config, out, resume=resume, progress=progress)
+    typer.echo(f"trained {algo} for {model.num_timesteps:,} steps; policy in {out}; "
+               f"tensorboard --logdir {out / 'tensorboard'}")
+
+
+def evaluate_command(
+    policy: Annotated[str, typer.Option(help="A run folder, a baseline (random, popularity, myopic-greedy, logging, uplift) "
+                                             "or a world heuristic (always-coupon, never-coupon, ...).")],
+    env: Annotated[str, typer.Option(help="world (true values) or simulator (values in a learned simulator).")] = "world",
+    simulator: Annotated[Optional[Path], typer.Option(help="Learned simulator folder, for --env simulator.")] = None,
+    logs: Annotated[Optional[Path], typer.Option(help="Event log the baselines popularity, myopic-greedy, logging and uplift are fit on.")] = None,
+    users: Annotated[int, typer.Option(help="Shoppers to roll out.", min=2)] = 5_000,
+    seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Per-shopper value of a policy over the horizon, with 95% intervals."""
+    from retentionrl.envs.factory import load_simulator
+    from retentionrl.simulators.rollout import evaluate_policy, format_table
+
+    if env not in ("world", "simulator"):
+        raise typer.BadParameter(f"{env!r} is not world or simulator", param_hint="--env")
+    if env == "simulator" and simulator is None:
+        raise typer.BadParameter("--env simulator needs --simulator DIR", param_hint="--simulator")
+    sim = load_simulator("world" if env == "world" else simulator, device="cpu")
+    chosen = make_named_policy(policy, sim, logs)
+    value = evaluate_policy(sim, chosen, users, seed, progress=True)
+    typer.echo(json.dumps(value.to_dict(), indent=2) if as_json else format_table([value]))
+
+
+def make_named_policy(name: str, simulator, logs: Path | None):
+    """The policy ``name`` (run folder, baseline or world heuristic) for ``simulator``."""
+    from retentionrl.agents.baselines import LoggingPolicyClone, MyopicGreedyPolicy, PopularityPolicy
+    from retentionrl.agents.training import load_policy
+    from retentionrl.agents.uplift import UpliftPolicy
+    from retentionrl.interactions.action_map import ActionMap
+    from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.interactions.io import read_events
+    from retentionrl.interactions.trajectories import visits_with_trajectories
+    from retentionrl.simulators.world.logging_policies import UniformPolicy
+    from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
+    from retentionrl.simulators.world.config import WorldConfig
+
+    space = simulator.action_space
+    if Path(name).is_dir():
+        chosen = load_policy(name)
+    elif name == "random":
+        chosen = UniformPolicy(space)
+    elif name in BASELINES:
+        if logs is None:
+            raise typer.BadParameter(f"the {name} baseline is fit on logs: give --logs PATH", param_hint="--logs")
+        log = read_events(logs)
+        visits = visits_with_trajectories(log, horizon_days=simulator.horizon_days)
+        amap = ActionMap.fit(visits, coupon_levels=space.coupon_levels)
+        decisions = LoggedDecisions.from_visits(visits, amap, simulator.horizon_days, simulator.history.spend_scale,
+                                                log_end=log.end)
+        fit = {"popularity": PopularityPolicy.fit, "logging": LoggingPolicyClone.fit, "myopic-greedy": MyopicGreedyPolicy.fit,
+               "uplift": UpliftPolicy.fit}
+        chosen = fit[name](decisions)
+    elif name in POLICY_NAMES:
+        chosen = make_policy(name, WorldConfig())
+    else:
+        raise typer.BadParameter(f"{name!r} is not a run folder, a baseline {BASELINES} or a world policy "
+                                 f"{POLICY_NAMES}", param_hint="--policy")
+    if chosen.action_space != space:
+        raise ValueError(f"policy {name!r} acts in {chosen.action_space}, the simulator in {space}")
+    return chosen

@@ -1,0 +1,85 @@
+"""``retentionrl certify``: is a policy, with high confidence, better than the logging policy?"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from retentionrl.evaluation.certify import METHODS, METRICS
+
+CERTIFICATE_FILE = "certificate.json"
+
+
+def certify_command(
+    logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False,
+                                       help="Held-out event log with logged propensities (Parquet or CSV).")],
+    policy: Annotated[str, typer.Option("--policy", help="Trained policy folder or world policy name.")],
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help=f"Folder for {CERTIFICATE_FILE}.")],
+    baseline: Annotated[str, typer.Option("--baseline", help="The policy to improve on: logging (the one that "
+                                                             "wrote the logs).")] = "logging",
+    metric: Annotated[str, typer.Option("--metric", help=f"One of {', '.join(METRICS)}, per lifetime.")] =
+        "return_visits",
+    confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999,
+                                              help="Probability that the bound holds.")] = 0.95,
+    method: Annotated[str, typer.Option("--method", help="bernstein (a finite-sample guarantee, default) or "
+                                                         "bootstrap (approximate).")] = "bernstein",
+    mix: Annotated[str, typer.Option("--mix", help="Share of the logging policy mixed into the certified policy: "
+                                                   "auto (chosen on a validation half) or a number in [0, 1].")] =
+        "auto",
+    horizon_days: Annotated[float, typer.Option("--horizon-days", min=1.0, help="Retention horizon H in days.")] =
+        90.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the validation split and the bootstrap.")] = 0,
+) -> None:
+    """Certify POLICY against the logging policy on held-out LOGS; print the verdict, write certificate.json.
+
+    A bound at or below 0 is a verdict ("not certified", exit 0), not an error.
+    """
+    from retentionrl.evaluation.certify import certify
+    from retentionrl.evaluation.world_steps import steps_from_decisions
+    from retentionrl.cli.ope import _load_policy
+    from retentionrl.core.atomic import atomic_write_text
+    from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.interactions.io import read_events
+
+    if baseline != "logging":
+        raise ValueError(f"--baseline: only 'logging' can be certified against from logs alone, got {baseline!r}")
+    for name, value, allowed in (("--metric", metric, METRICS), ("--method", method, METHODS)):
+        if value not in allowed:
+            raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+    share = None if mix == "auto" else _share(mix)
+    decisions = LoggedDecisions.from_log(read_events(logs), horizon_days=horizon_days)
+    logged = decisions.logged
+    if not logged.any():
+        raise ValueError(f"{logs}: no logged decisions (impressions): nothing to certify a policy on")
+    missing = int(np.isnan(decisions.propensity[logged]).sum())
+    if missing:
+        raise ValueError(f"{logs}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
+                         "'propensity'): a certificate needs the probabilities the logging policy actually used")
+    target = _load_policy(policy, logs)
+    space = decisions.action_map.space
+    if target.action_space.n_actions != space.n_actions:
+        raise ValueError(f"--policy {policy}: acts in {target.action_space.n_actions} actions, the logs in "
+                         f"{space.n_actions} ({space.n_arms} arms x {space.n_coupons} coupon levels)")
+    steps = steps_from_decisions(decisions)
+    taken = target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+    cert = certify(steps, taken, policy=policy, metric=metric, confidence=confidence, method=method, mix=share,
+                   seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CERTIFICATE_FILE, json.dumps(cert.to_dict(), indent=2))
+    typer.echo(cert.headline())
+    typer.echo(f"wrote {out / CERTIFICATE_FILE}")
+
+
+def _share(text: str) -> float:
+    """``--mix`` as a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"--mix: expected auto or a number in [0, 1], got {text!r}")
+    return value

@@ -1,0 +1,81 @@
+"""``retentionrl data ...``: look at a log before anything learns from it."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+data_app = typer.Typer(help="Inspect interaction logs and public datasets.", no_args_is_help=True)
+
+
+class Format(str, Enum):
+    """Log formats ``data describe`` reads."""
+
+    auto = "auto"
+    events = "events"
+    online_retail = "online-retail"
+    complete_journey = "complete-journey"
+    obd = "obd"
+    hillstrom = "hillstrom"
+
+
+class VisitKey(str, Enum):
+    """How events are grouped into visits (see retentionrl.interactions.visits)."""
+
+    auto = "auto"
+    session = "session"
+    session_id = "session_id"
+    day = "day"
+
+
+@data_app.command("describe")
+def describe(
+    path: Annotated[Optional[Path], typer.Argument(help="CSV or Parquet log (a folder for obd; none for complete-journey).")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Log format; auto detects it from the columns.")] = Format.auto,
+    horizon: Annotated[float, typer.Option(help="Days without a return after which a shopper counts as churned.", min=1)] = 90.0,
+    visit: Annotated[VisitKey, typer.Option(help="What makes a visit; auto: session_id, else day for purchase-only logs, else session.")] = VisitKey.auto,
+    session_gap: Annotated[str, typer.Option(help="Inactivity that ends a visit in session mode (pandas Timedelta, e.g. 30min).")] = "30min",
+    plot: Annotated[Optional[Path], typer.Option(help="Where to write the retention-curve PNG (default: retention_<file>.png here).")] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write the PNG.")] = False,
+) -> None:
+    """Print users, events, visits per user, return gaps and retention at 7/30/90 days."""
+    from retentionrl.interactions.adapters import BANDIT_ADAPTERS, detect_format
+    from retentionrl.interactions.tables import column_names
+
+    fmt = format.value
+    if path is None and fmt != "complete-journey":
+        raise typer.BadParameter("a PATH is required (only --format complete-journey reads without one)")
+    if fmt == "auto" and path is not None and not path.is_dir():
+        fmt = detect_format(column_names(path)) or "events"
+    elif fmt == "auto":
+        fmt = "obd"
+    if fmt in BANDIT_ADAPTERS:
+        feedback = BANDIT_ADAPTERS[fmt](path)
+        for key, value in feedback.summary().items():
+            typer.echo(f"{key:<22} {_readable(value)}")
+        return
+
+    from retentionrl.interactions.describe import describe_log
+    from retentionrl.interactions.io import read_events
+    from retentionrl.interactions.retention import plot_retention
+
+    summary = describe_log(read_events(path, fmt), horizon_days=horizon, mode=visit.value, session_gap=session_gap)
+    for line in summary.lines():
+        typer.echo(line)
+    if not no_plot:
+        stem = path.stem if path is not None else "complete_journey"
+        target = plot or Path(f"retention_{stem}.png")
+        plot_retention({stem: summary.retention}, target, horizon_days=horizon)
+        typer.echo(f"plot         {target}")
+
+
+def _readable(value: object) -> str:
+    """Numbers to 4 significant digits (tuples element-wise), anything else as is."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_readable(v) for v in value) + ")"
+    return str(value)

@@ -1,0 +1,208 @@
+"""The configuration of one end-to-end pipeline run, read from YAML into pydantic models.
+
+Every model forbids unknown keys, so a mistyped key stops the run with one line naming it
+(``error: run.yaml: unknown key 'agents.total_stpes' ...``). A config with no ``logs``
+runs on the embedded default, the ground-truth world::
+
+    out: runs/pipeline          # every stage writes a folder below this one
+    seed: 0                     # seeds the world, the split, the fit, the agents, the rollouts
+    device: auto                # auto (CUDA when present), cpu or cuda
+    horizon_days: 90            # H: no return within H days is churn
+    reward_mode: retention      # retention, profit or mixed (retentionrl.envs.reward)
+    retention_weight: 0.5       # w of the mixed reward
+    world: {users: 20000, days: 180}
+    split: {heldout_fraction: 0.2}
+    simulator: {epochs: 30, patience: 4, lr_decay: 0.3, ensemble: 3}
+    agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256, frontier: [0, 0.25, 0.5, 0.75, 1]}
+    evaluation: {users: 5000, bootstrap: 200, sequential: true}
+
+On one's own logs, ``logs: path/to/events.parquet`` and ``format: events`` (or a dataset
+adapter such as ``online-retail``) replace ``world``; there is then no truth to check
+against. Relative paths are read from the current directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from retentionrl.envs.reward import RewardConfig, check_reward_mode
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorldSection(_Strict):
+    """The embedded default: logs written by the ground-truth world."""
+
+    users: int = Field(20_000, ge=20, description="shoppers in the world's logs")
+    days: int = Field(180, ge=7, description="days the logs cover")
+    logging_policy: str = Field("softmax", description="the world's logging policy (retentionrl.simulators.policy_registry)")
+
+
+class SplitSection(_Strict):
+    """Shoppers held out from the fit: fidelity and off-policy evaluation run on them."""
+
+    heldout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+
+class SimulatorSection(_Strict):
+    """The learned simulator's fit (retentionrl.simulators.learned.config.FitConfig)."""
+
+    epochs: int = Field(30, ge=1)
+    patience: int = Field(4, ge=1)
+    lr_decay: float = Field(0.3, gt=0.0, le=1.0, description="learning-rate factor after an epoch without progress")
+    batch_size: int = Field(256, ge=1)
+    hidden_size: int = Field(64, ge=1)
+    learning_rate: float = Field(3e-3, gt=0.0)
+    valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    num_threads: int = Field(1, ge=0)
+    spend_scale: float = Field(50.0, gt=0.0)
+    ensemble: int = Field(3, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ..., each on a "
+                                                       "bootstrap resample of the train shoppers: agents train on all "
+                                                       "of them (each shopper in one) and the recommendation is "
+                                                       "chosen by its value in the least favourable one")
+    visit_mode: Literal["auto", "session", "session_id", "day"] = Field(
+        "auto", description="what a visit is (retentionrl.interactions.visits); auto on online-retail logs means purchase days, "
+                            "since one shopper's invoices can share a timestamp")
+
+
+class AgentsSection(_Strict):
+    """PPO and DQN trained in the learned simulator (retentionrl.agents.config.TrainConfig)."""
+
+    algos: tuple[Literal["ppo", "dqn"], ...] = ("ppo", "dqn")
+    total_steps: int = Field(200_000, ge=1)
+    num_envs: int = Field(256, ge=1)
+    gamma: float = Field(0.95, ge=0.0, le=1.0)
+    learning_rate: float = Field(3e-4, gt=0.0)
+    dqn_learning_starts: int = Field(2_000, ge=1)
+    checkpoint_every: int = Field(50_000, ge=1)
+    deploy: Literal["greedy", "stochastic"] = "greedy"
+    frontier: tuple[float, ...] = Field(
+        (0.0, 0.25, 0.5, 0.75, 1.0),
+        description="retention weights w of the frontier agents (the first of `algos`, each trained on the reward "
+                    "w x retention + (1 - w) x profit / 50: 0 is the profit reward, 1 the retention reward); the "
+                    "run's own reward is not trained twice; [] for none")
+
+    @field_validator("frontier")
+    @classmethod
+    def _weights(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [w for w in value if not 0.0 <= w <= 1.0]
+        if bad:
+            raise ValueError(f"frontier weights must lie in [0, 1], got {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"frontier weights must differ, got {list(value)}")
+        return value
+
+
+class EvaluationSection(_Strict):
+    """Rollouts (world, learned simulator) and off-policy evaluation on held-out logs."""
+
+    users: int = Field(5_000, ge=2, description="fresh shoppers per rollout")
+    bootstrap: int = Field(200, ge=2, description="bootstrap resamples over shoppers")
+    sequential: bool = Field(True, description="also run the trajectory estimators (return visits)")
+    baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging clone", "uplift"], ...] = Field(
+        ("random", "popularity", "myopic-greedy", "logging clone", "uplift"),
+        description="baselines fit on the train logs; uplift needs the optional extra (pip install "
+                    "'retentionrl[uplift]') and is skipped with a note in the report without it")
+    heuristics: bool = Field(True, description="also roll out the world's heuristics (retentionrl.simulators.world.heuristics; world "
+                                               "runs only): they use the world's group rates, so they are compared "
+                                               "with, never recommended")
+
+
+class PipelineConfig(_Strict):
+    """One pipeline run (see the module docstring)."""
+
+    out: Path = Path("runs/pipeline")
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    horizon_days: int = Field(90, ge=1)
+    reward_mode: Literal["retention", "profit", "mixed"] = "retention"
+    retention_weight: float = Field(0.5, ge=0.0, le=1.0, description="w of the mixed reward (retentionrl.envs.reward)")
+    logs: Path | None = Field(None, description="a log file; absent: the ground-truth world writes the logs")
+    format: str = Field("auto", description="format of `logs`: auto, events, online-retail, complete-journey")
+    world: WorldSection = WorldSection()
+    split: SplitSection = SplitSection()
+    simulator: SimulatorSection = SimulatorSection()
+    agents: AgentsSection = AgentsSection()
+    evaluation: EvaluationSection = EvaluationSection()
+
+    @field_validator("reward_mode", mode="before")
+    @classmethod
+    def _renamed_reward_mode(cls, value: object) -> object:
+        """The world-v1 mode ``net_revenue`` is refused with its new name (``profit``)."""
+        return check_reward_mode(value) if value == "net_revenue" else value
+
+    @property
+    def visit_mode(self) -> str:
+        """The visit mode the stages use (see ``SimulatorSection.visit_mode``)."""
+        if self.simulator.visit_mode == "auto" and self.logs is not None and self.format == "online-retail":
+            return "day"
+        return self.simulator.visit_mode
+
+    @property
+    def reward(self) -> RewardConfig:
+        """The run's reward (:class:`retentionrl.envs.reward.RewardConfig`): the agents', and the selection's score."""
+        return RewardConfig(mode=self.reward_mode, retention_weight=self.retention_weight)
+
+    @property
+    def has_world(self) -> bool:
+        """The logs come from the ground-truth world, so true values exist."""
+        return self.logs is None
+
+
+def quickstart_config(out: str | Path, quick: bool) -> PipelineConfig:
+    """The embedded default run; ``quick``: small logs and budgets (a few minutes on 2 cores)."""
+    if not quick:
+        return PipelineConfig(out=Path(out))
+    return PipelineConfig(
+        out=Path(out),
+        world=WorldSection(users=3_000, days=150),
+        simulator=SimulatorSection(epochs=4, patience=2, ensemble=1),
+        agents=AgentsSection(total_steps=30_000, num_envs=64, dqn_learning_starts=1_000, checkpoint_every=10_000),
+        evaluation=EvaluationSection(users=1_000, bootstrap=50),
+    )
+
+
+def _location(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _message(source: str, error: ValidationError) -> str:
+    """One line for the first problem of a validation error, naming the key."""
+    first = error.errors()[0]
+    key = _location(first["loc"])
+    if first["type"] == "extra_forbidden":
+        parent = PipelineConfig
+        for part in first["loc"][:-1]:
+            parent = parent.model_fields[str(part)].annotation
+        known = ", ".join(getattr(parent, "model_fields", {}))
+        return f"{source}: unknown key {key!r} (known keys here: {known})"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: key {key!r}: {first['msg']} (got {first.get('input')!r}){more}"
+
+
+def parse_config(data: object, source: str = "config") -> PipelineConfig:
+    """Validate a dict (from YAML) into a :class:`PipelineConfig`; ``ValueError`` names the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")  # noqa: TRY004 (the CLI prints ValueError as one line)
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_message(source, exc)) from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read a YAML config with ``yaml.safe_load`` and validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_config(data, str(path))

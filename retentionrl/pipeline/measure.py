@@ -1,0 +1,188 @@
+"""What the pipeline measures about policies: lifetimes in rollouts, behaviour by segment, OPE.
+
+* :func:`rollout` runs :func:`retentionrl.simulators.rollout.evaluate_policy` (the values with 95%
+  intervals) through :class:`LifetimeRecorder`, which also keeps each shopper's lifetime so
+  that a Kaplan-Meier retention curve (:func:`retentionrl.interactions.retention.kaplan_meier`) can be
+  drawn: a shopper who churns at the visit on day :math:`t` has lifetime :math:`t` (an
+  event); one whose next visit falls at or past :math:`H` (outside the window
+  :math:`[0, H)`, :mod:`retentionrl.interactions.horizon`) is censored there, so the curve read at
+  :math:`H` is the rollout's ``active_at_horizon``.
+* :func:`logged_retention` is the same curve for the first lifetimes of logged shoppers,
+  with churn *confirmed* only :math:`H` days after a last visit: a lifetime is known to end
+  at :math:`L \\le t` only when the log runs :math:`t + H` days past the first visit, so a
+  trajectory still open at the log's end (observed for :math:`C` days) is censored at
+  :math:`C - H`, not at its last visit (censoring there is informative and, on a 150-day
+  log, puts the share active at 90 days near 0.85 where the world's truth is 0.5). Days
+  past the longest :math:`C - H` are not estimable and are left out.
+* :func:`behaviour` says what a policy does on logged shoppers' states, by segment (from
+  the observation features; thresholds :data:`AT_RISK_DAYS`, :data:`LOYAL_VISITS`):
+
+  ===========  ==============================================================
+  new          first visit (no prior visit)
+  at risk      :math:`\\ge` ``AT_RISK_DAYS`` days since the previous visit
+  loyal        :math:`\\ge` ``LOYAL_VISITS`` prior visits (and not at risk)
+  regular      everyone else
+  ===========  ==============================================================
+
+  per segment: the coupon rate :math:`\\frac1n \\sum_i \\sum_{a:\\,c(a)>0} \\pi(a|x_i)` with a
+  95% normal interval over states, and the arms with the most probability.
+* :func:`off_policy` runs :func:`retentionrl.evaluation.runner.evaluate_offline` as ``retentionrl ope``
+  does (retentionrl/cli/ope.py), propensities from a clone of the logging policy where the
+  logs hold none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.interactions.horizon import in_window
+from retentionrl.interactions.io import EventLog
+from retentionrl.interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
+from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
+from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
+from retentionrl.simulators.observation import column, visit_count
+from retentionrl.core.policy import Policy
+from retentionrl.simulators.rollout import Estimate, PolicyValue, evaluate_policy
+
+AT_RISK_DAYS = 30.0
+"""Days since the previous visit from which a shopper counts as at risk."""
+LOYAL_VISITS = 5
+"""Prior visits from which a shopper counts as loyal."""
+SEGMENTS = ("new", "regular", "loyal", "at risk")
+TOP_ARMS = 3
+
+
+class LifetimeRecorder(ShopperSimulator):
+    """Delegates to ``inner`` and records each shopper's lifetime during a rollout."""
+
+    def __init__(self, inner: ShopperSimulator) -> None:
+        self.inner = inner
+        self.action_space = inner.action_space
+        self.observation_names = inner.observation_names
+        self.horizon_days = inner.horizon_days
+
+    @property
+    def days(self) -> np.ndarray:
+        return self.inner.days
+
+    def reset(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        obs = self.inner.reset(n, seed=seed)
+        self.alive = np.ones(n, dtype=bool)
+        self.duration = np.zeros(n)
+        self.churned = np.zeros(n, dtype=bool)
+        return obs
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+        today = self.inner.days.copy()
+        obs, out = self.inner.step(actions)
+        alive = self.alive
+        churn = alive & out.churned
+        self.churned |= churn
+        self.duration = np.where(churn, today, np.where(alive, self.inner.days, self.duration))
+        self.alive = alive & ~out.churned & in_window(self.inner.days, self.horizon_days)
+        return obs, out
+
+    def replace(self, mask: np.ndarray) -> np.ndarray:
+        return self.inner.replace(mask)
+
+
+def curve_dict(curve: RetentionCurve, horizon_days: float, limit: float = float("inf")) -> dict:
+    """A JSON-ready curve (up to the horizon, or ``limit``) and its value at 7, 30 and H days
+    (``None`` past ``limit``, the longest duration the data can speak for)."""
+    keep = curve.days <= min(horizon_days, limit)
+    at = {str(d): dict(zip(("mean", "low", "high"), curve.at(d))) if d <= limit else None
+          for d in (7, 30, int(horizon_days))}
+    return {"days": curve.days[keep].tolist(), "survival": curve.survival[keep].tolist(),
+            "lower": curve.lower[keep].tolist(), "upper": curve.upper[keep].tolist(), "n": curve.n, "at": at}
+
+
+def rollout(simulator: ShopperSimulator, policy: Policy, name: str, n_users: int, seed: int) -> tuple[PolicyValue, dict]:
+    """Values of ``policy`` over the horizon in ``simulator`` and its retention curve."""
+    recorder = LifetimeRecorder(simulator)
+    policy.name = name
+    value = evaluate_policy(recorder, policy, n_users, seed)
+    curve = kaplan_meier(recorder.duration, recorder.churned)
+    return value, curve_dict(curve, simulator.horizon_days)
+
+
+def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto") -> tuple[dict, dict]:
+    """Kaplan-Meier curve of the logged shoppers' first lifetimes, and their return visits
+    within :math:`H` (shoppers whose first visit lies at least :math:`H` before the log's end)."""
+    visits = visits_with_trajectories(log, horizon_days=horizon_days, mode=visit_mode)
+    first = first_lifetimes(trajectory_table(visits))
+    duration, churned = lifetime_durations(first, log.end, horizon_days)
+    curve = curve_dict(kaplan_meier(duration, churned), horizon_days, limit=float(duration.max()))
+    full = first.loc[(log.end - first["start"]).dt.total_seconds().to_numpy() >= horizon_days * 86_400.0]
+    rows = visits.loc[visits["trajectory_id"].isin(full["trajectory_id"]) & in_window(visits["day"], horizon_days)]
+    counts = rows.groupby("trajectory_id").size().to_numpy() - 1
+    returns = estimate_dict(Estimate.of(counts), len(counts)) if len(counts) > 1 else None
+    return curve, {"return_visits": returns}
+
+
+def estimate_dict(estimate: Estimate, n: int) -> dict:
+    return {"mean": estimate.mean, "low": estimate.low, "high": estimate.high, "n": int(n)}
+
+
+def value_dict(value: PolicyValue) -> dict:
+    """A :class:`PolicyValue` as ``{metric: {mean, low, high, n}}``."""
+    return {k: estimate_dict(e, value.n_users) for k, e in value.metrics().items()}
+
+
+def segments(obs: np.ndarray, horizon_days: float) -> np.ndarray:
+    """The segment name (:data:`SEGMENTS`) of each observation row."""
+    prior = visit_count(obs)
+    since_last = obs[:, column("days_since_last")] * horizon_days
+    return np.select([prior == 0, since_last >= AT_RISK_DAYS, prior >= LOYAL_VISITS], ["new", "at risk", "loyal"],
+                     "regular")
+
+
+def behaviour(policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: list[str]) -> dict:
+    """Coupon rate and most likely arms of ``policy`` per segment of the states ``obs``."""
+    probs = policy.action_probs(obs)
+    arm, coupon = policy.action_space.decode(np.arange(policy.action_space.n_actions))
+    coupon_mass = probs[:, coupon > 0].sum(axis=1)
+    arm_mass = np.zeros((len(obs), policy.action_space.n_arms))
+    np.add.at(arm_mass.T, arm, probs.T)
+    seg = segments(obs, horizon_days)
+    out = {}
+    for name in SEGMENTS:
+        rows = seg == name
+        n = int(rows.sum())
+        if n < 2:
+            out[name] = {"n": n}
+            continue
+        share = arm_mass[rows].mean(axis=0)
+        top = np.argsort(-share, kind="stable")[:TOP_ARMS]
+        out[name] = {"n": n, "coupon_rate": estimate_dict(Estimate.of(coupon_mass[rows]), n),
+                     "top_arms": [{"arm": str(arm_names[i]), "share": float(share[i])} for i in top]}
+    return out
+
+
+def off_policy(decisions: LoggedDecisions, propensity: np.ndarray | None, policies: dict[str, Policy],
+               n_bootstrap: int, seed: int, sequential: bool) -> dict[str, dict]:
+    """DR-family estimates with intervals and diagnostics of each policy on logged steps."""
+    from retentionrl.evaluation.runner import design_of, evaluate_offline
+    from retentionrl.evaluation.world_steps import steps_from_decisions
+
+    steps = steps_from_decisions(decisions, propensity)
+    design = design_of(steps)
+    out = {}
+    for name, policy in policies.items():
+        res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name, n_bootstrap=n_bootstrap,
+                               seed=seed, sequential=sequential, design=design)
+        diag = res.trajectory_diagnostics if sequential else res.bandit_diagnostics
+        out[name] = {
+            "bandit": {k: _interval(v) for k, v in res.bandit.items()},
+            "trajectory": {k: _interval(v) for k, v in res.trajectory.items()},
+            "n_visits": int(steps.action.shape[0]), "n_trajectories": int(np.unique(steps.trajectory_id).size),
+            "ess": float(diag.ess), "bandit_ess": float(res.bandit_diagnostics.ess),
+            "unsupported_mass": float(diag.unsupported_mass),
+            "warnings": list(dict.fromkeys(res.bandit_diagnostics.warnings + res.trajectory_diagnostics.warnings
+                                           if sequential else res.bandit_diagnostics.warnings)),
+        }
+    return out
+
+
+def _interval(iv) -> dict:
+    return {"mean": iv.estimate, "low": iv.low, "high": iv.high}

@@ -1,0 +1,445 @@
+"""The end-to-end pipeline: logs -> split -> learned simulator -> agents -> evaluation -> report.
+
+Each stage is a function of the run's config and the files of the stages before it, and
+writes one folder under ``config.out`` (cached by :mod:`retentionrl.pipeline.cache`):
+
+==============  ==========================================================  ==================
+stage           does                                                        depends on
+==============  ==========================================================  ==================
+``logs``        the ground-truth world writes logs (world runs only)        world.*, seed
+``split``       shoppers -> train / held-out logs (``split_users``); the      logs file, format,
+                log's ``retentionrl.*`` Parquet metadata (world version)    heldout_fraction
+                goes with them
+``simulator``   ``fit_simulator`` on the train logs                         train log, simulator.*,
+                                                                            horizon, device
+``fidelity``    simulated (logging clone) vs Kaplan-Meier retention of      simulator, logs,
+                held-out shoppers at 7 / 30 / H days                        evaluation.users
+``agent_<a>``   PPO / DQN trained in the learned simulator                  simulator, agents.*,
+                                                                            reward_mode
+``evaluate``    baselines; values in the simulator and (world) the world;  all of the above,
+                OPE on held-out logs; behaviour by segment                  evaluation.*
+``report``      one HTML page with PNGs (:mod:`retentionrl.report.main`)   fidelity, evaluate
+==============  ==========================================================  ==================
+
+TensorBoard: ``simulator/tensorboard`` (the fit) and ``agent_<a>/tensorboard`` (training);
+``tensorboard --logdir OUT`` shows them all. No raw user id is written outside the split
+logs themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from retentionrl.envs.reward import RewardConfig
+from retentionrl.pipeline.cache import StageRun, run_stage
+from retentionrl.pipeline.config import PipelineConfig
+from retentionrl.core.atomic import atomic_path, atomic_write_text
+
+Echo = Callable[[str], None]
+
+
+def _json(path: Path, data: object) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=_plain))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_logs(config: PipelineConfig, echo: Echo) -> tuple[Path, str, StageRun | None]:
+    """The log file to learn from, its format and the stage run (None: the user's logs)."""
+    if config.logs is not None:
+        if not config.logs.is_file():
+            raise ValueError(f"logs: {config.logs} is not a file")
+        return config.logs, config.format, None
+
+    def compute(folder: Path) -> None:
+        from retentionrl.simulators.world.config import WorldConfig
+        from retentionrl.simulators.world.logs import write_world_logs
+
+        s = write_world_logs(WorldConfig(), config.world.users, config.world.days, config.seed,
+                             folder / "world_logs.parquet", logging_policy=config.world.logging_policy, progress=True)
+        _json(folder / "summary.json", {"users": s.n_users, "visits": s.n_visits, "events": s.n_events})
+
+    run = run_stage(config.out, "logs", {**config.world.model_dump(), "seed": config.seed}, {}, compute, echo=echo)
+    return run.folder / "world_logs.parquet", "events", run
+
+
+def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> StageRun:
+    """Train / held-out logs by shopper (every shopper in exactly one part)."""
+
+    def compute(folder: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from retentionrl.interactions.io import read_events
+        from retentionrl.interactions.splits import split_users
+
+        log = read_events(logs, fmt)
+        f = config.split.heldout_fraction
+        split = split_users(log.events["user_id"], (1.0 - f, 0.0, f), seed=config.seed)
+        events = log.events.assign(event=log.events["event"].astype(str))
+        provenance = _retentionrl_metadata(logs)
+        for name, mask in (("train", split.train), ("heldout", split.test)):
+            table = pa.Table.from_pandas(events.loc[mask], preserve_index=False)
+            with atomic_path(folder / f"{name}.parquet") as tmp:
+                pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance}), tmp)
+        _json(folder / "summary.json", {
+            "source": Path(str(log.source)).name, "format": log.report.format, "events": len(events),
+            "records_cogs": log.records_cogs,
+            "users": log.n_users, "train_users": int(events.loc[split.train, "user_id"].nunique()),
+            "heldout_users": int(events.loc[split.test, "user_id"].nunique()),
+            "log_start": str(log.start), "log_end": str(log.end), "dropped": dict(log.report.dropped)})
+
+    return run_stage(config.out, "split", {"format": fmt, "heldout_fraction": config.split.heldout_fraction,
+                                           "seed": config.seed}, {"logs": logs}, compute, echo=echo)
+
+
+def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
+    """The ``retentionrl.*`` entries (world config and version, ...) of a Parquet file's
+    schema metadata; none for other files."""
+    import pyarrow.parquet as pq
+
+    from retentionrl.interactions.tables import PARQUET_SUFFIXES
+
+    if not path.name.lower().endswith(PARQUET_SUFFIXES):
+        return {}
+    return {k: v for k, v in (pq.read_schema(path).metadata or {}).items() if k.startswith(b"retentionrl.")}
+
+
+def fit_config(config: PipelineConfig, member: int = 0):
+    """The fit of the ``member``-th simulator of the run (seed ``config.seed + member``; the
+    members of an ensemble train on bootstrap resamples of the shoppers)."""
+    from retentionrl.simulators.learned.config import FitConfig
+
+    section = {k: v for k, v in config.simulator.model_dump().items() if k != "ensemble"}
+    return FitConfig(**{**section, "visit_mode": config.visit_mode}, horizon_days=config.horizon_days,
+                     seed=config.seed + member, device=config.device, bootstrap=config.simulator.ensemble > 1)
+
+
+def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> StageRun:
+    """The learned simulator fitted on the train logs; with ``simulator.ensemble = K > 1``,
+    K of them (seeds ``seed .. seed + K - 1``, each on a bootstrap resample of the train
+    shoppers) in ``member_<k>`` folders of an ensemble (:mod:`retentionrl.simulators.learned.ensemble`)."""
+    k = config.simulator.ensemble
+    fits = [fit_config(config, m) for m in range(k)]
+
+    def compute(folder: Path) -> None:
+        from retentionrl.interactions.io import read_events
+        from retentionrl.simulators.learned.ensemble import write_ensemble
+        from retentionrl.simulators.learned.fit import fit_simulator
+
+        log = read_events(split.folder / "train.parquet", "events")
+        if k == 1:
+            fit_simulator(log, fits[0], folder, progress=True)
+            return
+        for m, fit in enumerate(fits):
+            echo(f"  ensemble member {m + 1} of {k} (seed {fit.seed})")
+            fit_simulator(log, fit, folder / f"member_{m}", progress=True)
+        write_ensemble(folder, [f"member_{m}" for m in range(k)])
+
+    key = dataclasses.asdict(fits[0]) | {"ensemble": k}
+    return run_stage(config.out, "simulator", key, {"train": split.folder / "train.parquet"}, compute, echo=echo)
+
+
+def _load_simulator(config: PipelineConfig, folder: Path):
+    from retentionrl.simulators.learned.ensemble import load_ensemble
+
+    return load_ensemble(folder, device=config.device)
+
+
+def _decisions(log, card, horizon_days: int):
+    """Logged decisions with the simulator's action map and visit mode."""
+    from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.interactions.trajectories import visits_with_trajectories
+
+    visits = visits_with_trajectories(log, horizon_days=horizon_days, mode=card.fit_config["visit_mode"])
+    return LoggedDecisions.from_visits(visits, card.action_map, horizon_days, card.spend_scale, log_end=log.end)
+
+
+def _logging_clone(decisions, space):
+    """The logging-policy clone, or a constant action where the logs hold no actions."""
+    from retentionrl.agents.baselines import LoggingPolicyClone, PopularityPolicy
+
+    if decisions.logged.any():
+        return LoggingPolicyClone.fit(decisions), True
+    return PopularityPolicy(space, 0), False
+
+
+def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, echo: Echo) -> StageRun:
+    """Simulated vs logged retention of held-out shoppers (and the model card's claims)."""
+
+    def compute(folder: Path) -> None:
+        from retentionrl.pipeline.measure import logged_retention, rollout, value_dict
+        from retentionrl.interactions.io import read_events
+
+        simulator = _load_simulator(config, sim.folder)
+        card = simulator.card
+        train = read_events(split.folder / "train.parquet", "events")
+        heldout = read_events(split.folder / "heldout.parquet", "events")
+        clone, has_actions = _logging_clone(_decisions(train, card, config.horizon_days), simulator.action_space)
+        value, curve = rollout(simulator, clone, "logging clone", config.evaluation.users, config.seed + 1)
+        logged_curve, logged = logged_retention(heldout, config.horizon_days, config.visit_mode)
+        _json(folder / "fidelity.json", {
+            "horizon_days": config.horizon_days, "logged": {"curve": logged_curve, **logged},
+            "simulated": {"curve": curve, "values": value_dict(value)},
+            "policy": "logging-policy clone" if has_actions else "constant action (the logs hold no actions)",
+            "card": {"heads": card.heads, "action_inputs": card.action_inputs, "metrics": card.metrics,
+                     "data_summary": {k: v for k, v in card.data_summary.items() if k != "source"}},
+            "identifies_recommendation": bool(card.action_inputs["arm"]),
+            "identifies_coupon": bool(card.action_inputs["coupon"]),
+        })
+
+    cfg = {"users": config.evaluation.users, "seed": config.seed, "horizon_days": config.horizon_days,
+           "device": config.device, "visit_mode": config.visit_mode}
+    return run_stage(config.out, "fidelity", cfg, {"simulator": sim.folder, "split": split.folder}, compute,
+                     echo=echo)
+
+
+def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
+    """Name -> (algo, reward) of every agent the run trains: each of ``agents.algos`` on the
+    run's reward, named by its algo; then the frontier agents, the first algo at each
+    weight of ``agents.frontier`` whose reward differs from the run's, named
+    ``"<algo> (<reward label>)"`` (e.g. ``ppo (mixed w=0.25)``)."""
+    specs = {algo: (algo, config.reward) for algo in config.agents.algos}
+    if config.agents.algos:
+        algo = config.agents.algos[0]
+        for w in config.agents.frontier:
+            reward = RewardConfig.weighted(w, config.reward.revenue_scale)
+            if reward.label != config.reward.label:
+                specs[f"{algo} ({reward.label})"] = (algo, reward)
+    return specs
+
+
+def train_config(config: PipelineConfig, algo: str, simulator: Path, reward: RewardConfig):
+    from retentionrl.agents.config import TrainConfig
+
+    a = config.agents
+    return TrainConfig(algo=algo, simulator=str(simulator), total_steps=a.total_steps, num_envs=a.num_envs,
+                       seed=config.seed, device=config.device, reward_mode=reward.mode,
+                       revenue_scale=reward.revenue_scale, retention_weight=reward.retention_weight, gamma=a.gamma,
+                       learning_rate=a.learning_rate, dqn_learning_starts=a.dqn_learning_starts,
+                       checkpoint_every=a.checkpoint_every, deploy=a.deploy)
+
+
+def stage_name(name: str) -> str:
+    """The stage (folder) of the agent called ``name``: ``agent_ppo``, ``agent_ppo_mixed_w0.25``."""
+    return "agent_" + name.replace(" (", "_").replace(")", "").replace("=", "").replace(" ", "_")
+
+
+def stage_agent(config: PipelineConfig, name: str, algo: str, reward: RewardConfig, sim: StageRun,
+                echo: Echo) -> StageRun:
+    """An agent (``algo`` on ``reward``) trained in the learned simulator only."""
+    tc = train_config(config, algo, sim.folder, reward)
+
+    def compute(folder: Path) -> None:
+        from retentionrl.agents.training import train
+
+        train(tc, folder, progress=True)
+
+    cfg = {k: v for k, v in dataclasses.asdict(tc).items() if k != "simulator"}
+    return run_stage(config.out, stage_name(name), cfg, {"simulator": sim.folder}, compute, echo=echo)
+
+
+def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agents: dict[str, StageRun],
+                   echo: Echo) -> StageRun:
+    """Every policy: value in the learned simulator, true value in the world, OPE, behaviour."""
+
+    def compute(folder: Path) -> None:
+        from retentionrl.agents.baselines import MyopicGreedyPolicy, PopularityPolicy
+        from retentionrl.agents.training import load_policy
+        from retentionrl.agents.uplift import UpliftPolicy
+        from retentionrl.evaluation.selection import recommend
+        from retentionrl.pipeline.measure import (
+            behaviour,
+            off_policy,
+            rollout,
+            value_dict,
+        )
+        from retentionrl.interactions.io import read_events
+        from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
+        from retentionrl.simulators.world.logging_policies import UniformPolicy
+        from retentionrl.simulators.rollout import evaluate_policy
+
+        simulator = _load_simulator(config, sim.folder)
+        card, space, h = simulator.card, simulator.action_space, config.horizon_days
+        train = _decisions(read_events(split.folder / "train.parquet", "events"), card, h)
+        heldout = _decisions(read_events(split.folder / "heldout.parquet", "events"), card, h)
+        notes: list[str] = []
+        policies = {name: load_policy(run.folder) for name, run in agents.items()}
+        kinds = dict.fromkeys(policies, "agent")
+        for name in config.evaluation.baselines:
+            kinds[name] = "baseline"
+            if name == "random":
+                policies[name] = UniformPolicy(space)
+            elif not train.logged.any():
+                notes.append(f"baseline {name!r} skipped: the logs hold no logged actions (impressions) to fit it on")
+            elif name == "popularity":
+                policies[name] = PopularityPolicy.fit(train)
+            elif name == "myopic-greedy":
+                policies[name] = MyopicGreedyPolicy.fit(train, seed=config.seed)
+            elif name == "uplift":
+                try:
+                    policies[name] = UpliftPolicy.fit(train, seed=config.seed)
+                except (ImportError, ValueError) as exc:  # the optional extra, or logs without coupon variation
+                    notes.append(f"baseline 'uplift' skipped: {exc}")
+            else:
+                policies[name], _ = _logging_clone(train, space)
+        world = None
+        if config.has_world:
+            from retentionrl.simulators.world.heuristics import HEURISTICS
+            from retentionrl.simulators.policy_registry import make_policy
+            from retentionrl.simulators.world.simulator import GroundTruthWorld
+            from retentionrl.simulators.world.config import WorldConfig
+
+            world_config = dataclasses.replace(WorldConfig(), horizon_days=h)
+            world = GroundTruthWorld(world_config)
+            if world.action_space.n_actions != space.n_actions:
+                notes.append("the world's action space differs from the logs' action map: no true values")
+                world = None
+            elif config.evaluation.heuristics:
+                for name in HEURISTICS:
+                    policies[name], kinds[name] = make_policy(name, world_config), "heuristic"
+        results: dict[str, dict] = {}
+        members = simulator.members if isinstance(simulator, SimulatorEnsemble) else []
+        for name, policy in policies.items():
+            echo(f"  evaluating {name}")
+            row: dict = {}
+            value, curve = rollout(simulator, policy, name, config.evaluation.users, config.seed + 1)
+            row["simulator"] = {"values": value_dict(value), "curve": curve}
+            if members and kinds[name] != "heuristic":  # candidates: their value in each member, for the selection
+                row["members"] = [value_dict(evaluate_policy(m, policy, config.evaluation.users, config.seed + 1))
+                                  for m in members]
+            if world is not None:
+                value, curve = rollout(world, policy, name, config.evaluation.users, config.seed + 1)
+                row["world"] = {"values": value_dict(value), "curve": curve}
+            row["behaviour"] = behaviour(policy, heldout.obs, h, [str(a) for a in card.arms])
+            results[name] = row
+        ope, propensity_note = {}, None
+        if heldout.logged.sum() >= 2:
+            propensity = None
+            if np.isnan(heldout.propensity[heldout.logged]).any():
+                clone, _ = _logging_clone(heldout, space)
+                propensity = clone.action_probs(heldout.obs)[np.arange(heldout.n), heldout.action]
+                propensity_note = ("The logs hold no propensities: they were estimated by a clone of the logging "
+                                   "policy (multinomial logistic regression on the held-out logs). Every "
+                                   "importance-weighted estimate inherits its errors.")
+            ope = off_policy(heldout, propensity, policies, config.evaluation.bootstrap, config.seed,
+                             config.evaluation.sequential)
+        else:
+            notes.append("no off-policy estimates: the held-out logs hold no logged actions (impressions), so no "
+                         "logged decision can be reweighted")
+        candidates = [name for name in results if kinds[name] != "heuristic"]
+        recommendation = recommend({name: results[name]["simulator"]["values"] for name in candidates}, agents,
+                                   config.reward,
+                                   {name: results[name]["members"] for name in candidates} if members else None)
+        certificate = recommended_certificate(config, heldout, policies[recommendation.policy],
+                                              recommendation.policy)
+        _json(folder / "results.json", {
+            "recommendation": recommendation.to_dict() | {"headline": recommendation.headline()},
+            "certificate": certificate,
+            "horizon_days": h, "n_eval_users": config.evaluation.users, "has_world": world is not None,
+            "policies": results, "kinds": {name: kinds[name] for name in results},
+            "rewards": {name: reward.label for name, (_, reward) in agent_specs(config).items()},
+            "frontier": frontier_summary(results, kinds), "ope": ope, "propensity_note": propensity_note,
+            "notes": notes, "arms": [str(a) for a in card.arms], "coupon_levels": list(space.coupon_levels),
+            "heldout_states": int(heldout.n), "algos": list(agents)})
+
+    cfg = {"evaluation": config.evaluation.model_dump(), "seed": config.seed, "horizon_days": config.horizon_days,
+           "has_world": config.has_world, "device": config.device}
+    inputs = {"simulator": sim.folder, "split": split.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
+    return run_stage(config.out, "evaluate", cfg, inputs, compute, echo=echo)
+
+
+def recommended_certificate(config: PipelineConfig, heldout, policy, name: str) -> dict:
+    """The certificate (:mod:`retentionrl.evaluation.certify`) of the recommended policy against the
+    logging policy on the held-out logs, in the run's metric (profit for the profit reward,
+    else return visits); ``{"verdict": "no certificate", "reason": ...}`` where the logs
+    hold no logged propensities."""
+    from retentionrl.evaluation.certify import certify
+    from retentionrl.evaluation.world_steps import steps_from_decisions
+
+    logged = heldout.logged & heldout.in_window
+    if not logged.any() or np.isnan(heldout.propensity[logged]).any():
+        return {"verdict": "no certificate", "reason": "the held-out logs hold no logged propensities: a certificate "
+                                                       "needs the probabilities the logging policy actually used"}
+    steps = steps_from_decisions(heldout)
+    if np.unique(steps.trajectory_id).size < 4:
+        return {"verdict": "no certificate", "reason": "fewer than 4 held-out lifetimes"}
+    taken = policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+    cert = certify(steps, taken, policy=name, metric="profit" if config.reward_mode == "profit" else "return_visits",
+                   seed=config.seed)
+    return cert.to_dict() | {"headline": cert.headline()}
+
+
+def frontier_summary(results: dict[str, dict], kinds: dict[str, str]) -> dict[str, dict]:
+    """Per place (simulator, world): the frontier and, for each baseline and heuristic, the
+    agents that dominate it (:mod:`retentionrl.evaluation.frontier`)."""
+    from retentionrl.evaluation.frontier import Point, dominated_by, frontier
+
+    summary = {}
+    for place in ("simulator", "world"):
+        points = [Point.of(name, row[place]["values"]) for name, row in results.items() if place in row]
+        if points:
+            summary[place] = {"frontier": frontier(points), "dominated_by": dominated_by(
+                [p for p in points if kinds[p.name] == "agent"], [p for p in points if kinds[p.name] != "agent"])}
+    return summary
+
+
+def stage_report(config: PipelineConfig, split: StageRun, fidelity: StageRun, evaluate: StageRun,
+                 echo: Echo) -> StageRun:
+    """The HTML report with its PNGs."""
+
+    def compute(folder: Path) -> None:
+        from retentionrl.report.main import write_report
+
+        write_report(folder, _read(split.folder / "summary.json"), _read(fidelity.folder / "fidelity.json"),
+                     _read(evaluate.folder / "results.json"), run_summary(config))
+
+    inputs = {"split": split.folder / "summary.json", "fidelity": fidelity.folder / "fidelity.json",
+              "evaluate": evaluate.folder / "results.json"}
+    return run_stage(config.out, "report", {"run": run_summary(config)}, inputs, compute, echo=echo)
+
+
+def run_summary(config: PipelineConfig) -> dict:
+    """The run's config as shown in the report (the log's folder left out)."""
+    data = json.loads(config.model_dump_json())
+    data["out"] = Path(str(data["out"])).name
+    if data["logs"] is not None:
+        data["logs"] = Path(str(data["logs"])).name
+    return data
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+
+def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object]:
+    """Run (or reuse) every stage; returns the report path, the TensorBoard folder and the stages."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(config.out / "config.json", config.model_dump_json(indent=2))
+    logs, fmt, logs_run = stage_logs(config, echo)
+    split = stage_split(config, logs, fmt, echo)
+    sim = stage_simulator(config, split, echo)
+    fidelity = stage_fidelity(config, split, sim, echo)
+    agents = {name: stage_agent(config, name, algo, reward, sim, echo)
+              for name, (algo, reward) in agent_specs(config).items()}
+    evaluate = stage_evaluate(config, split, sim, agents, echo)
+    report = stage_report(config, split, fidelity, evaluate, echo)
+    stages = [*([logs_run] if logs_run else []), split, sim, fidelity, *agents.values(), evaluate, report]
+    return {"report": report.folder / "index.html", "tensorboard": config.out, "stages": stages}

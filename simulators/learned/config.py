@@ -1,0 +1,91 @@
+"""Hyperparameters of a simulator fit (saved as JSON beside the checkpoint).
+
+Kept apart from :mod:`retentionrl.simulators.learned.fit` so that reading or validating a config (the CLI's
+defaults) does not import torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retentionrl.core.actions import DEFAULT_COUPON_LEVELS
+from retentionrl.core.checks import require_positive_ints
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Hyperparameters of a fit (saved as JSON beside the checkpoint)."""
+
+    epochs: int = 30
+    """most passes over the training windows, >= 1 (early stopping usually ends sooner)"""
+    patience: int = 4
+    """epochs without a better validation loss before stopping, >= 1"""
+    lr_decay: float = 0.3
+    """factor in (0, 1] on the learning rate after each epoch without a better validation loss (1: constant);
+    the decayed steps settle the noisy end of training, which otherwise varies from fit to fit"""
+    batch_size: int = 256
+    """trajectory windows per gradient step, >= 1"""
+    window: int = 128
+    """most visits per training window, >= 1; longer trajectories are cut (the features carry the rest)"""
+    learning_rate: float = 3e-3
+    """Adam step size, > 0"""
+    weight_decay: float = 0.0
+    """Adam L2 penalty, >= 0"""
+    grad_clip: float = 1.0
+    """largest gradient norm, > 0"""
+    valid_fraction: float = 0.1
+    """share of shoppers held out for validation and early stopping, in (0, 1)"""
+    seed: int = 0
+    """seeds the initialisation, the user split and the batch order"""
+    bootstrap: bool = False
+    """train on the training shoppers' trajectories drawn with replacement (seeded): fits
+    with different seeds then differ as the logs' sampling noise says, which is what a
+    bootstrap ensemble's disagreement measures (retentionrl.simulators.learned.ensemble)"""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda"""
+    num_threads: int = 1
+    """CPU threads torch uses during the fit (0: torch's default); a width-64 GRU gains little from more,
+    and threads oversubscribing busy cores make it many times slower"""
+    horizon_days: int = 90
+    """H: return within H days, else churn; also scales the time features, >= 1"""
+    spend_scale: float = 50.0
+    """S: typical spend per purchase of the observable features, > 0 (use the world's price median on world logs)"""
+    hidden_size: int = 64
+    """GRU state size"""
+    arm_embedding: int = 8
+    """size of the arm embedding"""
+    head_hidden: int = 64
+    """width of the shared head layer"""
+    hazard_knots: int = 12
+    """M: basis functions of the return hazard over days (ModelSpec)"""
+    hazard_hidden: int = 32
+    """width of the return head's hidden layer, which reads the visit's outcome (ModelSpec)"""
+    return_reads_arm: bool = False
+    """the return law also reads the shown arm's embedding directly, not only the shopper's
+    response to it (ModelSpec; off: see retentionrl.simulators.learned.sequence_model, "the return law and the arm")"""
+    max_item_arms: int = 50
+    """most item arms when the log has no item groups (ActionMap.fit)"""
+    coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS
+    """the coupon ladder the logged coupons map onto"""
+    visit_mode: str = "auto"
+    """how events group into visits (retentionrl.interactions.visits): auto, session, session_id or day (purchase days)"""
+    min_head_examples: int = 20
+    """training visits a head needs to count as learned, >= 1"""
+
+    def __post_init__(self) -> None:
+        require_positive_ints(**{name: getattr(self, name) for name in (
+            "epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples")})
+        for name in ("learning_rate", "grad_clip", "spend_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction!r}")
+        if isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 0:
+            raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.visit_mode not in ("auto", "session", "session_id", "day"):
+            raise ValueError(f"visit_mode must be auto, session, session_id or day, got {self.visit_mode!r}")
+        object.__setattr__(self, "coupon_levels", tuple(float(c) for c in self.coupon_levels))
