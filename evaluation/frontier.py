@@ -23,8 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from retentionrl.core.interval import Interval
+
 AXES: tuple[str, str] = ("return_visits", "profit")
-"""The two axes, as keys of a policy's values (``{metric: {"mean", "low", "high"}}``)."""
+"""The two axes, as keys of a policy's values (metric -> :class:`~retentionrl.core.interval.Interval`)."""
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,16 @@ class Point:
     profit: tuple[float, float, float]
 
     @classmethod
-    def of(cls, name: str, values: Mapping[str, Mapping[str, float]]) -> Point:
-        """From a policy's values (``values[axis] = {"mean": .., "low": .., "high": ..}``)."""
+    def of(cls, name: str, values: Mapping[str, Interval]) -> Point:
+        """From a policy's values on the two axes."""
         missing = [a for a in AXES if a not in values]
         if missing:
             raise ValueError(f"policy {name!r}: its values lack {missing}")
-        v, p = (tuple(float(values[a][k]) for k in ("mean", "low", "high")) for a in AXES)
+        v, p = ((values[a].estimate, values[a].low, values[a].high) for a in AXES)
         for axis, (mean, low, high) in zip(AXES, (v, p)):
             if not low <= mean <= high:
                 raise ValueError(f"policy {name!r}: {axis} interval [{low}, {high}] does not hold its mean {mean}")
-        return cls(name, v, p)  # type: ignore[arg-type]
+        return cls(name, v, p)
 
 
 def dominates(a: Point, b: Point) -> bool:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from retentionrl.core.interval import Interval
 from retentionrl.envs.reward import RewardConfig
 
 
@@ -64,9 +65,9 @@ class Recommendation:
         return asdict(self)
 
 
-def score(values: Mapping[str, Mapping[str, float]], reward: RewardConfig) -> float:
-    """The score of one policy from its per-shopper simulator values ``{metric: {"mean": ...}}``."""
-    visits, profit = values["return_visits"]["mean"], values["profit"]["mean"] / reward.revenue_scale
+def score(values: Mapping[str, Interval], reward: RewardConfig) -> float:
+    """The score of one policy from its per-shopper simulator values (metric -> estimate)."""
+    visits, profit = values["return_visits"].estimate, values["profit"].estimate / reward.revenue_scale
     if reward.mode == "retention":
         return float(visits)
     if reward.mode == "profit":
@@ -82,9 +83,9 @@ def criterion(reward: RewardConfig) -> str:
                      f"{reward.revenue_scale:g} per shopper"}[reward.mode]
 
 
-def recommend(simulator_values: Mapping[str, Mapping[str, Mapping[str, float]]], agents: Iterable[str],
+def recommend(simulator_values: Mapping[str, Mapping[str, Interval]], agents: Iterable[str],
               reward: RewardConfig,
-              member_values: Mapping[str, Sequence[Mapping[str, Mapping[str, float]]]] | None = None
+              member_values: Mapping[str, Sequence[Mapping[str, Interval]]] | None = None
               ) -> Recommendation:
     """The policy to recommend among ``simulator_values`` (name -> its values in the simulator).
 
@@ -115,5 +116,6 @@ def recommend(simulator_values: Mapping[str, Mapping[str, Mapping[str, float]]],
     if best_agent is not None and (best_baseline is None or best_agent[1] > best_baseline[1]):
         chosen, is_agent = best_agent, True
     else:
+        assert best_baseline is not None  # scores is not empty: with no agent, there is a baseline
         chosen, is_agent = best_baseline, False
     return Recommendation(chosen[0], is_agent, chosen[1], best_baseline, best_agent, words)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from retentionrl.core.interval import Interval
 from retentionrl.evaluation.frontier import Point, dominated_by, dominates, frontier
 
 
 def _p(name: str, visits: tuple[float, float, float], profit: tuple[float, float, float]) -> Point:
-    return Point.of(name, {"return_visits": dict(zip(("mean", "low", "high"), visits)),
-                           "profit": dict(zip(("mean", "low", "high"), profit))})
+    return Point.of(name, {"return_visits": Interval(*visits), "profit": Interval(*profit)})
 
 
 BASE = _p("base", (3.5, 3.4, 3.6), (10.0, 9.5, 10.5))
@@ -42,6 +42,6 @@ def test_frontier_keeps_the_undominated_and_dominated_by_names_the_challengers()
 
 def test_a_malformed_point_is_refused_by_name():
     with pytest.raises(ValueError, match="policy 'x': its values lack \\['profit'\\]"):
-        Point.of("x", {"return_visits": {"mean": 1.0, "low": 0.9, "high": 1.1}})
+        Point.of("x", {"return_visits": Interval(1.0, 0.9, 1.1)})
     with pytest.raises(ValueError, match="policy 'y': profit interval"):
         _p("y", (1.0, 0.9, 1.1), (5.0, 6.0, 7.0))

@@ -156,10 +156,10 @@ def test_retention_curves_read_at_h_agree(logged) -> None:
     scripts = [days for days, _, _ in CASES.values()]
     expected_active = np.mean([active for _, _, active in CASES.values()])
     expected_visits = np.mean([visits for _, visits, _ in CASES.values()])
-    value, curve = rollout(ScriptedShoppers(scripts), UniformPolicy(SPACE), "uniform", len(scripts), seed=0)
-    assert value.return_visits.mean == pytest.approx(expected_visits)
-    assert value.active_at_horizon.mean == pytest.approx(expected_active)
-    assert curve["at"][str(H)]["mean"] == pytest.approx(expected_active)
+    place = rollout(ScriptedShoppers(scripts), UniformPolicy(SPACE), "uniform", len(scripts), seed=0)
+    assert place.values["return_visits"].estimate == pytest.approx(expected_visits)
+    assert place.values["active_at_horizon"].estimate == pytest.approx(expected_active)
+    assert place.curve.at[str(H)].estimate == pytest.approx(expected_active)
     visits, log_end = logged
     first = first_lifetimes(trajectory_table(visits))
     first = first.loc[first["user_id"] != "zz-late"]

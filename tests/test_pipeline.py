@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from retentionrl.pipeline.run import run_pipeline
+from retentionrl.pipeline import cache
 from retentionrl.pipeline.cache import run_stage
 from retentionrl.pipeline.config import load_config, parse_config
+from retentionrl.pipeline.results import EvaluateResults, FidelityResults
 
 TINY = {
     "seed": 0, "device": "cpu", "horizon_days": 60,
@@ -60,50 +62,51 @@ def test_report_has_every_section_and_its_plots(world_run):
     else:
         assert "<h3>uplift</h3>" in html
     assert "n=" in html and "[" in html  # intervals and sample sizes
-    results = json.loads((Path(result["report"]).parent.parent / "evaluate" / "results.json").read_text())
-    chosen = results["recommendation"]
-    assert chosen["policy"] in results["policies"]  # chosen in the simulator: see the frontier test for the rule
+    results = EvaluateResults.load(Path(result["report"]).parent.parent / "evaluate" / "results.json")
+    chosen = results.recommendation
+    assert chosen.policy in results.policies  # chosen in the simulator: see the frontier test for the rule
     first = html.index('id="recommendation"')
-    assert first < html.index("<h2") and chosen["headline"].split(":")[0] in html[first:]
+    assert first < html.index("<h2") and chosen.headline().split(":")[0] in html[first:]
     assert "profit / shopper" in html and "DR: profit / visit" in html and "net revenue" not in html
     assert "record no cost of goods" not in html  # the world's logs carry unit_cost
 
 
 def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_run):
     config, result = world_run
-    results = json.loads((Path(config["out"]) / "evaluate" / "results.json").read_text())
-    kinds = results["kinds"]
+    results = EvaluateResults.load(Path(config["out"]) / "evaluate" / "results.json")
+    kinds = {name: row.kind for name, row in results.policies.items()}
     # frontier weights [0, 1] on a retention run: one extra agent (profit); w = 1 is the run's own reward
-    assert results["rewards"] == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit"}
+    assert results.rewards == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit"}
     assert {n for n, k in kinds.items() if k == "agent"} == {"ppo", "dqn", "ppo (profit)"}
     assert {n for n, k in kinds.items() if k == "heuristic"} == {
         "always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware", "premium"}
-    assert results["recommendation"]["policy"] not in {n for n, k in kinds.items() if k == "heuristic"}
+    assert results.recommendation.policy not in {n for n, k in kinds.items() if k == "heuristic"}
     # a 3-member bootstrap ensemble by default: every candidate has its value in each member, and the
     # recommendation is the candidate whose least favourable member is best
-    members = {n: row["members"] for n, row in results["policies"].items() if kinds[n] != "heuristic"}
+    members = {n: row.members for n, row in results.policies.items() if kinds[n] != "heuristic"}
     assert all(len(m) == 3 for m in members.values())
-    worst = {n: min(v["return_visits"]["mean"] for v in m) for n, m in members.items()}
-    assert results["recommendation"]["score"] == max(worst.values())
-    assert "the least of 3 simulators" in results["recommendation"]["headline"]
+    worst = {n: min(v["return_visits"].estimate for v in m) for n, m in members.items()}
+    assert results.recommendation.score == max(worst.values())
+    assert "the least of 3 simulators" in results.recommendation.headline()
     assert (Path(config["out"]) / "simulator" / "ensemble.json").is_file()
     html = Path(result["report"]).read_text()
-    worst_member = " / ".join(f"{v['return_visits']['mean']:.2f}" for v in members["popularity"])
+    worst_member = " / ".join(f"{v['return_visits'].estimate:.2f}" for v in members["popularity"])
     assert "return visits in each simulator" in html and worst_member in html
     for place in ("simulator", "world"):
-        part = results["frontier"][place]
-        assert set(part["dominated_by"]) == {n for n, k in kinds.items() if k != "agent"}
-        for name, agents in part["dominated_by"].items():  # a dominated policy is off the frontier
+        part = results.frontier[place]
+        assert set(part.dominated_by) == {n for n, k in kinds.items() if k != "agent"}
+        for name, agents in part.dominated_by.items():  # a dominated policy is off the frontier
             if agents:
-                assert name not in part["frontier"], (place, name, agents)
+                assert name not in part.frontier, (place, name, agents)
     html = Path(result["report"]).read_text()
     assert "<code>ppo (profit)</code> trained on the\nprofit reward" in html
     assert "never-coupon (world heuristic)" in html and "Dominance in the true world" in html
     # the recommended policy's certificate against the logging policy leads the report
-    cert = results["certificate"]
-    assert cert["policy"] == results["recommendation"]["policy"] and cert["verdict"] in ("improves", "not certified")
-    assert cert["n"] > 0 and cert["lower_bound"] <= cert["estimate"]
-    assert html.index('id="certificate"') < html.index("<h2") and cert["headline"] in html
+    cert = results.certificate
+    assert cert is not None and results.no_certificate is None
+    assert cert.policy == results.recommendation.policy and cert.verdict in ("improves", "not certified")
+    assert cert.n > 0 and cert.lower_bound <= cert.estimate
+    assert html.index('id="certificate"') < html.index("<h2") and cert.headline() in html
 
 
 def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(world_run):
@@ -114,8 +117,9 @@ def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(wor
     table = html.split("Off-policy estimates on held-out logs")[1].split("</table>")[0]
     cells = {re.findall(r"<td>(.*?)</td>", row)[0]: re.findall(r"<td>(.*?)</td>", row)[1:4]
              for row in table.split("<tr>")[2:]}
-    ope = json.loads((Path(config["out"]) / "evaluate" / "results.json").read_text())["ope"]
-    low_ess = [name for name, o in ope.items() if o["ess"] < min_ess(o["n_trajectories"])]
+    policies = EvaluateResults.load(Path(config["out"]) / "evaluate" / "results.json").policies
+    ope = {name: row.ope for name, row in policies.items() if row.ope is not None}
+    low_ess = [name for name, o in ope.items() if o.ess < min_ess(o.n_trajectories)]
     assert low_ess, "the tiny run's greedy agents have a small trajectory ESS"
     for name, o in ope.items():
         trajectory = cells[name][1:]  # DR and WIS return visits per lifetime
@@ -154,7 +158,7 @@ def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream
                                 "agent_dqn": True, "agent_ppo_profit": True, "evaluate": False, "report": False}
 
 
-def test_stage_key_follows_config_and_input_files(tmp_path, monkeypatch):
+def test_stage_key_follows_config_and_input_files(tmp_path):
     source = tmp_path / "in.txt"
     source.write_text("a")
     calls = []
@@ -163,16 +167,41 @@ def test_stage_key_follows_config_and_input_files(tmp_path, monkeypatch):
         calls.append(folder)
         (folder / "out.txt").write_text(source.read_text())
 
-    run = lambda cfg: run_stage(tmp_path, "s", cfg, {"src": source}, compute, echo=_quiet)
+    run = lambda cfg: run_stage(tmp_path / "out", "s", cfg, {"src": source}, compute, echo=_quiet)
     assert [run({"k": 1}).reused, run({"k": 1}).reused] == [False, True]
     assert run({"k": 2}).reused is False
     source.write_text("b")
-    assert run({"k": 2}).reused is False and (tmp_path / "s" / "out.txt").read_text() == "b"
-    monkeypatch.setattr("retentionrl.pipeline.cache.WORLD_VERSION", 1)  # outputs of world v1 are not reused
-    assert run({"k": 2}).reused is False
-    monkeypatch.setattr("retentionrl.pipeline.cache.MODEL_VERSION", 4)  # nor those of an older simulator model
-    assert run({"k": 2}).reused is False
-    assert len(calls) == 5
+    assert run({"k": 2}).reused is False and (tmp_path / "out" / "s" / "out.txt").read_text() == "b"
+    assert len(calls) == 3
+
+
+def test_stage_key_follows_the_code_the_stage_imports(tmp_path, monkeypatch):
+    """A stage names the module it runs; a change in a module that one imports (even inside a
+    function) recomputes it, while a change in an unrelated module of the package does not."""
+    pkg = tmp_path / "stagepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "laws.py").write_text("RATE = 0.1\n")
+    (pkg / "unrelated.py").write_text("X = 1\n")
+    (pkg / "stage.py").write_text("def value():\n    from stagepkg.laws import RATE\n    return RATE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = lambda: run_stage(tmp_path / "out", "s", {}, {}, lambda folder: None, code=["stagepkg.stage"], echo=_quiet)
+    assert [run().reused, run().reused] == [False, True]
+    (pkg / "unrelated.py").write_text("X = 2\n")
+    assert run().reused is True
+    (pkg / "laws.py").write_text("RATE = 0.2\n")
+    cache._imports.cache_clear()
+    assert run().reused is False
+    assert run().reused is True
+
+
+def test_every_stage_code_names_importable_modules():
+    """A stage's ``code`` naming a module that does not exist would silently key on nothing."""
+    from retentionrl.pipeline import run as pipeline_run
+
+    names = [name for code in pipeline_run.STAGE_CODE.values() for name in code]
+    missing = [n for n in names if cache._module_file(n) is None]
+    assert not missing, missing
 
 
 @pytest.mark.parametrize(("data", "match"), [
@@ -222,8 +251,8 @@ def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
                            "agents": {**TINY["agents"], "algos": ["ppo"], "frontier": []}})
     result = run_pipeline(config, echo=_quiet)
     html = Path(result["report"]).read_text()
-    fidelity = json.loads((tmp_path / "run" / "fidelity" / "fidelity.json").read_text())
-    assert fidelity["identifies_recommendation"] is False and fidelity["identifies_coupon"] is False
+    fidelity = FidelityResults.load(tmp_path / "run" / "fidelity" / "fidelity.json")
+    assert fidelity.identifies_recommendation is False and fidelity.identifies_coupon is False
     assert "cannot identify the effect of recommendations and coupons" in html
     assert "not evidence" in html
     assert "truth column is skipped" in html and "True value in the world" not in html

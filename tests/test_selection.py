@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from retentionrl.core.interval import Interval
 from retentionrl.envs.reward import RewardConfig
 from retentionrl.evaluation.selection import recommend, score
 
 
-def values(visits: float, profit: float) -> dict:
-    return {"return_visits": {"mean": visits}, "profit": {"mean": profit}}
+def values(visits: float, profit: float) -> dict[str, Interval]:
+    return {"return_visits": Interval(visits, visits, visits), "profit": Interval(profit, profit, profit)}
 
 
 def test_an_agent_is_recommended_only_when_it_beats_every_baseline():

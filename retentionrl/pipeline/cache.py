@@ -7,27 +7,32 @@ A stage writes into its own folder ``OUT/<stage>/`` and, last of all, ``stage.js
 
 The key is the SHA-256 of the stage name, its config (canonical JSON), the SHA-256 of
 every input file (a folder input hashes its files, ``tensorboard/`` and checkpoints
-aside), the world version :data:`~retentionrl.simulators.world.config.WORLD_VERSION` and the learned
-simulator's :data:`~retentionrl.simulators.learned.sequence_model.MODEL_VERSION`, so outputs made under
-another version of the world's laws and money (world v1 had no cost of goods) or of the
-simulator's equations are never reused. A later run reuses the folder when ``stage.json`` holds the same key;
+aside) and the **code** that computes the stage: the package version, the source of the
+module defining the stage's ``compute`` function (that file alone), and the modules the
+stage names (``code=``) with every module of the same package they import, transitively
+(:func:`code_hash`). Outputs made by another version of the code — the world's laws, the
+simulator's equations, an estimator — are never reused, and a change in one stage's code
+recomputes that stage and those downstream of it, not the others (their inputs are
+unchanged). A later run reuses the folder when ``stage.json`` holds the same key;
 otherwise it empties the folder and recomputes. ``stage.json`` is written atomically after
 the outputs, so an interrupted stage is never taken as done.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from retentionrl.core.atomic import atomic_write_text, sha256_file
-from retentionrl.simulators.learned.sequence_model import MODEL_VERSION
-from retentionrl.simulators.world.config import WORLD_VERSION
 
 STAGE_FILE = "stage.json"
 SKIPPED_DIRS = frozenset({"tensorboard", "checkpoints"})
@@ -49,11 +54,70 @@ def input_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def stage_key(name: str, config: dict, inputs: dict[str, str]) -> str:
-    """SHA-256 of the stage name, its config, its inputs' hashes and the world and model
-    versions (canonical JSON)."""
-    text = json.dumps({"stage": name, "config": config, "inputs": inputs, "world_version": WORLD_VERSION,
-                       "model_version": MODEL_VERSION}, sort_keys=True, default=str)
+def _module_file(name: str) -> Path | None:
+    """The source file of an importable module (None for a name that is not one, such as a
+    class imported with ``from package.module import Class``)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+@lru_cache(maxsize=None)
+def _imports(name: str) -> tuple[str, ...]:
+    """Modules of ``name``'s own top-level package that module ``name`` imports, with the
+    packages (``__init__``) above each, which importing it also runs."""
+    root = name.split(".")[0]
+    file = _module_file(name)
+    if file is None:
+        return ()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(file.read_text(), filename=str(file))):
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            candidates = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for candidate in candidates:
+            parts = candidate.split(".")
+            if parts[0] != root:
+                continue
+            found.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
+    return tuple(sorted(m for m in found if _module_file(m) is not None))
+
+
+def code_hash(modules: Iterable[str]) -> str:
+    """SHA-256 of the source of ``modules`` and of every module of their own top-level package
+    they import, transitively (imports inside functions included)."""
+    seen: set[str] = set()
+    stack = list(modules)
+    while stack:
+        name = stack.pop()
+        if name not in seen and _module_file(name) is not None:
+            seen.add(name)
+            stack.extend(_imports(name))
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(f"{name}\0{sha256_file(_module_file(name))}\0".encode())
+    return digest.hexdigest()
+
+
+def _package_version() -> str:
+    try:
+        return version("retentionrl")
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def stage_key(name: str, config: dict, inputs: dict[str, str], code: str) -> str:
+    """SHA-256 of the stage name, its config, its inputs' hashes, its code hash and the
+    package version (canonical JSON)."""
+    text = json.dumps({"stage": name, "config": config, "inputs": inputs, "code": code,
+                       "version": _package_version()}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -70,17 +134,21 @@ class StageRun:
 
 def run_stage(
     out: Path, name: str, config: dict, inputs: dict[str, Path], compute: Callable[[Path], None],
-    *, echo: Callable[[str], None] = print,
+    *, code: Iterable[str] = (), echo: Callable[[str], None] = print,
 ) -> StageRun:
     """Reuse ``out/name`` when its key matches, else empty it and call ``compute(folder)``.
 
     :param config: everything of the run's config that this stage's outputs depend on
         (JSON-ready).
     :param inputs: the files or folders it reads, by role.
+    :param code: the modules whose functions ``compute`` calls; their code, what they import
+        and the module defining ``compute`` key the stage.
     """
     folder = out / name
     hashes = {role: input_hash(p) for role, p in sorted(inputs.items())}
-    key = stage_key(name, config, hashes)
+    definer = _module_file(compute.__module__)
+    code_key = code_hash(code) + (sha256_file(definer) if definer is not None else "")
+    key = stage_key(name, config, hashes, code_key)
     marker = folder / STAGE_FILE
     if marker.is_file():
         try:

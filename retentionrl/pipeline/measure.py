@@ -35,15 +35,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from retentionrl.core.interval import Interval
+from retentionrl.core.policy import Policy
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.horizon import in_window
 from retentionrl.interactions.io import EventLog
 from retentionrl.interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
 from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
+from retentionrl.pipeline.results import ArmShare, Curve, OffPolicy, PlaceValue, SegmentBehaviour
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.observation import column, visit_count
-from retentionrl.core.policy import Policy
-from retentionrl.simulators.rollout import Estimate, PolicyValue, evaluate_policy
+from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
 
 AT_RISK_DAYS = 30.0
 """Days since the previous visit from which a shopper counts as at risk."""
@@ -87,46 +89,40 @@ class LifetimeRecorder(ShopperSimulator):
         return self.inner.replace(mask)
 
 
-def curve_dict(curve: RetentionCurve, horizon_days: float, limit: float = float("inf")) -> dict:
-    """A JSON-ready curve (up to the horizon, or ``limit``) and its value at 7, 30 and H days
-    (``None`` past ``limit``, the longest duration the data can speak for)."""
+def curve_record(curve: RetentionCurve, horizon_days: float, limit: float = float("inf")) -> Curve:
+    """The curve up to the horizon (or ``limit``) and its value at 7, 30 and H days (``None``
+    past ``limit``, the longest duration the data can speak for)."""
     keep = curve.days <= min(horizon_days, limit)
-    at = {str(d): dict(zip(("mean", "low", "high"), curve.at(d))) if d <= limit else None
-          for d in (7, 30, int(horizon_days))}
-    return {"days": curve.days[keep].tolist(), "survival": curve.survival[keep].tolist(),
-            "lower": curve.lower[keep].tolist(), "upper": curve.upper[keep].tolist(), "n": curve.n, "at": at}
+    at = {str(d): Interval(*curve.at(d), n=curve.n) if d <= limit else None for d in (7, 30, int(horizon_days))}
+    return Curve(days=curve.days[keep].tolist(), survival=curve.survival[keep].tolist(),
+                 lower=curve.lower[keep].tolist(), upper=curve.upper[keep].tolist(), n=curve.n, at=at)
 
 
-def rollout(simulator: ShopperSimulator, policy: Policy, name: str, n_users: int, seed: int) -> tuple[PolicyValue, dict]:
+def rollout(simulator: ShopperSimulator, policy: Policy, name: str, n_users: int, seed: int) -> PlaceValue:
     """Values of ``policy`` over the horizon in ``simulator`` and its retention curve."""
     recorder = LifetimeRecorder(simulator)
     policy.name = name
     value = evaluate_policy(recorder, policy, n_users, seed)
     curve = kaplan_meier(recorder.duration, recorder.churned)
-    return value, curve_dict(curve, simulator.horizon_days)
+    return PlaceValue(values=value_intervals(value), curve=curve_record(curve, simulator.horizon_days))
 
 
-def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto") -> tuple[dict, dict]:
+def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto") -> tuple[Curve, Interval | None]:
     """Kaplan-Meier curve of the logged shoppers' first lifetimes, and their return visits
     within :math:`H` (shoppers whose first visit lies at least :math:`H` before the log's end)."""
     visits = visits_with_trajectories(log, horizon_days=horizon_days, mode=visit_mode)
     first = first_lifetimes(trajectory_table(visits))
     duration, churned = lifetime_durations(first, log.end, horizon_days)
-    curve = curve_dict(kaplan_meier(duration, churned), horizon_days, limit=float(duration.max()))
+    curve = curve_record(kaplan_meier(duration, churned), horizon_days, limit=float(duration.max()))
     full = first.loc[(log.end - first["start"]).dt.total_seconds().to_numpy() >= horizon_days * 86_400.0]
     rows = visits.loc[visits["trajectory_id"].isin(full["trajectory_id"]) & in_window(visits["day"], horizon_days)]
     counts = rows.groupby("trajectory_id").size().to_numpy() - 1
-    returns = estimate_dict(Estimate.of(counts), len(counts)) if len(counts) > 1 else None
-    return curve, {"return_visits": returns}
+    return curve, Interval.of(counts) if len(counts) > 1 else None
 
 
-def estimate_dict(estimate: Estimate, n: int) -> dict:
-    return {"mean": estimate.mean, "low": estimate.low, "high": estimate.high, "n": int(n)}
-
-
-def value_dict(value: PolicyValue) -> dict:
-    """A :class:`PolicyValue` as ``{metric: {mean, low, high, n}}``."""
-    return {k: estimate_dict(e, value.n_users) for k, e in value.metrics().items()}
+def value_intervals(value: PolicyValue) -> dict[str, Interval]:
+    """A :class:`PolicyValue`'s metrics, each over its ``n_users`` shoppers."""
+    return {k: Interval(e.mean, e.low, e.high, value.n_users) for k, e in value.metrics().items()}
 
 
 def segments(obs: np.ndarray, horizon_days: float) -> np.ndarray:
@@ -137,7 +133,7 @@ def segments(obs: np.ndarray, horizon_days: float) -> np.ndarray:
                      "regular")
 
 
-def behaviour(policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: list[str]) -> dict:
+def behaviour(policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: list[str]) -> dict[str, SegmentBehaviour]:
     """Coupon rate and most likely arms of ``policy`` per segment of the states ``obs``."""
     probs = policy.action_probs(obs)
     arm, coupon = policy.action_space.decode(np.arange(policy.action_space.n_actions))
@@ -150,17 +146,17 @@ def behaviour(policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: l
         rows = seg == name
         n = int(rows.sum())
         if n < 2:
-            out[name] = {"n": n}
+            out[name] = SegmentBehaviour(n)
             continue
         share = arm_mass[rows].mean(axis=0)
         top = np.argsort(-share, kind="stable")[:TOP_ARMS]
-        out[name] = {"n": n, "coupon_rate": estimate_dict(Estimate.of(coupon_mass[rows]), n),
-                     "top_arms": [{"arm": str(arm_names[i]), "share": float(share[i])} for i in top]}
+        out[name] = SegmentBehaviour(n, Interval.of(coupon_mass[rows]),
+                                     [ArmShare(str(arm_names[i]), float(share[i])) for i in top])
     return out
 
 
 def off_policy(decisions: LoggedDecisions, propensity: np.ndarray | None, policies: dict[str, Policy],
-               n_bootstrap: int, seed: int, sequential: bool) -> dict[str, dict]:
+               n_bootstrap: int, seed: int, sequential: bool) -> dict[str, OffPolicy]:
     """DR-family estimates with intervals and diagnostics of each policy on logged steps."""
     from retentionrl.evaluation.runner import design_of, evaluate_offline
     from retentionrl.evaluation.world_steps import steps_from_decisions
@@ -172,17 +168,12 @@ def off_policy(decisions: LoggedDecisions, propensity: np.ndarray | None, polici
         res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name, n_bootstrap=n_bootstrap,
                                seed=seed, sequential=sequential, design=design)
         diag = res.trajectory_diagnostics if sequential else res.bandit_diagnostics
-        out[name] = {
-            "bandit": {k: _interval(v) for k, v in res.bandit.items()},
-            "trajectory": {k: _interval(v) for k, v in res.trajectory.items()},
-            "n_visits": int(steps.action.shape[0]), "n_trajectories": int(np.unique(steps.trajectory_id).size),
-            "ess": float(diag.ess), "bandit_ess": float(res.bandit_diagnostics.ess),
-            "unsupported_mass": float(diag.unsupported_mass),
-            "warnings": list(dict.fromkeys(res.bandit_diagnostics.warnings + res.trajectory_diagnostics.warnings
-                                           if sequential else res.bandit_diagnostics.warnings)),
-        }
+        n_visits, n_trajectories = int(steps.action.shape[0]), int(np.unique(steps.trajectory_id).size)
+        out[name] = OffPolicy(
+            bandit={k: Interval(v.estimate, v.low, v.high, n_visits) for k, v in res.bandit.items()},
+            trajectory={k: Interval(v.estimate, v.low, v.high, n_trajectories) for k, v in res.trajectory.items()},
+            n_visits=n_visits, n_trajectories=n_trajectories, ess=float(diag.ess),
+            bandit_ess=float(res.bandit_diagnostics.ess), unsupported_mass=float(diag.unsupported_mass),
+            warnings=list(dict.fromkeys(res.bandit_diagnostics.warnings + res.trajectory_diagnostics.warnings
+                                        if sequential else res.bandit_diagnostics.warnings)))
     return out
-
-
-def _interval(iv) -> dict:
-    return {"mean": iv.estimate, "low": iv.low, "high": iv.high}

@@ -38,9 +38,37 @@ import numpy as np
 from retentionrl.envs.reward import RewardConfig
 from retentionrl.pipeline.cache import StageRun, run_stage
 from retentionrl.pipeline.config import PipelineConfig
+from retentionrl.evaluation.certify import Certificate
+from retentionrl.pipeline.results import (
+    EvaluateResults,
+    FidelityResults,
+    FrontierPlace,
+    HeadCard,
+    PolicyResult,
+)
 from retentionrl.core.atomic import atomic_path, atomic_write_text
 
 Echo = Callable[[str], None]
+# The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
+# with this file). _LOADING is what the helpers _load_simulator, _decisions, _logging_clone run.
+_LOADING = ("retentionrl.interactions.io", "retentionrl.interactions.decisions",
+            "retentionrl.interactions.trajectories", "retentionrl.simulators.learned.ensemble",
+            "retentionrl.agents.baselines")
+STAGE_CODE: dict[str, tuple[str, ...]] = {
+    "logs": ("retentionrl.simulators.world.logs",),
+    "split": ("retentionrl.interactions.io", "retentionrl.interactions.splits"),
+    "simulator": ("retentionrl.interactions.io", "retentionrl.simulators.learned.fit",
+                  "retentionrl.simulators.learned.ensemble"),
+    "fidelity": (*_LOADING, "retentionrl.pipeline.measure"),
+    "agent": ("retentionrl.agents.training",),
+    "evaluate": (*_LOADING, "retentionrl.agents.training", "retentionrl.agents.uplift",
+                 "retentionrl.evaluation.selection", "retentionrl.evaluation.certify",
+                 "retentionrl.evaluation.world_steps", "retentionrl.evaluation.frontier", "retentionrl.pipeline.measure",
+                 "retentionrl.simulators.rollout", "retentionrl.simulators.policy_registry",
+                 "retentionrl.simulators.world.heuristics", "retentionrl.simulators.world.simulator",
+                 "retentionrl.simulators.world.logging_policies"),
+    "report": ("retentionrl.report.main",),
+}
 
 
 def _json(path: Path, data: object) -> None:
@@ -77,7 +105,8 @@ def stage_logs(config: PipelineConfig, echo: Echo) -> tuple[Path, str, StageRun 
                              folder / "world_logs.parquet", logging_policy=config.world.logging_policy, progress=True)
         _json(folder / "summary.json", {"users": s.n_users, "visits": s.n_visits, "events": s.n_events})
 
-    run = run_stage(config.out, "logs", {**config.world.model_dump(), "seed": config.seed}, {}, compute, echo=echo)
+    run = run_stage(config.out, "logs", {**config.world.model_dump(), "seed": config.seed}, {}, compute,
+                    code=STAGE_CODE["logs"], echo=echo)
     return run.folder / "world_logs.parquet", "events", run
 
 
@@ -108,7 +137,8 @@ def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> Sta
             "log_start": str(log.start), "log_end": str(log.end), "dropped": dict(log.report.dropped)})
 
     return run_stage(config.out, "split", {"format": fmt, "heldout_fraction": config.split.heldout_fraction,
-                                           "seed": config.seed}, {"logs": logs}, compute, echo=echo)
+                                           "seed": config.seed}, {"logs": logs}, compute,
+                     code=STAGE_CODE["split"], echo=echo)
 
 
 def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
@@ -155,7 +185,8 @@ def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> Stag
         write_ensemble(folder, [f"member_{m}" for m in range(k)])
 
     key = dataclasses.asdict(fits[0]) | {"ensemble": k}
-    return run_stage(config.out, "simulator", key, {"train": split.folder / "train.parquet"}, compute, echo=echo)
+    return run_stage(config.out, "simulator", key, {"train": split.folder / "train.parquet"}, compute,
+                     code=STAGE_CODE["simulator"], echo=echo)
 
 
 def _load_simulator(config: PipelineConfig, folder: Path):
@@ -186,30 +217,30 @@ def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, echo:
     """Simulated vs logged retention of held-out shoppers (and the model card's claims)."""
 
     def compute(folder: Path) -> None:
-        from retentionrl.pipeline.measure import logged_retention, rollout, value_dict
         from retentionrl.interactions.io import read_events
+        from retentionrl.pipeline.measure import logged_retention, rollout
 
         simulator = _load_simulator(config, sim.folder)
         card = simulator.card
         train = read_events(split.folder / "train.parquet", "events")
         heldout = read_events(split.folder / "heldout.parquet", "events")
         clone, has_actions = _logging_clone(_decisions(train, card, config.horizon_days), simulator.action_space)
-        value, curve = rollout(simulator, clone, "logging clone", config.evaluation.users, config.seed + 1)
-        logged_curve, logged = logged_retention(heldout, config.horizon_days, config.visit_mode)
-        _json(folder / "fidelity.json", {
-            "horizon_days": config.horizon_days, "logged": {"curve": logged_curve, **logged},
-            "simulated": {"curve": curve, "values": value_dict(value)},
-            "policy": "logging-policy clone" if has_actions else "constant action (the logs hold no actions)",
-            "card": {"heads": card.heads, "action_inputs": card.action_inputs, "metrics": card.metrics,
-                     "data_summary": {k: v for k, v in card.data_summary.items() if k != "source"}},
-            "identifies_recommendation": bool(card.action_inputs["arm"]),
-            "identifies_coupon": bool(card.action_inputs["coupon"]),
-        })
+        simulated = rollout(simulator, clone, "logging clone", config.evaluation.users, config.seed + 1)
+        logged_curve, logged_returns = logged_retention(heldout, config.horizon_days, config.visit_mode)
+        FidelityResults(
+            horizon_days=config.horizon_days, logged_curve=logged_curve, logged_return_visits=logged_returns,
+            simulated=simulated,
+            policy="logging-policy clone" if has_actions else "constant action (the logs hold no actions)",
+            heads={name: HeadCard(bool(h["learned"]), int(h["examples"]), str(h.get("reason") or ""))
+                   for name, h in card.heads.items()},
+            identifies_recommendation=bool(card.action_inputs["arm"]),
+            identifies_coupon=bool(card.action_inputs["coupon"]),
+        ).save(folder / "fidelity.json")
 
     cfg = {"users": config.evaluation.users, "seed": config.seed, "horizon_days": config.horizon_days,
            "device": config.device, "visit_mode": config.visit_mode}
     return run_stage(config.out, "fidelity", cfg, {"simulator": sim.folder, "split": split.folder}, compute,
-                     echo=echo)
+                     code=STAGE_CODE["fidelity"], echo=echo)
 
 
 def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
@@ -254,7 +285,8 @@ def stage_agent(config: PipelineConfig, name: str, algo: str, reward: RewardConf
         train(tc, folder, progress=True)
 
     cfg = {k: v for k, v in dataclasses.asdict(tc).items() if k != "simulator"}
-    return run_stage(config.out, stage_name(name), cfg, {"simulator": sim.folder}, compute, echo=echo)
+    return run_stage(config.out, stage_name(name), cfg, {"simulator": sim.folder}, compute,
+                     code=STAGE_CODE["agent"], echo=echo)
 
 
 def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agents: dict[str, StageRun],
@@ -266,13 +298,8 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         from retentionrl.agents.training import load_policy
         from retentionrl.agents.uplift import UpliftPolicy
         from retentionrl.evaluation.selection import recommend
-        from retentionrl.pipeline.measure import (
-            behaviour,
-            off_policy,
-            rollout,
-            value_dict,
-        )
         from retentionrl.interactions.io import read_events
+        from retentionrl.pipeline.measure import behaviour, off_policy, rollout, value_intervals
         from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
         from retentionrl.simulators.world.logging_policies import UniformPolicy
         from retentionrl.simulators.rollout import evaluate_policy
@@ -316,21 +343,18 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
             elif config.evaluation.heuristics:
                 for name in HEURISTICS:
                     policies[name], kinds[name] = make_policy(name, world_config), "heuristic"
-        results: dict[str, dict] = {}
         members = simulator.members if isinstance(simulator, SimulatorEnsemble) else []
+        n_users, seed = config.evaluation.users, config.seed + 1
+        rows: dict[str, dict] = {}
         for name, policy in policies.items():
             echo(f"  evaluating {name}")
-            row: dict = {}
-            value, curve = rollout(simulator, policy, name, config.evaluation.users, config.seed + 1)
-            row["simulator"] = {"values": value_dict(value), "curve": curve}
-            if members and kinds[name] != "heuristic":  # candidates: their value in each member, for the selection
-                row["members"] = [value_dict(evaluate_policy(m, policy, config.evaluation.users, config.seed + 1))
-                                  for m in members]
-            if world is not None:
-                value, curve = rollout(world, policy, name, config.evaluation.users, config.seed + 1)
-                row["world"] = {"values": value_dict(value), "curve": curve}
-            row["behaviour"] = behaviour(policy, heldout.obs, h, [str(a) for a in card.arms])
-            results[name] = row
+            rows[name] = {
+                "kind": kinds[name], "simulator": rollout(simulator, policy, name, n_users, seed),
+                "world": rollout(world, policy, name, n_users, seed) if world is not None else None,
+                # candidates: their value in each member, for the selection
+                "members": [value_intervals(evaluate_policy(m, policy, n_users, seed)) for m in members]
+                if kinds[name] != "heuristic" else [],
+                "behaviour": behaviour(policy, heldout.obs, h, [str(a) for a in card.arms])}
         ope, propensity_note = {}, None
         if heldout.logged.sum() >= 2:
             propensity = None
@@ -345,60 +369,61 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         else:
             notes.append("no off-policy estimates: the held-out logs hold no logged actions (impressions), so no "
                          "logged decision can be reweighted")
+        results = {name: PolicyResult(**row, ope=ope.get(name)) for name, row in rows.items()}
         candidates = [name for name in results if kinds[name] != "heuristic"]
-        recommendation = recommend({name: results[name]["simulator"]["values"] for name in candidates}, agents,
+        recommendation = recommend({name: results[name].simulator.values for name in candidates}, agents,
                                    config.reward,
-                                   {name: results[name]["members"] for name in candidates} if members else None)
-        certificate = recommended_certificate(config, heldout, policies[recommendation.policy],
-                                              recommendation.policy)
-        _json(folder / "results.json", {
-            "recommendation": recommendation.to_dict() | {"headline": recommendation.headline()},
-            "certificate": certificate,
-            "horizon_days": h, "n_eval_users": config.evaluation.users, "has_world": world is not None,
-            "policies": results, "kinds": {name: kinds[name] for name in results},
-            "rewards": {name: reward.label for name, (_, reward) in agent_specs(config).items()},
-            "frontier": frontier_summary(results, kinds), "ope": ope, "propensity_note": propensity_note,
-            "notes": notes, "arms": [str(a) for a in card.arms], "coupon_levels": list(space.coupon_levels),
-            "heldout_states": int(heldout.n), "algos": list(agents)})
+                                   {name: results[name].members for name in candidates} if members else None)
+        certificate, no_certificate = recommended_certificate(config, heldout, policies[recommendation.policy],
+                                                              recommendation.policy)
+        EvaluateResults(
+            recommendation=recommendation, certificate=certificate, no_certificate=no_certificate, horizon_days=h, n_eval_users=n_users,
+            has_world=world is not None, policies=results,
+            rewards={name: reward.label for name, (_, reward) in agent_specs(config).items()},
+            frontier=frontier_summary(results), propensity_note=propensity_note, notes=notes,
+            arms=[str(a) for a in card.arms], coupon_levels=[float(c) for c in space.coupon_levels],
+            heldout_states=int(heldout.n)).save(folder / "results.json")
 
     cfg = {"evaluation": config.evaluation.model_dump(), "seed": config.seed, "horizon_days": config.horizon_days,
            "has_world": config.has_world, "device": config.device}
     inputs = {"simulator": sim.folder, "split": split.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
-    return run_stage(config.out, "evaluate", cfg, inputs, compute, echo=echo)
+    return run_stage(config.out, "evaluate", cfg, inputs, compute, code=STAGE_CODE["evaluate"], echo=echo)
 
 
-def recommended_certificate(config: PipelineConfig, heldout, policy, name: str) -> dict:
+
+def recommended_certificate(config: PipelineConfig, heldout, policy, name: str) -> tuple[Certificate | None, str | None]:
     """The certificate (:mod:`retentionrl.evaluation.certify`) of the recommended policy against the
     logging policy on the held-out logs, in the run's metric (profit for the profit reward,
-    else return visits); ``{"verdict": "no certificate", "reason": ...}`` where the logs
-    hold no logged propensities."""
+    else return visits); ``(None, why)`` where the logs cannot give one."""
     from retentionrl.evaluation.certify import certify
     from retentionrl.evaluation.world_steps import steps_from_decisions
 
     logged = heldout.logged & heldout.in_window
     if not logged.any() or np.isnan(heldout.propensity[logged]).any():
-        return {"verdict": "no certificate", "reason": "the held-out logs hold no logged propensities: a certificate "
-                                                       "needs the probabilities the logging policy actually used"}
+        return None, ("the held-out logs hold no logged propensities: a certificate needs the probabilities the "
+                      "logging policy actually used")
     steps = steps_from_decisions(heldout)
     if np.unique(steps.trajectory_id).size < 4:
-        return {"verdict": "no certificate", "reason": "fewer than 4 held-out lifetimes"}
+        return None, "fewer than 4 held-out lifetimes"
     taken = policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
     cert = certify(steps, taken, policy=name, metric="profit" if config.reward_mode == "profit" else "return_visits",
                    seed=config.seed)
-    return cert.to_dict() | {"headline": cert.headline()}
+    return cert, None
 
 
-def frontier_summary(results: dict[str, dict], kinds: dict[str, str]) -> dict[str, dict]:
+def frontier_summary(results: dict[str, PolicyResult]) -> dict[str, FrontierPlace]:
     """Per place (simulator, world): the frontier and, for each baseline and heuristic, the
     agents that dominate it (:mod:`retentionrl.evaluation.frontier`)."""
     from retentionrl.evaluation.frontier import Point, dominated_by, frontier
 
     summary = {}
     for place in ("simulator", "world"):
-        points = [Point.of(name, row[place]["values"]) for name, row in results.items() if place in row]
+        values = {name: getattr(row, place) for name, row in results.items()}
+        points = [Point.of(name, v.values) for name, v in values.items() if v is not None]
         if points:
-            summary[place] = {"frontier": frontier(points), "dominated_by": dominated_by(
-                [p for p in points if kinds[p.name] == "agent"], [p for p in points if kinds[p.name] != "agent"])}
+            agents = [p for p in points if results[p.name].kind == "agent"]
+            summary[place] = FrontierPlace(frontier(points), dominated_by(
+                agents, [p for p in points if results[p.name].kind != "agent"]))
     return summary
 
 
@@ -409,12 +434,13 @@ def stage_report(config: PipelineConfig, split: StageRun, fidelity: StageRun, ev
     def compute(folder: Path) -> None:
         from retentionrl.report.main import write_report
 
-        write_report(folder, _read(split.folder / "summary.json"), _read(fidelity.folder / "fidelity.json"),
-                     _read(evaluate.folder / "results.json"), run_summary(config))
+        write_report(folder, _read(split.folder / "summary.json"), FidelityResults.load(fidelity.folder / "fidelity.json"),
+                     EvaluateResults.load(evaluate.folder / "results.json"), run_summary(config))
 
     inputs = {"split": split.folder / "summary.json", "fidelity": fidelity.folder / "fidelity.json",
               "evaluate": evaluate.folder / "results.json"}
-    return run_stage(config.out, "report", {"run": run_summary(config)}, inputs, compute, echo=echo)
+    return run_stage(config.out, "report", {"run": run_summary(config)}, inputs, compute,
+                     code=STAGE_CODE["report"], echo=echo)
 
 
 def run_summary(config: PipelineConfig) -> dict:
