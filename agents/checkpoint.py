@@ -28,6 +28,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,20 +36,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from stable_baselines3 import DQN
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
 
 from retentionrl.core.atomic import atomic_write_text, sha256_file
+from retentionrl.core.errors import InputError
 
 LATEST = "latest.json"
 POLICY_FILE, OPTIMIZER_FILE, REPLAY_FILE, STATE_FILE = "policy.safetensors", "optimizer.pt", "replay.npz", "state.json"
 _RNG_KEY = "__torch_rng_state__"
 _REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+_STATE_KEYS = ("num_timesteps", "n_updates", "episode_num", "numpy_rng", "python_rng", "action_space_rng")
+"""The keys of ``state.json`` that resuming reads (``n_calls`` and ``sha256`` may be absent)."""
 
 
-class AgentCheckpointError(ValueError):
+class AgentCheckpointError(InputError):
     """A checkpoint that cannot be used; the message names the file."""
-
-    def __init__(self, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {message}")
 
 
 def save_training_state(model: BaseAlgorithm, folder: str | Path) -> Path:
@@ -64,7 +66,7 @@ def save_training_state(model: BaseAlgorithm, folder: str | Path) -> Path:
         torch.save(model.policy.optimizer.state_dict(), tmp / OPTIMIZER_FILE)
         files = [POLICY_FILE, OPTIMIZER_FILE]
         if isinstance(model, DQN):
-            buffer = model.replay_buffer
+            buffer = _replay_buffer(model)
             np.savez(tmp / REPLAY_FILE, pos=buffer.pos, full=buffer.full,
                      **{name: getattr(buffer, name) for name in _REPLAY_ARRAYS})
             files.append(REPLAY_FILE)
@@ -110,6 +112,9 @@ def load_training_state(model: BaseAlgorithm, checkpoint: str | Path) -> None:
         state = json.loads(state_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise AgentCheckpointError(state_path, f"missing or unreadable checkpoint state ({exc})") from None
+    missing = [key for key in _STATE_KEYS if key not in state] if isinstance(state, dict) else list(_STATE_KEYS)
+    if missing:
+        raise AgentCheckpointError(state_path, f"not a checkpoint state: missing key(s) {missing}")
     for name, digest in state.get("sha256", {}).items():
         path = checkpoint / name
         if not path.exists() or sha256_file(path) != digest:
@@ -123,7 +128,7 @@ def load_training_state(model: BaseAlgorithm, checkpoint: str | Path) -> None:
         raise AgentCheckpointError(checkpoint / POLICY_FILE, f"does not fit this model ({exc})") from None
     if isinstance(model, DQN):
         with np.load(checkpoint / REPLAY_FILE, allow_pickle=False) as replay:
-            buffer = model.replay_buffer
+            buffer = _replay_buffer(model)
             for name in _REPLAY_ARRAYS:
                 getattr(buffer, name)[...] = replay[name]
             buffer.pos, buffer.full = int(replay["pos"]), bool(replay["full"])
@@ -139,6 +144,13 @@ def load_training_state(model: BaseAlgorithm, checkpoint: str | Path) -> None:
     model.action_space.np_random.bit_generator.state = state["action_space_rng"]
 
 
+def _replay_buffer(model: DQN) -> ReplayBuffer:
+    """The replay buffer of a DQN model (one that is set up has one)."""
+    if model.replay_buffer is None:
+        raise ValueError("the DQN model has no replay buffer (it was never set up)")
+    return model.replay_buffer
+
+
 def _jsonable(value: object) -> object:
     if isinstance(value, np.ndarray):
         return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
@@ -151,7 +163,7 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _from_json(value: object) -> object:
+def _from_json(value: object) -> Any:  # decoded JSON, as json.loads returns it
     if isinstance(value, dict) and "__ndarray__" in value:
         return np.asarray(value["__ndarray__"], dtype=value["dtype"])
     if isinstance(value, list):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy
 
 from retentionrl.core.actions import ActionSpace
@@ -63,14 +63,27 @@ class SB3Policy(Policy):
                 probs = np.full((len(greedy), self.action_space.n_actions), self.epsilon / self.action_space.n_actions)
                 probs[np.arange(len(greedy)), greedy] += 1.0 - self.epsilon
                 return probs
+            if not isinstance(self.policy, ActorCriticPolicy):
+                raise TypeError(f"expected an ActorCriticPolicy or a DQNPolicy, got {type(self.policy).__name__}")
             dist = self.policy.get_distribution(obs_t).distribution
             if self._factorised:  # [Categorical(groups), Categorical(coupons)]: the joint is their product
-                arm, coupon = (d.probs.cpu().numpy().astype(np.float64) for d in dist)
+                if not isinstance(dist, list):
+                    raise TypeError(f"expected one distribution per action factor, got {type(dist).__name__}")
+                arm, coupon = (_categorical_probs(d) for d in dist)
                 probs = (arm[:, :, None] * coupon[:, None, :]).reshape(len(arm), -1)
             else:
-                probs = dist.probs.cpu().numpy().astype(np.float64)
+                if isinstance(dist, list):
+                    raise TypeError(f"expected one action distribution, got {len(dist)}")
+                probs = _categorical_probs(dist)
         if not self.greedy:
             return probs
         one_hot = np.zeros_like(probs)
         one_hot[np.arange(len(probs)), probs.argmax(axis=1)] = 1.0
         return one_hot
+
+
+def _categorical_probs(distribution: torch.distributions.Distribution) -> np.ndarray:
+    """The action probabilities ``(n, k)`` (float64) of a categorical distribution."""
+    if not isinstance(distribution, torch.distributions.Categorical):
+        raise TypeError(f"expected a categorical action distribution, got {type(distribution).__name__}")
+    return distribution.probs.cpu().numpy().astype(np.float64)

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 
 from retentionrl.core.policy import Policy
 
@@ -42,7 +45,7 @@ def collect_teacher_rollout(env: VecEnv, teacher: Policy, visits: int, gamma: fl
         the module docstring, :math:`N \\ge` ``visits`` (whole batched steps).
     """
     rng = np.random.default_rng(seed)
-    obs = env.reset()
+    obs = _array_obs(env.reset())
     steps = max(1, -(-int(visits) // env.num_envs))
     all_obs, all_probs, rewards, dones = [], [], [], []
     for _ in range(steps):
@@ -50,7 +53,8 @@ def collect_teacher_rollout(env: VecEnv, teacher: Policy, visits: int, gamma: fl
         actions = teacher.act(obs, rng)
         all_obs.append(obs.astype(np.float32))
         all_probs.append(probs)
-        obs, reward, done, _ = env.step(actions)
+        next_obs, reward, done, _ = env.step(actions)
+        obs = _array_obs(next_obs)
         rewards.append(np.asarray(reward, dtype=np.float64))
         dones.append(np.asarray(done, dtype=bool))
     returns = np.zeros((steps, env.num_envs))
@@ -59,6 +63,21 @@ def collect_teacher_rollout(env: VecEnv, teacher: Policy, visits: int, gamma: fl
         running = rewards[t] + gamma * np.where(dones[t], 0.0, running)
         returns[t] = running
     return np.concatenate(all_obs), np.concatenate(all_probs), returns.reshape(-1)
+
+
+def _array_obs(obs: VecEnvObs) -> np.ndarray:
+    """The batch of observations as one array (the teacher acts on flat feature vectors)."""
+    if not isinstance(obs, np.ndarray):
+        raise TypeError(f"the teacher needs array observations, the env gives {type(obs).__name__}")
+    return obs
+
+
+def _log_probs(policy: ActorCriticPolicy, obs: torch.Tensor) -> torch.Tensor:
+    """The policy's normalised log-probabilities of the actions at ``obs`` ``(n, A)``."""
+    distribution = policy.get_distribution(obs).distribution
+    if not isinstance(distribution, torch.distributions.Categorical):
+        raise TypeError(f"expected a categorical action distribution, got {type(distribution).__name__}")
+    return distribution.logits
 
 
 def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: float = 0.0, epochs: int = 10,
@@ -76,12 +95,18 @@ def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: floa
     """
     if not isinstance(model, PPO):
         raise ValueError("behaviour-cloning warm start is for PPO (an actor-critic); DQN has no actor to clone into")
-    if model.action_space.n != teacher.action_space.n_actions:
+    action_space = model.action_space
+    if not isinstance(action_space, spaces.Discrete):
+        raise ValueError(f"behaviour-cloning warm start needs discrete actions, the agent has {action_space}")
+    if action_space.n != teacher.action_space.n_actions:
         raise ValueError(f"teacher acts in {teacher.action_space.n_actions} actions, "
-                         f"the agent in {model.action_space.n}")
+                         f"the agent in {action_space.n}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-    obs, probs, returns = collect_teacher_rollout(model.get_env(), teacher, visits, model.gamma, seed)
+    env = model.get_env()
+    if env is None:
+        raise ValueError("the model has no env to roll the teacher out in")
+    obs, probs, returns = collect_teacher_rollout(env, teacher, visits, model.gamma, seed)
     probs = (1.0 - smoothing) * probs + smoothing / probs.shape[1]
     policy = model.policy
     device = policy.device
@@ -93,7 +118,7 @@ def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: floa
     policy.set_training_mode(True)
     for _ in range(epochs):
         for idx in torch.randperm(len(obs_t), generator=generator).split(batch_size):
-            log_pi = policy.get_distribution(obs_t[idx]).distribution.logits  # normalised log-probs
+            log_pi = _log_probs(policy, obs_t[idx])
             cross_entropy = -(probs_t[idx] * log_pi).sum(dim=1).mean()
             value_loss = ((policy.predict_values(obs_t[idx]).squeeze(-1) - returns_t[idx]) ** 2).mean()
             optimizer.zero_grad()
@@ -101,7 +126,7 @@ def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: floa
             optimizer.step()
     policy.set_training_mode(False)
     with torch.no_grad():
-        log_pi = policy.get_distribution(obs_t).distribution.logits
+        log_pi = _log_probs(policy, obs_t)
         value = policy.predict_values(obs_t).squeeze(-1)
     return {
         "cross_entropy": float(-(probs_t * log_pi).sum(dim=1).mean()),

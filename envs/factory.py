@@ -8,6 +8,7 @@ the default :class:`WorldConfig`) or the directory of a fitted learned simulator
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from gymnasium.vector import AutoresetMode
 
@@ -16,7 +17,26 @@ from retentionrl.envs.shopper_env import ShopperEnv
 from retentionrl.envs.vector_env import ShopperVectorEnv
 from retentionrl.simulators.interface import ShopperSimulator
 
+if TYPE_CHECKING:  # typing.Unpack is Python >= 3.11; it is only used in annotations, never evaluated
+    from typing import Unpack
+
 WORLD = "world"
+
+
+class EnvOptions(TypedDict, total=False):
+    """The keyword options of :func:`make_env` besides ``simulator``."""
+
+    reward_mode: str
+    revenue_scale: float
+    retention_weight: float
+    action_type: str
+    device: str
+
+
+class VectorEnvOptions(EnvOptions, total=False):
+    """The keyword options of :func:`make_vector_env` besides ``num_envs`` and ``simulator``."""
+
+    autoreset_mode: AutoresetMode | str
 
 
 def load_simulator(simulator: str | Path | ShopperSimulator, device: str = "auto") -> ShopperSimulator:
@@ -61,11 +81,12 @@ def make_vector_env(
     return ShopperVectorEnv(load_simulator(simulator, device), num_envs, reward, action_type, autoreset_mode)
 
 
-def make_learned_env(checkpoint: str | Path, **options: object) -> ShopperEnv:
+def make_learned_env(checkpoint: str | Path, **options: Unpack[EnvOptions]) -> ShopperEnv:
     """Entry point of ``retentionrl/Shopper-v0``: :func:`make_env` over a fitted simulator."""
-    return make_env(simulator=Path(checkpoint), **options)  # type: ignore[arg-type]
+    return make_env(simulator=Path(checkpoint), **options)
 
 
-def make_learned_vector_env(num_envs: int, checkpoint: str | Path, **options: object) -> ShopperVectorEnv:
+def make_learned_vector_env(num_envs: int, checkpoint: str | Path,
+                            **options: Unpack[VectorEnvOptions]) -> ShopperVectorEnv:
     """Vector entry point of ``retentionrl/Shopper-v0``."""
-    return make_vector_env(num_envs, simulator=Path(checkpoint), **options)  # type: ignore[arg-type]
+    return make_vector_env(num_envs, simulator=Path(checkpoint), **options)

@@ -147,7 +147,7 @@ class BanditInputs:
         if estimated_rewards is None:
             q_factual = q_policy = np.full(n, np.nan)
         else:
-            given = fit.estimated_rewards if fit is not None else estimated_rewards
+            given = estimated_rewards.estimated_rewards if isinstance(estimated_rewards, RewardFit) else estimated_rewards
             q = per_action_array("estimated_rewards", given, n, len_list, probabilities=False)
             if q.shape != dist.shape:
                 raise ValueError(f"estimated_rewards must have the shape of action_dist {dist.shape}, got {q.shape}")

@@ -133,7 +133,9 @@ class LogStatistics:
         missing, unknown = sorted(set(names) - set(data)), sorted(set(data) - set(names))
         if missing or unknown:
             raise ValueError(f"LogStatistics.from_dict: missing keys {missing}, unknown keys {unknown}")
-        return cls(**{k: math.nan if data[k] is None else data[k] for k in names})
+        # one value per field, ints and floats mixed: checked by name above, not by type
+        values: dict[str, Any] = {k: math.nan if data[k] is None else data[k] for k in names}
+        return cls(**values)
 
 
 def statistics_table(columns: Mapping[str, LogStatistics]) -> str:

@@ -165,7 +165,7 @@ def logistic_reward_model(
                 logit = (beta[0] + context[test] @ beta[1:1 + context.shape[1]])[:, None]
                 if not per_action:
                     logit = logit + (feats @ beta[1 + context.shape[1]:])[None, :]
-                out[np.ix_(test, acts, [k])] = _sigmoid(logit)[:, :, None]
+                out[np.ix_(test, acts, np.array([k]))] = _sigmoid(logit)[:, :, None]
                 parts.append(_Part(k, acts, rows, test, beta, np.linalg.inv(hess)))
     return LogisticRewardFit(out, context, None if per_action else feats, action, reward, position, tuple(parts))
 

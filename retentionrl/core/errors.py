@@ -1,13 +1,14 @@
-"""The one error type the log layer raises for bad input.
+"""The error types raised for bad user input; the CLI prints their ``str``, a single line, as is.
 
-A :class:`LogError` names the file and, where it applies, the column and the first
-offending rows (1-based data rows, the header not counted), so that a user can open the
-file and find the problem. Its ``str`` is a single line: the CLI prints it as is.
+A :class:`LogError` (an interaction log) names the file and, where it applies, the column
+and the first offending rows (1-based data rows, the header not counted), so that a user
+can open the file and find the problem. An :class:`InputError` is any other bad input (a
+trained policy or checkpoint folder, a config file) and names its file or folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ class LogError(ValueError):
         message: str,
         *,
         column: str | None = None,
-        rows: Sequence[int] = (),
+        rows: Iterable[int] = (),
         values: Sequence[object] = (),
         n_bad: int | None = None,
     ) -> None:
@@ -77,3 +78,16 @@ class LogError(ValueError):
             text += f" ({self.n_bad} row{'s' if self.n_bad != 1 else ''}; first: {', '.join(shown)}"
             text += f", and {more} more)" if more > 0 else ")"
         return text
+
+
+class InputError(ValueError):
+    """Bad or unreadable input other than a log: ``str`` is ``"<source>: <message>"``.
+
+    :param source: the file or folder to blame (or the option that named it).
+    :param message: what is wrong, in words, on one line.
+    """
+
+    def __init__(self, source: str | Path, message: str) -> None:
+        self.source = str(source)
+        self.reason = message
+        super().__init__(f"{self.source}: {message}")

@@ -51,7 +51,7 @@ def from_plain(kind: Any, data: Any, where: str = "$") -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return from_plain(inner, data, where)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if not isinstance(data, dict):
             raise RecordError(f"{where}: expected an object for {kind.__name__}, got {type(data).__name__}")
         hints = typing.get_type_hints(kind)

@@ -24,7 +24,15 @@ import pandas as pd
 
 from retentionrl.interactions.splits import split_users
 from retentionrl.simulators.fidelity.bgnbd import fit_bgnbd, per_visit_features, prob_return_within, whole_log_summary
-from retentionrl.simulators.fidelity.metrics import RETURN_DAYS, binary_metrics, last_value, predict_visits, reliability, return_targets
+from retentionrl.simulators.fidelity.metrics import (
+    RETURN_DAYS,
+    Reliability,
+    binary_metrics,
+    last_value,
+    predict_visits,
+    reliability,
+    return_targets,
+)
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 
 BINARY_HEADS: tuple[tuple[str, str], ...] = (
@@ -49,7 +57,7 @@ class HeadResult:
     outcome: str
     learned: bool
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    reliability: dict[str, object] = field(default_factory=dict)
+    reliability: dict[str, Reliability] = field(default_factory=dict)
 
 
 def evaluation_sets(sim: LearnedSimulator, visits: pd.DataFrame, log_start: pd.Timestamp,
@@ -114,8 +122,8 @@ def baseline_predictions(sim: LearnedSimulator, visits: pd.DataFrame, log_end: p
         "expected_gap": prev_gap,
     }, index=visits.index)
     fit_visits = visits.loc[base_rows]
-    bg = fit_bgnbd(*whole_log_summary(fit_visits, log_end if reference.any() else cutoff).to_numpy().T,
-                   penalizer=1e-3)
+    summary = whole_log_summary(fit_visits, log_end if reference.any() else cutoff)
+    bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"], penalizer=1e-3)
     x, t_x, big_t = per_visit_features(visits)
     p30 = prob_return_within(bg, x, t_x, big_t, RETURN_DAYS)
     # ranking score of the gap: a shopper likelier to return within H is expected back sooner

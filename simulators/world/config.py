@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from retentionrl.core.actions import DEFAULT_COUPON_LEVELS, ActionSpace
 
@@ -295,7 +296,9 @@ class WorldConfig:
             raise WorldVersionError(f"{source} was made by world v{version}; this code is world v{WORLD_VERSION}: "
                                     "regenerate it (retentionrl world logs ...)")
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
-        return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+        # JSON values, checked by __post_init__; JSON arrays become the tuples the fields hold
+        kwargs: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+        return cls(**kwargs)
 
 
 def _require(ok: bool, name: str, value: object, what: str) -> None:

@@ -72,13 +72,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from retentionrl.interactions.history import HistoryFeatures
-from retentionrl.simulators.world.catalog import Catalog
-from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.core.policy import Policy
-from retentionrl.simulators.world.population import ShopperState
+from retentionrl.interactions.history import HistoryFeatures
+from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
+from retentionrl.simulators.world.catalog import Catalog
 from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.population import ShopperState
 
 
 class GroundTruthWorld(ShopperSimulator):
@@ -208,14 +208,15 @@ class GroundTruthWorld(ShopperSimulator):
         arm, coupon_index = self.action_space.decode(np.asarray(actions))
         st, cat = self._state, self.catalog
         lo, size = cat.offsets[arm], np.diff(cat.offsets)[arm]
-        p_click = p_buy = 0.0
+        p_click: np.ndarray | float = 0.0
+        p_buy: np.ndarray | float = 0.0
         for k in range(int(size.max(initial=0))):
             inside = k < size
             item = np.where(inside, lo + k, lo)
             weight = np.where(inside, cat.item_weight[item], 0.0)
             p_click, p = self._response(st, arm, item, coupon_index)[:2]
             p_buy = p_buy + weight * p
-        return p_click, p_buy
+        return np.asarray(p_click), np.asarray(p_buy)
 
     def _visit(self, st: ShopperState, arm: np.ndarray, coupon_index: np.ndarray,
                u: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retentionrl.interactions.horizon import in_window
 from retentionrl.core.policy import Policy
-from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.interactions.horizon import in_window
 from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def expected_profit(world: GroundTruthWorld, rng: np.random.Generator) -> np.nda
     referee needs).
     """
     space, catalog, config = world.action_space, world.catalog, world.config
-    state, n = world.state, world.days.shape[0]
+    state, n = world.state, int(world.days.shape[0])
     mu = np.empty((n, space.n_actions))
     for g in range(space.n_arms):
         arm = np.full(n, g)
@@ -82,7 +82,7 @@ def per_decision_truth(config: WorldConfig, logging: Policy, targets: Mapping[st
     ``n_users`` shoppers (in batches of ``batch``), each shopper followed until churn or day
     :math:`H`; the target policies only score the visited states, they never act."""
     rng = np.random.default_rng(seed)
-    totals = {name: [] for name in targets}
+    totals: dict[str, list[np.ndarray]] = {name: [] for name in targets}
     visits: list[np.ndarray] = []
     world = GroundTruthWorld(config)
     for start in range(0, n_users, batch):
@@ -104,9 +104,9 @@ def per_decision_truth(config: WorldConfig, logging: Policy, targets: Mapping[st
         for name in targets:
             totals[name].append(sums[name])
     t = np.concatenate(visits)
-    out: dict[str, TruthValue] = {}
+    truth: dict[str, TruthValue] = {}
     for name in targets:
         a = np.concatenate(totals[name])
         value = float(a.sum() / t.sum())
-        out[name] = TruthValue(value, float(np.sqrt(((a - value * t) ** 2).sum()) / t.sum()))
-    return out
+        truth[name] = TruthValue(value, float(np.sqrt(((a - value * t) ** 2).sum()) / t.sum()))
+    return truth
