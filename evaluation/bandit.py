@@ -54,6 +54,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from retentionrl.core.interval import Interval
 from retentionrl.evaluation._checks import (
     float_vector,
     int_vector,
@@ -63,7 +64,6 @@ from retentionrl.evaluation._checks import (
 )
 from retentionrl.evaluation.fit_influence import RewardFit
 from retentionrl.evaluation.intervals import (
-    Interval,
     empirical_bernstein_lower,
     percentile_interval,
     resampled_sums,

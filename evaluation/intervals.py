@@ -22,32 +22,10 @@ Two kinds:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from retentionrl.core.interval import Interval
 from retentionrl.evaluation._checks import alpha_level
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate with a two-sided bootstrap interval and a one-sided lower bound.
-
-    ``lower_bound`` is NaN where no concentration bound applies (self-normalized estimators).
-    """
-
-    estimate: float
-    low: float
-    high: float
-    lower_bound: float = float("nan")
-    alpha: float = 0.05
-
-    def covers(self, value: float) -> bool:
-        """Whether ``low <= value <= high``."""
-        return bool(self.low <= value <= self.high)
-
-    def __str__(self) -> str:
-        return f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}]"
 
 
 def resample_counts(n_units: int, n_bootstrap: int, rng: np.random.Generator | int | None) -> np.ndarray:
@@ -136,9 +114,9 @@ def percentile_interval(estimate: float, resampled: np.ndarray, alpha: float = 0
     resampled = np.asarray(resampled, dtype=np.float64)
     resampled = resampled[np.isfinite(resampled)]
     if resampled.size < 2:
-        return Interval(float(estimate), float("nan"), float("nan"), lower_bound, alpha)
+        return Interval(float(estimate), float("nan"), float("nan"), lower_bound=lower_bound, alpha=alpha)
     low, high = np.quantile(resampled, [alpha / 2, 1 - alpha / 2])
-    return Interval(float(estimate), float(low), float(high), float(lower_bound), alpha)
+    return Interval(float(estimate), float(low), float(high), lower_bound=float(lower_bound), alpha=alpha)
 
 
 def empirical_bernstein_lower(values: np.ndarray, delta: float = 0.05, value_range: float | None = None) -> float:

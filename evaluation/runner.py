@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from retentionrl.core.interval import Interval
 from retentionrl.evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
 from retentionrl.evaluation.diagnostics import WeightDiagnostics, unsupported_mass
 from retentionrl.evaluation.fqe import CrossFittedRidge, RidgeDesign, fit_fqe
-from retentionrl.evaluation.intervals import Interval
 from retentionrl.evaluation.trajectory import (
     TrajectoryInputs,
     default_trajectory_estimators,

@@ -37,10 +37,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from retentionrl.core.interval import Interval
 from retentionrl.evaluation._checks import float_vector, probability_vector, propensity_vector
 from retentionrl.evaluation.diagnostics import WeightDiagnostics
 from retentionrl.evaluation.intervals import (
-    Interval,
     empirical_bernstein_lower,
     percentile_interval,
     resample_counts,
@@ -304,7 +304,7 @@ def evaluate_trajectories(
             resampled = ((counts @ t.num) / (counts @ t.den)).sum(axis=1)
         lower = float("nan")
         if not est.fixed_model_interval:
-            out[est.name] = Interval(t.value(), float("nan"), float("nan"), float("nan"), alpha)
+            out[est.name] = Interval(t.value(), float("nan"), float("nan"), alpha=alpha)
             continue
         if not t.self_normalized and inputs.n_trajectories >= 2:
             lower = empirical_bernstein_lower(t.num.sum(axis=1), alpha, value_range)

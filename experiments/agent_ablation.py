@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         w = evaluate_policy(world, policy, args.users, args.seed + 1)
         rows.append(row(name, s, w, minutes))
         print(f"{name:28s} sim {s.return_visits} profit {s.profit} | world {w.return_visits} profit {w.profit} "
-              f"coupon {w.coupon_cost.mean:.2f}", flush=True)
+              f"coupon {w.coupon_cost.estimate:.2f}", flush=True)
 
     fitted = baselines(args.logs, sim)
     for policy in fitted:

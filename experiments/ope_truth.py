@@ -122,7 +122,7 @@ def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], tru
     for name, (policy, _) in targets.items():
         visits = world.evaluate(policy, truth_users, seed=10_000).return_visits
         truth[name] = {"per-decision": decision[name].value, "per-decision-se": decision[name].se,
-                       "per-trajectory": visits.mean, "per-trajectory-se": (visits.high - visits.low) / 3.92}
+                       "per-trajectory": visits.estimate, "per-trajectory-se": (visits.high - visits.low) / 3.92}
         print(f"truth {name}: profit/visit {decision[name].value:.4f} (se {decision[name].se:.4f}), "
               f"return visits {visits}  ({time.time() - t0:.0f}s)", flush=True)
     if cache is not None:

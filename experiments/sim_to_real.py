@@ -29,7 +29,8 @@ from retentionrl.interactions.io import read_events
 from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.policy_registry import make_policy
-from retentionrl.simulators.rollout import Z95, evaluate_policy, format_table
+from retentionrl.core.interval import Z95
+from retentionrl.simulators.rollout import evaluate_policy, format_table
 from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
@@ -112,8 +113,8 @@ if __name__ == "__main__":
         for base in ("logging (true)", "myopic-greedy"):
             a, b = world[algo], world[base]
             se_a, se_b = (a.high - a.low) / (2 * Z95), (b.high - b.low) / (2 * Z95)
-            gain = a.mean / b.mean - 1.0
-            se = ((se_a / b.mean) ** 2 + (a.mean * se_b / b.mean**2) ** 2) ** 0.5
+            gain = a.estimate / b.estimate - 1.0
+            se = ((se_a / b.estimate) ** 2 + (a.estimate * se_b / b.estimate**2) ** 2) ** 0.5
             print(f"{algo} vs {base}: return visits {gain:+.1%} [{gain - Z95 * se:+.1%}, {gain + Z95 * se:+.1%}]")
     print("\n" + "\n".join(f"{k:<28} {v:,.0f}" for k, v in timings.items()))
     (out / "results.json").write_text(json.dumps(

@@ -37,7 +37,7 @@ from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.interface import ShopperSimulator
 from retentionrl.core.policy import Policy
 from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
-from retentionrl.simulators.rollout import Estimate
+from retentionrl.core.interval import Interval
 from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
@@ -75,7 +75,7 @@ def parse_args() -> Args:
     return Args(**vars(parser.parse_args()))
 
 
-def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) -> dict[str, Estimate]:
+def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) -> dict[str, Interval]:
     """Share active at each day of :data:`CHECK_DAYS` and return visits within H, per shopper."""
     sim_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
     horizon = sim.horizon_days
@@ -90,8 +90,8 @@ def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) 
         visits += alive
         churn_day = np.where(alive & out.churned, day, churn_day)
         alive &= ~out.churned & in_window(sim.days, horizon)
-    metrics = {f"active_day_{t}": Estimate.of(churn_day >= t) for t in CHECK_DAYS}
-    metrics["return_visits"] = Estimate.of(visits - 1)
+    metrics = {f"active_day_{t}": Interval.of(churn_day >= t) for t in CHECK_DAYS}
+    metrics["return_visits"] = Interval.of(visits - 1)
     return metrics
 
 
@@ -102,7 +102,7 @@ def separated_policies(rows: list[dict]) -> list[dict]:
     """Rows whose true 90-day retention intervals do not overlap, taken greedily from the
     highest: where the world's own intervals overlap, no order is there to recover."""
     chosen: list[dict] = []
-    for row in sorted(rows, key=lambda r: -r["world"]["active_day_90"].mean):
+    for row in sorted(rows, key=lambda r: -r["world"]["active_day_90"].estimate):
         if not chosen or row["world"]["active_day_90"].high < chosen[-1]["world"]["active_day_90"].low:
             chosen.append(row)
     return chosen
@@ -118,21 +118,21 @@ def print_table(rows: list[dict], logging_policy: str) -> tuple[float, float, li
         for m in METRICS:
             w, s = row["world"][m], row["simulator"][m]
             scale = 100.0 if m.startswith("active") else 1.0
-            diff = (s.mean - w.mean) * scale
+            diff = (s.estimate - w.estimate) * scale
             if m.startswith("active"):
                 row_worst = max(row_worst, abs(diff))
-            cells.append(f"{w.mean * scale:6.2f}±{(w.high - w.mean) * scale:4.2f} {s.mean * scale:6.2f}±"
-                         f"{(s.high - s.mean) * scale:4.2f} ({diff:+5.2f})")
+            cells.append(f"{w.estimate * scale:6.2f}±{(w.high - w.estimate) * scale:4.2f} {s.estimate * scale:6.2f}±"
+                         f"{(s.high - s.estimate) * scale:4.2f} ({diff:+5.2f})")
         worst = max(worst, row_worst)
         if row_worst <= args.tolerance_pp:
             within.append(row["policy"])
         print(f"{row['policy'] + (' *' if row['policy'] == logging_policy else ''):20s} "
               + " ".join(f"{c:>36s}" for c in cells))
-    rho = spearmanr([r["world"]["active_day_90"].mean for r in rows],
-                    [r["simulator"]["active_day_90"].mean for r in rows]).statistic
+    rho = spearmanr([r["world"]["active_day_90"].estimate for r in rows],
+                    [r["simulator"]["active_day_90"].estimate for r in rows]).statistic
     separated = separated_policies(rows)
-    rho_separated = spearmanr([r["world"]["active_day_90"].mean for r in separated],
-                              [r["simulator"]["active_day_90"].mean for r in separated]).statistic
+    rho_separated = spearmanr([r["world"]["active_day_90"].estimate for r in separated],
+                              [r["simulator"]["active_day_90"].estimate for r in separated]).statistic
     print("cells: world±95% simulator±95% (simulator - world); shares in %; * = logging policy")
     print(f"largest |difference| in share active: {worst:.2f} pp (target <= {args.tolerance_pp} pp); "
           f"Spearman rho of 90-day retention over {len(rows)} policies: {rho:.3f}; over the "
@@ -189,7 +189,7 @@ if len(fits) > 1:
     for i, name in enumerate(POLICY_NAMES):
         cells = []
         for m in METRICS[:-1]:
-            d = np.array([100 * (f["rows"][i][f"simulator/{m}"]["mean"] - f["rows"][i][f"world/{m}"]["mean"]) for f in fits])
+            d = np.array([100 * (f["rows"][i][f"simulator/{m}"]["estimate"] - f["rows"][i][f"world/{m}"]["estimate"]) for f in fits])
             cells.append(f"{d.mean():+6.2f} [{d.min():+6.2f}, {d.max():+6.2f}]")
         hits = sum(name in f["within_tolerance"] for f in fits)
         print(f"{name + (' *' if name == args.logging_policy else ''):20s} " + " ".join(f"{c:>24s}" for c in cells)

@@ -81,7 +81,7 @@ import numpy as np
 
 from retentionrl.core.atomic import atomic_write_text
 from retentionrl.simulators.policy_registry import make_policy
-from retentionrl.simulators.rollout import Z95, Estimate
+from retentionrl.core.interval import Z95, Interval
 from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
 
@@ -108,7 +108,7 @@ class Row:
     """One line of the table: a measurement of the world beside its published figure."""
 
     measurement: str
-    world: Estimate | str
+    world: Interval | str
     published: str
     source: str
 
@@ -116,26 +116,26 @@ class Row:
 # ---------------------------------------------------------------- estimates
 
 
-def _ratio(a: np.ndarray, b: np.ndarray) -> Estimate:
+def _ratio(a: np.ndarray, b: np.ndarray) -> Interval:
     """:math:`\\bar a / \\bar b` of paired per-shopper terms; delta-method interval."""
     r = a.mean() / b.mean()
     half = Z95 * ((a - r * b) / b.mean()).std(ddof=1) / np.sqrt(a.size)
-    return Estimate(float(r), float(r - half), float(r + half))
+    return Interval(float(r), float(r - half), float(r + half))
 
 
-def _log_ratio(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> Estimate:
+def _log_ratio(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> Interval:
     """:math:`\\log(\\bar a / \\bar b) / scale` of paired per-shopper terms; delta-method interval."""
     v = np.log(a.mean() / b.mean()) / scale
     half = Z95 * abs((a / a.mean() - b / b.mean()).std(ddof=1) / scale) / np.sqrt(a.size)
-    return Estimate(float(v), float(v - half), float(v + half))
+    return Interval(float(v), float(v - half), float(v + half))
 
 
-def _difference_of_shares(x: np.ndarray, y: np.ndarray) -> Estimate:
+def _difference_of_shares(x: np.ndarray, y: np.ndarray) -> Interval:
     """Mean of 0/1 ``x`` minus mean of 0/1 ``y`` (independent samples)."""
     p, q = x.mean(), y.mean()
     d = p - q
     half = Z95 * np.sqrt(p * (1 - p) / x.size + q * (1 - q) / y.size)
-    return Estimate(float(d), float(d - half), float(d + half))
+    return Interval(float(d), float(d - half), float(d + half))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -158,7 +158,7 @@ def expected_units(world: GroundTruthWorld, arm: np.ndarray, coupon_index: int) 
     return purchases, purchases * units_per_purchase(world.config, world.config.coupon_levels[coupon_index])
 
 
-def coupon_elasticity(config: WorldConfig, n: int, seed: int) -> dict[str, dict[float, Estimate]]:
+def coupon_elasticity(config: WorldConfig, n: int, seed: int) -> dict[str, dict[float, Interval]]:
     """(a) Arc elasticity of expected units (``"units"``) and of expected purchases
     (``"incidence"``) between no coupon and each coupon level, at a first visit shown a
     uniformly random group."""
@@ -166,7 +166,7 @@ def coupon_elasticity(config: WorldConfig, n: int, seed: int) -> dict[str, dict[
     world.reset(n, seed=seed)
     arm = np.random.default_rng(seed).integers(0, config.n_groups, n)
     buys0, units0 = expected_units(world, arm, 0)
-    out: dict[str, dict[float, Estimate]] = {"units": {}, "incidence": {}}
+    out: dict[str, dict[float, Interval]] = {"units": {}, "incidence": {}}
     for k, c in enumerate(config.coupon_levels[1:], start=1):
         buys, units = expected_units(world, arm, k)
         out["units"][c] = _log_ratio(units, units0, np.log1p(-c))
@@ -174,7 +174,7 @@ def coupon_elasticity(config: WorldConfig, n: int, seed: int) -> dict[str, dict[
     return out
 
 
-def regular_price_elasticity(config: WorldConfig, n: int, seed: int, rise: float = 0.05) -> Estimate:
+def regular_price_elasticity(config: WorldConfig, n: int, seed: int, rise: float = 0.05) -> Interval:
     """(b) Elasticity of expected units to every list price x ``1 + rise`` (no coupon), same
     shoppers and groups: the reference price, the item's own list price less the expected
     discount, rises with it, and so does each group's typical price, so only the group
@@ -230,7 +230,7 @@ def deal_term(config: WorldConfig, x: float | np.ndarray) -> np.ndarray:
 
 
 def loss_aversion(config: WorldConfig, n: int, seed: int,
-                  deltas: tuple[float, ...] = (0.05, 0.10, 0.20)) -> dict[float, dict[str, Estimate | float]]:
+                  deltas: tuple[float, ...] = (0.05, 0.10, 0.20)) -> dict[float, dict[str, Interval | float]]:
     """(c) For each :math:`\\Delta`: the purchase-logit and probability effects of a gain and
     of a loss of :math:`\\Delta` against the reference, loss / gain of each, and the law's
     loss / gain of the logit, :math:`-D(-\\Delta) / D(\\Delta)` (``"law"``)."""
@@ -239,12 +239,12 @@ def loss_aversion(config: WorldConfig, n: int, seed: int,
     points = (0.0, *deltas, *(-d for d in deltas))
     resp = reference_response(config, n, seed, points, config.coupon_levels.index(DEAL))
     p0 = resp[0.0]["p"]
-    out: dict[float, dict[str, Estimate | float]] = {}
+    out: dict[float, dict[str, Interval | float]] = {}
     for d in deltas:
         pg, pl = resp[d]["p"], resp[-d]["p"]
         gain, loss = _logit(pg) - _logit(p0), _logit(p0) - _logit(pl)
-        out[d] = {"logit_gain": Estimate.of(gain), "logit_loss": Estimate.of(loss), "logit_ratio": _ratio(loss, gain),
-                  "prob_gain": Estimate.of(pg - p0), "prob_loss": Estimate.of(p0 - pl),
+        out[d] = {"logit_gain": Interval.of(gain), "logit_loss": Interval.of(loss), "logit_ratio": _ratio(loss, gain),
+                  "prob_gain": Interval.of(pg - p0), "prob_loss": Interval.of(p0 - pl),
                   "prob_ratio": _ratio(p0 - pl, pg - p0),
                   "law": float(-deal_term(config, -d) / deal_term(config, d)),
                   "expectation_gain": float(resp[d]["e"][0]), "expectation_loss": float(resp[-d]["e"][0])}
@@ -252,7 +252,7 @@ def loss_aversion(config: WorldConfig, n: int, seed: int,
 
 
 def coupon_ladder_asymmetry(config: WorldConfig, n: int, seed: int,
-                            expectation: float = 0.10) -> dict[str, Estimate | float]:
+                            expectation: float = 0.10) -> dict[str, Interval | float]:
     """(c') Loss slope over gain slope on the ladder of offers 0, ``expectation`` and
     :data:`DEAL` to shoppers (first visit, random group) who all expect ``expectation``:
     the kink of the reference-price term sits at the middle rung for every item.
@@ -270,7 +270,7 @@ def coupon_ladder_asymmetry(config: WorldConfig, n: int, seed: int,
     rungs = (0.0, expectation, DEAL)
     loss_step, gain_step = -np.log1p(-expectation), np.log1p(-expectation) - np.log1p(-DEAL)
 
-    def slopes(v: dict[float, np.ndarray]) -> Estimate:
+    def slopes(v: dict[float, np.ndarray]) -> Interval:
         return _ratio((v[expectation] - v[0.0]) / loss_step, (v[DEAL] - v[expectation]) / gain_step)
 
     world = GroundTruthWorld(config)
@@ -364,32 +364,32 @@ def promotion(config: WorldConfig, n: int, seed: int, windows: tuple[int, ...] =
     return runs
 
 
-def dip_rows(runs: dict[str, Followed], horizon: int) -> dict[str, Estimate]:
+def dip_rows(runs: dict[str, Followed], horizon: int) -> dict[str, Interval]:
     """(d) Bump at visit 0, expected units and purchases after it per window, the offset
     share and the next gap: deal arm minus no-coupon arm, paired over shoppers."""
     deal, none = runs["deal"], runs["none"]
     bump = deal.first["expected_units"] - none.first["expected_units"]
-    out = {"bump_units": Estimate.of(bump), "none_units_visit0": Estimate.of(none.first["expected_units"]),
-           "bump_purchases": Estimate.of(deal.first["expected_purchases"] - none.first["expected_purchases"])}
+    out = {"bump_units": Interval.of(bump), "none_units_visit0": Interval.of(none.first["expected_units"]),
+           "bump_purchases": Interval.of(deal.first["expected_purchases"] - none.first["expected_purchases"])}
     for w in deal.after:
         dip = deal.after[w]["expected_units"] - none.after[w]["expected_units"]
-        out[f"dip_units_{w}"] = Estimate.of(dip)
-        out[f"none_units_after_{w}"] = Estimate.of(none.after[w]["expected_units"])
+        out[f"dip_units_{w}"] = Interval.of(dip)
+        out[f"none_units_after_{w}"] = Interval.of(none.after[w]["expected_units"])
         relative = _ratio(deal.after[w]["expected_units"], none.after[w]["expected_units"])
-        out[f"dip_units_relative_{w}"] = Estimate(relative.mean - 1, relative.low - 1, relative.high - 1)
+        out[f"dip_units_relative_{w}"] = Interval(relative.estimate - 1, relative.low - 1, relative.high - 1)
         buys = deal.after[w]["expected_purchases"] - none.after[w]["expected_purchases"]
-        out[f"dip_purchases_{w}"] = Estimate.of(buys)
-        out[f"dip_visits_{w}"] = Estimate.of(deal.after[w]["visits"] - none.after[w]["visits"])
+        out[f"dip_purchases_{w}"] = Interval.of(buys)
+        out[f"dip_visits_{w}"] = Interval.of(deal.after[w]["visits"] - none.after[w]["visits"])
         out[f"offset_share_{w}"] = _ratio(-dip, bump)
     back = (deal.first["gap"] <= horizon) & (none.first["gap"] <= horizon)
-    out["gap_none"] = Estimate.of(none.first["gap"][back])
-    out["gap_change"] = Estimate.of(deal.first["gap"][back] - none.first["gap"][back])
+    out["gap_none"] = Interval.of(none.first["gap"][back])
+    out["gap_change"] = Interval.of(deal.first["gap"][back] - none.first["gap"][back])
     bought = (deal.first["units"] > 0) & back
-    out["gap_change_buyers"] = Estimate.of(deal.first["gap"][bought] - none.first["gap"][bought])
+    out["gap_change_buyers"] = Interval.of(deal.first["gap"][bought] - none.first["gap"][bought])
     return out
 
 
-def repeat_rows(runs: dict[str, Followed], seed: int, window: int = 90) -> dict[str, Estimate]:
+def repeat_rows(runs: dict[str, Followed], seed: int, window: int = 90) -> dict[str, Interval]:
     """(e) Repeat purchase within ``window`` days after a deal vs a full-price purchase at visit 0."""
     deal, none = runs["deal"], runs["none"]
     repeat = {name: run.after[window]["purchases"] > 0 for name, run in runs.items()}
@@ -397,13 +397,13 @@ def repeat_rows(runs: dict[str, Followed], seed: int, window: int = 90) -> dict[
     coin = np.random.default_rng([seed, 1]).random(bought["deal"].size) < 0.5  # the randomised coupon
     naive = _difference_of_shares(repeat["deal"][coin & bought["deal"]], repeat["none"][~coin & bought["none"]])
     both = bought["deal"] & bought["none"]
-    return {"naive": naive, "randomised": Estimate.of(repeat["deal"][both].astype(float) - repeat["none"][both]),
-            "repeat_full_price": Estimate.of(repeat["none"][both]),
-            "itt": Estimate.of(repeat["deal"].astype(float) - repeat["none"])}
+    return {"naive": naive, "randomised": Interval.of(repeat["deal"][both].astype(float) - repeat["none"][both]),
+            "repeat_full_price": Interval.of(repeat["none"][both]),
+            "itt": Interval.of(repeat["deal"].astype(float) - repeat["none"])}
 
 
 def coupon_policies(config: WorldConfig, n: int, seed: int,
-                    windows: tuple[int, ...] = (90, 365)) -> dict[str, Estimate]:
+                    windows: tuple[int, ...] = (90, 365)) -> dict[str, Interval]:
     """(f) always-coupon vs never-coupon: profit and return visits within each window."""
     world = GroundTruthWorld(config)
     runs = {}
@@ -415,10 +415,10 @@ def coupon_policies(config: WorldConfig, n: int, seed: int,
         profit = {name: run.first["profit"] + run.after[w]["profit"] for name, run in runs.items()}
         visits = {name: run.after[w]["visits"] for name, run in runs.items()}
         for name in runs:
-            out[f"profit_{w}_{name}"] = Estimate.of(profit[name])
-            out[f"visits_{w}_{name}"] = Estimate.of(visits[name])
-        out[f"profit_{w}_diff"] = Estimate.of(profit["always-coupon"] - profit["never-coupon"])
-        out[f"visits_{w}_diff"] = Estimate.of(visits["always-coupon"] - visits["never-coupon"])
+            out[f"profit_{w}_{name}"] = Interval.of(profit[name])
+            out[f"visits_{w}_{name}"] = Interval.of(visits[name])
+        out[f"profit_{w}_diff"] = Interval.of(profit["always-coupon"] - profit["never-coupon"])
+        out[f"visits_{w}_diff"] = Interval.of(visits["always-coupon"] - visits["never-coupon"])
     return out
 
 
@@ -471,10 +471,10 @@ def measure(config: WorldConfig, n: int, seed: int) -> tuple[list[Row], dict[str
         Row("e. ... all shoppers, C-N (intention to treat)", e["itt"], "", ""),
     ]
     for w in (90, 365):
-        line = (f"always {f[f'profit_{w}_always-coupon'].mean:.2f} vs never {f[f'profit_{w}_never-coupon'].mean:.2f}: "
+        line = (f"always {f[f'profit_{w}_always-coupon'].estimate:.2f} vs never {f[f'profit_{w}_never-coupon'].estimate:.2f}: "
                 f"{f[f'profit_{w}_diff']}")
         rows.append(Row(f"f. profit per shopper, {w} d", line, "", ""))
-        line = (f"always {f[f'visits_{w}_always-coupon'].mean:.3f} vs never {f[f'visits_{w}_never-coupon'].mean:.3f}: "
+        line = (f"always {f[f'visits_{w}_always-coupon'].estimate:.3f} vs never {f[f'visits_{w}_never-coupon'].estimate:.3f}: "
                 f"{f[f'visits_{w}_diff']}")
         rows.append(Row(f"f. return visits per shopper, {w} d", line, "", ""))
     details = {"coupon_elasticity": {k: {str(c): v for c, v in d_.items()} for k, d_ in a.items()},
@@ -515,7 +515,7 @@ def load_config(text: str | None) -> WorldConfig:
 
 
 def _jsonable(value: object) -> object:
-    if isinstance(value, Estimate):
+    if isinstance(value, Interval):
         return asdict(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}

@@ -35,32 +35,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from tqdm.auto import tqdm
 
+from retentionrl.core.interval import Interval
 from retentionrl.core.policy import Policy
 from retentionrl.interactions.horizon import in_window
 from retentionrl.simulators.interface import ShopperSimulator
-
-Z95 = 1.959963984540054
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over shoppers with its 95% normal-approximation interval."""
-
-    mean: float
-    low: float
-    high: float
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> Estimate:
-        """Mean and interval of per-shopper ``values``."""
-        values = np.asarray(values, dtype=np.float64)
-        mean = float(values.mean())
-        half = Z95 * float(values.std(ddof=1)) / np.sqrt(values.size) if values.size > 1 else float("nan")
-        return cls(mean, mean - half, mean + half)
-
-    def __str__(self) -> str:
-        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
-
 
 @dataclass(frozen=True)
 class PolicyValue:
@@ -76,19 +54,19 @@ class PolicyValue:
     n_users: int
     horizon_days: int
     days: int
-    return_visits: Estimate
-    active_at_horizon: Estimate
-    profit: Estimate
-    coupon_cost: Estimate
-    purchases: Estimate
-    first_visit_purchase: Estimate
+    return_visits: Interval
+    active_at_horizon: Interval
+    profit: Interval
+    coupon_cost: Interval
+    purchases: Interval
+    first_visit_purchase: Interval
 
-    def metrics(self) -> dict[str, Estimate]:
+    def metrics(self) -> dict[str, Interval]:
         """The metrics by name, in column order."""
-        return {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), Estimate)}
+        return {f.name: v for f in fields(self) if isinstance(v := getattr(self, f.name), Interval)}
 
     def to_dict(self) -> dict[str, object]:
-        """Plain dict (JSON-ready): metrics as ``{"mean", "low", "high"}``."""
+        """Plain dict (JSON-ready): metrics as ``{"estimate", "low", "high", "n", ...}``."""
         return asdict(self)
 
 
@@ -147,17 +125,17 @@ def evaluate_policy(
         n_users=int(n_users),
         horizon_days=int(horizon),
         days=int(window),
-        return_visits=Estimate.of(visits - 1),
-        active_at_horizon=Estimate.of(~churned),
-        profit=Estimate.of(profit),
-        coupon_cost=Estimate.of(cost),
-        purchases=Estimate.of(purchases),
-        first_visit_purchase=Estimate.of(first_purchase),
+        return_visits=Interval.of(visits - 1),
+        active_at_horizon=Interval.of(~churned),
+        profit=Interval.of(profit),
+        coupon_cost=Interval.of(cost),
+        purchases=Interval.of(purchases),
+        first_visit_purchase=Interval.of(first_purchase),
     )
 
 
 def format_table(values: Sequence[PolicyValue]) -> str:
-    """A plain-text table: one row per policy, each metric as ``mean [low, high]``."""
+    """A plain-text table: one row per policy, each metric as ``estimate [low, high]``."""
     if not values:
         return "(no policies)"
     names = list(values[0].metrics())

@@ -132,8 +132,8 @@ def test_env_rollout_and_logs_agree_at_the_boundary(name: str, logged) -> None:
     assert (truncated, terminated) == (active, not active)
     # true-value rollouts
     value = evaluate_policy(ScriptedShoppers([days]), UniformPolicy(SPACE), 2, seed=0)
-    assert value.return_visits.mean == return_visits
-    assert value.active_at_horizon.mean == float(active)
+    assert value.return_visits.estimate == return_visits
+    assert value.active_at_horizon.estimate == float(active)
     # logged trajectories, decisions and off-policy steps of the shopper's first lifetime
     visits, _ = logged
     mine = visits["user_id"].to_numpy() == name

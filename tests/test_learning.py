@@ -11,11 +11,11 @@ import pytest
 from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import load_policy, train
 from retentionrl.simulators.world.logging_policies import UniformPolicy
-from retentionrl.simulators.rollout import Estimate, evaluate_policy
+from retentionrl.core.interval import Z95, Interval
+from retentionrl.simulators.rollout import evaluate_policy
 from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 
-Z95 = 1.959963984540054
 BUDGETS = {
     "ppo": dict(total_steps=32_768),
     "dqn": dict(total_steps=32_768, dqn_learning_starts=1_000, dqn_buffer_size=20_000, dqn_exploration_fraction=0.5,
@@ -23,7 +23,7 @@ BUDGETS = {
 }
 
 
-def standard_error(e: Estimate) -> float:
+def standard_error(e: Interval) -> float:
     return (e.high - e.low) / (2 * Z95)
 
 
@@ -34,5 +34,5 @@ def test_agent_trained_in_the_world_beats_random_by_several_standard_errors(algo
     train(config, tmp_path, progress=False)
     agent = evaluate_policy(GroundTruthWorld(), load_policy(tmp_path), 3_000, 5).return_visits
     random = evaluate_policy(GroundTruthWorld(), UniformPolicy(WorldConfig().action_space), 3_000, 5).return_visits
-    margin = (agent.mean - random.mean) / np.hypot(standard_error(agent), standard_error(random))
+    margin = (agent.estimate - random.estimate) / np.hypot(standard_error(agent), standard_error(random))
     assert margin > 4.0, (agent, random, margin)

@@ -35,8 +35,8 @@ def test_truth_of_the_logging_policy_is_its_profit_per_visit():
     logging = make_policy("softmax", config)
     truth = per_decision_truth(config, logging, {"logging": logging}, 10_000, seed=1)["logging"]
     rollout = GroundTruthWorld(config).evaluate(logging, 10_000, seed=2)
-    per_visit = rollout.profit.mean / (1.0 + rollout.return_visits.mean)
-    se_rollout = per_visit * (rollout.profit.high - rollout.profit.mean) / 1.96 / rollout.profit.mean
+    per_visit = rollout.profit.estimate / (1.0 + rollout.return_visits.estimate)
+    se_rollout = per_visit * (rollout.profit.high - rollout.profit.estimate) / 1.96 / rollout.profit.estimate
     assert truth.se > 0
     assert abs(truth.value - per_visit) < 4 * np.hypot(truth.se, se_rollout)
 

@@ -49,18 +49,18 @@ class ClockworkShoppers(ShopperSimulator):
 def test_values_over_the_horizon_by_default():
     v = evaluate_policy(ClockworkShoppers(), UniformPolicy(ActionSpace(2)), 10, seed=0)
     assert (v.horizon_days, v.days) == (90, 90)
-    assert v.return_visits.mean == 2.0  # visits on days 0, 30, 60; the next falls on day 90
-    assert v.active_at_horizon.mean == 1.0  # nobody churns before their 5th visit
-    assert v.profit.mean == 15.0 and v.coupon_cost.mean == 3.0 and v.purchases.mean == 3.0
+    assert v.return_visits.estimate == 2.0  # visits on days 0, 30, 60; the next falls on day 90
+    assert v.active_at_horizon.estimate == 1.0  # nobody churns before their 5th visit
+    assert v.profit.estimate == 15.0 and v.coupon_cost.estimate == 3.0 and v.purchases.estimate == 3.0
 
 
 def test_values_over_365_days_follow_shoppers_past_the_horizon():
     v = evaluate_policy(ClockworkShoppers(), UniformPolicy(ActionSpace(2)), 10, seed=0, days=365)
     assert (v.horizon_days, v.days) == (90, 365)
     # churners: 5 visits (days 0-120), then churn; the others: 13 visits (days 0-360)
-    assert v.return_visits.mean == pytest.approx((4 + 12) / 2)
-    assert v.active_at_horizon.mean == 0.5
-    assert v.profit.mean == pytest.approx(5.0 * (5 + 13) / 2)
+    assert v.return_visits.estimate == pytest.approx((4 + 12) / 2)
+    assert v.active_at_horizon.estimate == 0.5
+    assert v.profit.estimate == pytest.approx(5.0 * (5 + 13) / 2)
     assert v.to_dict()["days"] == 365
     assert "per shopper over 365 days (churn: no return within H = 90 days)" in format_table([v])
 

@@ -226,7 +226,7 @@ def test_world_config_round_trips_and_refuses_other_versions():
 
 def test_myopic_retains_fewer_than_satisfaction_aware(values):
     myopic, aware = values["myopic"], values["satisfaction-aware"]
-    assert myopic.first_visit_purchase.mean > 0  # it does win clicks and sales now
+    assert myopic.first_visit_purchase.estimate > 0  # it does win clicks and sales now
     assert myopic.active_at_horizon.high < aware.active_at_horizon.low
     assert myopic.return_visits.high < aware.return_visits.low
 
@@ -235,8 +235,8 @@ def test_evaluate_is_seeded_and_reports_intervals(values):
     again = GroundTruthWorld(CONFIG).evaluate(make_policy("never-coupon", CONFIG), 5000, seed=123)
     assert again == values["never-coupon"]
     d = again.to_dict()
-    assert d["n_users"] == 5000 and set(d["profit"]) == {"mean", "low", "high"}
-    assert again.profit.low < again.profit.mean < again.profit.high
+    assert d["n_users"] == 5000 and set(d["profit"]) == {"estimate", "low", "high", "n", "lower_bound", "alpha"}
+    assert again.profit.low < again.profit.estimate < again.profit.high
 
 
 def test_items_are_drawn_by_their_zipf_weight_inside_the_shown_group(world):

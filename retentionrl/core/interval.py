@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+Z95 = float(norm.ppf(0.975))
+"""The standard normal's 97.5% quantile: the half-width of a 95% interval in standard errors."""
+
 
 @dataclass(frozen=True)
 class Interval:

@@ -45,7 +45,7 @@ from retentionrl.interactions.trajectories import trajectory_table, visits_with_
 from retentionrl.pipeline.results import ArmShare, Curve, OffPolicy, PlaceValue, SegmentBehaviour
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.observation import column, visit_count
-from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
+from retentionrl.simulators.rollout import evaluate_policy
 
 AT_RISK_DAYS = 30.0
 """Days since the previous visit from which a shopper counts as at risk."""
@@ -104,7 +104,7 @@ def rollout(simulator: ShopperSimulator, policy: Policy, name: str, n_users: int
     policy.name = name
     value = evaluate_policy(recorder, policy, n_users, seed)
     curve = kaplan_meier(recorder.duration, recorder.churned)
-    return PlaceValue(values=value_intervals(value), curve=curve_record(curve, simulator.horizon_days))
+    return PlaceValue(values=value.metrics(), curve=curve_record(curve, simulator.horizon_days))
 
 
 def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto") -> tuple[Curve, Interval | None]:
@@ -120,9 +120,6 @@ def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto")
     return curve, Interval.of(counts) if len(counts) > 1 else None
 
 
-def value_intervals(value: PolicyValue) -> dict[str, Interval]:
-    """A :class:`PolicyValue`'s metrics, each over its ``n_users`` shoppers."""
-    return {k: Interval(e.mean, e.low, e.high, value.n_users) for k, e in value.metrics().items()}
 
 
 def segments(obs: np.ndarray, horizon_days: float) -> np.ndarray:

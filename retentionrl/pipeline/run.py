@@ -299,7 +299,7 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         from retentionrl.agents.uplift import UpliftPolicy
         from retentionrl.evaluation.selection import recommend
         from retentionrl.interactions.io import read_events
-        from retentionrl.pipeline.measure import behaviour, off_policy, rollout, value_intervals
+        from retentionrl.pipeline.measure import behaviour, off_policy, rollout
         from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
         from retentionrl.simulators.world.logging_policies import UniformPolicy
         from retentionrl.simulators.rollout import evaluate_policy
@@ -352,7 +352,7 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
                 "kind": kinds[name], "simulator": rollout(simulator, policy, name, n_users, seed),
                 "world": rollout(world, policy, name, n_users, seed) if world is not None else None,
                 # candidates: their value in each member, for the selection
-                "members": [value_intervals(evaluate_policy(m, policy, n_users, seed)) for m in members]
+                "members": [evaluate_policy(m, policy, n_users, seed).metrics() for m in members]
                 if kinds[name] != "heuristic" else [],
                 "behaviour": behaviour(policy, heldout.obs, h, [str(a) for a in card.arms])}
         ope, propensity_note = {}, None
