@@ -59,8 +59,9 @@ import numpy as np
 
 from retentionrl.agents.baselines import LoggingPolicyClone, PopularityPolicy, _logged_rows
 from retentionrl.core.actions import ActionSpace
-from retentionrl.interactions.decisions import LoggedDecisions
+from retentionrl.core.checks import require_int
 from retentionrl.core.policy import Policy
+from retentionrl.interactions.decisions import LoggedDecisions
 
 INSTALL_HINT = "pip install 'retentionrl[uplift]'"
 PROPENSITY_CLIP = 0.01
@@ -90,8 +91,7 @@ def _threads(num_threads: int) -> AbstractContextManager:
 
 def _check_threads(num_threads: int) -> int:
     """``num_threads`` as an int, or a ``ValueError`` unless it is a non-negative integer."""
-    if isinstance(num_threads, bool) or int(num_threads) != num_threads or num_threads < 0:
-        raise ValueError(f"num_threads must be a non-negative integer, got {num_threads!r}")
+    require_int("num_threads", num_threads, 0)
     return int(num_threads)
 
 

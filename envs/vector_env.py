@@ -8,6 +8,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from retentionrl.core.checks import require_int
 from retentionrl.envs.reward import RewardConfig
 from retentionrl.envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
 from retentionrl.simulators.interface import ShopperSimulator
@@ -46,8 +47,7 @@ class ShopperVectorEnv(VectorEnv):
         action_type: str = "discrete",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
-        if isinstance(num_envs, bool) or int(num_envs) != num_envs or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        require_int("num_envs", num_envs, 1)
         mode = AutoresetMode(autoreset_mode)
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {mode}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from retentionrl.core.checks import require_int
 from retentionrl.core.interval import Interval
 from retentionrl.evaluation._checks import alpha_level
 
@@ -31,8 +32,7 @@ from retentionrl.evaluation._checks import alpha_level
 def resample_counts(n_units: int, n_bootstrap: int, rng: np.random.Generator | int | None) -> np.ndarray:
     """``(n_bootstrap, n_units)`` float counts: row ``b`` counts how often each unit was drawn
     in the ``b``-th resample of ``n_units`` units with replacement."""
-    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
-        raise ValueError(f"n_bootstrap must be an integer >= 2, got {n_bootstrap!r}")
+    require_int("n_bootstrap", n_bootstrap, 2)
     if n_units < 1:
         raise ValueError(f"need at least one unit to resample, got {n_units}")
     rng = np.random.default_rng(rng)
@@ -90,8 +90,7 @@ def resampled_sums(stats: np.ndarray, n_bootstrap: int, rng: np.random.Generator
     :param stats: ``(n_units, k)`` per-unit statistics.
     :returns: ``(n_bootstrap, k)`` float64.
     """
-    if isinstance(n_bootstrap, bool) or int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
-        raise ValueError(f"n_bootstrap must be an integer >= 2, got {n_bootstrap!r}")
+    require_int("n_bootstrap", n_bootstrap, 2)
     stats = np.asarray(stats, dtype=np.float64)
     if stats.ndim != 2 or stats.shape[0] < 1:
         raise ValueError(f"stats must have shape (n_units >= 1, k), got {stats.shape}")

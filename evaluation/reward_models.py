@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from retentionrl.core.checks import require_int
 from retentionrl.evaluation._checks import float_vector, int_vector
 
 
@@ -136,8 +137,7 @@ def logistic_reward_model(
     context = np.asarray(context, dtype=np.float64).reshape(n, -1)
     action = int_vector("action", action, n, 0, n_actions)
     position = np.zeros(n, dtype=np.int64) if position is None else int_vector("position", position, n, 0, len_list)
-    if isinstance(n_folds, bool) or int(n_folds) != n_folds or n_folds < 1:
-        raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}")
+    require_int("n_folds", n_folds, 1)
     feats = np.eye(n_actions) if action_context is None else np.asarray(action_context, dtype=np.float64)
     if feats.shape[0] != n_actions:
         raise ValueError(f"action_context must have {n_actions} rows, got {feats.shape}")

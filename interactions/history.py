@@ -41,6 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from retentionrl.core.actions import ActionSpace
+from retentionrl.core.checks import require_int
 
 
 class VisitOutcomeLike(Protocol):
@@ -118,8 +119,7 @@ class HistoryFeatures:
 
     def reset(self, n: int) -> None:
         """Start ``n`` shoppers with an empty history (each at their first visit)."""
-        if isinstance(n, bool) or int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        require_int("n", n, 0)
         # one row per counter, one column per shopper: each update touches contiguous rows;
         # engagement counts (exact in float32 below 2**24) feed float32 shares directly
         self._stats = np.zeros((len(self._COUNTERS), int(n)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from retentionrl.core.checks import require_int
 from retentionrl.simulators.interface import ShopperSimulator
 
 
@@ -44,8 +45,7 @@ def pilot_group_rates(simulator: ShopperSimulator, n_users: int = 20_000, seed: 
     :param seed: seed of the pilot (shoppers and the arms shown).
     """
     space = simulator.action_space
-    if isinstance(n_users, bool) or int(n_users) != n_users or n_users < space.n_arms:
-        raise ValueError(f"n_users must be an integer >= n_arms ({space.n_arms}), got {n_users!r}")
+    require_int("n_users", n_users, space.n_arms, bound=f">= n_arms ({space.n_arms})")
     simulator.reset(int(n_users), seed=seed)
     arm = np.arange(int(n_users)) % space.n_arms
     _, out = simulator.step(space.encode(arm, np.zeros_like(arm)))

@@ -35,10 +35,12 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from tqdm.auto import tqdm
 
+from retentionrl.core.checks import require_int
 from retentionrl.core.interval import Interval
 from retentionrl.core.policy import Policy
 from retentionrl.interactions.horizon import in_window
 from retentionrl.simulators.interface import ShopperSimulator
+
 
 @dataclass(frozen=True)
 class PolicyValue:
@@ -89,12 +91,9 @@ def evaluate_policy(
     :param days: the window :math:`D` in days, >= 1; ``None``: the simulator's horizon.
     :param progress: show a progress bar over visit steps.
     """
-    if isinstance(n_users, bool) or int(n_users) != n_users or n_users < 2:
-        raise ValueError(f"n_users must be an integer >= 2, got {n_users!r}")
+    require_int("n_users", n_users, 2)
     horizon = simulator.horizon_days
-    window = horizon if days is None else days
-    if isinstance(window, bool) or int(window) != window or window < 1:
-        raise ValueError(f"days must be an integer >= 1, got {days!r}")
+    window = require_int("days", horizon if days is None else days, 1)
     sim_seed, policy_seed = np.random.SeedSequence(seed).spawn(2)
     obs = simulator.reset(int(n_users), seed=int(sim_seed.generate_state(1)[0]))
     rng = np.random.default_rng(policy_seed)

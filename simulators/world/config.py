@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from retentionrl.core.actions import DEFAULT_COUPON_LEVELS, ActionSpace
+from retentionrl.core.checks import require_int
 
 WORLD_VERSION = 2
 """Version of the world's laws. Logs, simulator checkpoints and caches record it; those of
@@ -224,9 +225,7 @@ class WorldConfig:
         object.__setattr__(self, "coupon_levels", ActionSpace(self.n_groups, self.coupon_levels).coupon_levels)
         for name in ("n_items", "n_groups", "n_clickbait", "horizon_days", "catalog_seed", "n_favourites",
                      "max_extra_units"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value:
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+            require_int(name, getattr(self, name))
         _require(self.n_groups >= 2, "n_groups", self.n_groups, ">= 2")
         _require(self.n_items >= self.n_groups, "n_items", self.n_items, f">= n_groups ({self.n_groups})")
         _require(0 <= self.n_clickbait < self.n_groups, "n_clickbait", self.n_clickbait, f"in [0, {self.n_groups})")

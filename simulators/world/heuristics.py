@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from retentionrl.core.actions import ActionSpace
+from retentionrl.core.checks import require_int
+from retentionrl.core.policy import Policy
 from retentionrl.simulators.group_rates import GroupRates
 from retentionrl.simulators.observation import check_observation, column, greedy_arm
-from retentionrl.core.policy import Policy
 
 CouponRule = Callable[[np.ndarray], np.ndarray]
 """Maps observations ``(n, d)`` to a coupon index per row."""
@@ -95,8 +96,7 @@ class GreedyHeuristic(Policy):
                              f"got {self.arm_scores.tolist()}")
         if not affinity_weight >= 0:
             raise ValueError(f"affinity_weight must be >= 0, got {affinity_weight!r}")
-        if isinstance(explore_top, bool) or int(explore_top) != explore_top or explore_top < 1:
-            raise ValueError(f"explore_top must be an integer >= 1, got {explore_top!r}")
+        require_int("explore_top", explore_top, 1)
         self.name, self.affinity_weight, self.coupon_rule = name, float(affinity_weight), coupon_rule
         self.explore_top = int(explore_top)
 

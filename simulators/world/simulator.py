@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from retentionrl.core.checks import require_int
 from retentionrl.core.policy import Policy
 from retentionrl.interactions.history import HistoryFeatures
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
@@ -139,8 +140,7 @@ class GroundTruthWorld(ShopperSimulator):
 
     def reset(self, n: int, *, seed: int | None = None) -> np.ndarray:
         """Draw ``n`` >= 0 fresh shoppers at day 0; a ``seed`` restarts the world's generator."""
-        if isinstance(n, bool) or int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        require_int("n", n, 0)
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         self._state = ShopperState.draw(self.config, self.catalog, int(n), self._rng)
