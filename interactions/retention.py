@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retentionrl.core.atomic import atomic_path
+from retentionrl.core.report import pyplot, save_png
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,8 @@ def kaplan_meier(duration_days: np.ndarray, churned: np.ndarray) -> RetentionCur
 
 
 def plot_retention(curves: dict[str, RetentionCurve], path: str | Path, *, horizon_days: float = 90.0) -> Path:
-    """Draw one or more retention curves with their bands to a PNG, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    """Draw one or more retention curves with their bands to a PNG (:func:`retentionrl.core.report.save_png`)."""
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
     for label, curve in curves.items():
         ax.step(curve.days, curve.survival, where="post", label=f"{label} (n={curve.n:,})")
         ax.fill_between(curve.days, curve.lower, curve.upper, step="post", alpha=0.2)
@@ -91,12 +86,7 @@ def plot_retention(curves: dict[str, RetentionCurve], path: str | Path, *, horiz
     ax.set_title("Retention (Kaplan-Meier, 95% band)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def lifetime_durations(

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jinja2
-
-from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.core.interval import Interval
 from retentionrl.evaluation.diagnostics import not_estimable
 from retentionrl.pipeline.measure import AT_RISK_DAYS, LOYAL_VISITS, SEGMENTS
@@ -29,30 +27,10 @@ OPE_COLUMNS = (("bandit", "dr", "DR: profit / visit"), ("trajectory", "dr", "DR:
 NO_COGS_NOTE = ("These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon "
                 "cost), so it overstates what the shop keeps, and by more for policies that sell more.")
 
-_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                                autoescape=True, undefined=jinja2.StrictUndefined)
-
 
 def fmt(e: Interval | None, digits: int = 3) -> str:
     """``estimate [low, high]``; an em dash where there is none."""
     return e.format(digits) if e is not None else "—"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    plt = _pyplot()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
 
 
 def _step(ax, curve: Curve, label: str, **style) -> None:
@@ -72,7 +50,7 @@ def _errorbar(ax, x: Interval, y: Interval, **style) -> None:
 
 def plot_retention(results: EvaluateResults, fidelity: FidelityResults, path: Path) -> None:
     """One panel per place a policy ran (world, learned simulator), every policy's curve."""
-    plt = _pyplot()
+    plt = pyplot()
     places = _places(results)
     fig, axes = plt.subplots(1, len(places), figsize=(6.5 * len(places), 4.2), squeeze=False)
     h = results.horizon_days
@@ -84,12 +62,12 @@ def plot_retention(results: EvaluateResults, fidelity: FidelityResults, path: Pa
                title={"world": "true world", "simulator": "learned simulator"}[place])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_spend(results: EvaluateResults, path: Path) -> None:
     """Coupon cost per shopper vs share active at H, with 95% intervals, per policy."""
-    plt = _pyplot()
+    plt = pyplot()
     place = _places(results)[0]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, row in results.policies.items():
@@ -100,7 +78,7 @@ def plot_spend(results: EvaluateResults, path: Path) -> None:
                  f"n={results.n_eval_users:,} shoppers each)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 _MARKERS = {"agent": ("o", "tab:blue"), "baseline": ("s", "tab:green"), "heuristic": ("^", "tab:orange")}
@@ -111,7 +89,7 @@ def plot_frontier(results: EvaluateResults, path: Path) -> None:
     (blue circles), baselines fit on the logs (green squares), world heuristics (orange
     triangles); policies at the same point share one label; the agents on the frontier are
     joined by a line."""
-    plt = _pyplot()
+    plt = pyplot()
     places = [p for p in ("world", "simulator") if p in results.frontier]
     fig, axes = plt.subplots(1, len(places), figsize=(6.8 * len(places), 5.2), squeeze=False)
     for ax, place in zip(axes[0], places):
@@ -135,7 +113,7 @@ def plot_frontier(results: EvaluateResults, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"{results.n_eval_users:,} fresh shoppers per policy, 95% intervals", fontsize=9)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _frontier_tables(results: EvaluateResults) -> list[tuple[str, list]]:
@@ -152,7 +130,7 @@ def _frontier_tables(results: EvaluateResults) -> list[tuple[str, list]]:
 
 
 def plot_fidelity(fidelity: FidelityResults, path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     _step(ax, fidelity.logged_curve, "held-out logs (Kaplan-Meier)", color="black")
     _step(ax, fidelity.simulated.curve, f"learned simulator, {fidelity.policy}")
@@ -160,7 +138,7 @@ def plot_fidelity(fidelity: FidelityResults, path: Path) -> None:
            ylabel="share still active", title="simulated vs logged retention")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _value_tables(results: EvaluateResults) -> list[tuple[str, dict]]:
@@ -281,7 +259,7 @@ def write_report(out_dir: str | Path, data: dict, fidelity: FidelityResults, res
     if results.propensity_note:
         warnings.append("Off-policy estimates rest on estimated propensities (a logging-policy clone), not logged ones.")
     days, fid_rows = _fidelity_rows(fidelity)
-    html = _TEMPLATES.get_template("pipeline.html").render(
+    html = render("pipeline.html",
         data=data, h=results.horizon_days, warnings=warnings, notes=notes, identification=identification,
         heads=sorted(fidelity.heads.items()),
         fidelity_first=bool(warnings and not (fidelity.identifies_recommendation and fidelity.identifies_coupon)),
@@ -292,8 +270,4 @@ def write_report(out_dir: str | Path, data: dict, fidelity: FidelityResults, res
         certificate=results.certificate.headline() if results.certificate is not None
         else f"no certificate: {results.no_certificate}",
         frontier_tables=_frontier_tables(results))
-    atomic_write_text(out / "index.html", html)
-    for path in out.iterdir():  # temp files are created 0600; a report is for reading
-        if path.suffix in (".html", ".png"):
-            path.chmod(0o644)
-    return out / "index.html"
+    return write_page(out / "index.html", html)

@@ -1,8 +1,9 @@
 """``retentionrl simulator report``: an HTML fidelity report of a fitted simulator on a log.
 
 :func:`write_report` computes every number (:mod:`retentionrl.simulators.fidelity.evaluate`), draws the PNG
-plots (matplotlib, Agg) and renders ``report.html`` (Jinja2, autoescape on) beside them and
-``report.json`` with the same numbers; every file is written atomically. The report holds
+plots and renders ``report.html`` (template ``fidelity.html``) beside them and
+``report.json`` with the same numbers, through the project's report system
+(:mod:`retentionrl.core.report`). The report holds
 no shopper id. Sections:
 
 1. the model card: which action columns the log had and how much they varied, which heads
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.retention import RetentionCurve, kaplan_meier, plot_retention
 from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
@@ -84,10 +85,8 @@ def write_report(model_dir: str | Path, logs: str | Path, out_dir: str | Path, *
         "replay": {k: v for k, v in replay.items() if k not in ("curves", "visits")},
         "check_days": CHECK_DAYS,
     }
-    html = _template().render(**context)
-    html_path, json_path = out_dir / "report.html", out_dir / "report.json"
-    atomic_write_text(html_path, html)
-    atomic_write_text(json_path, json.dumps(context, indent=2, default=_json_default))
+    html_path = write_page(out_dir / "report.html", render("fidelity.html", **context))
+    json_path = write_page(out_dir / "report.json", json.dumps(context, indent=2, default=_json_default))
     return ReportFiles(html_path, json_path, tuple(pngs))
 
 
@@ -135,25 +134,8 @@ def _replay(sim: LearnedSimulator, visits: pd.DataFrame, heldout: np.ndarray, lo
     }
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
-
-
 def _plot_reliability(results: list[HeadResult], path: Path, title: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(3.0 * len(results), 3.2), dpi=90, squeeze=False)
     for ax, result in zip(axes[0], results):
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
@@ -168,12 +150,11 @@ def _plot_reliability(results: list[HeadResult], path: Path, title: str) -> Path
         ax.set_xlabel("predicted", fontsize=8)
     axes[0][0].set_ylabel("observed", fontsize=8)
     fig.suptitle(f"Reliability, {title}", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _plot_visits(counts: dict[str, np.ndarray], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=90)
     top = int(max(np.percentile(c, 99) for c in counts.values())) + 2
     bins = np.arange(1, top + 1) - 0.5
@@ -184,8 +165,7 @@ def _plot_visits(counts: dict[str, np.ndarray], path: Path) -> Path:
     ax.set_xlabel("visits per shopper (first lifetime, within the log)")
     ax.set_ylabel("share of shoppers")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _json_default(value: object) -> object:
@@ -194,59 +174,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def _template():
-    from jinja2 import Environment
-
-    env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = lambda v: "" if v is None else (f"{v:,}" if isinstance(v, int) else
-                                                         ("n/a" if v != v else f"{v:.4f}"))
-    return env.from_string(TEMPLATE)
-
-
-TEMPLATE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Simulator fidelity report</title>
-<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}td.l,th.l{text-align:left}
-.bad{color:#a00}</style></head><body>
-<h1>Simulator fidelity report</h1>
-<p>Log: {{ source_name }}.</p>
-<h2>Model card: what the log could teach</h2>
-<p>Arm column: <b>{{ card.arm_column }}</b> ({{ card.n_arms }} arms); coupon levels {{ card.coupon_levels }}.</p>
-<table><tr><th class="l">action coverage</th><th>value</th></tr>
-{% for k, v in card.coverage.items() %}<tr><td class="l">{{ k }}</td><td>{{ v }}</td></tr>{% endfor %}
-{% for k, v in card.action_inputs.items() %}<tr><td class="l">{{ k }} enters the model</td>
-<td{% if not v %} class="bad"{% endif %}>{{ "yes" if v else "no: its effect is not learned (zero in simulation)" }}</td></tr>{% endfor %}
-</table>
-<table><tr><th class="l">head</th><th>learned</th><th>training visits</th><th>log rate</th><th class="l">reason</th></tr>
-{% for h, info in card.heads.items() %}<tr><td class="l">{{ h }}</td><td{% if not info.learned %} class="bad"{% endif %}>
-{{ "yes" if info.learned else "no" }}</td><td>{{ info.examples }}</td><td>{{ info.rate|num }}</td><td class="l">{{ info.reason }}</td></tr>
-{% endfor %}</table>
-{% if card.records_cogs %}<p>Gross margin per arm (the simulator's cost of goods is (1 - margin) x spend):
-{% for arm, m in card.gross_margins.items() %}{{ arm }} {{ "%.3f"|format(m) }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
-{% else %}<p class="bad">The log records no cost of goods (no unit_cost column): every margin is 1, so profit is net
-revenue (spend - coupon cost).</p>{% endif %}
-<p>Training data: {% for k, v in card.data_summary.items() if k != "action_coverage" %}{{ k }} = {{ v }}; {% endfor %}</p>
-{% for s in sections %}
-<h2>Responses on {{ s.name }} ({{ s.visits|num }} visits)</h2>
-<p>{{ s.note }}. Metrics: AUC (higher is better), log-loss, Brier and ECE (expected calibration error, 10 bins;
-lower is better) of the simulator's probabilities beside the baselines.</p>
-<table><tr><th class="l">outcome</th><th class="l">predictor</th>{% for m in metrics %}<th>{{ m }}</th>{% endfor %}</tr>
-{% for h in s.heads %}{% for name, m in h.metrics.items() %}<tr><td class="l">{{ h.outcome }}{% if not h.learned %} (head not learned){% endif %}</td>
-<td class="l">{{ name }}</td>{% for k in metrics %}<td>{{ m[k]|num }}</td>{% endfor %}</tr>{% endfor %}{% endfor %}
-</table>
-<p>Return-gap concordance (Harrell's C of the expected gap vs the observed, censored gaps; 0.5 = no ranking):
-{% for name, c in s.concordance.items() %}{{ name }} {{ c|num }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
-<img src="{{ s.png }}" alt="reliability diagrams, {{ s.name }}">
-{% endfor %}
-<h2>Whole lifetimes: the simulator replaying {{ replay.shoppers|num }} held-out shoppers</h2>
-<p>Each held-out shopper's first lifetime restarts in the simulator at its first visit with the logged actions, seen
-through the same window (first visit to the end of the log), so both are censored alike.</p>
-<table><tr><th class="l">source</th>{% for d in check_days %}<th>active at day {{ d }}</th>{% endfor %}<th>mean visits</th></tr>
-{% for name, a in replay.active.items() %}<tr><td class="l">{{ name }}</td>{% for d in check_days %}<td>{{ a[d|string]|num }}</td>
-{% endfor %}<td>{{ replay.mean_visits[name]|num }}</td></tr>{% endfor %}</table>
-<img src="retention.png" alt="retention curves"><br>
-<img src="visits_per_shopper.png" alt="visits per shopper">
-</body></html>
-"""
