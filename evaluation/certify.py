@@ -51,7 +51,7 @@ import numpy as np
 
 from retentionrl.evaluation._checks import alpha_level
 from retentionrl.evaluation.diagnostics import effective_sample_size
-from retentionrl.evaluation.intervals import empirical_bernstein_lower, resample_counts
+from retentionrl.evaluation.intervals import empirical_bernstein_lower, resampled_sums
 from retentionrl.evaluation.runner import LoggedSteps
 
 METRICS: tuple[str, ...] = ("return_visits", "profit")
@@ -144,8 +144,7 @@ def improvement_bound(weighted: np.ndarray, value: np.ndarray, clip: float, conf
     d = weighted - value
     if method == "bernstein":
         return float(d.mean()), empirical_bernstein_lower(d, delta, value_range=clip * float(np.max(np.abs(value))))
-    counts = resample_counts(d.size, n_bootstrap, seed)
-    means = counts @ d / d.size
+    means = resampled_sums(d[:, None], n_bootstrap, seed)[:, 0] / d.size
     return float(d.mean()), float(np.quantile(means, delta))
 
 

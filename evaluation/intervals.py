@@ -29,19 +29,6 @@ from retentionrl.core.interval import Interval
 from retentionrl.evaluation._checks import alpha_level
 
 
-def resample_counts(n_units: int, n_bootstrap: int, rng: np.random.Generator | int | None) -> np.ndarray:
-    """``(n_bootstrap, n_units)`` float counts: row ``b`` counts how often each unit was drawn
-    in the ``b``-th resample of ``n_units`` units with replacement."""
-    require_int("n_bootstrap", n_bootstrap, 2)
-    if n_units < 1:
-        raise ValueError(f"need at least one unit to resample, got {n_units}")
-    rng = np.random.default_rng(rng)
-    draws = rng.integers(0, n_units, size=(int(n_bootstrap), n_units))
-    offsets = (np.arange(int(n_bootstrap)) * n_units)[:, None]
-    flat = np.bincount((draws + offsets).ravel(), minlength=int(n_bootstrap) * n_units)
-    return flat.reshape(int(n_bootstrap), n_units).astype(np.float64)
-
-
 _BLOCK = 1 << 16
 """Units per block in :func:`_count_rows`: a block's counts stay in cache, and a uniform
 draw inside a full block is 16 raw random bits."""
@@ -79,7 +66,7 @@ def _count_rows(rng: np.random.Generator, n_units: int, rows: int) -> np.ndarray
 def resampled_sums(stats: np.ndarray, n_bootstrap: int, rng: np.random.Generator | int | None,
                    max_chunk: int = 1 << 24) -> np.ndarray:
     """``C @ stats`` for ``C`` the ``(n_bootstrap, n_units)`` resample counts of
-    :func:`resample_counts` (the same law), without ever holding ``C``: the resamples are drawn
+    the ``(n_bootstrap, n_units)`` counts of resampling ``n_units`` units with replacement, without ever holding ``C``: the resamples are drawn
     in chunks of rows (at most ``max_chunk`` counts at a time) and each chunk is applied to
     all columns of ``stats`` at once.
 

@@ -43,7 +43,7 @@ from retentionrl.evaluation.diagnostics import WeightDiagnostics
 from retentionrl.evaluation.intervals import (
     empirical_bernstein_lower,
     percentile_interval,
-    resample_counts,
+    resampled_sums,
 )
 
 
@@ -296,17 +296,25 @@ def evaluate_trajectories(
     names = [e.name for e in estimators]
     if len(set(names)) != len(names):
         raise ValueError(f"estimator names must be unique, got {names}")
-    counts = resample_counts(inputs.n_trajectories, n_bootstrap, seed)
+    terms = {est.name: est._checked_terms(inputs) for est in estimators}
+    resampled = [name for name, est in zip(names, estimators) if est.fixed_model_interval]
+    # one draw of trajectory resamples for every estimator: the resampled sums of each one's
+    # num and den columns side by side (the bandit estimators' engine, resampled_sums)
+    stats = [np.hstack([terms[name].num, terms[name].den]) for name in resampled]
+    sums = resampled_sums(np.hstack(stats), n_bootstrap, seed) if stats else np.empty((0, 0))
+    starts = np.cumsum([0] + [s.shape[1] for s in stats])
     out: dict[str, Interval] = {}
-    for est in estimators:
-        t = est._checked_terms(inputs)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            resampled = ((counts @ t.num) / (counts @ t.den)).sum(axis=1)
-        lower = float("nan")
+    for name, est in zip(names, estimators):
+        t = terms[name]
         if not est.fixed_model_interval:
-            out[est.name] = Interval(t.value(), float("nan"), float("nan"), alpha=alpha)
+            out[name] = Interval(t.value(), float("nan"), float("nan"), alpha=alpha)
             continue
+        i, c = resampled.index(name), t.num.shape[1]
+        num, den = sums[:, starts[i]:starts[i] + c], sums[:, starts[i] + c:starts[i] + 2 * c]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = (num / den).sum(axis=1)
+        lower = float("nan")
         if not t.self_normalized and inputs.n_trajectories >= 2:
             lower = empirical_bernstein_lower(t.num.sum(axis=1), alpha, value_range)
-        out[est.name] = percentile_interval(t.value(), resampled, alpha, lower)
+        out[name] = percentile_interval(t.value(), values, alpha, lower)
     return out

@@ -29,7 +29,7 @@ from retentionrl.evaluation.diagnostics import (
 from retentionrl.evaluation.intervals import (
     empirical_bernstein_lower,
     hoeffding_lower,
-    resample_counts,
+    resampled_sums,
 )
 
 # two rounds, two actions: w = [2, 1], q_factual = [0.5, 0.1], q_policy = [0.5, 0.25]
@@ -102,7 +102,7 @@ def test_invalid_inputs_raise_with_values(change, match):
          r"alpha must lie in \(0, 1\)"),
         (lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, groups=[1]),
          r"groups must have shape \(2,\)"),
-        (lambda: resample_counts(5, 1, 0), r"n_bootstrap must be an integer >= 2"),
+        (lambda: resampled_sums(np.ones((5, 1)), 1, 0), r"n_bootstrap must be an integer >= 2"),
         (lambda: effective_sample_size([1.0, -1.0]), r"weights must be >= 0"),
         (lambda: unsupported_mass(np.ones((2, 2)) / 2), r"give behavior_dist or logged_actions"),
     ],
