@@ -17,6 +17,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from retentionrl.core.atomic import atomic_write_text
 
 R = TypeVar("R")
@@ -27,8 +29,10 @@ class RecordError(ValueError):
 
 
 def to_plain(value: Any) -> Any:
-    """JSON-ready form of a record (dataclasses as dicts, tuples as lists, numpy scalars as
-    Python numbers)."""
+    """JSON-ready form of a record (dataclasses as dicts, tuples as lists, numpy arrays as
+    lists and numpy scalars as Python numbers)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
@@ -92,10 +96,15 @@ def from_plain(kind: Any, data: Any, where: str = "$") -> Any:
     return data
 
 
+def json_text(value: Any) -> str:
+    """Indented JSON of :func:`to_plain` ``(value)``; any other object (a timestamp, a path)
+    as its ``str``."""
+    return json.dumps(to_plain(value), indent=2, default=str)
+
+
 def write_record(path: str | Path, record: Any, schema: str, version: int) -> None:
     """Write ``record`` atomically as ``{"schema": ..., "schema_version": ..., **fields}``."""
-    body = {"schema": schema, "schema_version": version, **to_plain(record)}
-    atomic_write_text(Path(path), json.dumps(body, indent=2))
+    atomic_write_text(Path(path), json_text({"schema": schema, "schema_version": version, **to_plain(record)}))
 
 
 def read_record(path: str | Path, kind: type[R], schema: str, version: int) -> R:

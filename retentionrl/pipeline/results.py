@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Self
 
 from retentionrl.core.interval import Interval
 from retentionrl.core.records import read_record, write_record
@@ -19,6 +20,20 @@ from retentionrl.evaluation.selection import Recommendation
 
 SCHEMA_VERSION = 2
 """Version 1 was the untyped layout (``{"mean", "low", "high", "n"}`` dicts)."""
+
+
+class StageRecord:
+    """A stage's output file: :meth:`save` and :meth:`load` with the class's ``SCHEMA`` name
+    and :data:`SCHEMA_VERSION`."""
+
+    SCHEMA: ClassVar[str]
+
+    def save(self, path: str | Path) -> None:
+        write_record(path, self, self.SCHEMA, SCHEMA_VERSION)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        return read_record(path, cls, cls.SCHEMA, SCHEMA_VERSION)
 
 
 @dataclass(frozen=True)
@@ -99,7 +114,7 @@ class FrontierPlace:
 
 
 @dataclass(frozen=True)
-class EvaluateResults:
+class EvaluateResults(StageRecord):
     """The ``evaluate`` stage's output."""
 
     recommendation: Recommendation
@@ -117,12 +132,7 @@ class EvaluateResults:
     coupon_levels: list[float]
     heldout_states: int
 
-    def save(self, path: str | Path) -> None:
-        write_record(path, self, "retentionrl.evaluate", SCHEMA_VERSION)
-
-    @classmethod
-    def load(cls, path: str | Path) -> EvaluateResults:
-        return read_record(path, cls, "retentionrl.evaluate", SCHEMA_VERSION)
+    SCHEMA: ClassVar[str] = "retentionrl.evaluate"
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,7 @@ class HeadCard:
 
 
 @dataclass(frozen=True)
-class FidelityResults:
+class FidelityResults(StageRecord):
     """The ``fidelity`` stage's output: logged vs simulated retention of held-out shoppers,
     what the logs identify and the simulator's heads."""
 
@@ -148,9 +158,4 @@ class FidelityResults:
     identifies_recommendation: bool
     identifies_coupon: bool
 
-    def save(self, path: str | Path) -> None:
-        write_record(path, self, "retentionrl.fidelity", SCHEMA_VERSION)
-
-    @classmethod
-    def load(cls, path: str | Path) -> FidelityResults:
-        return read_record(path, cls, "retentionrl.fidelity", SCHEMA_VERSION)
+    SCHEMA: ClassVar[str] = "retentionrl.fidelity"

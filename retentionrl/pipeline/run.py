@@ -47,6 +47,7 @@ from retentionrl.pipeline.results import (
     PolicyResult,
 )
 from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.core.records import json_text
 
 Echo = Callable[[str], None]
 # The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
@@ -72,15 +73,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
 
 
 def _json(path: Path, data: object) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=_plain))
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    atomic_write_text(path, json_text(data))
 
 
 def _read(path: Path) -> dict:

@@ -19,13 +19,13 @@ no shopper id. Sections:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from retentionrl.core.records import json_text
 from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.retention import RetentionCurve, kaplan_meier, plot_retention
@@ -86,7 +86,7 @@ def write_report(model_dir: str | Path, logs: str | Path, out_dir: str | Path, *
         "check_days": CHECK_DAYS,
     }
     html_path = write_page(out_dir / "report.html", render("fidelity.html", **context))
-    json_path = write_page(out_dir / "report.json", json.dumps(context, indent=2, default=_json_default))
+    json_path = write_page(out_dir / "report.json", json_text(context))
     return ReportFiles(html_path, json_path, tuple(pngs))
 
 
@@ -166,11 +166,3 @@ def _plot_visits(counts: dict[str, np.ndarray], path: Path) -> Path:
     ax.set_ylabel("share of shoppers")
     ax.legend(fontsize=8)
     return save_png(fig, path)
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
