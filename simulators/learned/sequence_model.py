@@ -94,7 +94,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from retentionrl.core.checks import require_positive_ints
+from retentionrl.core.checks import require_int, require_positive_ints
 from retentionrl.interactions.history import SCALAR_FEATURES
 
 HEAD_LAYOUT: tuple[str, ...] = (
@@ -153,8 +153,7 @@ class ModelSpec:
         if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
             raise ValueError(f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
                              f"(retentionrl.interactions.history's layout), got {self.n_features}")
-        if isinstance(self.hazard_knots, bool) or int(self.hazard_knots) != self.hazard_knots or self.hazard_knots < 2:
-            raise ValueError(f"hazard_knots must be an integer >= 2, got {self.hazard_knots!r}")
+        require_int("hazard_knots", self.hazard_knots, 2)
 
     @property
     def n_outputs(self) -> int:
