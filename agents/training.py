@@ -21,10 +21,12 @@ fresh shoppers start.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from gymnasium import spaces
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -36,15 +38,16 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 from retentionrl.agents.callbacks import RetentionMetricsCallback
 from retentionrl.agents.checkpoint import latest_checkpoint, load_training_state, save_training_state
-from retentionrl.agents.config import DEPLOY_MODES, TrainConfig
+from retentionrl.agents.config import ALGOS, DEPLOY_MODES, TrainConfig
 from retentionrl.agents.policies import SB3Policy
 from retentionrl.agents.warm_start import behaviour_clone
-from retentionrl.envs.factory import make_vector_env
-from retentionrl.envs.sb3 import ShopperSB3VecEnv
 from retentionrl.core.actions import ActionSpace
 from retentionrl.core.atomic import atomic_path, atomic_write_text
-from retentionrl.simulators.learned.simulator import resolve_device
+from retentionrl.core.errors import InputError
 from retentionrl.core.policy import Policy
+from retentionrl.envs.factory import make_vector_env
+from retentionrl.envs.sb3 import ShopperSB3VecEnv
+from retentionrl.simulators.learned.simulator import resolve_device
 
 CONFIG_FILE, POLICY_TENSORS, POLICY_META = "config.json", "policy.safetensors", "policy.json"
 WARM_START_FILE = "warm_start.json"
@@ -156,14 +159,18 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
 
     :param deploy: ``greedy`` or ``stochastic``; default the run's own (``policy.json``;
         folders written before it was recorded act stochastically, as they were trained).
+    :raises InputError: naming the folder or file: not a policy folder, unreadable or
+        incomplete ``policy.json``, tensors that are missing, corrupt or do not match it.
     """
+    if deploy is not None and deploy not in DEPLOY_MODES:
+        raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {deploy!r}")
     run_dir = Path(run_dir)
+    meta, action_space = _read_policy_meta(run_dir)
+    tensors_path = run_dir / POLICY_TENSORS
     try:
-        meta = json.loads((run_dir / POLICY_META).read_text())
-        tensors = load_file(run_dir / POLICY_TENSORS)
-    except (OSError, json.JSONDecodeError, Exception) as exc:
-        raise ValueError(f"{run_dir}: not a trained policy folder ({exc})") from None
-    action_space = ActionSpace(meta["n_arms"], tuple(meta["coupon_levels"]))
+        tensors = load_file(tensors_path)
+    except (OSError, SafetensorError) as exc:
+        raise InputError(tensors_path, f"missing or unreadable policy tensors ({exc})") from None
     obs_space = spaces.Box(0.0, np.inf, (meta["n_features"],), np.float32)
     act_space = (spaces.MultiDiscrete([action_space.n_arms, action_space.n_coupons])
                  if meta.get("action_type", "discrete") == "multidiscrete" else spaces.Discrete(action_space.n_actions))
@@ -172,9 +179,57 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
     try:
         policy.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise ValueError(f"{run_dir / POLICY_TENSORS}: does not match {POLICY_META} ({exc})") from None
+        raise InputError(tensors_path, f"does not match {POLICY_META} ({exc})") from None
     mode = deploy if deploy is not None else meta.get("deploy", "stochastic")
-    if mode not in DEPLOY_MODES:
-        raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {mode!r}")
     return SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"],
                      greedy=mode == "greedy")
+
+
+def _is_count(value: object) -> bool:
+    """A JSON integer >= 1 (``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+_META_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
+    "algo": (lambda v: v in ALGOS, f"one of {list(ALGOS)}"),
+    "n_features": (_is_count, "a positive integer"),
+    "n_arms": (_is_count, "a positive integer"),
+    "coupon_levels": (lambda v: isinstance(v, list), "a list of discounts"),
+    "net_arch": (lambda v: isinstance(v, list) and all(map(_is_count, v)), "a list of positive integers"),
+    "epsilon": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0,
+                "a number in [0, 1]"),
+}
+"""The keys of ``policy.json`` that :func:`load_policy` reads, with what each must be."""
+_OPTIONAL_META_KEYS: dict[str, tuple[str, ...]] = {"deploy": DEPLOY_MODES, "action_type": ("discrete", "multidiscrete")}
+"""Keys that older run folders lack, with their allowed values."""
+
+
+def _read_policy_meta(run_dir: Path) -> tuple[dict, ActionSpace]:
+    """The checked ``policy.json`` of a run folder and the action space it names.
+
+    :raises InputError: naming the folder (no ``policy.json``) or the file (not JSON, not an
+        object, a key missing or of the wrong kind).
+    """
+    path = run_dir / POLICY_META
+    if not path.is_file():
+        raise InputError(run_dir, f"not a trained policy folder (no {POLICY_META})")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"unreadable policy metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputError(path, f"expected a JSON object, got {type(meta).__name__}")
+    missing = [key for key in _META_KEYS if key not in meta]
+    if missing:
+        raise InputError(path, f"missing key(s) {missing}: not the {POLICY_META} of a retentionrl train run")
+    for key, (valid, expected) in _META_KEYS.items():
+        if not valid(meta[key]):
+            raise InputError(path, f"key {key!r}: expected {expected}, got {meta[key]!r}")
+    for key, allowed in _OPTIONAL_META_KEYS.items():
+        if key in meta and meta[key] not in allowed:
+            raise InputError(path, f"key {key!r}: expected one of {list(allowed)}, got {meta[key]!r}")
+    try:
+        space = ActionSpace(meta["n_arms"], tuple(meta["coupon_levels"]))
+    except (TypeError, ValueError) as exc:
+        raise InputError(path, f"key 'coupon_levels': {exc}") from None
+    return meta, space

@@ -1,13 +1,16 @@
-"""Shared fixtures: small event logs the tests write themselves."""
+"""Shared fixtures: small event logs the tests write themselves, and the CLI run as a user runs it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO / ".." / "shared" / "data"
 
 
 def shared_file(*parts: str) -> Path:
@@ -44,3 +47,24 @@ def small_log_path(tmp_path: Path) -> Path:
     path = tmp_path / "events.parquet"
     small_log().to_parquet(path, index=False)
     return path
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``retentionrl ARGS`` in a fresh interpreter in ``cwd``, through ``main()`` as the script runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "retentionrl.cli.main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"},
+    )
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error:`` line of a run that failed on bad input, checked: exit status 2, no
+    other line on stderr, no traceback anywhere."""
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]

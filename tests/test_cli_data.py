@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import shared_file, small_log
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retentionrl.cli.main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"},
-    )
+from tests.conftest import error_line, run_cli, shared_file, small_log
 
 
 def test_describe_prints_summary_and_writes_plot(tmp_path: Path, small_log_path: Path) -> None:
@@ -64,18 +50,15 @@ def test_malformed_file_fails_in_one_line_and_is_not_touched(tmp_path: Path, suf
     frame = mutate(small_log())
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
     before = hashlib.sha256(path.read_bytes()).hexdigest()
-    result = run_cli("data", "describe", str(path), cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
-    assert "Traceback" not in result.stderr and str(path) in lines[0]
+    line = error_line(run_cli("data", "describe", str(path), cwd=tmp_path))
+    assert expected in line and str(path) in line
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert not list(tmp_path.glob("*.png"))
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("data", "describe", str(tmp_path / "nope.csv"), cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: no such file"
+    line = error_line(run_cli("data", "describe", str(tmp_path / "nope.csv"), cwd=tmp_path))
+    assert line == f"error: {tmp_path / 'nope.csv'}: no such file"
 
 
 def test_online_retail_counts_customers_and_excluded_rows(tmp_path: Path) -> None:

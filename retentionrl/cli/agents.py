@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from retentionrl.agents.config import ALGOS, TrainConfig
+from retentionrl.cli import Device
 
 BASELINES: tuple[str, ...] = ("random", "popularity", "myopic-greedy", "logging", "uplift")
 
@@ -19,7 +20,7 @@ def train_command(
     steps: Annotated[int, typer.Option(help="Environment steps (shopper-visits) to train for.", min=1)] = TrainConfig.total_steps,
     out: Annotated[Path, typer.Option(help="Run folder: config.json, policy, tensorboard/, checkpoints/.")] = Path("runs/agent"),
     seed: Annotated[int, typer.Option(help="Seed of env, networks and generators.")] = 0,
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="auto (CUDA when present), cpu or cuda.")] = "auto",
     num_envs: Annotated[int, typer.Option(help="Shoppers stepped together.", min=1)] = TrainConfig.num_envs,
     reward: Annotated[str, typer.Option(help="retention, profit or mixed.")] = "retention",
     checkpoint_every: Annotated[int, typer.Option(help="Environment steps between resumable checkpoints.", min=1)] = TrainConfig.checkpoint_every,
@@ -73,9 +74,9 @@ def make_named_policy(name: str, simulator, logs: Path | None):
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
     from retentionrl.interactions.trajectories import visits_with_trajectories
-    from retentionrl.simulators.world.logging_policies import UniformPolicy
     from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
     from retentionrl.simulators.world.config import WorldConfig
+    from retentionrl.simulators.world.logging_policies import UniformPolicy
 
     space = simulator.action_space
     if Path(name).is_dir():

@@ -47,7 +47,9 @@ def describe(
 
     fmt = format.value
     if path is None and fmt != "complete-journey":
-        raise typer.BadParameter("a PATH is required (only --format complete-journey reads without one)")
+        raise typer.BadParameter("a PATH is required (only --format complete-journey reads without one)",
+                                 param_hint="PATH")
+    _check_session_gap(session_gap)
     if fmt == "auto" and path is not None and not path.is_dir():
         fmt = detect_format(column_names(path)) or "events"
     elif fmt == "auto":
@@ -70,6 +72,17 @@ def describe(
         target = plot or Path(f"retention_{stem}.png")
         plot_retention({stem: summary.retention}, target, horizon_days=horizon)
         typer.echo(f"plot         {target}")
+
+
+def _check_session_gap(text: str) -> None:
+    """``--session-gap`` must read as a pandas Timedelta; a usage error naming it otherwise."""
+    import pandas as pd
+
+    try:
+        pd.Timedelta(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a time span such as 30min or 2h ({exc})",
+                                 param_hint="--session-gap") from None
 
 
 def _readable(value: object) -> str:

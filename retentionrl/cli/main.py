@@ -7,12 +7,13 @@ stderr naming the file, column, row or argument, never a traceback.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 
 from retentionrl.cli.agents import evaluate_command, train_command
-from retentionrl.cli.data import data_app
 from retentionrl.cli.certify import certify_command
+from retentionrl.cli.data import data_app
 from retentionrl.cli.ope import ope_command
 from retentionrl.cli.pipeline import quickstart_command, run_command
 from retentionrl.cli.simulator import simulator_app
@@ -40,14 +41,30 @@ app.command("certify")(certify_command)
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors become one ``error:`` line and exit status 2.
 
-    User errors are bad input (``LogError``, ``ValueError``), an optional extra that is not
-    installed (``ImportError``) and files that cannot be opened or written (``OSError``).
+    User errors are usage errors (an unknown option, a missing or bad option value: typer's
+    ``TyperException``), bad input (``LogError``, ``InputError`` and any other ``ValueError``),
+    an optional extra that is not installed (``ImportError``) and files that cannot be opened
+    or written (``OSError``).
     """
     try:
-        app(args=argv, standalone_mode=True)
+        status = app(args=argv, standalone_mode=False)
+    except typer.TyperException as exc:
+        _fail(exc.format_message())
     except (LogError, ValueError, ImportError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
+    if isinstance(status, int):  # --help returns 0, typer.Exit its code; a command returns None
+        sys.exit(status)
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``error: message`` on one line to stderr and exit with status 2.
+
+    An empty message prints nothing: typer has shown the help instead (a group run with no
+    command).
+    """
+    if message:
+        print("error: " + " ".join(message.splitlines()), file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from retentionrl.cli import Device
+
 
 def _finish(result: dict, started: float) -> None:
     report = Path(result["report"]).resolve()
@@ -21,11 +23,11 @@ def _finish(result: dict, started: float) -> None:
 def quickstart_command(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", file_okay=False, help="Folder of the run."),
     quick: bool = typer.Option(False, "--quick", help="Small logs and budgets: a few minutes on 2 CPU cores."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    device: Device = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
 ) -> None:
     """Embedded default, no download: world logs -> learned simulator -> PPO/DQN -> OPE -> truth -> report."""
-    from retentionrl.pipeline.run import run_pipeline
     from retentionrl.pipeline.config import quickstart_config
+    from retentionrl.pipeline.run import run_pipeline
 
     started = time.perf_counter()
     config = quickstart_config(out, quick).model_copy(update={"device": device})
@@ -36,8 +38,8 @@ def run_command(
     config_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML config (retentionrl/pipeline/config.py)."),
 ) -> None:
     """The same pipeline from a YAML config; stages whose inputs and config are unchanged are reused."""
-    from retentionrl.pipeline.run import run_pipeline
     from retentionrl.pipeline.config import load_config
+    from retentionrl.pipeline.run import run_pipeline
 
     started = time.perf_counter()
     _finish(run_pipeline(load_config(config_path), echo=typer.echo), started)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from retentionrl.cli import Device
 from retentionrl.simulators.learned.config import FitConfig
 
 simulator_app = typer.Typer(help="The learned shopper simulator: fit it on logs, report its fidelity.", no_args_is_help=True)
@@ -22,7 +23,7 @@ def fit(
     logs: Path = typer.Option(..., "--logs", help="Event log (CSV or Parquet) to learn from."),
     out: Path = typer.Option(..., "--out", help="Directory for model.safetensors, config.json, tensorboard/."),
     format: str = typer.Option("auto", "--format", help="Log format: auto, events, online-retail, complete-journey."),
-    device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
+    device: Device = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
     epochs: int = typer.Option(FitConfig.epochs, "--epochs", help="Most training epochs (early stopping may end sooner)."),
     seed: int = typer.Option(FitConfig.seed, "--seed", help="Seed of initialisation, user split and batch order."),
     horizon: int = typer.Option(FitConfig.horizon_days, "--horizon", help="H: days within which a return counts; else churn."),
@@ -87,7 +88,7 @@ def report(
     logs: Path = typer.Option(..., "--logs", help="Event log (CSV or Parquet) to judge the simulator on."),
     out: Path = typer.Option(..., "--out", help="Directory for report.html, report.json and the PNG plots."),
     format: str = typer.Option("auto", "--format", help="Log format: auto, events, online-retail, complete-journey."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: Device = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulator's replay of held-out shoppers."),
 ) -> None:
     """Write an HTML fidelity report of the simulator in MODEL on LOGS to OUT."""
