@@ -6,6 +6,7 @@ stderr naming the file, column, row or argument, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         status = app(args=argv, standalone_mode=False)
     except typer.TyperException as exc:
         _fail(exc.format_message())
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error on exit
+        sys.exit(1)
     except (LogError, ValueError, ImportError, OSError) as exc:
         _fail(str(exc))
     if isinstance(status, int):  # --help returns 0, typer.Exit its code; a command returns None
