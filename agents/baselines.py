@@ -86,7 +86,7 @@ class LoggingPolicyClone(Policy):
     :param floor: :math:`\\varepsilon_{floor} \\in [0, 1)`, uniform share mixed in.
     """
 
-    name = "logging"
+    name = "logging-clone"
 
     def __init__(self, action_space: ActionSpace, linear: nn.Linear, floor: float = 1e-3) -> None:
         super().__init__(action_space)

@@ -47,6 +47,7 @@ from retentionrl.core.errors import InputError
 from retentionrl.core.policy import Policy
 from retentionrl.envs.factory import make_vector_env
 from retentionrl.envs.sb3 import ShopperSB3VecEnv
+from retentionrl.simulators.interface import ShopperSimulator
 from retentionrl.simulators.learned.simulator import resolve_device
 
 CONFIG_FILE, POLICY_TENSORS, POLICY_META = "config.json", "policy.safetensors", "policy.json"
@@ -137,18 +138,23 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=not resume,
                     tb_log_name=config.algo)
         save_training_state(model, out)
-    save_policy(model, config, env.env.simulator.action_space, out)
+    save_policy(model, config, env.env.simulator, out)
     env.close()
     return model
 
 
-def save_policy(model: BaseAlgorithm, config: TrainConfig, action_space: ActionSpace, out: Path) -> None:
-    """Write the final policy (tensors + rebuild metadata), atomically."""
+def save_policy(model: BaseAlgorithm, config: TrainConfig, simulator: ShopperSimulator, out: Path) -> None:
+    """Write the final policy (tensors + rebuild metadata with the simulator's action map:
+    its arm labels in index order and coupon levels), atomically."""
+    action_space = simulator.action_space
+    card = getattr(simulator, "card", None)  # a learned simulator's arms are its logs' labels
+    arms = card.arms if card is not None else range(action_space.n_arms)  # the world's groups are 0 .. n - 1
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
     with atomic_path(out / POLICY_TENSORS) as tmp:
         save_file(tensors, tmp)
     meta = {"algo": config.algo, "n_features": int(model.observation_space.shape[0]),
             "n_arms": action_space.n_arms, "coupon_levels": list(action_space.coupon_levels),
+            "arms": [str(a) for a in arms],
             "net_arch": list(config.net_arch), "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
             "num_timesteps": int(model.num_timesteps), "deploy": config.deploy, "action_type": config.action_type}
     atomic_write_text(out / POLICY_META, json.dumps(meta, indent=2))
@@ -181,8 +187,10 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
     except RuntimeError as exc:
         raise InputError(tensors_path, f"does not match {POLICY_META} ({exc})") from None
     mode = deploy if deploy is not None else meta.get("deploy", "stochastic")
-    return SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"],
-                     greedy=mode == "greedy")
+    agent = SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"],
+                      greedy=mode == "greedy")
+    agent.arms = tuple(meta["arms"]) if "arms" in meta else None  # folders written before it was recorded
+    return agent
 
 
 def _is_count(value: object) -> bool:
@@ -201,7 +209,7 @@ _META_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
 }
 """The keys of ``policy.json`` that :func:`load_policy` reads, with what each must be."""
 _OPTIONAL_META_KEYS: dict[str, tuple[str, ...]] = {"deploy": DEPLOY_MODES, "action_type": ("discrete", "multidiscrete")}
-"""Keys that older run folders lack, with their allowed values."""
+"""Keys that older run folders lack, with their allowed values (``arms`` too: checked below)."""
 
 
 def _read_policy_meta(run_dir: Path) -> tuple[dict, ActionSpace]:
@@ -232,4 +240,8 @@ def _read_policy_meta(run_dir: Path) -> tuple[dict, ActionSpace]:
         space = ActionSpace(meta["n_arms"], tuple(meta["coupon_levels"]))
     except (TypeError, ValueError) as exc:
         raise InputError(path, f"key 'coupon_levels': {exc}") from None
+    arms = meta.get("arms", [])
+    if "arms" in meta and not (isinstance(arms, list) and len(arms) == space.n_arms
+                               and all(isinstance(a, str) for a in arms)):
+        raise InputError(path, f"key 'arms': expected {space.n_arms} arm labels (strings), got {arms!r}")
     return meta, space

@@ -391,7 +391,6 @@ def dip_rows(runs: dict[str, Followed], horizon: int) -> dict[str, Interval]:
 
 def repeat_rows(runs: dict[str, Followed], seed: int, window: int = 90) -> dict[str, Interval]:
     """(e) Repeat purchase within ``window`` days after a deal vs a full-price purchase at visit 0."""
-    deal, none = runs["deal"], runs["none"]
     repeat = {name: run.after[window]["purchases"] > 0 for name, run in runs.items()}
     bought = {name: run.first["purchase"] > 0 for name, run in runs.items()}
     coin = np.random.default_rng([seed, 1]).random(bought["deal"].size) < 0.5  # the randomised coupon

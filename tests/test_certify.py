@@ -118,7 +118,7 @@ def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, ca
     import pandas as pd
 
     from retentionrl.agents.config import TrainConfig
-    from retentionrl.agents.training import train
+    from retentionrl.agents.training import load_policy, train
     from retentionrl.cli.main import main
     from retentionrl.simulators.world.config import WorldConfig
 
@@ -132,9 +132,16 @@ def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, ca
     agent = tmp_path / "ppo"
     train(TrainConfig(total_steps=256, num_envs=16, ppo_n_steps=16, ppo_batch_size=64, checkpoint_every=256,
                       device="cpu"), agent, progress=False)
+    assert load_policy(agent).arms == tuple(str(g) for g in range(20))  # the world's groups, saved with the policy
+    relabelled = tmp_path / "relabelled.parquet"  # 20 groups under the shop's own labels: not the agent's arms
+    frame = pd.read_parquet(held_out_log)
+    frame.assign(item_group=frame["item_group"].map(lambda g: None if pd.isna(g) else f"shelf-{int(g):02d}")).to_parquet(
+        relabelled)
     cases = [(["--logs", str(bare), "--policy", "never-coupon"], "have no propensity (column 'propensity')"),
              (["--logs", str(other), "--policy", str(agent)],
-              "acts in 80 actions, the logs in 40 (10 arms x 4 coupon levels)"),
+              "acts on 20 arms x coupon levels [0.0, 0.05, 0.1, 0.2]; these logs' action map is 10 arms x"),
+             (["--logs", str(relabelled), "--policy", str(agent)],
+              "was trained on arms ['0', '1', "),
              (["--logs", str(held_out_log), "--policy", "never-coupon", "--mix", "2"], "--mix: expected auto"),
              (["--logs", str(held_out_log), "--policy", "never-coupon", "--metric", "clicks"], "--metric: expected")]
     for args, message in cases:

@@ -46,7 +46,7 @@ def test_evaluate_rejects_bad_arguments(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--policy", "popularity", "--users", "10"])
     assert result.exit_code != 0 and "fit on logs: give --logs PATH" in flat(result.output)
     result = runner.invoke(app, ["evaluate", "--policy", "nope"])
-    assert result.exit_code != 0 and "is not a run folder" in flat(result.output)
+    assert result.exit_code != 0 and "is not a trained policy folder, a baseline" in str(result.exception)
     result = runner.invoke(app, ["evaluate", "--policy", "random", "--env", "simulator"])
     assert result.exit_code != 0 and "--env simulator needs --simulator DIR" in flat(result.output)
 

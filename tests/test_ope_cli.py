@@ -64,4 +64,4 @@ def test_logs_without_propensities_or_costs_use_the_clone_and_say_so(world_log, 
 def test_unknown_policy_is_rejected(world_log, tmp_path):
     result = CliRunner().invoke(app, ["--logs", str(world_log), "--policy", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0
-    assert "neither a trained policy folder" in result.output
+    assert "is not a trained policy folder, a baseline" in str(result.exception)

@@ -55,7 +55,7 @@ def test_report_has_every_section_and_its_plots(world_run):
     for png in ("retention.png", "spend_retention.png", "fidelity.png", "frontier.png"):
         path = Path(result["report"]).parent / png
         assert path.stat().st_size > 1000 and f'src="{png}"' in html
-    for policy in ("ppo", "dqn", "random", "popularity", "myopic-greedy", "logging clone"):
+    for policy in ("ppo", "dqn", "random", "popularity", "myopic-greedy", "logging-clone"):
         assert f"<h3>{policy}</h3>" in html
     if importlib.util.find_spec("causalml") is None:  # the optional extra: the report says it is missing
         assert "baseline &#39;uplift&#39; skipped: the uplift baseline needs the optional package causalml" in html

@@ -28,13 +28,12 @@ def world(tmp_path_factory) -> tuple[Path, LoggedDecisions, UpliftPolicy]:
     """World logs of 3,000 shoppers x 90 days, their decisions and the uplift policy that
     ``retentionrl evaluate --policy uplift`` fits on them."""
     pytest.importorskip("causalml", reason=NEEDS_CAUSALML)
-    from retentionrl.cli.agents import make_named_policy
-    from retentionrl.simulators.world.simulator import GroundTruthWorld
+    from retentionrl.agents.registry import make_named_policy
 
     path = tmp_path_factory.mktemp("uplift") / "world.parquet"
     write_world_logs(WorldConfig(), 3_000, 90, 0, path)
     decisions = LoggedDecisions.from_log(read_events(path, "events"))
-    policy = make_named_policy("uplift", GroundTruthWorld(WorldConfig()), path)
+    policy = make_named_policy("uplift", WorldConfig().action_space, decisions=decisions)
     assert isinstance(policy, UpliftPolicy)
     return path, decisions, policy
 

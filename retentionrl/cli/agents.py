@@ -9,9 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from retentionrl.agents.config import ALGOS, TrainConfig
+from retentionrl.agents.registry import BASELINES
 from retentionrl.cli import Device
-
-BASELINES: tuple[str, ...] = ("random", "popularity", "myopic-greedy", "logging", "uplift")
 
 
 def train_command(
@@ -42,17 +41,22 @@ def train_command(
 
 
 def evaluate_command(
-    policy: Annotated[str, typer.Option(help="A run folder, a baseline (random, popularity, myopic-greedy, logging, uplift) "
-                                             "or a world heuristic (always-coupon, never-coupon, ...).")],
+    policy: Annotated[str, typer.Option(help=f"A run folder, a baseline ({', '.join(BASELINES)}) or a world policy "
+                                             "(always-coupon, never-coupon, ...).")],
     env: Annotated[str, typer.Option(help="world (true values) or simulator (values in a learned simulator).")] = "world",
     simulator: Annotated[Optional[Path], typer.Option(help="Learned simulator folder, for --env simulator.")] = None,
-    logs: Annotated[Optional[Path], typer.Option(help="Event log the baselines popularity, myopic-greedy, logging and uplift are fit on.")] = None,
+    logs: Annotated[Optional[Path], typer.Option(help=f"Event log the baselines {', '.join(BASELINES[1:])} are fit on.")] = None,
     users: Annotated[int, typer.Option(help="Shoppers to roll out.", min=2)] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the rollouts.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Per-shopper value of a policy over the horizon, with 95% intervals."""
+    from retentionrl.agents.registry import make_named_policy
     from retentionrl.envs.factory import load_simulator
+    from retentionrl.interactions.action_map import ActionMap
+    from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.interactions.io import read_events
+    from retentionrl.interactions.trajectories import visits_with_trajectories
     from retentionrl.simulators.rollout import evaluate_policy, format_table
 
     if env not in ("world", "simulator"):
@@ -60,45 +64,15 @@ def evaluate_command(
     if env == "simulator" and simulator is None:
         raise typer.BadParameter("--env simulator needs --simulator DIR", param_hint="--simulator")
     sim = load_simulator("world" if env == "world" else simulator, device="cpu")
-    chosen = make_named_policy(policy, sim, logs)
+    space = sim.action_space
+    decisions = None
+    if policy in BASELINES[1:]:
+        if logs is None:
+            raise typer.BadParameter(f"the {policy} baseline is fit on logs: give --logs PATH", param_hint="--logs")
+        log = read_events(logs)
+        visits = visits_with_trajectories(log, horizon_days=sim.horizon_days)
+        decisions = LoggedDecisions.from_visits(visits, ActionMap.fit(visits, coupon_levels=space.coupon_levels),
+                                                sim.horizon_days, sim.history.spend_scale, log_end=log.end)
+    chosen = make_named_policy(policy, space, decisions=decisions, seed=seed)
     value = evaluate_policy(sim, chosen, users, seed, progress=True)
     typer.echo(json.dumps(value.to_dict(), indent=2) if as_json else format_table([value]))
-
-
-def make_named_policy(name: str, simulator, logs: Path | None):
-    """The policy ``name`` (run folder, baseline or world heuristic) for ``simulator``."""
-    from retentionrl.agents.baselines import LoggingPolicyClone, MyopicGreedyPolicy, PopularityPolicy
-    from retentionrl.agents.training import load_policy
-    from retentionrl.agents.uplift import UpliftPolicy
-    from retentionrl.interactions.action_map import ActionMap
-    from retentionrl.interactions.decisions import LoggedDecisions
-    from retentionrl.interactions.io import read_events
-    from retentionrl.interactions.trajectories import visits_with_trajectories
-    from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
-    from retentionrl.simulators.world.config import WorldConfig
-    from retentionrl.simulators.world.logging_policies import UniformPolicy
-
-    space = simulator.action_space
-    if Path(name).is_dir():
-        chosen = load_policy(name)
-    elif name == "random":
-        chosen = UniformPolicy(space)
-    elif name in BASELINES:
-        if logs is None:
-            raise typer.BadParameter(f"the {name} baseline is fit on logs: give --logs PATH", param_hint="--logs")
-        log = read_events(logs)
-        visits = visits_with_trajectories(log, horizon_days=simulator.horizon_days)
-        amap = ActionMap.fit(visits, coupon_levels=space.coupon_levels)
-        decisions = LoggedDecisions.from_visits(visits, amap, simulator.horizon_days, simulator.history.spend_scale,
-                                                log_end=log.end)
-        fit = {"popularity": PopularityPolicy.fit, "logging": LoggingPolicyClone.fit, "myopic-greedy": MyopicGreedyPolicy.fit,
-               "uplift": UpliftPolicy.fit}
-        chosen = fit[name](decisions)
-    elif name in POLICY_NAMES:
-        chosen = make_policy(name, WorldConfig())
-    else:
-        raise typer.BadParameter(f"{name!r} is not a run folder, a baseline {BASELINES} or a world policy "
-                                 f"{POLICY_NAMES}", param_hint="--policy")
-    if chosen.action_space != space:
-        raise ValueError(f"policy {name!r} acts in {chosen.action_space}, the simulator in {space}")
-    return chosen

@@ -40,7 +40,7 @@ def certify_command(
     """
     from retentionrl.evaluation.certify import certify
     from retentionrl.evaluation.world_steps import steps_from_decisions
-    from retentionrl.cli.ope import _load_policy
+    from retentionrl.cli.ope import load_target
     from retentionrl.core.atomic import atomic_write_text
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
@@ -59,11 +59,7 @@ def certify_command(
     if missing:
         raise ValueError(f"{logs}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
                          "'propensity'): a certificate needs the probabilities the logging policy actually used")
-    target = _load_policy(policy, logs)
-    space = decisions.action_map.space
-    if target.action_space.n_actions != space.n_actions:
-        raise ValueError(f"--policy {policy}: acts in {target.action_space.n_actions} actions, the logs in "
-                         f"{space.n_actions} ({space.n_arms} arms x {space.n_coupons} coupon levels)")
+    target = load_target(policy, logs, decisions.action_map)
     steps = steps_from_decisions(decisions)
     taken = target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
     cert = certify(steps, taken, policy=policy, metric=metric, confidence=confidence, method=method, mix=share,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
 
 from retentionrl.core.policy import Policy
-from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
+from retentionrl.interactions.action_map import ActionMap
 from retentionrl.simulators.world.config import WorldConfig
 
 CLONE_WARNING = ("The logs have no propensities: they were estimated by a clone of the logging policy "
@@ -32,15 +31,23 @@ def _world_config(logs: Path) -> WorldConfig:
     return WorldConfig.from_json(raw, source=str(logs))
 
 
-def _load_policy(spec: str, logs: Path) -> Policy:
+def load_target(spec: str, logs: Path, action_map: ActionMap) -> Policy:
+    """The policy ``spec`` (a trained folder or a world policy) for logs with ``action_map``:
+    a world policy of the world that wrote the logs; a trained policy must act on the same
+    actions (:func:`retentionrl.agents.registry.check_action_map`)."""
+    from retentionrl.agents.registry import BASELINES, check_action_map, make_named_policy
+
+    if spec in BASELINES:
+        raise typer.BadParameter(f"{spec!r}: a baseline fit on these logs is not evaluated off-policy here; give a "
+                                 "trained policy folder or a world policy", param_hint="--policy")
     if Path(spec).is_dir():
         from retentionrl.agents.training import load_policy
 
-        return load_policy(spec)
-    if spec not in POLICY_NAMES:
-        raise typer.BadParameter(f"{spec!r} is neither a trained policy folder nor one of {', '.join(POLICY_NAMES)}",
-                                 param_hint="--policy")
-    return make_policy(spec, _world_config(logs))
+        target = load_policy(spec)
+    else:
+        target = make_named_policy(spec, action_map.space, world=_world_config(logs))
+    check_action_map(target, action_map, policy_name=spec, logs=logs)
+    return target
 
 
 def _shown(iv, diag) -> str:
@@ -61,7 +68,7 @@ def ope_command(
                                              help="Also run trajectory estimators.")] = True,
 ) -> None:
     """Estimate each policy's value from the logs with intervals and diagnostics; write a report."""
-    from retentionrl.agents.baselines import LoggingPolicyClone
+    from retentionrl.agents.registry import logged_propensities
     from retentionrl.evaluation.report import write_report
     from retentionrl.evaluation.runner import evaluate_offline
     from retentionrl.evaluation.world_steps import steps_from_decisions
@@ -71,19 +78,13 @@ def ope_command(
     log = read_events(logs)
     decisions = LoggedDecisions.from_log(log, horizon_days=horizon_days)
     warnings: list[str] = [] if log.records_cogs else [NO_COGS_WARNING]
-    propensity = None
-    logged = decisions.logged
-    if np.isnan(decisions.propensity[logged]).any():
-        clone = LoggingPolicyClone.fit(decisions)
-        propensity = clone.action_probs(decisions.obs)[np.arange(decisions.n), decisions.action]
+    targets = {spec: load_target(spec, logs, decisions.action_map) for spec in policy}
+    propensity = logged_propensities(decisions)
+    if propensity is not None:
         warnings.append(CLONE_WARNING)
     steps = steps_from_decisions(decisions, propensity)
     results = []
-    for spec in policy:
-        target = _load_policy(spec, logs)
-        if target.action_space.n_actions != steps.n_actions:
-            raise typer.BadParameter(f"policy {spec!r} has {target.action_space.n_actions} actions, the logs "
-                                     f"{steps.n_actions}", param_hint="--policy")
+    for spec, target in targets.items():
         res = evaluate_offline(steps, target.action_probs(steps.obs), policy=spec, n_bootstrap=n_bootstrap,
                                seed=seed, sequential=sequential)
         results.append(res)

@@ -12,6 +12,10 @@ which is why every policy, deterministic ones included, exposes it.
 
 A policy that reads a simulator's latent state is an *oracle*: it sets ``is_oracle = True``
 and is labelled so wherever it is reported; it can never be deployed.
+
+A policy that knows which arm each index means (a trained agent knows its simulator's
+action map) holds the labels in ``arms``, in index order; ``None`` where the indices are
+all it knows (a baseline fit on the very logs it is evaluated on).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Policy(ABC):
 
     name: str = "policy"
     is_oracle: bool = False
+    arms: tuple[str, ...] | None = None
 
     def __init__(self, action_space: ActionSpace) -> None:
         self.action_space = action_space

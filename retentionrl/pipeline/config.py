@@ -105,8 +105,8 @@ class EvaluationSection(_Strict):
     users: int = Field(5_000, ge=2, description="fresh shoppers per rollout")
     bootstrap: int = Field(200, ge=2, description="bootstrap resamples over shoppers")
     sequential: bool = Field(True, description="also run the trajectory estimators (return visits)")
-    baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging clone", "uplift"], ...] = Field(
-        ("random", "popularity", "myopic-greedy", "logging clone", "uplift"),
+    baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging-clone", "uplift"], ...] = Field(
+        ("random", "popularity", "myopic-greedy", "logging-clone", "uplift"),
         description="baselines fit on the train logs; uplift needs the optional extra (pip install "
                     "'retentionrl[uplift]') and is skipped with a note in the report without it")
     heuristics: bool = Field(True, description="also roll out the world's heuristics (retentionrl.simulators.world.heuristics; world "

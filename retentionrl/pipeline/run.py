@@ -62,7 +62,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
                   "retentionrl.simulators.learned.ensemble"),
     "fidelity": (*_LOADING, "retentionrl.pipeline.measure"),
     "agent": ("retentionrl.agents.training",),
-    "evaluate": (*_LOADING, "retentionrl.agents.training", "retentionrl.agents.uplift",
+    "evaluate": (*_LOADING, "retentionrl.agents.training", "retentionrl.agents.registry",
                  "retentionrl.evaluation.selection", "retentionrl.evaluation.certify",
                  "retentionrl.evaluation.world_steps", "retentionrl.evaluation.frontier", "retentionrl.pipeline.measure",
                  "retentionrl.simulators.rollout", "retentionrl.simulators.policy_registry",
@@ -287,14 +287,12 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
     """Every policy: value in the learned simulator, true value in the world, OPE, behaviour."""
 
     def compute(folder: Path) -> None:
-        from retentionrl.agents.baselines import MyopicGreedyPolicy, PopularityPolicy
+        from retentionrl.agents.registry import logged_propensities, make_named_policy
         from retentionrl.agents.training import load_policy
-        from retentionrl.agents.uplift import UpliftPolicy
         from retentionrl.evaluation.selection import recommend
         from retentionrl.interactions.io import read_events
         from retentionrl.pipeline.measure import behaviour, off_policy, rollout
         from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
-        from retentionrl.simulators.world.logging_policies import UniformPolicy
         from retentionrl.simulators.rollout import evaluate_policy
 
         simulator = _load_simulator(config, sim.folder)
@@ -306,21 +304,10 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         kinds = dict.fromkeys(policies, "agent")
         for name in config.evaluation.baselines:
             kinds[name] = "baseline"
-            if name == "random":
-                policies[name] = UniformPolicy(space)
-            elif not train.logged.any():
-                notes.append(f"baseline {name!r} skipped: the logs hold no logged actions (impressions) to fit it on")
-            elif name == "popularity":
-                policies[name] = PopularityPolicy.fit(train)
-            elif name == "myopic-greedy":
-                policies[name] = MyopicGreedyPolicy.fit(train, seed=config.seed)
-            elif name == "uplift":
-                try:
-                    policies[name] = UpliftPolicy.fit(train, seed=config.seed)
-                except (ImportError, ValueError) as exc:  # the optional extra, or logs without coupon variation
-                    notes.append(f"baseline 'uplift' skipped: {exc}")
-            else:
-                policies[name], _ = _logging_clone(train, space)
+            try:
+                policies[name] = make_named_policy(name, space, decisions=train, seed=config.seed)
+            except (ImportError, ValueError) as exc:  # logs without actions; uplift: its extra, no coupon variation
+                notes.append(f"baseline {name!r} skipped: {exc}")
         world = None
         if config.has_world:
             from retentionrl.simulators.world.heuristics import HEURISTICS
@@ -350,10 +337,8 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
                 "behaviour": behaviour(policy, heldout.obs, h, [str(a) for a in card.arms])}
         ope, propensity_note = {}, None
         if heldout.logged.sum() >= 2:
-            propensity = None
-            if np.isnan(heldout.propensity[heldout.logged]).any():
-                clone, _ = _logging_clone(heldout, space)
-                propensity = clone.action_probs(heldout.obs)[np.arange(heldout.n), heldout.action]
+            propensity = logged_propensities(heldout)
+            if propensity is not None:
                 propensity_note = ("The logs hold no propensities: they were estimated by a clone of the logging "
                                    "policy (multinomial logistic regression on the held-out logs). Every "
                                    "importance-weighted estimate inherits its errors.")
