@@ -9,11 +9,13 @@ batched env.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from retentionrl.envs.reward import check_reward_mode
 from retentionrl.core.checks import require_positive_ints
+from retentionrl.core.errors import InputError
+from retentionrl.core.records import from_plain
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
 PPO_HEADS: tuple[str, ...] = ("flat", "factorised")
@@ -122,12 +124,13 @@ class TrainConfig:
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> TrainConfig:
-        """Read a saved config; unknown keys are rejected by name."""
-        data = json.loads(Path(path).read_text())
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {unknown}")
-        if "net_arch" in data:
-            data["net_arch"] = tuple(data["net_arch"])
-        return cls(**data)
+        """Read a saved config; unreadable JSON, unknown keys and values of the wrong kind or
+        range are refused naming the file and the key (:func:`retentionrl.core.records.from_plain`)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(path, f"unreadable training config ({exc})") from None
+        try:
+            return from_plain(cls, data)
+        except ValueError as exc:  # RecordError names the key; __post_init__ the value out of range
+            raise InputError(path, str(exc)) from None

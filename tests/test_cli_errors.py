@@ -40,6 +40,8 @@ CASES: list[tuple[str, list[str], list[str]]] = [
      ["{in}/" + CHECKPOINT, "not a learned-simulator"]),
     ("train-resume-state", ["train", "--resume", "--out", "{in}/agent_run", "--no-progress"],
      ["{in}/" + CHECKPOINT + "/state.json", "missing key(s)", "n_updates"]),
+    ("train-resume-config", ["train", "--resume", "--out", "{in}/bad_config_run", "--no-progress"],
+     ["{in}/bad_config_run/config.json", "gamma", "expected a number"]),
     ("evaluate-policy-key", ["evaluate", "--policy", "{in}/policy_no_key"],
      ["{in}/policy_no_key/policy.json", "'n_arms'"]),
     ("evaluate-baseline-logs", ["evaluate", "--policy", "popularity", "--logs", "{in}/no_user.csv"],
@@ -75,12 +77,14 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (folder / name).mkdir()
         (folder / name / "policy.json").write_text(text)
         save_file(tensors, folder / name / "policy.safetensors")
-    checkpoint = folder / CHECKPOINT
-    checkpoint.mkdir(parents=True)
-    (folder / "agent_run" / "config.json").write_text(json.dumps({"algo": "ppo", "num_envs": 8, "total_steps": 1024}))
-    (checkpoint.parent / "latest.json").write_text(json.dumps({"checkpoint": checkpoint.name, "num_timesteps": 64}))
-    (checkpoint / "state.json").write_text(json.dumps({"num_timesteps": 64}))
-    save_file(tensors, checkpoint / "policy.safetensors")
+    for run, config in (("agent_run", {"algo": "ppo", "num_envs": 8, "total_steps": 1024}),
+                        ("bad_config_run", {"algo": "ppo", "gamma": "x"})):
+        checkpoint = folder / CHECKPOINT.replace("agent_run", run)
+        checkpoint.mkdir(parents=True)
+        (folder / run / "config.json").write_text(json.dumps(config))
+        (checkpoint.parent / "latest.json").write_text(json.dumps({"checkpoint": checkpoint.name, "num_timesteps": 64}))
+        (checkpoint / "state.json").write_text(json.dumps({"num_timesteps": 64}))
+        save_file(tensors, checkpoint / "policy.safetensors")
     return folder
 
 
