@@ -23,11 +23,15 @@ The clone is what off-policy evaluation uses for propensities when a log has non
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from retentionrl.core.actions import ActionSpace
+from retentionrl.core.atomic import atomic_path
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.core.policy import Policy
 
@@ -127,6 +131,24 @@ class LoggingPolicyClone(Policy):
         with torch.no_grad():
             probs = torch.softmax(self.linear(torch.as_tensor(np.asarray(obs, dtype=np.float32))), dim=1).numpy()
         return (1.0 - self.floor) * probs.astype(np.float64) + self.floor / self.action_space.n_actions
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted weights and floor to a safetensors file, atomically."""
+        tensors = {"weight": self.linear.weight.detach().contiguous(), "bias": self.linear.bias.detach().contiguous(),
+                   "floor": torch.tensor([self.floor], dtype=torch.float64)}
+        with atomic_path(path) as tmp:
+            save_file(tensors, tmp)
+
+    @classmethod
+    def load(cls, path: str | Path, action_space: ActionSpace) -> LoggingPolicyClone:
+        """A clone written by :meth:`save`, acting in ``action_space``."""
+        tensors = load_file(path)
+        weight = tensors["weight"]
+        if weight.shape[0] != action_space.n_actions:
+            raise ValueError(f"{path}: a clone over {weight.shape[0]} actions, expected {action_space.n_actions}")
+        linear = nn.Linear(weight.shape[1], weight.shape[0])
+        linear.load_state_dict({"weight": weight, "bias": tensors["bias"]})
+        return cls(action_space, linear, float(tensors["floor"][0]))
 
 
 class ImmediateRewardModel(nn.Module):

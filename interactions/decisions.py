@@ -30,10 +30,12 @@ trajectory_id     trajectory of the visit; ``visit_index`` its position in it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from retentionrl.core.atomic import atomic_path
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.io import EventLog
 from retentionrl.interactions.replay import history_features_from_visits
@@ -65,6 +67,19 @@ class LoggedDecisions:
     def n(self) -> int:
         """Number of visits."""
         return int(self.action.shape[0])
+
+    def save(self, path: str | Path) -> None:
+        """Write the per-visit arrays to an ``.npz`` file, atomically (the action map is not
+        written: it belongs to whoever encoded the visits, a simulator's card or the logs)."""
+        arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path, action_map: ActionMap) -> LoggedDecisions:
+        """Decisions written by :meth:`save`, encoded with ``action_map`` (no pickled objects read)."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(action_map=action_map, **{k: data[k] for k in data.files})
 
     @classmethod
     def from_visits(

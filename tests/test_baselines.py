@@ -68,3 +68,20 @@ def test_baselines_refuse_logs_without_actions(decisions) -> None:
     none = d.take(np.zeros(d.n, dtype=bool))
     with pytest.raises(ValueError, match="no logged actions"):
         PopularityPolicy.fit(none)
+
+
+def test_decisions_and_the_clone_read_back_as_they_were_written(decisions, tmp_path) -> None:
+    """The pipeline's dataset stage writes both once; what the later stages read must be the
+    same arrays and the same probabilities, and a clone of another action space is refused."""
+    _, d = decisions
+    d.save(tmp_path / "d.npz")
+    back = LoggedDecisions.load(tmp_path / "d.npz", d.action_map)
+    for name, value in vars(d).items():
+        if isinstance(value, np.ndarray):
+            assert np.array_equal(getattr(back, name), value, equal_nan=value.dtype.kind == "f"), name
+    clone = LoggingPolicyClone.fit(d)
+    clone.save(tmp_path / "clone.safetensors")
+    loaded = LoggingPolicyClone.load(tmp_path / "clone.safetensors", d.action_map.space)
+    np.testing.assert_array_equal(loaded.action_probs(d.obs[:200]), clone.action_probs(d.obs[:200]))
+    with pytest.raises(ValueError, match="a clone over 80 actions, expected 40"):
+        LoggingPolicyClone.load(tmp_path / "clone.safetensors", WorldConfig(n_groups=10).action_space)
