@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from retentionrl.envs.reward import check_reward_mode
-from retentionrl.core.checks import require_positive_ints
+from retentionrl.core.checks import require_int, require_positive_ints
 from retentionrl.core.errors import InputError
 from retentionrl.core.records import from_plain
 
@@ -108,6 +108,9 @@ class TrainConfig:
         require_positive_ints(**{name: getattr(self, name) for name in (
             "total_steps", "num_envs", "checkpoint_every", "warm_start_visits", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
             "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update")})
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        require_int("dqn_learning_starts", self.dqn_learning_starts, 0)
         for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps", "warm_start_smoothing"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")

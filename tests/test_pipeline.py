@@ -154,7 +154,7 @@ def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream
     assert all(_stages(again).values()), _stages(again)
     changed = run_pipeline(parse_config({**config, "evaluation": {**TINY["evaluation"], "bootstrap": 12}}),
                            echo=_quiet)
-    assert _stages(changed) == {"logs": True, "split": True, "simulator": True, "fidelity": True, "agent_ppo": True,
+    assert _stages(changed) == {"logs": True, "split": True, "simulator": True, "dataset": True, "fidelity": True, "agent_ppo": True,
                                 "agent_dqn": True, "agent_ppo_profit": True, "evaluate": False, "report": False}
 
 
@@ -209,6 +209,8 @@ def test_every_stage_code_names_importable_modules():
     ({"horizon": 30}, r"unknown key 'horizon'"),
     ({"agents": {"algos": ["a2c"]}}, r"key 'agents\.algos\.0'"),
     ({"horizon_days": 0}, r"key 'horizon_days'"),
+    ({"agents": {"gamma": 2}}, r"key 'agents': gamma must be in \[0, 1\], got 2"),  # TrainConfig's own check
+    ({"simulator": {"epochs": 0}}, r"key 'simulator': epochs must be a positive integer, got 0"),  # FitConfig's
     ({"reward_mode": "net_revenue"}, r"key 'reward_mode':.*renamed to 'profit' \(world v2\)"),
     ([1, 2], "expected a mapping"),
 ])

@@ -24,12 +24,14 @@ against. Relative paths are read from the current directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from retentionrl.agents.config import TrainConfig
 from retentionrl.envs.reward import RewardConfig, check_reward_mode
+from retentionrl.simulators.learned.config import FitConfig
 
 
 class _Strict(BaseModel):
@@ -51,37 +53,50 @@ class SplitSection(_Strict):
 
 
 class SimulatorSection(_Strict):
-    """The learned simulator's fit (retentionrl.simulators.learned.config.FitConfig)."""
+    """The learned simulator's fit: the fields of
+    :class:`~retentionrl.simulators.learned.config.FitConfig` a run exposes, with FitConfig's
+    defaults and checks (nothing is declared twice), and the ensemble size."""
 
-    epochs: int = Field(30, ge=1)
-    patience: int = Field(4, ge=1)
-    lr_decay: float = Field(0.3, gt=0.0, le=1.0, description="learning-rate factor after an epoch without progress")
-    batch_size: int = Field(256, ge=1)
-    hidden_size: int = Field(64, ge=1)
-    learning_rate: float = Field(3e-3, gt=0.0)
-    valid_fraction: float = Field(0.1, gt=0.0, lt=1.0)
-    num_threads: int = Field(1, ge=0)
-    spend_scale: float = Field(50.0, gt=0.0)
+    epochs: int = FitConfig.epochs
+    patience: int = FitConfig.patience
+    lr_decay: float = FitConfig.lr_decay
+    batch_size: int = FitConfig.batch_size
+    hidden_size: int = FitConfig.hidden_size
+    learning_rate: float = FitConfig.learning_rate
+    valid_fraction: float = FitConfig.valid_fraction
+    num_threads: int = FitConfig.num_threads
+    spend_scale: float = FitConfig.spend_scale
+    visit_mode: Literal["auto", "session", "session_id", "day"] = Field(
+        FitConfig.visit_mode, description="what a visit is (retentionrl.interactions.visits); auto on online-retail "
+                                          "logs means purchase days, since one shopper's invoices can share a timestamp")
     ensemble: int = Field(3, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ..., each on a "
                                                        "bootstrap resample of the train shoppers: agents train on all "
                                                        "of them (each shopper in one) and the recommendation is "
                                                        "chosen by its value in the least favourable one")
-    visit_mode: Literal["auto", "session", "session_id", "day"] = Field(
-        "auto", description="what a visit is (retentionrl.interactions.visits); auto on online-retail logs means purchase days, "
-                            "since one shopper's invoices can share a timestamp")
+
+    def fit_fields(self) -> dict[str, Any]:
+        """The FitConfig fields of this section, by name."""
+        return self.model_dump(exclude={"ensemble"})
+
+    @model_validator(mode="after")
+    def _checked_by_fit_config(self) -> SimulatorSection:
+        FitConfig(**self.fit_fields())
+        return self
 
 
 class AgentsSection(_Strict):
-    """PPO and DQN trained in the learned simulator (retentionrl.agents.config.TrainConfig)."""
+    """PPO and DQN trained in the learned simulator: the fields of
+    :class:`~retentionrl.agents.config.TrainConfig` a run exposes, with TrainConfig's defaults
+    (but for ``num_envs``) and checks, which algorithms, and the frontier's reward weights."""
 
     algos: tuple[Literal["ppo", "dqn"], ...] = ("ppo", "dqn")
-    total_steps: int = Field(200_000, ge=1)
-    num_envs: int = Field(256, ge=1)
-    gamma: float = Field(0.95, ge=0.0, le=1.0)
-    learning_rate: float = Field(3e-4, gt=0.0)
-    dqn_learning_starts: int = Field(2_000, ge=1)
-    checkpoint_every: int = Field(50_000, ge=1)
-    deploy: Literal["greedy", "stochastic"] = "greedy"
+    total_steps: int = TrainConfig.total_steps
+    num_envs: int = 256  # more shoppers per step than `retentionrl train` (64): the pipeline's agents train longer
+    gamma: float = TrainConfig.gamma
+    learning_rate: float = TrainConfig.learning_rate
+    dqn_learning_starts: int = TrainConfig.dqn_learning_starts
+    checkpoint_every: int = TrainConfig.checkpoint_every
+    deploy: Literal["greedy", "stochastic"] = TrainConfig.deploy  # type: ignore[assignment]
     frontier: tuple[float, ...] = Field(
         (0.0, 0.25, 0.5, 0.75, 1.0),
         description="retention weights w of the frontier agents (the first of `algos`, each trained on the reward "
@@ -97,6 +112,15 @@ class AgentsSection(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"frontier weights must differ, got {list(value)}")
         return value
+
+    def train_fields(self) -> dict[str, Any]:
+        """The TrainConfig fields of this section, by name."""
+        return self.model_dump(exclude={"algos", "frontier"})
+
+    @model_validator(mode="after")
+    def _checked_by_train_config(self) -> AgentsSection:
+        TrainConfig(**self.train_fields())
+        return self
 
 
 class EvaluationSection(_Strict):
@@ -183,6 +207,8 @@ def _message(source: str, error: ValidationError) -> str:
         known = ", ".join(getattr(parent, "model_fields", {}))
         return f"{source}: unknown key {key!r} (known keys here: {known})"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    if isinstance(first.get("input"), dict):  # a check of the whole section: its message names the value
+        return f"{source}: key {key!r}: {first['msg'].removeprefix('Value error, ')}{more}"
     return f"{source}: key {key!r}: {first['msg']} (got {first.get('input')!r}){more}"
 
 

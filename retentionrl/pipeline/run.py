@@ -12,7 +12,9 @@ stage           does                                                        depe
                 goes with them
 ``simulator``   ``fit_simulator`` on the train logs                         train log, simulator.*,
                                                                             horizon, device
-``fidelity``    simulated (logging clone) vs Kaplan-Meier retention of      simulator, logs,
+``dataset``     train / held-out decisions in the simulator's action map,   simulator, split
+                and the logging-policy clone fit on the train decisions
+``fidelity``    simulated (logging clone) vs Kaplan-Meier retention of      dataset, logs,
                 held-out shoppers at 7 / 30 / H days                        evaluation.users
 ``agent_<a>``   PPO / DQN trained in the learned simulator                  simulator, agents.*,
                                                                             reward_mode
@@ -51,16 +53,16 @@ from retentionrl.core.records import json_text
 
 Echo = Callable[[str], None]
 # The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
-# with this file). _LOADING is what the helpers _load_simulator, _decisions, _logging_clone run.
-_LOADING = ("retentionrl.interactions.io", "retentionrl.interactions.decisions",
-            "retentionrl.interactions.trajectories", "retentionrl.simulators.learned.ensemble",
+# with this file). _LOADING is what the helpers _load_simulator and _dataset run.
+_LOADING = ("retentionrl.interactions.decisions", "retentionrl.simulators.learned.ensemble",
             "retentionrl.agents.baselines")
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "logs": ("retentionrl.simulators.world.logs",),
     "split": ("retentionrl.interactions.io", "retentionrl.interactions.splits"),
     "simulator": ("retentionrl.interactions.io", "retentionrl.simulators.learned.fit",
                   "retentionrl.simulators.learned.ensemble"),
-    "fidelity": (*_LOADING, "retentionrl.pipeline.measure"),
+    "dataset": (*_LOADING, "retentionrl.interactions.io", "retentionrl.interactions.trajectories"),
+    "fidelity": (*_LOADING, "retentionrl.interactions.io", "retentionrl.pipeline.measure"),
     "agent": ("retentionrl.agents.training",),
     "evaluate": (*_LOADING, "retentionrl.agents.training", "retentionrl.agents.registry",
                  "retentionrl.evaluation.selection", "retentionrl.evaluation.certify",
@@ -151,9 +153,9 @@ def fit_config(config: PipelineConfig, member: int = 0):
     members of an ensemble train on bootstrap resamples of the shoppers)."""
     from retentionrl.simulators.learned.config import FitConfig
 
-    section = {k: v for k, v in config.simulator.model_dump().items() if k != "ensemble"}
-    return FitConfig(**{**section, "visit_mode": config.visit_mode}, horizon_days=config.horizon_days,
-                     seed=config.seed + member, device=config.device, bootstrap=config.simulator.ensemble > 1)
+    return FitConfig(**{**config.simulator.fit_fields(), "visit_mode": config.visit_mode},
+                     horizon_days=config.horizon_days, seed=config.seed + member, device=config.device,
+                     bootstrap=config.simulator.ensemble > 1)
 
 
 def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> StageRun:
@@ -197,28 +199,60 @@ def _decisions(log, card, horizon_days: int):
     return LoggedDecisions.from_visits(visits, card.action_map, horizon_days, card.spend_scale, log_end=log.end)
 
 
-def _logging_clone(decisions, space):
-    """The logging-policy clone, or a constant action where the logs hold no actions."""
-    from retentionrl.agents.baselines import LoggingPolicyClone, PopularityPolicy
-
-    if decisions.logged.any():
-        return LoggingPolicyClone.fit(decisions), True
-    return PopularityPolicy(space, 0), False
-
-
-def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, echo: Echo) -> StageRun:
-    """Simulated vs logged retention of held-out shoppers (and the model card's claims)."""
+def stage_dataset(config: PipelineConfig, split: StageRun, sim: StageRun, echo: Echo) -> StageRun:
+    """The train and held-out logs as decisions in the simulator's action map (sessionised and
+    replayed once) and the logging-policy clone fit on the train decisions: what the fidelity
+    and evaluate stages read, instead of each rebuilding them."""
 
     def compute(folder: Path) -> None:
+        from retentionrl.agents.baselines import LoggingPolicyClone
+        from retentionrl.interactions.io import read_events
+
+        card = _load_simulator(config, sim.folder).card
+        for part in ("train", "heldout"):
+            decisions = _decisions(read_events(split.folder / f"{part}.parquet", "events"), card, config.horizon_days)
+            decisions.save(folder / f"{part}_decisions.npz")
+            if part == "train" and decisions.logged.any():
+                LoggingPolicyClone.fit(decisions).save(folder / CLONE_FILE)
+
+    cfg = {"horizon_days": config.horizon_days, "device": config.device}
+    return run_stage(config.out, "dataset", cfg, {"simulator": sim.folder, "split": split.folder}, compute,
+                     code=STAGE_CODE["dataset"], echo=echo)
+
+
+CLONE_FILE = "logging_clone.safetensors"
+
+
+def _dataset(folder: Path, simulator):
+    """(train decisions, held-out decisions, the logging-policy clone or None where the logs
+    hold no actions) of a ``dataset`` stage folder."""
+    from retentionrl.agents.baselines import LoggingPolicyClone
+    from retentionrl.interactions.decisions import LoggedDecisions
+
+    amap = simulator.card.action_map
+    clone = LoggingPolicyClone.load(folder / CLONE_FILE, simulator.action_space) if (folder / CLONE_FILE).is_file() \
+        else None
+    return (LoggedDecisions.load(folder / "train_decisions.npz", amap),
+            LoggedDecisions.load(folder / "heldout_decisions.npz", amap), clone)
+
+
+def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, dataset: StageRun,
+                   echo: Echo) -> StageRun:
+    """Simulated vs logged retention of held-out shoppers (and the model card's claims): the
+    simulator acts with the logging-policy clone (a constant action where the logs hold none)."""
+
+    def compute(folder: Path) -> None:
+        from retentionrl.agents.baselines import PopularityPolicy
         from retentionrl.interactions.io import read_events
         from retentionrl.pipeline.measure import logged_retention, rollout
 
         simulator = _load_simulator(config, sim.folder)
         card = simulator.card
-        train = read_events(split.folder / "train.parquet", "events")
         heldout = read_events(split.folder / "heldout.parquet", "events")
-        clone, has_actions = _logging_clone(_decisions(train, card, config.horizon_days), simulator.action_space)
-        simulated = rollout(simulator, clone, "logging clone", config.evaluation.users, config.seed + 1)
+        _, _, clone = _dataset(dataset.folder, simulator)
+        has_actions = clone is not None
+        simulated = rollout(simulator, clone if has_actions else PopularityPolicy(simulator.action_space, 0),
+                            "logging-clone", config.evaluation.users, config.seed + 1)
         logged_curve, logged_returns = logged_retention(heldout, config.horizon_days, config.visit_mode)
         FidelityResults(
             horizon_days=config.horizon_days, logged_curve=logged_curve, logged_return_visits=logged_returns,
@@ -232,8 +266,8 @@ def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, echo:
 
     cfg = {"users": config.evaluation.users, "seed": config.seed, "horizon_days": config.horizon_days,
            "device": config.device, "visit_mode": config.visit_mode}
-    return run_stage(config.out, "fidelity", cfg, {"simulator": sim.folder, "split": split.folder}, compute,
-                     code=STAGE_CODE["fidelity"], echo=echo)
+    inputs = {"simulator": sim.folder, "split": split.folder, "dataset": dataset.folder}
+    return run_stage(config.out, "fidelity", cfg, inputs, compute, code=STAGE_CODE["fidelity"], echo=echo)
 
 
 def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
@@ -254,12 +288,9 @@ def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
 def train_config(config: PipelineConfig, algo: str, simulator: Path, reward: RewardConfig):
     from retentionrl.agents.config import TrainConfig
 
-    a = config.agents
-    return TrainConfig(algo=algo, simulator=str(simulator), total_steps=a.total_steps, num_envs=a.num_envs,
-                       seed=config.seed, device=config.device, reward_mode=reward.mode,
-                       revenue_scale=reward.revenue_scale, retention_weight=reward.retention_weight, gamma=a.gamma,
-                       learning_rate=a.learning_rate, dqn_learning_starts=a.dqn_learning_starts,
-                       checkpoint_every=a.checkpoint_every, deploy=a.deploy)
+    return TrainConfig(**config.agents.train_fields(), algo=algo, simulator=str(simulator), seed=config.seed,
+                       device=config.device, reward_mode=reward.mode, revenue_scale=reward.revenue_scale,
+                       retention_weight=reward.retention_weight)
 
 
 def stage_name(name: str) -> str:
@@ -282,7 +313,7 @@ def stage_agent(config: PipelineConfig, name: str, algo: str, reward: RewardConf
                      code=STAGE_CODE["agent"], echo=echo)
 
 
-def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agents: dict[str, StageRun],
+def stage_evaluate(config: PipelineConfig, dataset: StageRun, sim: StageRun, agents: dict[str, StageRun],
                    echo: Echo) -> StageRun:
     """Every policy: value in the learned simulator, true value in the world, OPE, behaviour."""
 
@@ -290,22 +321,21 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
         from retentionrl.agents.registry import logged_propensities, make_named_policy
         from retentionrl.agents.training import load_policy
         from retentionrl.evaluation.selection import recommend
-        from retentionrl.interactions.io import read_events
         from retentionrl.pipeline.measure import behaviour, off_policy, rollout
         from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
         from retentionrl.simulators.rollout import evaluate_policy
 
         simulator = _load_simulator(config, sim.folder)
         card, space, h = simulator.card, simulator.action_space, config.horizon_days
-        train = _decisions(read_events(split.folder / "train.parquet", "events"), card, h)
-        heldout = _decisions(read_events(split.folder / "heldout.parquet", "events"), card, h)
+        train, heldout, clone = _dataset(dataset.folder, simulator)
         notes: list[str] = []
         policies = {name: load_policy(run.folder) for name, run in agents.items()}
         kinds = dict.fromkeys(policies, "agent")
         for name in config.evaluation.baselines:
             kinds[name] = "baseline"
             try:
-                policies[name] = make_named_policy(name, space, decisions=train, seed=config.seed)
+                policies[name] = clone if name == "logging-clone" and clone is not None else \
+                    make_named_policy(name, space, decisions=train, seed=config.seed)
             except (ImportError, ValueError) as exc:  # logs without actions; uplift: its extra, no coupon variation
                 notes.append(f"baseline {name!r} skipped: {exc}")
         world = None
@@ -364,7 +394,7 @@ def stage_evaluate(config: PipelineConfig, split: StageRun, sim: StageRun, agent
 
     cfg = {"evaluation": config.evaluation.model_dump(), "seed": config.seed, "horizon_days": config.horizon_days,
            "has_world": config.has_world, "device": config.device}
-    inputs = {"simulator": sim.folder, "split": split.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
+    inputs = {"simulator": sim.folder, "dataset": dataset.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
     return run_stage(config.out, "evaluate", cfg, inputs, compute, code=STAGE_CODE["evaluate"], echo=echo)
 
 
@@ -440,10 +470,11 @@ def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object
     logs, fmt, logs_run = stage_logs(config, echo)
     split = stage_split(config, logs, fmt, echo)
     sim = stage_simulator(config, split, echo)
-    fidelity = stage_fidelity(config, split, sim, echo)
+    dataset = stage_dataset(config, split, sim, echo)
+    fidelity = stage_fidelity(config, split, sim, dataset, echo)
     agents = {name: stage_agent(config, name, algo, reward, sim, echo)
               for name, (algo, reward) in agent_specs(config).items()}
-    evaluate = stage_evaluate(config, split, sim, agents, echo)
+    evaluate = stage_evaluate(config, dataset, sim, agents, echo)
     report = stage_report(config, split, fidelity, evaluate, echo)
-    stages = [*([logs_run] if logs_run else []), split, sim, fidelity, *agents.values(), evaluate, report]
+    stages = [*([logs_run] if logs_run else []), split, sim, dataset, fidelity, *agents.values(), evaluate, report]
     return {"report": report.folder / "index.html", "tensorboard": config.out, "stages": stages}

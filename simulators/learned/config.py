@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retentionrl.core.actions import DEFAULT_COUPON_LEVELS
-from retentionrl.core.checks import require_positive_ints
+from retentionrl.core.checks import require_int, require_positive_ints
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,13 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         require_positive_ints(**{name: getattr(self, name) for name in (
-            "epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples")})
+            "epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples", "hidden_size")})
         for name in ("learning_rate", "grad_clip", "spend_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.valid_fraction < 1:
             raise ValueError(f"valid_fraction must lie in (0, 1), got {self.valid_fraction!r}")
-        if isinstance(self.num_threads, bool) or int(self.num_threads) != self.num_threads or self.num_threads < 0:
-            raise ValueError(f"num_threads must be a non-negative integer, got {self.num_threads!r}")
+        require_int("num_threads", self.num_threads, 0)
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay!r}")
         if not self.weight_decay >= 0:
