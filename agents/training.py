@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecMonitor
 from stable_baselines3.dqn.policies import DQNPolicy
@@ -86,8 +87,9 @@ def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
 def build_model(config: TrainConfig, env: VecMonitor, tensorboard_log: str | None) -> BaseAlgorithm:
     """PPO or DQN with the config's hyperparameters."""
     device = resolve_device(config.device)
-    common = dict(learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed, device=device,
-                  tensorboard_log=tensorboard_log, policy_kwargs={"net_arch": list(config.net_arch)}, verbose=0)
+    common: dict[str, Any] = dict(learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed,
+                                  device=device, tensorboard_log=tensorboard_log,
+                                  policy_kwargs={"net_arch": list(config.net_arch)}, verbose=0)
     if config.algo == "ppo":
         return PPO("MlpPolicy", env, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
                    n_epochs=config.ppo_epochs, gae_lambda=config.ppo_gae_lambda, ent_coef=config.ppo_ent_coef, **common)
@@ -112,8 +114,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         raise ValueError("give a teacher policy exactly when config.warm_start names one "
                          f"(warm_start={config.warm_start!r}, teacher={'given' if teacher else 'none'})")
     out = Path(out_dir)
+    checkpoint = latest_checkpoint(out) if resume else None
     if resume:
-        checkpoint = latest_checkpoint(out)
         if checkpoint is None:
             raise ValueError(f"{out}: no checkpoint to resume from (checkpoints/latest.json is missing)")
         saved = TrainConfig.from_json_file(out / CONFIG_FILE)
@@ -122,12 +124,13 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     set_random_seed(config.seed)
     env = make_training_env(config, config.seed)
     model = build_model(config, VecMonitor(env), str(out / "tensorboard"))
-    if resume:
+    if checkpoint is not None:
         load_training_state(model, checkpoint)
         env.seed(config.seed + model.num_timesteps)
     else:
         out.mkdir(parents=True, exist_ok=True)
         if teacher is not None:
+            assert isinstance(model, PPO)  # TrainConfig allows a warm start for PPO only
             fit = behaviour_clone(model, teacher, config.warm_start_visits, smoothing=config.warm_start_smoothing,
                                   seed=config.seed)
             atomic_write_text(out / WARM_START_FILE, json.dumps({"teacher": config.warm_start, **fit}, indent=2))
@@ -152,7 +155,9 @@ def save_policy(model: BaseAlgorithm, config: TrainConfig, simulator: ShopperSim
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.policy.state_dict().items()}
     with atomic_path(out / POLICY_TENSORS) as tmp:
         save_file(tensors, tmp)
-    meta = {"algo": config.algo, "n_features": int(model.observation_space.shape[0]),
+    shape = model.observation_space.shape
+    assert shape is not None  # a Box of observation vectors
+    meta = {"algo": config.algo, "n_features": int(shape[0]),
             "n_arms": action_space.n_arms, "coupon_levels": list(action_space.coupon_levels),
             "arms": [str(a) for a in arms],
             "net_arch": list(config.net_arch), "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
@@ -178,10 +183,14 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
     except (OSError, SafetensorError) as exc:
         raise InputError(tensors_path, f"missing or unreadable policy tensors ({exc})") from None
     obs_space = spaces.Box(0.0, np.inf, (meta["n_features"],), np.float32)
-    act_space = (spaces.MultiDiscrete([action_space.n_arms, action_space.n_coupons])
-                 if meta.get("action_type", "discrete") == "multidiscrete" else spaces.Discrete(action_space.n_actions))
-    cls = ActorCriticPolicy if meta["algo"] == "ppo" else DQNPolicy
-    policy = cls(obs_space, act_space, lambda _: 0.0, net_arch=list(meta["net_arch"]))
+    flat = spaces.Discrete(action_space.n_actions)
+    policy: BasePolicy
+    if meta["algo"] == "ppo":
+        factorised = meta.get("action_type", "discrete") == "multidiscrete"
+        act_space = spaces.MultiDiscrete([action_space.n_arms, action_space.n_coupons]) if factorised else flat
+        policy = ActorCriticPolicy(obs_space, act_space, lambda _: 0.0, net_arch=list(meta["net_arch"]))
+    else:
+        policy = DQNPolicy(obs_space, flat, lambda _: 0.0, net_arch=list(meta["net_arch"]))
     try:
         policy.load_state_dict(tensors)
     except RuntimeError as exc:

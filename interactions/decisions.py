@@ -73,7 +73,7 @@ class LoggedDecisions:
         written: it belongs to whoever encoded the visits, a simulator's card or the logs)."""
         arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
 
     @classmethod
     def load(cls, path: str | Path, action_map: ActionMap) -> LoggedDecisions:

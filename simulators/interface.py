@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.history import HistoryFeatures
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,14 @@ class ShopperSimulator(ABC):
 
     Subclasses set :attr:`action_space`, :attr:`observation_names` and
     :attr:`horizon_days`, and keep ``days``: the day of each shopper's current visit,
-    counted from the first visit of their lifetime.
+    counted from the first visit of their lifetime. Simulators that build observations
+    from visit histories (the world, the learned simulator) keep them in :attr:`history`.
     """
 
     action_space: ActionSpace
     observation_names: tuple[str, ...]
     horizon_days: int
+    history: HistoryFeatures
 
     @property
     def obs_dim(self) -> int:

@@ -63,7 +63,7 @@ def evaluate_command(
         raise typer.BadParameter(f"{env!r} is not world or simulator", param_hint="--env")
     if env == "simulator" and simulator is None:
         raise typer.BadParameter("--env simulator needs --simulator DIR", param_hint="--simulator")
-    sim = load_simulator("world" if env == "world" else simulator, device="cpu")
+    sim = load_simulator(simulator if env == "simulator" and simulator is not None else "world", device="cpu")
     space = sim.action_space
     decisions = None
     if policy in BASELINES[1:]:

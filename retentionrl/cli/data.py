@@ -55,6 +55,7 @@ def describe(
     elif fmt == "auto":
         fmt = "obd"
     if fmt in BANDIT_ADAPTERS:
+        assert path is not None  # only complete-journey reads without a PATH (checked above)
         feedback = BANDIT_ADAPTERS[fmt](path)
         for key, value in feedback.summary().items():
             typer.echo(f"{key:<22} {_readable(value)}")

@@ -40,6 +40,7 @@ def load_target(spec: str, logs: Path, action_map: ActionMap) -> Policy:
     if spec in BASELINES:
         raise typer.BadParameter(f"{spec!r}: a baseline fit on these logs is not evaluated off-policy here; give a "
                                  "trained policy folder or a world policy", param_hint="--policy")
+    target: Policy
     if Path(spec).is_dir():
         from retentionrl.agents.training import load_policy
 

@@ -93,16 +93,17 @@ def _imports(name: str) -> tuple[str, ...]:
 def code_hash(modules: Iterable[str]) -> str:
     """SHA-256 of the source of ``modules`` and of every module of their own top-level package
     they import, transitively (imports inside functions included)."""
-    seen: set[str] = set()
+    seen: dict[str, Path] = {}
     stack = list(modules)
     while stack:
         name = stack.pop()
-        if name not in seen and _module_file(name) is not None:
-            seen.add(name)
+        file = _module_file(name) if name not in seen else None
+        if file is not None:
+            seen[name] = file
             stack.extend(_imports(name))
     digest = hashlib.sha256()
     for name in sorted(seen):
-        digest.update(f"{name}\0{sha256_file(_module_file(name))}\0".encode())
+        digest.update(f"{name}\0{sha256_file(seen[name])}\0".encode())
     return digest.hexdigest()
 
 

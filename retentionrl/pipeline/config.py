@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from retentionrl.agents.config import TrainConfig
 from retentionrl.envs.reward import RewardConfig, check_reward_mode
+from retentionrl.interactions.visits import VisitMode
 from retentionrl.simulators.learned.config import FitConfig
 
 
@@ -66,8 +67,8 @@ class SimulatorSection(_Strict):
     valid_fraction: float = FitConfig.valid_fraction
     num_threads: int = FitConfig.num_threads
     spend_scale: float = FitConfig.spend_scale
-    visit_mode: Literal["auto", "session", "session_id", "day"] = Field(
-        FitConfig.visit_mode, description="what a visit is (retentionrl.interactions.visits); auto on online-retail "
+    visit_mode: VisitMode = Field(
+        "auto", description="what a visit is (retentionrl.interactions.visits); auto on online-retail "
                                           "logs means purchase days, since one shopper's invoices can share a timestamp")
     ensemble: int = Field(3, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ..., each on a "
                                                        "bootstrap resample of the train shoppers: agents train on all "
@@ -162,7 +163,7 @@ class PipelineConfig(_Strict):
         return check_reward_mode(value) if value == "net_revenue" else value
 
     @property
-    def visit_mode(self) -> str:
+    def visit_mode(self) -> VisitMode:
         """The visit mode the stages use (see ``SimulatorSection.visit_mode``)."""
         if self.simulator.visit_mode == "auto" and self.logs is not None and self.format == "online-retail":
             return "day"
@@ -201,7 +202,7 @@ def _message(source: str, error: ValidationError) -> str:
     first = error.errors()[0]
     key = _location(first["loc"])
     if first["type"] == "extra_forbidden":
-        parent = PipelineConfig
+        parent: Any = PipelineConfig
         for part in first["loc"][:-1]:
             parent = parent.model_fields[str(part)].annotation
         known = ", ".join(getattr(parent, "model_fields", {}))

@@ -42,6 +42,7 @@ from retentionrl.interactions.horizon import in_window
 from retentionrl.interactions.io import EventLog
 from retentionrl.interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
 from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
+from retentionrl.interactions.visits import VisitMode
 from retentionrl.pipeline.results import ArmShare, Curve, OffPolicy, PlaceValue, SegmentBehaviour
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.observation import column, visit_count
@@ -107,7 +108,7 @@ def rollout(simulator: ShopperSimulator, policy: Policy, name: str, n_users: int
     return PlaceValue(values=value.metrics(), curve=curve_record(curve, simulator.horizon_days))
 
 
-def logged_retention(log: EventLog, horizon_days: int, visit_mode: str = "auto") -> tuple[Curve, Interval | None]:
+def logged_retention(log: EventLog, horizon_days: int, visit_mode: VisitMode = "auto") -> tuple[Curve, Interval | None]:
     """Kaplan-Meier curve of the logged shoppers' first lifetimes, and their return visits
     within :math:`H` (shoppers whose first visit lies at least :math:`H` before the log's end)."""
     visits = visits_with_trajectories(log, horizon_days=horizon_days, mode=visit_mode)

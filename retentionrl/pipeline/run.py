@@ -49,6 +49,7 @@ from retentionrl.pipeline.results import (
     PolicyResult,
 )
 from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.core.policy import Policy
 from retentionrl.core.records import json_text
 
 Echo = Callable[[str], None]
@@ -275,7 +276,7 @@ def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
     run's reward, named by its algo; then the frontier agents, the first algo at each
     weight of ``agents.frontier`` whose reward differs from the run's, named
     ``"<algo> (<reward label>)"`` (e.g. ``ppo (mixed w=0.25)``)."""
-    specs = {algo: (algo, config.reward) for algo in config.agents.algos}
+    specs: dict[str, tuple[str, RewardConfig]] = {algo: (algo, config.reward) for algo in config.agents.algos}
     if config.agents.algos:
         algo = config.agents.algos[0]
         for w in config.agents.frontier:
@@ -329,15 +330,16 @@ def stage_evaluate(config: PipelineConfig, dataset: StageRun, sim: StageRun, age
         card, space, h = simulator.card, simulator.action_space, config.horizon_days
         train, heldout, clone = _dataset(dataset.folder, simulator)
         notes: list[str] = []
-        policies = {name: load_policy(run.folder) for name, run in agents.items()}
+        policies: dict[str, Policy] = {name: load_policy(run.folder) for name, run in agents.items()}
         kinds = dict.fromkeys(policies, "agent")
-        for name in config.evaluation.baselines:
-            kinds[name] = "baseline"
+        baseline: str
+        for baseline in config.evaluation.baselines:
+            kinds[baseline] = "baseline"
             try:
-                policies[name] = clone if name == "logging-clone" and clone is not None else \
-                    make_named_policy(name, space, decisions=train, seed=config.seed)
+                policies[baseline] = clone if baseline == "logging-clone" and clone is not None else \
+                    make_named_policy(baseline, space, decisions=train, seed=config.seed)
             except (ImportError, ValueError) as exc:  # logs without actions; uplift: its extra, no coupon variation
-                notes.append(f"baseline {name!r} skipped: {exc}")
+                notes.append(f"baseline {baseline!r} skipped: {exc}")
         world = None
         if config.has_world:
             from retentionrl.simulators.world.heuristics import HEURISTICS

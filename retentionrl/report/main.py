@@ -93,7 +93,8 @@ def plot_frontier(results: EvaluateResults, path: Path) -> None:
     places = [p for p in ("world", "simulator") if p in results.frontier]
     fig, axes = plt.subplots(1, len(places), figsize=(6.8 * len(places), 5.2), squeeze=False)
     for ax, place in zip(axes[0], places):
-        on_frontier, labels = [], {}
+        on_frontier: list[tuple[float, float]] = []
+        labels: dict[tuple[float, float], list[str]] = {}
         for name, row in results.policies.items():
             x, y = (getattr(row, place).values[axis] for axis in ("return_visits", "profit"))
             marker, color = _MARKERS[row.kind]
