@@ -342,6 +342,13 @@ def default_estimators(with_model: bool = True) -> list[BanditEstimator]:
     return [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(), SwitchDR(), DRos()]
 
 
+def tuned_estimators(inputs: BanditInputs, taus: Sequence[float], lambdas: Sequence[float]) -> list[BanditEstimator]:
+    """The seven estimators, with Switch-DR's :math:`\\tau` chosen among ``taus`` and DRos's
+    :math:`\\lambda` among ``lambdas`` by estimated MSE on ``inputs`` (:func:`tune_by_mse`)."""
+    return [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(),
+            tune_by_mse([SwitchDR(t) for t in taus], inputs), tune_by_mse([DRos(lam) for lam in lambdas], inputs)]
+
+
 def fit_influence(inputs: BanditInputs, terms: Terms) -> np.ndarray:
     """The fit influence :math:`\\psi` ``(n,)`` of an estimator's dependence on the reward
     model, :math:`\\frac1n \\sum_i \\hat q^{\\pi}_i - \\sum_i \\hat w_i \\hat q_i / \\sum_i d_i`

@@ -56,18 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retentionrl.evaluation.bandit import (
-    IPS,
-    SNIPS,
-    BanditInputs,
-    DirectMethod,
-    DoublyRobust,
-    DRos,
-    SelfNormalizedDR,
-    SwitchDR,
-    evaluate_bandit,
-    tune_by_mse,
-)
+from retentionrl.evaluation.bandit import IPS, SNIPS, BanditInputs, evaluate_bandit, tuned_estimators
 from retentionrl.evaluation.reward_models import logistic_reward_model
 from retentionrl.interactions.adapters import read_hillstrom
 from retentionrl.interactions.bandit import BanditFeedback
@@ -147,9 +136,7 @@ def run(data: Path, reward: str = "visit", seed: int = 0, n_bootstrap: int = 200
                     "estimate": float(rew[match].mean()), "low": np.nan, "high": np.nan})
         estimators = [IPS(), SNIPS()]
         if fit is not None:
-            estimators = [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(),
-                          tune_by_mse([SwitchDR(x) for x in TAUS], inputs),
-                          tune_by_mse([DRos(x) for x in LAMBDAS], inputs)]
+            estimators = tuned_estimators(inputs, TAUS, LAMBDAS)
         for est_name, iv in evaluate_bandit(estimators, inputs, n_bootstrap=n_bootstrap, seed=seed).items():
             out.append({"policy": name, "estimator": est_name, "estimate": iv.estimate, "low": iv.low,
                         "high": iv.high})

@@ -51,17 +51,7 @@ import numpy as np
 import pandas as pd
 
 from retentionrl.core.errors import LogError
-from retentionrl.evaluation.bandit import (
-    IPS,
-    SNIPS,
-    BanditInputs,
-    DirectMethod,
-    DoublyRobust,
-    DRos,
-    SelfNormalizedDR,
-    SwitchDR,
-    tune_by_mse,
-)
+from retentionrl.evaluation.bandit import BanditInputs, tuned_estimators
 from retentionrl.evaluation.reward_models import logistic_reward_model, select_logistic_reward_model
 from retentionrl.interactions.adapters import read_bts_action_dist, read_obd
 
@@ -146,9 +136,7 @@ def run(data: Path, n_resamples: int = 10, seed: int = 12345, *, campaign: str =
             chosen = l2
         action_dist = np.broadcast_to(dist, (fb.n_rounds,) + dist.shape)
         inputs = BanditInputs.prepare(fb.reward, fb.action, fb.propensity, action_dist, fb.position, fit)
-        estimators = [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(),
-                      tune_by_mse([SwitchDR(t) for t in TAUS], inputs),
-                      tune_by_mse([DRos(lam) for lam in LAMBDAS], inputs)]
+        estimators = tuned_estimators(inputs, TAUS, LAMBDAS)
         for est in estimators:
             v = est._checked_terms(inputs).value()
             rows.append({"resample": b, "estimator": est.name, "estimate": v, "truth": truth,
