@@ -77,7 +77,9 @@ def main() -> int:
     print(f"{'package':<{width}}  imports (number of import statements)")
     for package in FOLDERS:
         targets = sorted(((t, n) for (p, t), n in edges.items() if p == package), key=lambda tn: LAYER.get(tn[0], -1))
-        print(f"{package:<{width}}  " + (", ".join(f"{t.removeprefix('retentionrl.')} ({n})" for t, n in targets) or "-"))
+        print(
+            f"{package:<{width}}  " + (", ".join(f"{t.removeprefix('retentionrl.')} ({n})" for t, n in targets) or "-")
+        )
     for violation in violations:
         print("layer violation:", violation, file=sys.stderr)
     return 1 if violations else 0

@@ -32,8 +32,8 @@ from torch import nn
 
 from retentionrl.core.actions import ActionSpace
 from retentionrl.core.atomic import atomic_path
-from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.core.policy import Policy
+from retentionrl.interactions.decisions import LoggedDecisions
 
 
 def _one_hot(index: np.ndarray, n: int) -> np.ndarray:
@@ -134,8 +134,11 @@ class LoggingPolicyClone(Policy):
 
     def save(self, path: str | Path) -> None:
         """Write the fitted weights and floor to a safetensors file, atomically."""
-        tensors = {"weight": self.linear.weight.detach().contiguous(), "bias": self.linear.bias.detach().contiguous(),
-                   "floor": torch.tensor([self.floor], dtype=torch.float64)}
+        tensors = {
+            "weight": self.linear.weight.detach().contiguous(),
+            "bias": self.linear.bias.detach().contiguous(),
+            "floor": torch.tensor([self.floor], dtype=torch.float64),
+        }
         with atomic_path(path) as tmp:
             save_file(tensors, tmp)
 
@@ -171,8 +174,13 @@ class ImmediateRewardModel(nn.Module):
         """The network input of (observation, flat action) pairs."""
         arm, coupon = self.action_space.decode(action)
         return torch.as_tensor(
-            np.hstack([np.asarray(obs, dtype=np.float32), _one_hot(arm, self.action_space.n_arms),
-                       _one_hot(coupon, self.action_space.n_coupons)])
+            np.hstack(
+                [
+                    np.asarray(obs, dtype=np.float32),
+                    _one_hot(arm, self.action_space.n_arms),
+                    _one_hot(coupon, self.action_space.n_coupons),
+                ]
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,9 @@ class RetentionMetricsCallback(BaseCallback):
         self._gap_sum, self._gaps = np.zeros(n), np.zeros(n)
         self._ended: list[np.ndarray] = []
         self._actions: list[np.ndarray] = []
-        self._coupon_index = np.arange(env.env.simulator.action_space.n_actions) % env.env.simulator.action_space.n_coupons
+        self._coupon_index = (
+            np.arange(env.env.simulator.action_space.n_actions) % env.env.simulator.action_space.n_coupons
+        )
 
     def _on_step(self) -> bool:
         info, done = self.env.last_info, self.env.last_done
@@ -57,10 +59,19 @@ class RetentionMetricsCallback(BaseCallback):
         self._actions.append(np.asarray(self.env.last_actions).copy())
         if done.any():
             active = done & ~info["churned"]
-            self._ended.append(np.stack([
-                active[done], self._visits[done], self._profit[done], self._cost[done],
-                self._gap_sum[done], self._gaps[done],
-            ], axis=1))
+            self._ended.append(
+                np.stack(
+                    [
+                        active[done],
+                        self._visits[done],
+                        self._profit[done],
+                        self._cost[done],
+                        self._gap_sum[done],
+                        self._gaps[done],
+                    ],
+                    axis=1,
+                )
+            )
             for acc in (self._visits, self._profit, self._cost, self._gap_sum, self._gaps):
                 acc[done] = 0.0
         return True

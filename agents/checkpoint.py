@@ -67,8 +67,12 @@ def save_training_state(model: BaseAlgorithm, folder: str | Path) -> Path:
         files = [POLICY_FILE, OPTIMIZER_FILE]
         if isinstance(model, DQN):
             buffer = _replay_buffer(model)
-            np.savez(tmp / REPLAY_FILE, pos=buffer.pos, full=buffer.full,
-                     **{name: getattr(buffer, name) for name in _REPLAY_ARRAYS})
+            np.savez(
+                tmp / REPLAY_FILE,
+                pos=buffer.pos,
+                full=buffer.full,
+                **{name: getattr(buffer, name) for name in _REPLAY_ARRAYS},
+            )
             files.append(REPLAY_FILE)
         state = {
             "num_timesteps": int(model.num_timesteps),

@@ -12,10 +12,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from retentionrl.envs.reward import check_reward_mode
 from retentionrl.core.checks import require_int, require_positive_ints
 from retentionrl.core.errors import InputError
 from retentionrl.core.records import from_plain
+from retentionrl.envs.reward import check_reward_mode
 
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
 PPO_HEADS: tuple[str, ...] = ("flat", "factorised")
@@ -105,9 +105,25 @@ class TrainConfig:
             raise ValueError("ppo_head 'factorised' is for PPO without a warm start (the clone targets the flat head)")
         if self.deploy not in DEPLOY_MODES:
             raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {self.deploy!r}")
-        require_positive_ints(**{name: getattr(self, name) for name in (
-            "total_steps", "num_envs", "checkpoint_every", "warm_start_visits", "ppo_n_steps", "ppo_batch_size", "ppo_epochs",
-            "dqn_buffer_size", "dqn_batch_size", "dqn_train_freq", "dqn_gradient_steps", "dqn_target_update")})
+        require_positive_ints(
+            **{
+                name: getattr(self, name)
+                for name in (
+                    "total_steps",
+                    "num_envs",
+                    "checkpoint_every",
+                    "warm_start_visits",
+                    "ppo_n_steps",
+                    "ppo_batch_size",
+                    "ppo_epochs",
+                    "dqn_buffer_size",
+                    "dqn_batch_size",
+                    "dqn_train_freq",
+                    "dqn_gradient_steps",
+                    "dqn_target_update",
+                )
+            }
+        )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
         require_int("dqn_learning_starts", self.dqn_learning_starts, 0)

@@ -8,8 +8,8 @@ is exact for the policy as deployed:
   the deployment policy: a stochastic policy over many actions spends visits on actions it
   rates poorly); with the factorised head (``MultiDiscrete([n_arms, n_coupons])``) the
   group and the coupon are independent given the state, so
-  :math:`\pi(g, c \mid s) = \pi(g \mid s)\, \pi(c \mid s)` at flat index
-  :math:`g \cdot n_{coupons} + c`, and its argmax is the pair of the factors' argmaxes;
+  :math:`\\pi(g, c \\mid s) = \\pi(g \\mid s)\\, \\pi(c \\mid s)` at flat index
+  :math:`g \\cdot n_{coupons} + c`, and its argmax is the pair of the factors' argmaxes;
 * DQN: its epsilon-greedy distribution over the greedy action of the Q network,
   :math:`\\pi(a \\mid s) = \\varepsilon / A + (1 - \\varepsilon)[a = \\arg\\max_b Q(s, b)]`
   (``greedy=True`` deploys with :math:`\\varepsilon = 0`).
@@ -38,15 +38,26 @@ class SB3Policy(Policy):
     :param greedy: act on the argmax (module docstring); ``action_probs`` is then one-hot.
     """
 
-    def __init__(self, policy: BasePolicy, action_space: ActionSpace, epsilon: float = 0.0, name: str = "agent",
-                 *, greedy: bool = False) -> None:
+    def __init__(
+        self,
+        policy: BasePolicy,
+        action_space: ActionSpace,
+        epsilon: float = 0.0,
+        name: str = "agent",
+        *,
+        greedy: bool = False,
+    ) -> None:
         super().__init__(action_space)
         space = policy.action_space
         factors = [int(n) for n in getattr(space, "nvec", [])]
-        if getattr(space, "n", None) != action_space.n_actions and factors != [action_space.n_arms,
-                                                                                   action_space.n_coupons]:
-            raise ValueError(f"policy acts in {space}, expected Discrete({action_space.n_actions}) or "
-                             f"MultiDiscrete([{action_space.n_arms} {action_space.n_coupons}])")
+        if getattr(space, "n", None) != action_space.n_actions and factors != [
+            action_space.n_arms,
+            action_space.n_coupons,
+        ]:
+            raise ValueError(
+                f"policy acts in {space}, expected Discrete({action_space.n_actions}) or "
+                f"MultiDiscrete([{action_space.n_arms} {action_space.n_coupons}])"
+            )
         self._factorised = bool(factors)
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")

@@ -41,8 +41,14 @@ def policy_names() -> tuple[str, ...]:
     return BASELINES + POLICY_NAMES
 
 
-def make_named_policy(name: str, space: ActionSpace, *, decisions: LoggedDecisions | None = None,
-                      world: WorldConfig | None = None, seed: int = 0) -> Policy:
+def make_named_policy(
+    name: str,
+    space: ActionSpace,
+    *,
+    decisions: LoggedDecisions | None = None,
+    world: WorldConfig | None = None,
+    seed: int = 0,
+) -> Policy:
     """The policy called ``name`` (module table) acting in ``space``.
 
     :param decisions: logged decisions the baselines are fit on (required for them).
@@ -63,8 +69,10 @@ def make_named_policy(name: str, space: ActionSpace, *, decisions: LoggedDecisio
     elif name in POLICY_NAMES:
         policy = make_policy(name, world or WorldConfig())
     else:
-        raise ValueError(f"{name!r} is not a trained policy folder, a baseline ({', '.join(BASELINES)}) or a world "
-                         f"policy ({', '.join(POLICY_NAMES)})")
+        raise ValueError(
+            f"{name!r} is not a trained policy folder, a baseline ({', '.join(BASELINES)}) or a world "
+            f"policy ({', '.join(POLICY_NAMES)})"
+        )
     if policy.action_space != space:
         raise ValueError(f"policy {name!r} acts on {_actions(policy.action_space)}; expected {_actions(space)}")
     return policy
@@ -97,14 +105,20 @@ def check_action_map(policy: Policy, action_map: ActionMap, *, policy_name: str,
     else in ``logs``: other coupon levels, another number of arms, or (where the policy knows
     its arm labels) other arms or another order."""
     if policy.action_space != action_map.space:
-        raise InputError(logs, f"policy {policy_name!r} acts on {_actions(policy.action_space)}; these logs' action "
-                               f"map is {_actions(action_map.space)}")
+        raise InputError(
+            logs,
+            f"policy {policy_name!r} acts on {_actions(policy.action_space)}; these logs' action "
+            f"map is {_actions(action_map.space)}",
+        )
     logged = tuple(str(a) for a in action_map.arms)
     if policy.arms is not None and tuple(policy.arms) != logged:
         first = next(i for i, (a, b) in enumerate(zip(policy.arms, logged)) if a != b)
-        raise InputError(logs, f"policy {policy_name!r} was trained on arms {list(policy.arms)}; these logs' action "
-                               f"map is {list(logged)} (first difference at index {first}): its actions would mean "
-                               "other arms here")
+        raise InputError(
+            logs,
+            f"policy {policy_name!r} was trained on arms {list(policy.arms)}; these logs' action "
+            f"map is {list(logged)} (first difference at index {first}): its actions would mean "
+            "other arms here",
+        )
 
 
 def logged_propensities(decisions: LoggedDecisions) -> np.ndarray | None:

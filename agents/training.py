@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -75,11 +75,18 @@ class PeriodicCheckpoint(BaseCallback):
 
 def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
     """The batched env of ``config`` as an SB3 ``VecEnv`` (same-step autoreset), seeded."""
-    env = ShopperSB3VecEnv(make_vector_env(
-        config.num_envs, simulator=config.simulator, reward_mode=config.reward_mode,
-        revenue_scale=config.revenue_scale, retention_weight=config.retention_weight,
-        action_type=config.action_type, autoreset_mode="SameStep", device=config.device,
-    ))
+    env = ShopperSB3VecEnv(
+        make_vector_env(
+            config.num_envs,
+            simulator=config.simulator,
+            reward_mode=config.reward_mode,
+            revenue_scale=config.revenue_scale,
+            retention_weight=config.retention_weight,
+            action_type=config.action_type,
+            autoreset_mode="SameStep",
+            device=config.device,
+        )
+    )
     env.seed(seed)
     return env
 
@@ -87,21 +94,49 @@ def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
 def build_model(config: TrainConfig, env: VecMonitor, tensorboard_log: str | None) -> BaseAlgorithm:
     """PPO or DQN with the config's hyperparameters."""
     device = resolve_device(config.device)
-    common: dict[str, Any] = dict(learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed,
-                                  device=device, tensorboard_log=tensorboard_log,
-                                  policy_kwargs={"net_arch": list(config.net_arch)}, verbose=0)
+    common: dict[str, Any] = dict(
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        seed=config.seed,
+        device=device,
+        tensorboard_log=tensorboard_log,
+        policy_kwargs={"net_arch": list(config.net_arch)},
+        verbose=0,
+    )
     if config.algo == "ppo":
-        return PPO("MlpPolicy", env, n_steps=config.ppo_n_steps, batch_size=config.ppo_batch_size,
-                   n_epochs=config.ppo_epochs, gae_lambda=config.ppo_gae_lambda, ent_coef=config.ppo_ent_coef, **common)
-    return DQN("MlpPolicy", env, buffer_size=config.dqn_buffer_size, learning_starts=config.dqn_learning_starts,
-               batch_size=config.dqn_batch_size, train_freq=config.dqn_train_freq,
-               gradient_steps=config.dqn_gradient_steps, target_update_interval=config.dqn_target_update,
-               exploration_fraction=config.dqn_exploration_fraction, exploration_final_eps=config.dqn_final_eps,
-               **common)
+        return PPO(
+            "MlpPolicy",
+            env,
+            n_steps=config.ppo_n_steps,
+            batch_size=config.ppo_batch_size,
+            n_epochs=config.ppo_epochs,
+            gae_lambda=config.ppo_gae_lambda,
+            ent_coef=config.ppo_ent_coef,
+            **common,
+        )
+    return DQN(
+        "MlpPolicy",
+        env,
+        buffer_size=config.dqn_buffer_size,
+        learning_starts=config.dqn_learning_starts,
+        batch_size=config.dqn_batch_size,
+        train_freq=config.dqn_train_freq,
+        gradient_steps=config.dqn_gradient_steps,
+        target_update_interval=config.dqn_target_update,
+        exploration_fraction=config.dqn_exploration_fraction,
+        exploration_final_eps=config.dqn_final_eps,
+        **common,
+    )
 
 
-def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          teacher: Policy | None = None) -> BaseAlgorithm:
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    teacher: Policy | None = None,
+) -> BaseAlgorithm:
     """Train (or, with ``resume``, continue) a run in ``out_dir``; returns the model.
 
     On resume the saved ``config.json`` rules, except ``total_steps`` (a run may be extended).
@@ -111,16 +146,19 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         ``config.warm_start`` is set.
     """
     if bool(config.warm_start) != (teacher is not None):
-        raise ValueError("give a teacher policy exactly when config.warm_start names one "
-                         f"(warm_start={config.warm_start!r}, teacher={'given' if teacher else 'none'})")
+        raise ValueError(
+            "give a teacher policy exactly when config.warm_start names one "
+            f"(warm_start={config.warm_start!r}, teacher={'given' if teacher else 'none'})"
+        )
     out = Path(out_dir)
     checkpoint = latest_checkpoint(out) if resume else None
     if resume:
         if checkpoint is None:
             raise ValueError(f"{out}: no checkpoint to resume from (checkpoints/latest.json is missing)")
         saved = TrainConfig.from_json_file(out / CONFIG_FILE)
-        config = TrainConfig(**{**json.loads(saved.to_json()), "total_steps": config.total_steps,
-                                "net_arch": saved.net_arch})
+        config = TrainConfig(
+            **{**json.loads(saved.to_json()), "total_steps": config.total_steps, "net_arch": saved.net_arch}
+        )
     set_random_seed(config.seed)
     env = make_training_env(config, config.seed)
     model = build_model(config, VecMonitor(env), str(out / "tensorboard"))
@@ -131,15 +169,21 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         out.mkdir(parents=True, exist_ok=True)
         if teacher is not None:
             assert isinstance(model, PPO)  # TrainConfig allows a warm start for PPO only
-            fit = behaviour_clone(model, teacher, config.warm_start_visits, smoothing=config.warm_start_smoothing,
-                                  seed=config.seed)
+            fit = behaviour_clone(
+                model, teacher, config.warm_start_visits, smoothing=config.warm_start_smoothing, seed=config.seed
+            )
             atomic_write_text(out / WARM_START_FILE, json.dumps({"teacher": config.warm_start, **fit}, indent=2))
     atomic_write_text(out / CONFIG_FILE, config.to_json())
     remaining = config.total_steps - model.num_timesteps
     if remaining > 0:
         callbacks = CallbackList([RetentionMetricsCallback(env), PeriodicCheckpoint(out, config.checkpoint_every)])
-        model.learn(remaining, callback=callbacks, progress_bar=progress, reset_num_timesteps=not resume,
-                    tb_log_name=config.algo)
+        model.learn(
+            remaining,
+            callback=callbacks,
+            progress_bar=progress,
+            reset_num_timesteps=not resume,
+            tb_log_name=config.algo,
+        )
         save_training_state(model, out)
     save_policy(model, config, env.env.simulator, out)
     env.close()
@@ -157,11 +201,18 @@ def save_policy(model: BaseAlgorithm, config: TrainConfig, simulator: ShopperSim
         save_file(tensors, tmp)
     shape = model.observation_space.shape
     assert shape is not None  # a Box of observation vectors
-    meta = {"algo": config.algo, "n_features": int(shape[0]),
-            "n_arms": action_space.n_arms, "coupon_levels": list(action_space.coupon_levels),
-            "arms": [str(a) for a in arms],
-            "net_arch": list(config.net_arch), "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
-            "num_timesteps": int(model.num_timesteps), "deploy": config.deploy, "action_type": config.action_type}
+    meta = {
+        "algo": config.algo,
+        "n_features": int(shape[0]),
+        "n_arms": action_space.n_arms,
+        "coupon_levels": list(action_space.coupon_levels),
+        "arms": [str(a) for a in arms],
+        "net_arch": list(config.net_arch),
+        "epsilon": config.dqn_final_eps if config.algo == "dqn" else 0.0,
+        "num_timesteps": int(model.num_timesteps),
+        "deploy": config.deploy,
+        "action_type": config.action_type,
+    }
     atomic_write_text(out / POLICY_META, json.dumps(meta, indent=2))
 
 
@@ -196,8 +247,9 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
     except RuntimeError as exc:
         raise InputError(tensors_path, f"does not match {POLICY_META} ({exc})") from None
     mode = deploy if deploy is not None else meta.get("deploy", "stochastic")
-    agent = SB3Policy(policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"],
-                      greedy=mode == "greedy")
+    agent = SB3Policy(
+        policy.to(resolve_device(device)), action_space, meta["epsilon"], name=meta["algo"], greedy=mode == "greedy"
+    )
     agent.arms = tuple(meta["arms"]) if "arms" in meta else None  # folders written before it was recorded
     return agent
 
@@ -213,8 +265,10 @@ _META_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "n_arms": (_is_count, "a positive integer"),
     "coupon_levels": (lambda v: isinstance(v, list), "a list of discounts"),
     "net_arch": (lambda v: isinstance(v, list) and all(map(_is_count, v)), "a list of positive integers"),
-    "epsilon": (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0,
-                "a number in [0, 1]"),
+    "epsilon": (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0,
+        "a number in [0, 1]",
+    ),
 }
 """The keys of ``policy.json`` that :func:`load_policy` reads, with what each must be."""
 _OPTIONAL_META_KEYS: dict[str, tuple[str, ...]] = {"deploy": DEPLOY_MODES, "action_type": ("discrete", "multidiscrete")}
@@ -250,7 +304,8 @@ def _read_policy_meta(run_dir: Path) -> tuple[dict, ActionSpace]:
     except (TypeError, ValueError) as exc:
         raise InputError(path, f"key 'coupon_levels': {exc}") from None
     arms = meta.get("arms", [])
-    if "arms" in meta and not (isinstance(arms, list) and len(arms) == space.n_arms
-                               and all(isinstance(a, str) for a in arms)):
+    if "arms" in meta and not (
+        isinstance(arms, list) and len(arms) == space.n_arms and all(isinstance(a, str) for a in arms)
+    ):
         raise InputError(path, f"key 'arms': expected {space.n_arms} arm labels (strings), got {arms!r}")
     return meta, space

@@ -77,8 +77,15 @@ def _dr_learner(seed: int) -> Any:
         from sklearn.ensemble import HistGradientBoostingRegressor
     except ImportError as exc:
         raise ImportError(f"the uplift baseline needs the optional package causalml: {INSTALL_HINT}") from exc
-    trees = HistGradientBoostingRegressor(learning_rate=0.05, max_iter=200, max_leaf_nodes=15, min_samples_leaf=100,
-                                          l2_regularization=1.0, early_stopping=True, random_state=seed)
+    trees = HistGradientBoostingRegressor(
+        learning_rate=0.05,
+        max_iter=200,
+        max_leaf_nodes=15,
+        min_samples_leaf=100,
+        l2_regularization=1.0,
+        early_stopping=True,
+        random_state=seed,
+    )
     return BaseDRRegressor(learner=trees, control_name=0)
 
 
@@ -117,8 +124,16 @@ class UpliftPolicy(Policy):
 
     name = "uplift"
 
-    def __init__(self, action_space: ActionSpace, arm: int, learner: Any, levels: np.ndarray,
-                 value_per_return: float, coupon_cost: np.ndarray, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        action_space: ActionSpace,
+        arm: int,
+        learner: Any,
+        levels: np.ndarray,
+        value_per_return: float,
+        coupon_cost: np.ndarray,
+        num_threads: int = 1,
+    ) -> None:
         super().__init__(action_space)
         self.arm = int(arm)
         self.learner = learner
@@ -130,8 +145,9 @@ class UpliftPolicy(Policy):
         self.num_threads = _check_threads(num_threads)
 
     @classmethod
-    def fit(cls, decisions: LoggedDecisions, *, window_days: float = 30.0, seed: int = 0,
-            num_threads: int = 1) -> UpliftPolicy:
+    def fit(
+        cls, decisions: LoggedDecisions, *, window_days: float = 30.0, seed: int = 0, num_threads: int = 1
+    ) -> UpliftPolicy:
         """Fit the uplift model and the economics of the module docstring on ``decisions``.
 
         :param window_days: :math:`w`, the return window of the outcome.
@@ -153,9 +169,11 @@ class UpliftPolicy(Policy):
         count = np.bincount(level, minlength=space.n_coupons)
         levels = np.flatnonzero(count[1:] >= MIN_VISITS) + 1
         if count[0] < MIN_VISITS or levels.size == 0:
-            raise ValueError(f"the uplift of a coupon needs {MIN_VISITS} logged visits with {window_days:g} days of "
-                             f"log after them without a coupon and {MIN_VISITS} with one; by coupon level the logs "
-                             f"hold {count.tolist()}")
+            raise ValueError(
+                f"the uplift of a coupon needs {MIN_VISITS} logged visits with {window_days:g} days of "
+                f"log after them without a coupon and {MIN_VISITS} with one; by coupon level the logs "
+                f"hold {count.tolist()}"
+            )
         used = np.isin(level, np.r_[0, levels])
         known, level = known.take(used), level[used]
         returned = np.nan_to_num(known.next_visit_days, nan=np.inf) <= window_days

@@ -37,8 +37,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs
 from retentionrl.core.policy import Policy
 
 
-def collect_teacher_rollout(env: VecEnv, teacher: Policy, visits: int, gamma: float,
-                            seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def collect_teacher_rollout(
+    env: VecEnv, teacher: Policy, visits: int, gamma: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """States, teacher action distributions and returns-to-go of ``visits`` steps of ``teacher``.
 
     :returns: ``obs (N, d)`` float32, ``probs (N, A)``, ``returns (N,)`` with :math:`G_t` of
@@ -80,9 +81,18 @@ def _log_probs(policy: ActorCriticPolicy, obs: torch.Tensor) -> torch.Tensor:
     return distribution.logits
 
 
-def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: float = 0.0, epochs: int = 10,
-                    batch_size: int = 1024, learning_rate: float = 1e-3, value_coef: float = 0.5,
-                    seed: int = 0) -> dict[str, float]:
+def behaviour_clone(
+    model: PPO,
+    teacher: Policy,
+    visits: int,
+    *,
+    smoothing: float = 0.0,
+    epochs: int = 10,
+    batch_size: int = 1024,
+    learning_rate: float = 1e-3,
+    value_coef: float = 0.5,
+    seed: int = 0,
+) -> dict[str, float]:
     """Fit ``model``'s actor-critic to ``teacher`` on its own rollout (module docstring).
 
     :param model: a PPO model whose env is the training env (it is stepped, then left for
@@ -99,8 +109,7 @@ def behaviour_clone(model: PPO, teacher: Policy, visits: int, *, smoothing: floa
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"behaviour-cloning warm start needs discrete actions, the agent has {action_space}")
     if action_space.n != teacher.action_space.n_actions:
-        raise ValueError(f"teacher acts in {teacher.action_space.n_actions} actions, "
-                         f"the agent in {action_space.n}")
+        raise ValueError(f"teacher acts in {teacher.action_space.n_actions} actions, the agent in {action_space.n}")
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
     env = model.get_env()

@@ -86,7 +86,8 @@ def make_learned_env(checkpoint: str | Path, **options: Unpack[EnvOptions]) -> S
     return make_env(simulator=Path(checkpoint), **options)
 
 
-def make_learned_vector_env(num_envs: int, checkpoint: str | Path,
-                            **options: Unpack[VectorEnvOptions]) -> ShopperVectorEnv:
+def make_learned_vector_env(
+    num_envs: int, checkpoint: str | Path, **options: Unpack[VectorEnvOptions]
+) -> ShopperVectorEnv:
     """Vector entry point of ``retentionrl/Shopper-v0``."""
     return make_vector_env(num_envs, simulator=Path(checkpoint), **options)

@@ -35,8 +35,9 @@ def check_reward_mode(mode: str) -> str:
     """``mode`` if it is one of :data:`REWARD_MODES`, else a ``ValueError`` (which names the
     renaming for the world-v1 mode ``net_revenue``)."""
     if mode == "net_revenue":
-        raise ValueError("reward mode 'net_revenue' was renamed to 'profit' (world v2): profit = spend - coupon cost "
-                         "- cost of goods")
+        raise ValueError(
+            "reward mode 'net_revenue' was renamed to 'profit' (world v2): profit = spend - coupon cost - cost of goods"
+        )
     if mode not in REWARD_MODES:
         raise ValueError(f"reward mode {mode!r} is not one of {list(REWARD_MODES)}")
     return mode

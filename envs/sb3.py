@@ -21,7 +21,17 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 from retentionrl.envs.transition import flat_actions
 from retentionrl.envs.vector_env import ShopperVectorEnv
 
-INFO_KEYS: tuple[str, ...] = ("click", "purchase", "redeemed", "spend", "coupon_cost", "cogs", "gap_days", "churned", "day")
+INFO_KEYS: tuple[str, ...] = (
+    "click",
+    "purchase",
+    "redeemed",
+    "spend",
+    "coupon_cost",
+    "cogs",
+    "gap_days",
+    "churned",
+    "day",
+)
 """Per-visit outcomes copied into each shopper's info dict (for custom TensorBoard metrics)."""
 
 

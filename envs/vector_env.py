@@ -72,9 +72,7 @@ class ShopperVectorEnv(VectorEnv):
         self._prev_done[:] = False
         return obs, {}
 
-    def step(
-        self, actions: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One visit of every shopper; auto-resets as ``metadata["autoreset_mode"]`` says."""
         flat = flat_actions(self.simulator, actions, self.action_type, self.num_envs)
         out = visit_step(self.simulator, flat, self.reward)
@@ -100,4 +98,3 @@ class ShopperVectorEnv(VectorEnv):
                 info["final_obs"], info["_final_obs"] = final_obs, done
                 obs = self.simulator.replace(done)
         return obs, reward, terminated, truncated, info
-

@@ -147,7 +147,9 @@ class BanditInputs:
         if estimated_rewards is None:
             q_factual = q_policy = np.full(n, np.nan)
         else:
-            given = estimated_rewards.estimated_rewards if isinstance(estimated_rewards, RewardFit) else estimated_rewards
+            given = (
+                estimated_rewards.estimated_rewards if isinstance(estimated_rewards, RewardFit) else estimated_rewards
+            )
             q = per_action_array("estimated_rewards", given, n, len_list, probabilities=False)
             if q.shape != dist.shape:
                 raise ValueError(f"estimated_rewards must have the shape of action_dist {dist.shape}, got {q.shape}")
@@ -331,7 +333,13 @@ class DRos(BanditEstimator):
 
 
 ALL_BANDIT_ESTIMATORS: tuple[type[BanditEstimator], ...] = (
-    DirectMethod, IPS, SNIPS, DoublyRobust, SelfNormalizedDR, SwitchDR, DRos,
+    DirectMethod,
+    IPS,
+    SNIPS,
+    DoublyRobust,
+    SelfNormalizedDR,
+    SwitchDR,
+    DRos,
 )
 
 
@@ -345,8 +353,15 @@ def default_estimators(with_model: bool = True) -> list[BanditEstimator]:
 def tuned_estimators(inputs: BanditInputs, taus: Sequence[float], lambdas: Sequence[float]) -> list[BanditEstimator]:
     """The seven estimators, with Switch-DR's :math:`\\tau` chosen among ``taus`` and DRos's
     :math:`\\lambda` among ``lambdas`` by estimated MSE on ``inputs`` (:func:`tune_by_mse`)."""
-    return [DirectMethod(), IPS(), SNIPS(), DoublyRobust(), SelfNormalizedDR(),
-            tune_by_mse([SwitchDR(t) for t in taus], inputs), tune_by_mse([DRos(lam) for lam in lambdas], inputs)]
+    return [
+        DirectMethod(),
+        IPS(),
+        SNIPS(),
+        DoublyRobust(),
+        SelfNormalizedDR(),
+        tune_by_mse([SwitchDR(t) for t in taus], inputs),
+        tune_by_mse([DRos(lam) for lam in lambdas], inputs),
+    ]
 
 
 def fit_influence(inputs: BanditInputs, terms: Terms) -> np.ndarray:
@@ -430,8 +445,9 @@ def evaluate_bandit(
         t = est._checked_terms(inputs)
         den_one = not t.self_normalized and bool((t.den == 1.0).all())
         psi = fit_influence(inputs, t) if inputs.fit is not None else None  # in the plan: column() keys by id
-        plan.append((est, t, psi, column(t.base), column(t.num), column(t.den, den_one),
-                     None if psi is None else column(psi)))
+        plan.append(
+            (est, t, psi, column(t.base), column(t.num), column(t.den, den_one), None if psi is None else column(psi))
+        )
     stats = np.column_stack(columns)
     resampled_all = resampled_sums(stats, n_bootstrap, seed)
     size = columns[0]

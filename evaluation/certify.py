@@ -95,17 +95,20 @@ class Certificate:
     def headline(self) -> str:
         """One line: the verdict and its numbers."""
         who = self.policy if self.mix == 0 else f"{self.policy} mixed with the logging policy (alpha = {self.mix:g})"
-        return (f"{self.verdict}: {who} vs {self.baseline}, {self.metric} per lifetime: improvement "
-                f"{self.estimate:+.3f}, {self.confidence:.0%} lower bound {self.lower_bound:+.3f} ({self.method}, "
-                f"n = {self.n:,}, ESS {self.ess:.1f}){'' if self.verdict == 'improves' else ': ' + self.reason}")
+        return (
+            f"{self.verdict}: {who} vs {self.baseline}, {self.metric} per lifetime: improvement "
+            f"{self.estimate:+.3f}, {self.confidence:.0%} lower bound {self.lower_bound:+.3f} ({self.method}, "
+            f"n = {self.n:,}, ESS {self.ess:.1f}){'' if self.verdict == 'improves' else ': ' + self.reason}"
+        )
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict (JSON-ready)."""
         return asdict(self)
 
 
-def lifetimes(steps: LoggedSteps, target_taken: np.ndarray, metric: str, mix: float,
-              clip: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+def lifetimes(
+    steps: LoggedSteps, target_taken: np.ndarray, metric: str, mix: float, clip: float = np.inf
+) -> tuple[np.ndarray, np.ndarray]:
     """Per lifetime (in the order of their sorted ids): the clipped importance-weighted value
     :math:`\\sum_t \\min(w_{it}, c)\\, r_{it}` of the mixture :math:`\\pi_\\alpha` and the
     logged value :math:`G_i` (module docstring).
@@ -132,8 +135,15 @@ def lifetimes(steps: LoggedSteps, target_taken: np.ndarray, metric: str, mix: fl
     return weighted, np.bincount(u, weights=reward, minlength=n)
 
 
-def improvement_bound(weighted: np.ndarray, value: np.ndarray, clip: float, confidence: float, method: str,
-                      seed: int = 0, n_bootstrap: int = 1000) -> tuple[float, float]:
+def improvement_bound(
+    weighted: np.ndarray,
+    value: np.ndarray,
+    clip: float,
+    confidence: float,
+    method: str,
+    seed: int = 0,
+    n_bootstrap: int = 1000,
+) -> tuple[float, float]:
     """The mean of :math:`D = \\sum_t \\min(w_t, c) r_t - G` (``weighted - value``, from
     :func:`lifetimes` with the same ``clip``) and its lower bound (module docstring)."""
     if method not in METHODS:
@@ -148,9 +158,18 @@ def improvement_bound(weighted: np.ndarray, value: np.ndarray, clip: float, conf
     return float(d.mean()), float(np.quantile(means, delta))
 
 
-def certify(steps: LoggedSteps, target_taken: np.ndarray, *, policy: str, metric: str = "return_visits",
-            confidence: float = 0.95, method: str = "bernstein", mix: float | None = None,
-            clip: float | None = None, seed: int = 0) -> Certificate:
+def certify(
+    steps: LoggedSteps,
+    target_taken: np.ndarray,
+    *,
+    policy: str,
+    metric: str = "return_visits",
+    confidence: float = 0.95,
+    method: str = "bernstein",
+    mix: float | None = None,
+    clip: float | None = None,
+    seed: int = 0,
+) -> Certificate:
     """The certificate of ``policy`` (its probabilities of the logged actions,
     ``target_taken``) against the logging policy on ``steps``.
 
@@ -171,9 +190,11 @@ def certify(steps: LoggedSteps, target_taken: np.ndarray, *, policy: str, metric
     rows = np.arange(n_all)
     if len(mixes) * len(clips) > 1:
         shuffled = np.random.default_rng(seed).permutation(n_all)
-        valid, rows = shuffled[: n_all // 2], np.sort(shuffled[n_all // 2:])
-        scored = {(m, c): improvement_bound(w[valid], g[valid], c, confidence, method, seed)[1]
-                  for (m, c), (w, g) in terms.items()}
+        valid, rows = shuffled[: n_all // 2], np.sort(shuffled[n_all // 2 :])
+        scored = {
+            (m, c): improvement_bound(w[valid], g[valid], c, confidence, method, seed)[1]
+            for (m, c), (w, g) in terms.items()
+        }
         best = max(scored, key=lambda k: (scored[k], -k[0]))  # ties: less of the logging policy
         mixes, clips = (best[0],), (best[1],)
         validation = {"lifetimes": float(valid.size), "lower_bound": float(scored[best])}
@@ -181,24 +202,50 @@ def certify(steps: LoggedSteps, target_taken: np.ndarray, *, policy: str, metric
     w, g = (x[rows] for x in terms[(m, c)])
     estimate, lower = improvement_bound(w, g, c, confidence, method, seed)
     ess = _lifetime_ess(steps, target_taken, m, rows)
-    assumptions = ["lifetimes are independent", "the logged propensities are the probabilities actually used",
-                   "every visit's value is >= 0", "no lifetime value exceeds the largest one observed"]
+    assumptions = [
+        "lifetimes are independent",
+        "the logged propensities are the probabilities actually used",
+        "every visit's value is >= 0",
+        "no lifetime value exceeds the largest one observed",
+    ]
     if method == "bootstrap":
-        assumptions = assumptions[:2] + ["the bootstrap distribution of the mean is accurate (approximate: no "
-                                         "finite-sample guarantee)"]
+        assumptions = assumptions[:2] + [
+            "the bootstrap distribution of the mean is accurate (approximate: no finite-sample guarantee)"
+        ]
     negative = int(((steps.trajectory_reward if metric == "return_visits" else steps.bandit_reward) < 0).sum())
     if negative:
-        verdict, reason = "not certified", (f"{negative} logged visits have a negative {metric}: the bound assumes "
-                                            "every visit's value is >= 0")
+        verdict, reason = (
+            "not certified",
+            (f"{negative} logged visits have a negative {metric}: the bound assumes every visit's value is >= 0"),
+        )
     elif lower > 0:
         verdict, reason = "improves", ""
     else:
-        verdict, reason = "not certified", (f"the {confidence:.0%} lower bound {lower:+.3f} is not above 0 (effective "
-                                            f"sample size {ess:.1f} of {w.size} lifetimes)")
-    return Certificate(policy=policy, baseline="logging", metric=metric, method=method, confidence=confidence,
-                       mix=m, clip=c, n=int(w.size), ess=ess, estimate=estimate,
-                       lower_bound=lower, baseline_value=float(g.mean()), verdict=verdict, reason=reason,
-                       assumptions=assumptions, validation=validation)
+        verdict, reason = (
+            "not certified",
+            (
+                f"the {confidence:.0%} lower bound {lower:+.3f} is not above 0 (effective "
+                f"sample size {ess:.1f} of {w.size} lifetimes)"
+            ),
+        )
+    return Certificate(
+        policy=policy,
+        baseline="logging",
+        metric=metric,
+        method=method,
+        confidence=confidence,
+        mix=m,
+        clip=c,
+        n=int(w.size),
+        ess=ess,
+        estimate=estimate,
+        lower_bound=lower,
+        baseline_value=float(g.mean()),
+        verdict=verdict,
+        reason=reason,
+        assumptions=assumptions,
+        validation=validation,
+    )
 
 
 def _log_ratios(steps: LoggedSteps, target_taken: np.ndarray, mix: float) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ With positive unsupported mass, IPS-type estimators are biased (the target's rew
 those actions is never seen); a report should warn.
 
 **Not estimable.** An estimate is shown as a number only when its weights' ESS reaches
-:func:`min_ess` (:math:`\max(0.01\,n, 10)` units: below it a handful of logged units
+:func:`min_ess` (:math:`\\max(0.01\\,n, 10)` units: below it a handful of logged units
 decide the value) and its interval is finite with positive width (a zero-width interval
 means every resample gave the same value, i.e. one or no unit carried weight).
 :func:`not_estimable` gives the reason a report prints instead.
@@ -40,7 +40,7 @@ MIN_ESS = 10.0
 
 
 def min_ess(n_units: int) -> float:
-    """The ESS below which an estimate on ``n_units`` units is not estimable: :math:`\max(0.01 n, 10)`."""
+    r"""The ESS below which an estimate on ``n_units`` units is not estimable: :math:`\max(0.01 n, 10)`."""
     return max(LOW_ESS_SHARE * n_units, MIN_ESS)
 
 
@@ -116,16 +116,23 @@ class WeightDiagnostics:
         """From the weights (per round, or per trajectory :math:`W_i`)."""
         w = float_vector("weights", weights)
         total = float(w.sum())
-        return cls(int(w.size), effective_sample_size(w), float(w.max()),
-                   float(w.max() / total) if total > 0 else float("nan"), float(unsupported))
+        return cls(
+            int(w.size),
+            effective_sample_size(w),
+            float(w.max()),
+            float(w.max() / total) if total > 0 else float("nan"),
+            float(unsupported),
+        )
 
     @property
     def warnings(self) -> list[str]:
         """Plain-language warnings for a report."""
         out = []
         if np.isfinite(self.unsupported_mass) and self.unsupported_mass > SUPPORT_WARNING_MASS:
-            out.append(f"{self.unsupported_mass:.1%} of the target's probability is on actions the logging "
-                       "policy never takes: importance-weighted estimates are biased (they miss that reward)")
+            out.append(
+                f"{self.unsupported_mass:.1%} of the target's probability is on actions the logging "
+                "policy never takes: importance-weighted estimates are biased (they miss that reward)"
+            )
         if self.ess < min_ess(self.n_units):
             out.append(f"effective sample size {self.ess:.1f} of {self.n_units}: a few weights dominate")
         return out

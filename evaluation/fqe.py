@@ -48,7 +48,7 @@ class LinearQ:
         d = s.shape[1]
         k = self.action_features.shape[1]
         c = self.coef
-        w0, ws, we, wsf = c[0], c[1:1 + d], c[1 + d:1 + d + self.n_actions], c[1 + d + self.n_actions:]
+        w0, ws, we, wsf = c[0], c[1 : 1 + d], c[1 + d : 1 + d + self.n_actions], c[1 + d + self.n_actions :]
         out = w0 + (s @ ws)[:, None] + we[None, :]
         if k:
             out = out + s @ wsf.reshape(d, k) @ self.action_features.T
@@ -93,8 +93,14 @@ class RidgeDesign:
     ridge: float = 1.0
 
     @classmethod
-    def build(cls, obs: np.ndarray, action: np.ndarray, n_actions: int,
-              action_features: np.ndarray | None = None, ridge: float = 1.0) -> RidgeDesign:
+    def build(
+        cls,
+        obs: np.ndarray,
+        action: np.ndarray,
+        n_actions: int,
+        action_features: np.ndarray | None = None,
+        ridge: float = 1.0,
+    ) -> RidgeDesign:
         """:param ridge: L2 penalty :math:`\\lambda > 0` on standardized features (not the intercept)."""
         obs = np.asarray(obs, dtype=np.float64)
         if obs.ndim != 2 or not np.isfinite(obs).all():

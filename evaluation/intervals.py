@@ -28,7 +28,6 @@ from retentionrl.core.checks import require_int
 from retentionrl.core.interval import Interval
 from retentionrl.evaluation._checks import alpha_level
 
-
 _BLOCK = 1 << 16
 """Units per block in :func:`_count_rows`: a block's counts stay in cache, and a uniform
 draw inside a full block is 16 raw random bits."""
@@ -59,12 +58,13 @@ def _count_rows(rng: np.random.Generator, n_units: int, rows: int) -> np.ndarray
     per_block = rng.multinomial(n_units, sizes / n_units, size=rows)
     for r in range(rows):
         for k, (lo, size) in enumerate(zip(starts, sizes)):
-            out[r, lo:lo + size] = np.bincount(_uniform_below(rng, int(size), int(per_block[r, k])), minlength=size)
+            out[r, lo : lo + size] = np.bincount(_uniform_below(rng, int(size), int(per_block[r, k])), minlength=size)
     return out
 
 
-def resampled_sums(stats: np.ndarray, n_bootstrap: int, rng: np.random.Generator | int | None,
-                   max_chunk: int = 1 << 24) -> np.ndarray:
+def resampled_sums(
+    stats: np.ndarray, n_bootstrap: int, rng: np.random.Generator | int | None, max_chunk: int = 1 << 24
+) -> np.ndarray:
     """``C @ stats`` for ``C`` the ``(n_bootstrap, n_units)`` resample counts of
     the ``(n_bootstrap, n_units)`` counts of resampling ``n_units`` units with replacement, without ever holding ``C``: the resamples are drawn
     in chunks of rows (at most ``max_chunk`` counts at a time) and each chunk is applied to
@@ -93,8 +93,9 @@ def resampled_sums(stats: np.ndarray, n_bootstrap: int, rng: np.random.Generator
     return out + n_units * mean
 
 
-def percentile_interval(estimate: float, resampled: np.ndarray, alpha: float = 0.05,
-                        lower_bound: float = float("nan")) -> Interval:
+def percentile_interval(
+    estimate: float, resampled: np.ndarray, alpha: float = 0.05, lower_bound: float = float("nan")
+) -> Interval:
     """The percentile interval of ``resampled`` estimates around ``estimate``."""
     alpha = alpha_level(alpha)
     resampled = np.asarray(resampled, dtype=np.float64)

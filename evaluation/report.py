@@ -11,12 +11,16 @@ from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.evaluation.diagnostics import not_estimable
 from retentionrl.evaluation.runner import OPEResult
 
-FAMILIES = (("per decision: profit per visit", "bandit", "bandit_diagnostics"),
-            ("per trajectory: return visits per shopper", "trajectory", "trajectory_diagnostics"))
-EXPLAIN = ("Per-decision estimators value the target's choice at each logged visit (profit per visit: spend - "
-           "coupon cost - cost of goods); "
-           "trajectory estimators value whole shopper lifetimes (return visits per shopper). Intervals: "
-           "bootstrap over shoppers; lower bound: empirical Bernstein with the observed range (a heuristic).")
+FAMILIES = (
+    ("per decision: profit per visit", "bandit", "bandit_diagnostics"),
+    ("per trajectory: return visits per shopper", "trajectory", "trajectory_diagnostics"),
+)
+EXPLAIN = (
+    "Per-decision estimators value the target's choice at each logged visit (profit per visit: spend - "
+    "coupon cost - cost of goods); "
+    "trajectory estimators value whole shopper lifetimes (return visits per shopper). Intervals: "
+    "bootstrap over shoppers; lower bound: empirical Bernstein with the observed range (a heuristic)."
+)
 
 
 def _fmt(x: float) -> str:
@@ -29,8 +33,10 @@ def _views(results: Sequence[OPEResult]) -> list[dict]:
         tables, warnings = [], list(r.notes)
         for title, attr, diag_attr in FAMILIES:
             diag = getattr(r, diag_attr)
-            rows = [(name, iv, not_estimable(iv.low, iv.high, diag.ess, diag.n_units))
-                    for name, iv in getattr(r, attr).items()]
+            rows = [
+                (name, iv, not_estimable(iv.low, iv.high, diag.ess, diag.n_units))
+                for name, iv in getattr(r, attr).items()
+            ]
             if rows:
                 tables.append((title, rows, diag))
                 warnings += [f"{title.split(':')[0]}: {w}" for w in diag.warnings]
@@ -45,13 +51,24 @@ def markdown(results: Sequence[OPEResult], source: str, global_warnings: Sequenc
     for v in _views(results):
         lines += [f"## {v['policy']}", ""] + [f"- **warning**: {w}" for w in v["warnings"]]
         for title, rows, diag in v["tables"]:
-            lines += ["", f"### {title}", "",
-                      (f"ESS {diag.ess:.1f} of {diag.n_units}; largest weight {diag.max_weight:.3g}; "
-                       f"unsupported target mass {diag.unsupported_mass:.2%}"), "",
-                      "| estimator | estimate | 95% interval | lower bound |", "|---|---:|---:|---:|"]
-            lines += [f"| {n} | {reason} | | |" if reason else
-                      f"| {n} | {_fmt(iv.estimate)} | [{_fmt(iv.low)}, {_fmt(iv.high)}] | {_fmt(iv.lower_bound)} |"
-                      for n, iv, reason in rows]
+            lines += [
+                "",
+                f"### {title}",
+                "",
+                (
+                    f"ESS {diag.ess:.1f} of {diag.n_units}; largest weight {diag.max_weight:.3g}; "
+                    f"unsupported target mass {diag.unsupported_mass:.2%}"
+                ),
+                "",
+                "| estimator | estimate | 95% interval | lower bound |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {n} | {reason} | | |"
+                if reason
+                else f"| {n} | {_fmt(iv.estimate)} | [{_fmt(iv.low)}, {_fmt(iv.high)}] | {_fmt(iv.lower_bound)} |"
+                for n, iv, reason in rows
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -77,13 +94,18 @@ def chart(results: Sequence[OPEResult], path: Path) -> Path:
     return save_png(fig, path)
 
 
-def write_report(out_dir: str | Path, results: Sequence[OPEResult], source: str,
-                 global_warnings: Sequence[str] = ()) -> dict[str, Path]:
+def write_report(
+    out_dir: str | Path, results: Sequence[OPEResult], source: str, global_warnings: Sequence[str] = ()
+) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``ope_estimates.png`` into ``out_dir``."""
     out = Path(out_dir)
     paths = {"png": out / "ope_estimates.png", "md": out / "report.md", "html": out / "report.html"}
     chart(results, paths["png"])
     write_page(paths["md"], markdown(results, source, global_warnings))
-    write_page(paths["html"], render("ope.html", source=source, global_warnings=list(global_warnings),
-                                     explain=EXPLAIN, results=_views(results)))
+    write_page(
+        paths["html"],
+        render(
+            "ope.html", source=source, global_warnings=list(global_warnings), explain=EXPLAIN, results=_views(results)
+        ),
+    )
     return paths

@@ -26,8 +26,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 50,
-                 tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-8
+) -> tuple[np.ndarray, np.ndarray]:
     """Coefficients of an L2-penalized logistic regression of ``y`` (0/1) on ``x`` (first
     column the intercept) by Newton's method, and the penalized Hessian at them,
     :math:`H = \\sum_i \\mu_i (1 - \\mu_i) x_i x_i^\\top + \\Lambda`."""
@@ -156,15 +157,15 @@ def logistic_reward_model(
         test = fold == f
         train = ~test if n_folds > 1 else test
         for k in range(len_list):
-            for acts in ([np.array([a]) for a in range(n_actions)] if per_action else [np.arange(n_actions)]):
+            for acts in [np.array([a]) for a in range(n_actions)] if per_action else [np.arange(n_actions)]:
                 rows = train & (position == k) & np.isin(action, acts)
                 x = np.hstack([np.ones((int(rows.sum()), 1)), context[rows]])
                 if not per_action:
                     x = np.hstack([x, feats[action[rows]]])
                 beta, hess = fit_logistic(x, reward[rows], l2)
-                logit = (beta[0] + context[test] @ beta[1:1 + context.shape[1]])[:, None]
+                logit = (beta[0] + context[test] @ beta[1 : 1 + context.shape[1]])[:, None]
                 if not per_action:
-                    logit = logit + (feats @ beta[1 + context.shape[1]:])[None, :]
+                    logit = logit + (feats @ beta[1 + context.shape[1] :])[None, :]
                 out[np.ix_(test, acts, np.array([k]))] = _sigmoid(logit)[:, :, None]
                 parts.append(_Part(k, acts, rows, test, beta, np.linalg.inv(hess)))
     return LogisticRewardFit(out, context, None if per_action else feats, action, reward, position, tuple(parts))
@@ -199,8 +200,20 @@ def select_logistic_reward_model(
     losses: dict[float, float] = {}
     best: tuple[float, LogisticRewardFit, float] | None = None
     for l2 in l2_grid:
-        fit = logistic_reward_model(context, action, reward, n_actions, position, len_list, action_context,
-                                    n_folds=n_folds, l2=l2, seed=seed, per_action=per_action, groups=groups)
+        fit = logistic_reward_model(
+            context,
+            action,
+            reward,
+            n_actions,
+            position,
+            len_list,
+            action_context,
+            n_folds=n_folds,
+            l2=l2,
+            seed=seed,
+            per_action=per_action,
+            groups=groups,
+        )
         p = np.clip(fit.estimated_rewards[rows, np.asarray(action, dtype=np.int64), pos], 1e-12, 1 - 1e-12)
         losses[l2] = float(-np.mean(reward * np.log(p) + (1 - reward) * np.log(1 - p)))
         if best is None or losses[l2] < best[0]:

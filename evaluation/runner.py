@@ -91,21 +91,45 @@ def evaluate_offline(
         design = design_of(steps)
     if reward_fit is None:
         reward_fit = reward_fit_of(steps, design, cross_fit, seed)
-    inputs = BanditInputs.prepare(steps.bandit_reward, steps.action, steps.propensity, dist,
-                                  estimated_rewards=reward_fit, groups=steps.trajectory_id)
+    inputs = BanditInputs.prepare(
+        steps.bandit_reward,
+        steps.action,
+        steps.propensity,
+        dist,
+        estimated_rewards=reward_fit,
+        groups=steps.trajectory_id,
+    )
     bandit = evaluate_bandit(default_estimators(), inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)
     unsupported = unsupported_mass(dist, behavior_dist, None if behavior_dist is not None else steps.action)
     bandit_diag = WeightDiagnostics.of(inputs.weight, unsupported)
     trajectory: dict[str, Interval] = {}
     traj_diag = WeightDiagnostics(0, float("nan"), float("nan"), float("nan"), unsupported)
     if sequential:
-        q = fit_fqe(steps.obs, steps.action, steps.trajectory_reward, steps.trajectory_id, steps.step, dist,
-                    n_actions=steps.n_actions, action_features=steps.action_features, gamma=1.0, design=design)
+        q = fit_fqe(
+            steps.obs,
+            steps.action,
+            steps.trajectory_reward,
+            steps.trajectory_id,
+            steps.step,
+            dist,
+            n_actions=steps.n_actions,
+            action_features=steps.action_features,
+            gamma=1.0,
+            design=design,
+        )
         prob = dist[np.arange(n), steps.action]
-        tin = TrajectoryInputs.prepare(steps.trajectory_id, steps.step, steps.trajectory_reward, steps.propensity,
-                                       prob, q.q_logged(steps.obs, steps.action), q.v(steps.obs, dist))
-        trajectory = evaluate_trajectories(default_trajectory_estimators(), tin, alpha=alpha,
-                                           n_bootstrap=n_bootstrap, seed=seed)
+        tin = TrajectoryInputs.prepare(
+            steps.trajectory_id,
+            steps.step,
+            steps.trajectory_reward,
+            steps.propensity,
+            prob,
+            q.q_logged(steps.obs, steps.action),
+            q.v(steps.obs, dist),
+        )
+        trajectory = evaluate_trajectories(
+            default_trajectory_estimators(), tin, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed
+        )
         d = trajectory_diagnostics(tin)
         traj_diag = WeightDiagnostics(d.n_units, d.ess, d.max_weight, d.max_weight_share, unsupported)
     return OPEResult(policy, bandit, trajectory, bandit_diag, traj_diag)

@@ -56,9 +56,11 @@ class Recommendation:
         if self.is_agent:
             base = f"; best baseline {self.best_baseline[0]}: {self.best_baseline[1]:.3f}" if self.best_baseline else ""
             return f"Recommended: {self.policy} ({self.criterion} in the learned simulator: {self.score:.3f}{base})."
-        agent = (f" (best agent {self.best_agent[0]}: {self.best_agent[1]:.3f})" if self.best_agent else "")
-        return (f"No agent beats the best baseline in the learned simulator{agent}: recommended: the baseline "
-                f"{self.policy} ({self.criterion}: {self.score:.3f}).")
+        agent = f" (best agent {self.best_agent[0]}: {self.best_agent[1]:.3f})" if self.best_agent else ""
+        return (
+            f"No agent beats the best baseline in the learned simulator{agent}: recommended: the baseline "
+            f"{self.policy} ({self.criterion}: {self.score:.3f})."
+        )
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict (JSON-ready)."""
@@ -77,16 +79,20 @@ def score(values: Mapping[str, Interval], reward: RewardConfig) -> float:
 
 def criterion(reward: RewardConfig) -> str:
     """The score in words."""
-    return {"retention": "return visits per shopper",
-            "profit": f"profit per shopper / {reward.revenue_scale:g}",
-            "mixed": f"{reward.retention_weight:g} x return visits + {1 - reward.retention_weight:g} x profit / "
-                     f"{reward.revenue_scale:g} per shopper"}[reward.mode]
+    return {
+        "retention": "return visits per shopper",
+        "profit": f"profit per shopper / {reward.revenue_scale:g}",
+        "mixed": f"{reward.retention_weight:g} x return visits + {1 - reward.retention_weight:g} x profit / "
+        f"{reward.revenue_scale:g} per shopper",
+    }[reward.mode]
 
 
-def recommend(simulator_values: Mapping[str, Mapping[str, Interval]], agents: Iterable[str],
-              reward: RewardConfig,
-              member_values: Mapping[str, Sequence[Mapping[str, Interval]]] | None = None
-              ) -> Recommendation:
+def recommend(
+    simulator_values: Mapping[str, Mapping[str, Interval]],
+    agents: Iterable[str],
+    reward: RewardConfig,
+    member_values: Mapping[str, Sequence[Mapping[str, Interval]]] | None = None,
+) -> Recommendation:
     """The policy to recommend among ``simulator_values`` (name -> its values in the simulator).
 
     :param agents: the names that are trained agents; every other name is a baseline.

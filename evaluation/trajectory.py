@@ -119,8 +119,10 @@ class TrajectoryInputs:
         t_max = int(lengths.max())
         if (step >= lengths[row]).any():
             bad = int(np.flatnonzero(step >= lengths[row])[0])
-            raise ValueError(f"trajectory {ids[row[bad]].item()!r} has {lengths[row[bad]]} steps but row {bad} "
-                             f"has step {int(step[bad])}: steps must be 0..T-1, each once")
+            raise ValueError(
+                f"trajectory {ids[row[bad]].item()!r} has {lengths[row[bad]]} steps but row {bad} "
+                f"has step {int(step[bad])}: steps must be 0..T-1, each once"
+            )
         shape = (ids.size, t_max)
         seen = np.zeros(shape, dtype=np.int64)
         np.add.at(seen, (row, step), 1)
@@ -140,8 +142,15 @@ class TrajectoryInputs:
         mask[row, step] = True
         ratio = np.ones(shape)
         ratio[row, step] = target / propensity
-        return cls(pad(reward, 0.0, "reward"), ratio, mask, pad(q_factual, 0.0, "q_factual"),
-                   pad(v_policy, 0.0, "v_policy"), float(gamma), ids)
+        return cls(
+            pad(reward, 0.0, "reward"),
+            ratio,
+            mask,
+            pad(q_factual, 0.0, "q_factual"),
+            pad(v_policy, 0.0, "v_policy"),
+            float(gamma),
+            ids,
+        )
 
 
 @dataclass(frozen=True)
@@ -173,21 +182,41 @@ class TrajectoryEstimator:
             raise ValueError(f"{self.name} needs q_factual and v_policy (a fitted Q); none were given")
         return self.terms(inputs)
 
-    def estimate(self, trajectory_id: np.ndarray, step: np.ndarray, reward: np.ndarray, propensity: np.ndarray,
-                 target_prob: np.ndarray, q_factual: np.ndarray | None = None,
-                 v_policy: np.ndarray | None = None, gamma: float = 1.0) -> float:
+    def estimate(
+        self,
+        trajectory_id: np.ndarray,
+        step: np.ndarray,
+        reward: np.ndarray,
+        propensity: np.ndarray,
+        target_prob: np.ndarray,
+        q_factual: np.ndarray | None = None,
+        v_policy: np.ndarray | None = None,
+        gamma: float = 1.0,
+    ) -> float:
         """Point estimate (arguments as :meth:`TrajectoryInputs.prepare`)."""
-        inputs = TrajectoryInputs.prepare(trajectory_id, step, reward, propensity, target_prob, q_factual,
-                                          v_policy, gamma)
+        inputs = TrajectoryInputs.prepare(
+            trajectory_id, step, reward, propensity, target_prob, q_factual, v_policy, gamma
+        )
         return self._checked_terms(inputs).value()
 
-    def interval(self, trajectory_id: np.ndarray, step: np.ndarray, reward: np.ndarray, propensity: np.ndarray,
-                 target_prob: np.ndarray, q_factual: np.ndarray | None = None,
-                 v_policy: np.ndarray | None = None, gamma: float = 1.0, alpha: float = 0.05,
-                 n_bootstrap: int = 200, seed: int = 0) -> Interval:
+    def interval(
+        self,
+        trajectory_id: np.ndarray,
+        step: np.ndarray,
+        reward: np.ndarray,
+        propensity: np.ndarray,
+        target_prob: np.ndarray,
+        q_factual: np.ndarray | None = None,
+        v_policy: np.ndarray | None = None,
+        gamma: float = 1.0,
+        alpha: float = 0.05,
+        n_bootstrap: int = 200,
+        seed: int = 0,
+    ) -> Interval:
         """Bootstrap interval over trajectories and empirical-Bernstein lower bound."""
-        inputs = TrajectoryInputs.prepare(trajectory_id, step, reward, propensity, target_prob, q_factual,
-                                          v_policy, gamma)
+        inputs = TrajectoryInputs.prepare(
+            trajectory_id, step, reward, propensity, target_prob, q_factual, v_policy, gamma
+        )
         return evaluate_trajectories([self], inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)[self.name]
 
 
@@ -310,7 +339,7 @@ def evaluate_trajectories(
             out[name] = Interval(t.value(), float("nan"), float("nan"), alpha=alpha)
             continue
         i, c = resampled.index(name), t.num.shape[1]
-        num, den = sums[:, starts[i]:starts[i] + c], sums[:, starts[i] + c:starts[i] + 2 * c]
+        num, den = sums[:, starts[i] : starts[i] + c], sums[:, starts[i] + c : starts[i] + 2 * c]
         with np.errstate(divide="ignore", invalid="ignore"):
             values = (num / den).sum(axis=1)
         lower = float("nan")

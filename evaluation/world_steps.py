@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from retentionrl.evaluation.runner import LoggedSteps
 from retentionrl.core.actions import ActionSpace
+from retentionrl.evaluation.runner import LoggedSteps
 from retentionrl.interactions.decisions import LoggedDecisions
 
 
@@ -32,8 +32,10 @@ def steps_from_decisions(decisions: LoggedDecisions, propensity: np.ndarray | No
     d = decisions.take(keep)
     p = d.propensity if propensity is None else np.asarray(propensity, dtype=np.float64)[keep]
     if np.isnan(p).any():
-        raise ValueError(f"{int(np.isnan(p).sum())} logged visits have no propensity; "
-                         "estimate them with retentionrl.agents.baselines.LoggingPolicyClone and pass them")
+        raise ValueError(
+            f"{int(np.isnan(p).sum())} logged visits have no propensity; "
+            "estimate them with retentionrl.agents.baselines.LoggingPolicyClone and pass them"
+        )
     # steps renumbered within trajectories after dropping rows without an action
     order = np.lexsort((d.visit_index, d.trajectory_id))
     tid = d.trajectory_id[order]
@@ -43,8 +45,13 @@ def steps_from_decisions(decisions: LoggedDecisions, propensity: np.ndarray | No
     step[order] = step_sorted
     space = d.action_map.space
     return LoggedSteps(
-        obs=np.asarray(d.obs, dtype=np.float64), action=d.action.astype(np.int64), propensity=p,
-        trajectory_id=d.trajectory_id, step=step, bandit_reward=d.profit,
-        trajectory_reward=d.returned.astype(np.float64), n_actions=space.n_actions,
+        obs=np.asarray(d.obs, dtype=np.float64),
+        action=d.action.astype(np.int64),
+        propensity=p,
+        trajectory_id=d.trajectory_id,
+        step=step,
+        bandit_reward=d.profit,
+        trajectory_reward=d.returned.astype(np.float64),
+        n_actions=space.n_actions,
         action_features=action_features(space),
     )

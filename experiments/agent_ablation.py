@@ -24,13 +24,13 @@ from pathlib import Path
 from retentionrl.agents.baselines import LoggingPolicyClone, PopularityPolicy
 from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import load_policy, train
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.core.policy import Policy
 from retentionrl.envs.factory import load_simulator
 from retentionrl.interactions.action_map import ActionMap
-from retentionrl.core.atomic import atomic_write_text
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.trajectories import visits_with_trajectories
-from retentionrl.core.policy import Policy
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
 from retentionrl.simulators.world.config import WorldConfig
@@ -62,8 +62,12 @@ def baselines(logs: Path, simulator) -> list[Policy]:
     visits = visits_with_trajectories(read_events(logs), horizon_days=simulator.horizon_days)
     amap = ActionMap.fit(visits, coupon_levels=simulator.action_space.coupon_levels)
     decisions = LoggedDecisions.from_visits(visits, amap, simulator.horizon_days, simulator.history.spend_scale)
-    return [PopularityPolicy.fit(decisions), LoggingPolicyClone.fit(decisions),
-            make_policy("never-coupon", WorldConfig()), make_policy("always-coupon", WorldConfig())]
+    return [
+        PopularityPolicy.fit(decisions),
+        LoggingPolicyClone.fit(decisions),
+        make_policy("never-coupon", WorldConfig()),
+        make_policy("always-coupon", WorldConfig()),
+    ]
 
 
 def row(name: str, sim_value: PolicyValue, world_value: PolicyValue, minutes: float | None) -> dict[str, object]:
@@ -94,16 +98,25 @@ def main(argv: list[str] | None = None) -> None:
         s = evaluate_policy(sim, policy, args.users, args.seed + 1)
         w = evaluate_policy(world, policy, args.users, args.seed + 1)
         rows.append(row(name, s, w, minutes))
-        print(f"{name:28s} sim {s.return_visits} profit {s.profit} | world {w.return_visits} profit {w.profit} "
-              f"coupon {w.coupon_cost.estimate:.2f}", flush=True)
+        print(
+            f"{name:28s} sim {s.return_visits} profit {s.profit} | world {w.return_visits} profit {w.profit} "
+            f"coupon {w.coupon_cost.estimate:.2f}",
+            flush=True,
+        )
 
     fitted = baselines(args.logs, sim)
     for policy in fitted:
         score(policy, policy.name)
     by_name = {policy.name: policy for policy in fitted}
     for variant in args.variants.split(","):
-        overrides = {"simulator": str(args.simulator), "total_steps": args.steps, "num_envs": args.num_envs,
-                     "seed": args.seed, "device": "cpu", **VARIANTS[variant]}
+        overrides = {
+            "simulator": str(args.simulator),
+            "total_steps": args.steps,
+            "num_envs": args.num_envs,
+            "seed": args.seed,
+            "device": "cpu",
+            **VARIANTS[variant],
+        }
         config = TrainConfig(**overrides)
         t = time.perf_counter()
         train(config, args.out / variant, progress=False, teacher=by_name.get(config.warm_start))

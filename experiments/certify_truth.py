@@ -28,21 +28,22 @@ from pathlib import Path
 
 import numpy as np
 
+from retentionrl.core.atomic import atomic_write_text
+from retentionrl.core.policy import Policy
 from retentionrl.evaluation.certify import METHODS, METRICS, MIXES, certify
 from retentionrl.evaluation.policies import MixturePolicy
 from retentionrl.evaluation.runner import LoggedSteps
 from retentionrl.evaluation.world_steps import steps_from_decisions
-from retentionrl.core.atomic import atomic_write_text
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
-from retentionrl.core.policy import Policy
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
 
 
-def logged_steps(config: WorldConfig, users: int, days: int, seed: int, policy: Policy | str,
-                 folder: Path) -> LoggedSteps:
+def logged_steps(
+    config: WorldConfig, users: int, days: int, seed: int, policy: Policy | str, folder: Path
+) -> LoggedSteps:
     """The logged steps of a world log written under ``policy``."""
     path = folder / f"log_{seed}.parquet"
     write_world_logs(config, users, days, seed, path, logging_policy=policy)
@@ -63,15 +64,21 @@ def take_lifetimes(steps: LoggedSteps, share: float, seed: int) -> LoggedSteps:
     ids = np.unique(steps.trajectory_id)
     keep = np.random.default_rng(seed).choice(ids, size=max(4, int(round(share * ids.size))), replace=False)
     mask = np.isin(steps.trajectory_id, keep)
-    return LoggedSteps(**{k: (v[mask] if isinstance(v, np.ndarray) and v.shape[:1] == mask.shape else v)
-                          for k, v in vars(steps).items()})
+    return LoggedSteps(
+        **{
+            k: (v[mask] if isinstance(v, np.ndarray) and v.shape[:1] == mask.shape else v)
+            for k, v in vars(steps).items()
+        }
+    )
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson interval of a binomial share ``k / n``."""
     p = k / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (
-        1 + z * z / n)
+    centre, half = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
     return float(centre - half), float(centre + half)
 
 
@@ -99,32 +106,69 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         base = per_lifetime(logged_steps(config, args.truth_users, args.days, 10_000, logging, folder), args.metric)
-        truth = {a: per_lifetime(logged_steps(config, args.truth_users, args.days, 10_000,
-                                              MixturePolicy([target, logging], [1 - a, a], f"mix {a}"), folder),
-                                 args.metric) - base for a in MIXES}
-        print(f"truth (per logged lifetime, {args.truth_users:,} shoppers each): logging {base:.4f}; improvement by "
-              "alpha: " + ", ".join(f"{a:g}: {v:+.4f}" for a, v in truth.items()), flush=True)
+        truth = {
+            a: per_lifetime(
+                logged_steps(
+                    config,
+                    args.truth_users,
+                    args.days,
+                    10_000,
+                    MixturePolicy([target, logging], [1 - a, a], f"mix {a}"),
+                    folder,
+                ),
+                args.metric,
+            )
+            - base
+            for a in MIXES
+        }
+        print(
+            f"truth (per logged lifetime, {args.truth_users:,} shoppers each): logging {base:.4f}; improvement by "
+            "alpha: " + ", ".join(f"{a:g}: {v:+.4f}" for a, v in truth.items()),
+            flush=True,
+        )
         rows = []
         for seed in range(args.seeds):
-            steps = take_lifetimes(logged_steps(config, args.users, args.days, seed, logging, folder), args.heldout,
-                                   seed)
+            steps = take_lifetimes(
+                logged_steps(config, args.users, args.days, seed, logging, folder), args.heldout, seed
+            )
             taken = target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
             cert = certify(steps, taken, policy=args.policy, metric=args.metric, method=args.method, seed=seed)
             held = cert.lower_bound <= truth[cert.mix]
-            rows.append({"seed": seed, "mix": cert.mix, "clip": cert.clip, "n": cert.n, "estimate": cert.estimate,
-                         "lower_bound": cert.lower_bound, "truth": truth[cert.mix], "held": bool(held),
-                         "certified": cert.verdict == "improves"})
-            print(f"seed {seed:3d}  alpha {cert.mix:4.2f}  clip {cert.clip:4.0f}  estimate {cert.estimate:+.4f}  "
-                  f"bound {cert.lower_bound:+.4f}  truth {truth[cert.mix]:+.4f}  {'held' if held else 'FAILED'}"
-                  f"{'  certified' if cert.verdict == 'improves' else ''}", flush=True)
+            rows.append(
+                {
+                    "seed": seed,
+                    "mix": cert.mix,
+                    "clip": cert.clip,
+                    "n": cert.n,
+                    "estimate": cert.estimate,
+                    "lower_bound": cert.lower_bound,
+                    "truth": truth[cert.mix],
+                    "held": bool(held),
+                    "certified": cert.verdict == "improves",
+                }
+            )
+            print(
+                f"seed {seed:3d}  alpha {cert.mix:4.2f}  clip {cert.clip:4.0f}  estimate {cert.estimate:+.4f}  "
+                f"bound {cert.lower_bound:+.4f}  truth {truth[cert.mix]:+.4f}  {'held' if held else 'FAILED'}"
+                f"{'  certified' if cert.verdict == 'improves' else ''}",
+                flush=True,
+            )
     k, n = sum(r["held"] for r in rows), len(rows)
     low, high = wilson(k, n)
     certified = sum(r["certified"] for r in rows)
-    print(f"bound <= truth in {k} of {n} seeds ({k / n:.0%}; 95% Wilson interval [{low:.0%}, {high:.0%}]); "
-          f"certified (bound > 0) in {certified} of {n}; {time.perf_counter() - t0:.0f} s")
+    print(
+        f"bound <= truth in {k} of {n} seeds ({k / n:.0%}; 95% Wilson interval [{low:.0%}, {high:.0%}]); "
+        f"certified (bound > 0) in {certified} of {n}; {time.perf_counter() - t0:.0f} s"
+    )
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps({"args": vars(args) | {"json": str(args.json)}, "truth": truth,
-                                                 "logging": base, "rows": rows}, indent=2, default=str))
+        atomic_write_text(
+            args.json,
+            json.dumps(
+                {"args": vars(args) | {"json": str(args.json)}, "truth": truth, "logging": base, "rows": rows},
+                indent=2,
+                default=str,
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -42,10 +42,12 @@ from retentionrl.simulators.fidelity.bgnbd import (
     fit_bgnbd,
     sample_future_visits,
 )
-from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.fidelity.holdout_forecast import forecast_visits
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "online_retail" / "online_retail.parquet"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "online_retail" / "online_retail.parquet"
+)
 
 
 def main() -> None:
@@ -54,11 +56,19 @@ def main() -> None:
     parser.add_argument("--cutoff", default="2011-09-09")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--replicas", type=int, default=20)
-    parser.add_argument("--horizon", type=int, default=FitConfig.horizon_days,
-                        help="H: days without a return that count as churn (the simulator forecasts no return after it)")
+    parser.add_argument(
+        "--horizon",
+        type=int,
+        default=FitConfig.horizon_days,
+        help="H: days without a return that count as churn (the simulator forecasts no return after it)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fits", type=int, default=1,
-                        help="simulators fit with seeds seed, seed+1, ...; their replicas are pooled (bagging the fit)")
+    parser.add_argument(
+        "--fits",
+        type=int,
+        default=1,
+        help="simulators fit with seeds seed, seed+1, ...; their replicas are pooled (bagging the fit)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/online_retail"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -77,12 +87,15 @@ def main() -> None:
         config = FitConfig(epochs=args.epochs, seed=fit_seed, device="cpu", visit_mode="day", horizon_days=args.horizon)
         result = fit_simulator(calibration, config, args.out / ("model" if args.fits == 1 else f"model_seed{fit_seed}"))
         fit_s += time.perf_counter() - t0
-        print(f"fit (seed {fit_seed}) on {result.card.data_summary['visits']:,} calibration purchase days of "
-              f"{result.card.data_summary['users']:,} customers: {len(result.history)} epochs, "
-              f"{time.perf_counter() - t0:.0f} s; heads not learned: {result.card.not_learned()}")
+        print(
+            f"fit (seed {fit_seed}) on {result.card.data_summary['visits']:,} calibration purchase days of "
+            f"{result.card.data_summary['users']:,} customers: {len(result.history)} epochs, "
+            f"{time.perf_counter() - t0:.0f} s; heads not learned: {result.card.not_learned()}"
+        )
         t0 = time.perf_counter()
-        counts, fit_weekly = forecast_visits(result.simulator, cal_visits, cutoff, holdout_days,
-                                             replicas=args.replicas, seed=fit_seed)
+        counts, fit_weekly = forecast_visits(
+            result.simulator, cal_visits, cutoff, holdout_days, replicas=args.replicas, seed=fit_seed
+        )
         print(f"simulated {args.replicas} replicas of {len(counts):,} customers in {time.perf_counter() - t0:.0f} s")
         draws.append(counts.reindex(summary.index).to_numpy())
         weekly.append(fit_weekly)
@@ -93,28 +106,39 @@ def main() -> None:
     bg_counts = bg.conditional_expected_number_of_purchases_up_to_time(holdout_days, f, r, big_t)
     bg_draws = sample_future_visits(bg, f, r, big_t, holdout_days, sim_draws.shape[1], seed=args.seed)
     weeks = np.arange(int(np.ceil(holdout_days / 7)) + 1) * 7.0
-    bg_cum = np.stack([bg.conditional_expected_number_of_purchases_up_to_time(min(w, holdout_days), f, r, big_t)
-                       for w in weeks[1:]])
+    bg_cum = np.stack(
+        [bg.conditional_expected_number_of_purchases_up_to_time(min(w, holdout_days), f, r, big_t) for w in weeks[1:]]
+    )
     bg_cum = np.nansum(bg_cum, axis=1)
     bg_weekly = np.diff(np.r_[0.0, bg_cum])
 
     actual = summary["frequency_holdout"].to_numpy()
-    hold = all_visits.loc[(all_visits["start"] >= cutoff) & (all_visits["start"] < end)
-                          & all_visits["user_id"].isin(summary.index)]
+    hold = all_visits.loc[
+        (all_visits["start"] >= cutoff) & (all_visits["start"] < end) & all_visits["user_id"].isin(summary.index)
+    ]
     real_weekly = np.bincount(((hold["start"] - cutoff) / pd.Timedelta("7D")).astype(int), minlength=len(sim_weekly))
     rows = {}
     ok = np.isfinite(bg_counts)  # a degenerate BG/NBD fit (a, b -> 0) gives NaN for a few customers
     if not ok.all():
         print(f"BG/NBD gives NaN for {int((~ok).sum())} customers: every model is scored on the other {int(ok.sum())}")
     actual, sim_draws, bg_counts, bg_draws = actual[ok], sim_draws[ok], bg_counts[ok], bg_draws[ok]
-    forecasts = {"simulator (mean)": sim_draws.mean(axis=1), "simulator (median)": np.median(sim_draws, axis=1),
-                 "BG/NBD (expected)": bg_counts, "BG/NBD (median)": np.median(bg_draws, axis=1),
-                 "zero (no return)": np.zeros_like(actual)}
+    forecasts = {
+        "simulator (mean)": sim_draws.mean(axis=1),
+        "simulator (median)": np.median(sim_draws, axis=1),
+        "BG/NBD (expected)": bg_counts,
+        "BG/NBD (median)": np.median(bg_draws, axis=1),
+        "zero (no return)": np.zeros_like(actual),
+    }
     for name, pred in forecasts.items():
-        rows[name] = {"mae": float(np.abs(pred - actual).mean()), "rmse": float(np.sqrt(((pred - actual) ** 2).mean())),
-                      "total": float(pred.sum())}
-    print(f"\ncalibration to {cutoff:%Y-%m-%d}, holdout {holdout_days:.0f} days; {len(actual):,} customers, "
-          f"{actual.sum():,.0f} holdout purchase days (mean {actual.mean():.3f})")
+        rows[name] = {
+            "mae": float(np.abs(pred - actual).mean()),
+            "rmse": float(np.sqrt(((pred - actual) ** 2).mean())),
+            "total": float(pred.sum()),
+        }
+    print(
+        f"\ncalibration to {cutoff:%Y-%m-%d}, holdout {holdout_days:.0f} days; {len(actual):,} customers, "
+        f"{actual.sum():,.0f} holdout purchase days (mean {actual.mean():.3f})"
+    )
     print(f"{'model':20s} {'MAE/customer':>13s} {'RMSE':>8s} {'total visits':>13s}")
     for name, row in rows.items():
         print(f"{name:20s} {row['mae']:13.4f} {row['rmse']:8.4f} {row['total']:13.0f}")
@@ -122,17 +146,37 @@ def main() -> None:
     print("\nweek  actual  simulator   BG/NBD")
     for w in range(len(sim_weekly)):
         print(f"{w + 1:4d} {real_weekly[w]:7d} {sim_weekly[w]:10.1f} {bg_weekly[w]:8.1f}")
-    weekly_mae = {"simulator": float(np.abs(sim_weekly - real_weekly[: len(sim_weekly)]).mean()),
-                  "BG/NBD": float(np.abs(bg_weekly - real_weekly[: len(bg_weekly)]).mean())}
-    print(f"weekly-curve MAE: simulator {weekly_mae['simulator']:.1f}, BG/NBD {weekly_mae['BG/NBD']:.1f} visits/week "
-          "(the last week is partial)")
+    weekly_mae = {
+        "simulator": float(np.abs(sim_weekly - real_weekly[: len(sim_weekly)]).mean()),
+        "BG/NBD": float(np.abs(bg_weekly - real_weekly[: len(bg_weekly)]).mean()),
+    }
+    print(
+        f"weekly-curve MAE: simulator {weekly_mae['simulator']:.1f}, BG/NBD {weekly_mae['BG/NBD']:.1f} visits/week "
+        "(the last week is partial)"
+    )
     _plot(real_weekly, sim_weekly, bg_weekly, args.out / "holdout.png", cutoff)
-    atomic_write_text(args.out / "holdout.json", json.dumps({
-        "cutoff": str(cutoff), "holdout_days": holdout_days, "horizon_days": args.horizon, "fits": args.fits,
-        "customers": len(actual), "fit_seconds": fit_s,
-        "per_customer": rows, "weekly": {"actual": real_weekly.tolist(), "simulator": sim_weekly.tolist(),
-                                         "BG/NBD": bg_weekly.tolist()}, "weekly_mae": weekly_mae,
-        "bgnbd_params": {k: float(v) for k, v in bg.params_.items()}}, indent=2))
+    atomic_write_text(
+        args.out / "holdout.json",
+        json.dumps(
+            {
+                "cutoff": str(cutoff),
+                "holdout_days": holdout_days,
+                "horizon_days": args.horizon,
+                "fits": args.fits,
+                "customers": len(actual),
+                "fit_seconds": fit_s,
+                "per_customer": rows,
+                "weekly": {
+                    "actual": real_weekly.tolist(),
+                    "simulator": sim_weekly.tolist(),
+                    "BG/NBD": bg_weekly.tolist(),
+                },
+                "weekly_mae": weekly_mae,
+                "bgnbd_params": {k: float(v) for k, v in bg.params_.items()},
+            },
+            indent=2,
+        ),
+    )
     print(f"wrote {args.out / 'holdout.png'} and {args.out / 'holdout.json'}")
 
 

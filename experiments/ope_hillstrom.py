@@ -76,8 +76,9 @@ def logging_policy(fb: BanditFeedback) -> np.ndarray:
     mens, womens = _column(fb, "mens"), _column(fb, "womens")
     bonus = 0.8 * (_column(fb, "recency") <= 3) + 0.5 * (_column(fb, "history") >= 250)
     only_m, only_w = mens * (1 - womens), womens * (1 - mens)
-    z = np.column_stack([np.zeros(fb.n_rounds), 1.5 * only_m - 1.0 * only_w + bonus,
-                         1.5 * only_w - 1.0 * only_m + bonus])
+    z = np.column_stack(
+        [np.zeros(fb.n_rounds), 1.5 * only_m - 1.0 * only_w + bonus, 1.5 * only_w - 1.0 * only_m + bonus]
+    )
     soft = np.exp(z - z.max(axis=1, keepdims=True))
     soft /= soft.sum(axis=1, keepdims=True)
     return 0.85 * soft + 0.05
@@ -120,26 +121,42 @@ def run(data: Path, reward: str = "visit", seed: int = 0, n_bootstrap: int = 200
     rows_kept, propensity = biased_subsample(full, seed)
     ctx, act, rew = full.context[rows_kept], full.action[rows_kept], full.reward[rows_kept]
     fit = logistic_reward_model(ctx, act, rew, 3, n_folds=3, seed=seed, per_action=True) if reward != "spend" else None
-    facts = {"n_full": full.n_rounds, "n_log": rows_kept.size,
-             "propensity_range": (float(propensity.min()), float(propensity.max())),
-             "arm_share_log": np.bincount(act, minlength=3) / act.size}
+    facts = {
+        "n_full": full.n_rounds,
+        "n_log": rows_kept.size,
+        "propensity_range": (float(propensity.min()), float(propensity.max())),
+        "arm_share_log": np.bincount(act, minlength=3) / act.size,
+    }
     out = []
     for name, choice in target_policies(full).items():
         dist_full = one_hot(choice)
         truth_inputs = BanditInputs.prepare(full.reward, full.action, full.propensity, dist_full)
         t = evaluate_bandit([IPS()], truth_inputs, n_bootstrap=n_bootstrap, seed=seed)["ips"]
-        out.append({"policy": name, "estimator": "truth (IPS, full data)", "estimate": t.estimate,
-                    "low": t.low, "high": t.high})
+        out.append(
+            {
+                "policy": name,
+                "estimator": "truth (IPS, full data)",
+                "estimate": t.estimate,
+                "low": t.low,
+                "high": t.high,
+            }
+        )
         inputs = BanditInputs.prepare(rew, act, propensity, dist_full[rows_kept], estimated_rewards=fit)
         match = act == choice[rows_kept]
-        out.append({"policy": name, "estimator": "naive (ignores propensities)",
-                    "estimate": float(rew[match].mean()), "low": np.nan, "high": np.nan})
+        out.append(
+            {
+                "policy": name,
+                "estimator": "naive (ignores propensities)",
+                "estimate": float(rew[match].mean()),
+                "low": np.nan,
+                "high": np.nan,
+            }
+        )
         estimators = [IPS(), SNIPS()]
         if fit is not None:
             estimators = tuned_estimators(inputs, TAUS, LAMBDAS)
         for est_name, iv in evaluate_bandit(estimators, inputs, n_bootstrap=n_bootstrap, seed=seed).items():
-            out.append({"policy": name, "estimator": est_name, "estimate": iv.estimate, "low": iv.low,
-                        "high": iv.high})
+            out.append({"policy": name, "estimator": est_name, "estimate": iv.estimate, "low": iv.low, "high": iv.high})
     frame = pd.DataFrame(out)
     truth = frame[frame.estimator.str.startswith("truth")].set_index("policy")["estimate"]
     frame["rel_error"] = (frame.estimate - frame.policy.map(truth)).abs() / frame.policy.map(truth)
@@ -149,13 +166,16 @@ def run(data: Path, reward: str = "visit", seed: int = 0, n_bootstrap: int = 200
 
 def table(frame: pd.DataFrame) -> pd.DataFrame:
     """Estimator x policy cells ``estimate [low, high] (rel. error)``."""
+
     def cell(r: pd.Series) -> str:
         iv = "" if np.isnan(r.low) else f" [{r.low:.4f}, {r.high:.4f}]"
         err = "" if r.estimator.startswith("truth") else f" {100 * r.rel_error:.1f}%"
         return f"{r.estimate:.4f}{iv}{err}"
+
     f = frame.assign(cell=frame.apply(cell, axis=1))
     return f.pivot(index="estimator", columns="policy", values="cell").reindex(
-        index=list(dict.fromkeys(frame.estimator)), columns=list(dict.fromkeys(frame.policy)))
+        index=list(dict.fromkeys(frame.estimator)), columns=list(dict.fromkeys(frame.policy))
+    )
 
 
 def main() -> None:
@@ -164,13 +184,16 @@ def main() -> None:
     parser.add_argument("--reward", default="visit", choices=("visit", "conversion", "spend"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=200)
-    parser.add_argument("--draws", type=int, default=0,
-                        help="also summarize this many independent sub-sample draws (seeds seed+1..)")
+    parser.add_argument(
+        "--draws", type=int, default=0, help="also summarize this many independent sub-sample draws (seeds seed+1..)"
+    )
     args = parser.parse_args()
     frame, facts = run(args.data, args.reward, args.seed, args.bootstrap)
     lo, hi = facts["propensity_range"]
-    print(f"full randomized data: {facts['n_full']} customers; biased log: {facts['n_log']} rows, "
-          f"propensities in [{lo:.3f}, {hi:.3f}], arm shares {np.round(facts['arm_share_log'], 3).tolist()}")
+    print(
+        f"full randomized data: {facts['n_full']} customers; biased log: {facts['n_log']} rows, "
+        f"propensities in [{lo:.3f}, {hi:.3f}], arm shares {np.round(facts['arm_share_log'], 3).tolist()}"
+    )
     print(f"reward = {args.reward}; cells: estimate [95% bootstrap interval] relative error vs the truth row")
     pd.set_option("display.width", 250)
     pd.set_option("display.max_colwidth", 40)
@@ -180,11 +203,16 @@ def main() -> None:
         every = pd.concat(frames + [frame])
         est = every[~every.estimator.str.startswith(("truth", "naive"))]
         naive = every[every.estimator.str.startswith("naive")]
-        summary = pd.concat([est, naive]).groupby("estimator", sort=False).agg(
-            mean_rel_error=("rel_error", "mean"), coverage=("covers_truth", "mean"))
+        summary = (
+            pd.concat([est, naive])
+            .groupby("estimator", sort=False)
+            .agg(mean_rel_error=("rel_error", "mean"), coverage=("covers_truth", "mean"))
+        )
         summary.loc[summary.index.str.startswith("naive"), "coverage"] = np.nan
-        print(f"\nover {args.draws + 1} sub-sample draws x {frame.policy.nunique()} policies "
-              "(truth from the same full data):")
+        print(
+            f"\nover {args.draws + 1} sub-sample draws x {frame.policy.nunique()} policies "
+            "(truth from the same full data):"
+        )
         print(summary.round(3).T.to_string())
 
 

@@ -75,12 +75,19 @@ class ExternalReference:
 OBP_SMALL_SAMPLE = ExternalReference(
     label="obp",
     source="obp's own estimators (github.com/st-tech/zr-obp; Saito et al., NeurIPS 2021 datasets track), mean "
-           "relative error over 10 bootstrap resamples with a logistic reward model, on the OBD small sample, "
-           "campaign 'all', as quoted in shared/data/README.md",
+    "relative error over 10 bootstrap resamples with a logistic reward model, on the OBD small sample, "
+    "campaign 'all', as quoted in shared/data/README.md",
     campaign="all",
     n_rounds=10_000,
-    rel_errors={"dm": 0.155, "ips": 0.309, "snips": 0.308, "dr": 0.289, "sndr": 0.293, "switch-dr": 0.289,
-                "dros": 0.218},
+    rel_errors={
+        "dm": 0.155,
+        "ips": 0.309,
+        "snips": 0.308,
+        "dr": 0.289,
+        "sndr": 0.293,
+        "switch-dr": 0.289,
+        "dros": 0.218,
+    },
 )
 CAMPAIGNS: tuple[str, ...] = ("all", "men", "women")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "obd"
@@ -90,8 +97,11 @@ LAMBDAS = (0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 1000.0)
 
 def campaign_files(data: Path, campaign: str) -> list[Path]:
     """The files the study reads for ``campaign`` below ``data`` (obp's layout)."""
-    logs = [data / policy / campaign / name
-            for policy in ("random", "bts") for name in (f"{campaign}.csv", "item_context.csv")]
+    logs = [
+        data / policy / campaign / name
+        for policy in ("random", "bts")
+        for name in (f"{campaign}.csv", "item_context.csv")
+    ]
     return [*logs, data / f"bts_action_dist_{campaign}.csv"]
 
 
@@ -104,8 +114,17 @@ def check_campaign_files(data: Path, campaign: str) -> None:
         raise LogError(missing[0], f"no such file (--campaign {campaign} reads {expected} below {data})")
 
 
-def run(data: Path, n_resamples: int = 10, seed: int = 12345, *, campaign: str = "all", l2: float | None = None,
-        n_folds: int = 3, affinity: bool = False, group_folds: bool = True) -> pd.DataFrame:
+def run(
+    data: Path,
+    n_resamples: int = 10,
+    seed: int = 12345,
+    *,
+    campaign: str = "all",
+    l2: float | None = None,
+    n_folds: int = 3,
+    affinity: bool = False,
+    group_folds: bool = True,
+) -> pd.DataFrame:
     """Relative errors per resample and estimator (rows) with the on-policy truth.
 
     :param campaign: the OBD campaign (``all``, ``men``, ``women``): its folders and files are read.
@@ -128,20 +147,31 @@ def run(data: Path, n_resamples: int = 10, seed: int = 12345, *, campaign: str =
         fb = random_log.subsample(rows_drawn)  # = random_log.bootstrap(seed + b), keeping the rows drawn
         model_args = (fb.context, fb.action, fb.reward, fb.n_actions, fb.position, fb.len_list, fb.action_context)
         if l2 is None:
-            fit, chosen, _ = select_logistic_reward_model(*model_args, n_folds=n_folds, seed=seed + b,
-                                                          groups=rows_drawn if group_folds else None)
+            fit, chosen, _ = select_logistic_reward_model(
+                *model_args, n_folds=n_folds, seed=seed + b, groups=rows_drawn if group_folds else None
+            )
         else:
-            fit = logistic_reward_model(*model_args, n_folds=n_folds, l2=l2, seed=seed + b,
-                                        groups=rows_drawn if group_folds else None)
+            fit = logistic_reward_model(
+                *model_args, n_folds=n_folds, l2=l2, seed=seed + b, groups=rows_drawn if group_folds else None
+            )
             chosen = l2
         action_dist = np.broadcast_to(dist, (fb.n_rounds,) + dist.shape)
         inputs = BanditInputs.prepare(fb.reward, fb.action, fb.propensity, action_dist, fb.position, fit)
         estimators = tuned_estimators(inputs, TAUS, LAMBDAS)
         for est in estimators:
             v = est._checked_terms(inputs).value()
-            rows.append({"resample": b, "estimator": est.name, "estimate": v, "truth": truth,
-                         "rel_error": abs(v - truth) / truth, "l2": chosen,
-                         "truth_rel_se": truth_rel_se, "n_rounds": random_log.n_rounds})
+            rows.append(
+                {
+                    "resample": b,
+                    "estimator": est.name,
+                    "estimate": v,
+                    "truth": truth,
+                    "rel_error": abs(v - truth) / truth,
+                    "l2": chosen,
+                    "truth_rel_se": truth_rel_se,
+                    "n_rounds": random_log.n_rounds,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -160,8 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the study and print its table; a missing or malformed data file is one ``error:`` line, exit 2."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--campaign", choices=CAMPAIGNS, default="all",
-                        help="OBD campaign: the folders and files read below --data")
+    parser.add_argument(
+        "--campaign", choices=CAMPAIGNS, default="all", help="OBD campaign: the folders and files read below --data"
+    )
     parser.add_argument("--resamples", type=int, default=10)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--l2", type=float, default=None, help="reward-model L2 (default: chosen by CV log-loss)")
@@ -174,8 +205,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     n_rounds = int(frame["n_rounds"].iloc[0])
     print(f"campaign {args.campaign!r}, {n_rounds:,} rounds in the random log")
-    print(f"on-policy truth V_on = {frame['truth'].iloc[0]:.5f} (mean click of the BTS log, all slots); its own "
-          f"standard error is {frame['truth_rel_se'].iloc[0]:.1%} of it, the size of the relative errors compared")
+    print(
+        f"on-policy truth V_on = {frame['truth'].iloc[0]:.5f} (mean click of the BTS log, all slots); its own "
+        f"standard error is {frame['truth_rel_se'].iloc[0]:.1%} of it, the size of the relative errors compared"
+    )
     chosen = frame.groupby("resample")["l2"].first()
     print(f"reward-model l2 per resample: {chosen.tolist()}")
     reference = OBP_SMALL_SAMPLE if OBP_SMALL_SAMPLE.applies_to(args.campaign, n_rounds) else None

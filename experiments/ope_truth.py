@@ -42,20 +42,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retentionrl.core.policy import Policy
 from retentionrl.evaluation.policies import MixturePolicy
 from retentionrl.evaluation.runner import LoggedSteps, design_of, evaluate_offline, reward_fit_of
 from retentionrl.evaluation.world_steps import action_features
-from retentionrl.simulators.world.truth import per_decision_truth
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.trajectories import visits_with_trajectories
-from retentionrl.simulators.world.logging_policies import SoftmaxPolicy
-from retentionrl.core.policy import Policy
 from retentionrl.simulators.policy_registry import make_policy, world_group_rates
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
+from retentionrl.simulators.world.logging_policies import SoftmaxPolicy
 from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.truth import per_decision_truth
 
 START = "2024-01-01"
 
@@ -65,10 +65,11 @@ def target_policies(config: WorldConfig) -> dict[str, tuple[Policy, str]]:
     logging = make_policy("softmax", config)
     rates = world_group_rates(config)
     return {
-        "softmax+20% uniform": (MixturePolicy([logging, make_policy("uniform", config)], [0.8, 0.2],
-                                              "softmax+20% uniform"), "close"),
-        "softmax T=0.8": (SoftmaxPolicy.over_popularity(config.action_space, rates.purchase, temperature=0.8),
-                          "close"),
+        "softmax+20% uniform": (
+            MixturePolicy([logging, make_policy("uniform", config)], [0.8, 0.2], "softmax+20% uniform"),
+            "close",
+        ),
+        "softmax T=0.8": (SoftmaxPolicy.over_popularity(config.action_space, rates.purchase, temperature=0.8), "close"),
         "never-coupon": (make_policy("never-coupon", config), "far"),
         "satisfaction-aware": (make_policy("satisfaction-aware", config), "far"),
     }
@@ -90,9 +91,20 @@ def logged_steps(path: Path, config: WorldConfig, days: int) -> LoggedSteps:
     tid, step = d.trajectory_id, d.visit_index.astype(np.int64)
     space = d.action_map.space
     if space.n_actions != config.action_space.n_actions:
-        raise ValueError(f"the log's action map has {space.n_actions} actions, the world {config.action_space.n_actions}")
-    return LoggedSteps(np.asarray(d.obs, dtype=np.float64), d.action.astype(np.int64), d.propensity, tid, step,
-                       d.profit, d.returned.astype(np.float64), space.n_actions, action_features(space))
+        raise ValueError(
+            f"the log's action map has {space.n_actions} actions, the world {config.action_space.n_actions}"
+        )
+    return LoggedSteps(
+        np.asarray(d.obs, dtype=np.float64),
+        d.action.astype(np.int64),
+        d.propensity,
+        tid,
+        step,
+        d.profit,
+        d.returned.astype(np.float64),
+        space.n_actions,
+        action_features(space),
+    )
 
 
 TRUTH_METHOD = "per-decision exact in actions and in profit given the item, Monte Carlo over states and items"
@@ -100,8 +112,9 @@ TRUTH_METHOD = "per-decision exact in actions and in profit given the item, Mont
 world is recomputed."""
 
 
-def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], truth_users: int,
-                cache: Path | None = None) -> dict[str, dict[str, float]]:
+def true_values(
+    config: WorldConfig, targets: dict[str, tuple[Policy, str]], truth_users: int, cache: Path | None = None
+) -> dict[str, dict[str, float]]:
     """Per target: ``per-decision`` (:func:`per_decision_truth`) and ``per-trajectory``
     (on-policy return visits) values, each with its Monte-Carlo standard error (``...-se``).
 
@@ -115,24 +128,40 @@ def true_values(config: WorldConfig, targets: dict[str, tuple[Policy, str]], tru
         return cached["truth"]
     t0 = time.time()
     logging = make_policy("softmax", config)
-    decision = per_decision_truth(config, logging, {name: p for name, (p, _) in targets.items()}, truth_users,
-                                  seed=20_000)
+    decision = per_decision_truth(
+        config, logging, {name: p for name, (p, _) in targets.items()}, truth_users, seed=20_000
+    )
     world = GroundTruthWorld(config)
     truth: dict[str, dict[str, float]] = {}
     for name, (policy, _) in targets.items():
         visits = world.evaluate(policy, truth_users, seed=10_000).return_visits
-        truth[name] = {"per-decision": decision[name].value, "per-decision-se": decision[name].se,
-                       "per-trajectory": visits.estimate, "per-trajectory-se": (visits.high - visits.low) / 3.92}
-        print(f"truth {name}: profit/visit {decision[name].value:.4f} (se {decision[name].se:.4f}), "
-              f"return visits {visits}  ({time.time() - t0:.0f}s)", flush=True)
+        truth[name] = {
+            "per-decision": decision[name].value,
+            "per-decision-se": decision[name].se,
+            "per-trajectory": visits.estimate,
+            "per-trajectory-se": (visits.high - visits.low) / 3.92,
+        }
+        print(
+            f"truth {name}: profit/visit {decision[name].value:.4f} (se {decision[name].se:.4f}), "
+            f"return visits {visits}  ({time.time() - t0:.0f}s)",
+            flush=True,
+        )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps({**key, "truth": truth}, indent=1))
     return truth
 
 
-def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Path | None,
-        truth_cache: Path | None = None, cross_fit: int = 2, first_seed: int = 0) -> pd.DataFrame:
+def run(
+    n_seeds: int,
+    n_users: int,
+    truth_users: int,
+    n_bootstrap: int,
+    out: Path | None,
+    truth_cache: Path | None = None,
+    cross_fit: int = 2,
+    first_seed: int = 0,
+) -> pd.DataFrame:
     """One row per (seed, policy, family, estimator): estimate, interval, truth and its se,
     relative error, coverage, ESS.
 
@@ -153,20 +182,42 @@ def run(n_seeds: int, n_users: int, truth_users: int, n_bootstrap: int, out: Pat
             design = design_of(steps)
             reward_fit = reward_fit_of(steps, design, cross_fit, seed)
             for name, (policy, kind) in targets.items():
-                res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name, n_bootstrap=n_bootstrap,
-                                       seed=seed, design=design, reward_fit=reward_fit)
+                res = evaluate_offline(
+                    steps,
+                    policy.action_probs(steps.obs),
+                    policy=name,
+                    n_bootstrap=n_bootstrap,
+                    seed=seed,
+                    design=design,
+                    reward_fit=reward_fit,
+                )
                 for family, intervals in (("per-decision", res.bandit), ("per-trajectory", res.trajectory)):
                     v = truth[name][family]
                     for est, iv in intervals.items():
-                        rows.append({"policy": name, "kind": kind, "family": family, "estimator": est,
-                                     "seed": seed, "estimate": iv.estimate, "low": iv.low, "high": iv.high,
-                                     "truth": v, "truth_se": truth[name][f"{family}-se"],
-                                     "rel_error": abs(iv.estimate - v) / abs(v),
-                                     "covered": float(iv.covers(v)) if np.isfinite(iv.low) else np.nan,
-                                     "ess": (res.bandit_diagnostics if family == "per-decision"
-                                             else res.trajectory_diagnostics).ess})
-            print(f"seed {seed}: {np.unique(steps.trajectory_id).size} shoppers, {steps.action.size} visits "
-                  f"({time.time() - t0:.0f}s)", flush=True)
+                        rows.append(
+                            {
+                                "policy": name,
+                                "kind": kind,
+                                "family": family,
+                                "estimator": est,
+                                "seed": seed,
+                                "estimate": iv.estimate,
+                                "low": iv.low,
+                                "high": iv.high,
+                                "truth": v,
+                                "truth_se": truth[name][f"{family}-se"],
+                                "rel_error": abs(iv.estimate - v) / abs(v),
+                                "covered": float(iv.covers(v)) if np.isfinite(iv.low) else np.nan,
+                                "ess": (
+                                    res.bandit_diagnostics if family == "per-decision" else res.trajectory_diagnostics
+                                ).ess,
+                            }
+                        )
+            print(
+                f"seed {seed}: {np.unique(steps.trajectory_id).size} shoppers, {steps.action.size} visits "
+                f"({time.time() - t0:.0f}s)",
+                flush=True,
+            )
     frame = pd.DataFrame(rows)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -178,10 +229,12 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean relative error and coverage per (family, estimator) x policy."""
     g = frame.groupby(["family", "estimator", "policy"], sort=False)
     s = g.agg(rel_error=("rel_error", "mean"), coverage=("covered", "mean")).reset_index()
-    s["cell"] = s.apply(lambda r: f"{r.rel_error:.3f} / " + ("n/a" if np.isnan(r.coverage) else f"{r.coverage:.0%}"),
-                        axis=1)
+    s["cell"] = s.apply(
+        lambda r: f"{r.rel_error:.3f} / " + ("n/a" if np.isnan(r.coverage) else f"{r.coverage:.0%}"), axis=1
+    )
     return s.pivot(index=["family", "estimator"], columns="policy", values="cell").reindex(
-        columns=list(dict.fromkeys(frame["policy"])))
+        columns=list(dict.fromkeys(frame["policy"]))
+    )
 
 
 def spread_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -191,8 +244,11 @@ def spread_table(frame: pd.DataFrame) -> pd.DataFrame:
     f = frame.assign(boot_se=(frame["high"] - frame["low"]) / 3.92)
     g = f.groupby(["family", "estimator", "policy"], sort=False)
     ratio = (g["boot_se"].mean() / g["estimate"].std(ddof=1)).rename("ratio").reset_index()
-    return ratio.pivot(index=["family", "estimator"], columns="policy", values="ratio").reindex(
-        columns=list(dict.fromkeys(frame["policy"]))).round(2)
+    return (
+        ratio.pivot(index=["family", "estimator"], columns="policy", values="ratio")
+        .reindex(columns=list(dict.fromkeys(frame["policy"])))
+        .round(2)
+    )
 
 
 def main() -> None:
@@ -206,8 +262,16 @@ def main() -> None:
     parser.add_argument("--cross-fit", type=int, default=2, help="reward-model shopper folds (0 = in-sample)")
     parser.add_argument("--first-seed", type=int, default=0)
     args = parser.parse_args()
-    frame = run(args.seeds, args.users, args.truth_users, args.bootstrap, args.out, args.truth_cache,
-                args.cross_fit, args.first_seed)
+    frame = run(
+        args.seeds,
+        args.users,
+        args.truth_users,
+        args.bootstrap,
+        args.out,
+        args.truth_cache,
+        args.cross_fit,
+        args.first_seed,
+    )
     pd.set_option("display.width", 200)
     truth = frame.groupby(["family", "policy"], sort=False)[["truth", "truth_se"]].first()
     print("\ntrue values (Monte-Carlo standard error)")

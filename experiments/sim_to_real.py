@@ -24,16 +24,16 @@ from pathlib import Path
 from retentionrl.agents.baselines import LoggingPolicyClone, MyopicGreedyPolicy
 from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import load_policy, train
+from retentionrl.core.interval import Z95
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
 from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.policy_registry import make_policy
-from retentionrl.core.interval import Z95
 from retentionrl.simulators.rollout import evaluate_policy, format_table
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 
 @dataclass
@@ -76,15 +76,25 @@ if __name__ == "__main__":
     log = read_events(logs, "events")
 
     # 2. the learned simulator, from the logs alone
-    fit_simulator(log, FitConfig(epochs=args.fit_epochs, seed=args.seed, device="auto"), out / "simulator", progress=True)
+    fit_simulator(
+        log, FitConfig(epochs=args.fit_epochs, seed=args.seed, device="auto"), out / "simulator", progress=True
+    )
     timings["logs + simulator fit (s)"] = time.perf_counter() - t0
 
     # 3. PPO and DQN trained in the learned simulator only
     agents = {}
     for algo in ("ppo", "dqn"):
         t0 = time.perf_counter()
-        train(TrainConfig(algo=algo, simulator=str(out / "simulator"), total_steps=args.total_steps,
-                          num_envs=args.num_envs, seed=args.seed), out / algo)
+        train(
+            TrainConfig(
+                algo=algo,
+                simulator=str(out / "simulator"),
+                total_steps=args.total_steps,
+                num_envs=args.num_envs,
+                seed=args.seed,
+            ),
+            out / algo,
+        )
         timings[f"{algo} training (s)"] = time.perf_counter() - t0
         agents[algo] = load_policy(out / algo)
 
@@ -99,8 +109,10 @@ if __name__ == "__main__":
 
     # 5. true values in the world, and values inside the learned simulator
     results = {}
-    for where, make_sim in (("world", GroundTruthWorld), ("learned simulator",
-                                                          lambda: LearnedSimulator.load(out / "simulator"))):
+    for where, make_sim in (
+        ("world", GroundTruthWorld),
+        ("learned simulator", lambda: LearnedSimulator.load(out / "simulator")),
+    ):
         values = []
         for name, policy in policies.items():
             policy.name = name
@@ -117,6 +129,13 @@ if __name__ == "__main__":
             se = ((se_a / b.estimate) ** 2 + (a.estimate * se_b / b.estimate**2) ** 2) ** 0.5
             print(f"{algo} vs {base}: return visits {gain:+.1%} [{gain - Z95 * se:+.1%}, {gain + Z95 * se:+.1%}]")
     print("\n" + "\n".join(f"{k:<28} {v:,.0f}" for k, v in timings.items()))
-    (out / "results.json").write_text(json.dumps(
-        {"args": asdict(args), "timings": timings,
-         "values": {w: [v.to_dict() for v in vals] for w, vals in results.items()}}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "args": asdict(args),
+                "timings": timings,
+                "values": {w: [v.to_dict() for v in vals] for w, vals in results.items()},
+            },
+            indent=2,
+        )
+    )

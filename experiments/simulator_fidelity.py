@@ -31,16 +31,16 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from retentionrl.core.atomic import atomic_write_text
+from retentionrl.core.interval import Interval
+from retentionrl.core.policy import Policy
 from retentionrl.interactions.horizon import in_window
 from retentionrl.interactions.io import read_events
-from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.interface import ShopperSimulator
-from retentionrl.core.policy import Policy
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
-from retentionrl.core.interval import Interval
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 CHECK_DAYS = (7, 30, 90)
 
@@ -121,23 +121,32 @@ def print_table(rows: list[dict], logging_policy: str) -> tuple[float, float, li
             diff = (s.estimate - w.estimate) * scale
             if m.startswith("active"):
                 row_worst = max(row_worst, abs(diff))
-            cells.append(f"{w.estimate * scale:6.2f}±{(w.high - w.estimate) * scale:4.2f} {s.estimate * scale:6.2f}±"
-                         f"{(s.high - s.estimate) * scale:4.2f} ({diff:+5.2f})")
+            cells.append(
+                f"{w.estimate * scale:6.2f}±{(w.high - w.estimate) * scale:4.2f} {s.estimate * scale:6.2f}±"
+                f"{(s.high - s.estimate) * scale:4.2f} ({diff:+5.2f})"
+            )
         worst = max(worst, row_worst)
         if row_worst <= args.tolerance_pp:
             within.append(row["policy"])
-        print(f"{row['policy'] + (' *' if row['policy'] == logging_policy else ''):20s} "
-              + " ".join(f"{c:>36s}" for c in cells))
-    rho = spearmanr([r["world"]["active_day_90"].estimate for r in rows],
-                    [r["simulator"]["active_day_90"].estimate for r in rows]).statistic
+        print(
+            f"{row['policy'] + (' *' if row['policy'] == logging_policy else ''):20s} "
+            + " ".join(f"{c:>36s}" for c in cells)
+        )
+    rho = spearmanr(
+        [r["world"]["active_day_90"].estimate for r in rows], [r["simulator"]["active_day_90"].estimate for r in rows]
+    ).statistic
     separated = separated_policies(rows)
-    rho_separated = spearmanr([r["world"]["active_day_90"].estimate for r in separated],
-                              [r["simulator"]["active_day_90"].estimate for r in separated]).statistic
+    rho_separated = spearmanr(
+        [r["world"]["active_day_90"].estimate for r in separated],
+        [r["simulator"]["active_day_90"].estimate for r in separated],
+    ).statistic
     print("cells: world±95% simulator±95% (simulator - world); shares in %; * = logging policy")
-    print(f"largest |difference| in share active: {worst:.2f} pp (target <= {args.tolerance_pp} pp); "
-          f"Spearman rho of 90-day retention over {len(rows)} policies: {rho:.3f}; over the "
-          f"{len(separated)} whose true values are apart ({', '.join(r['policy'] for r in separated)}): "
-          f"{rho_separated:.3f}")
+    print(
+        f"largest |difference| in share active: {worst:.2f} pp (target <= {args.tolerance_pp} pp); "
+        f"Spearman rho of 90-day retention over {len(rows)} policies: {rho:.3f}; over the "
+        f"{len(separated)} whose true values are apart ({', '.join(r['policy'] for r in separated)}): "
+        f"{rho_separated:.3f}"
+    )
     print(f"within {args.tolerance_pp} pp at days {', '.join(map(str, CHECK_DAYS))}: {', '.join(within) or 'none'}")
     return worst, float(rho), within
 
@@ -151,14 +160,17 @@ fit_seeds = [int(v) for v in args.fit_seeds.split(",")]
 # 1. logs of the world under the logging policy
 t0 = time.perf_counter()
 summary = write_world_logs(config, args.users, args.days, args.seed, log_path, logging_policy=args.logging_policy)
-print(f"world logs: {summary.n_users} shoppers, {summary.n_visits} visits, {summary.n_events} events "
-      f"({time.perf_counter() - t0:.1f} s)")
+print(
+    f"world logs: {summary.n_users} shoppers, {summary.n_visits} visits, {summary.n_events} events "
+    f"({time.perf_counter() - t0:.1f} s)"
+)
 log = read_events(log_path)
 
 # 2. the truth: every named policy in the world
 world = GroundTruthWorld(config)
-truth = {name: retention_rollout(world, make_policy(name, config), args.eval_users, args.seed + 1)
-         for name in POLICY_NAMES}
+truth = {
+    name: retention_rollout(world, make_policy(name, config), args.eval_users, args.seed + 1) for name in POLICY_NAMES
+}
 
 fits = []
 for fit_seed in fit_seeds:
@@ -168,19 +180,39 @@ for fit_seed in fit_seeds:
     model_dir = args.out / ("model" if len(fit_seeds) == 1 else f"model_seed{fit_seed}")
     result = fit_simulator(log, fit_config, model_dir, progress=True)
     fit_seconds = time.perf_counter() - t0
-    print(f"fit (seed {fit_seed}): {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}")
+    print(
+        f"fit (seed {fit_seed}): {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}"
+    )
 
     # 4. every named policy in the learned simulator, the same shoppers' seeds as the world's
-    rows = [{"policy": name, "world": truth[name],
-             "simulator": retention_rollout(result.simulator, make_policy(name, config), args.eval_users, args.seed + 1)}
-            for name in POLICY_NAMES]
+    rows = [
+        {
+            "policy": name,
+            "world": truth[name],
+            "simulator": retention_rollout(result.simulator, make_policy(name, config), args.eval_users, args.seed + 1),
+        }
+        for name in POLICY_NAMES
+    ]
     worst, rho, within = print_table(rows, args.logging_policy)
-    fits.append({
-        "fit_seed": fit_seed, "model": str(model_dir), "fit_seconds": fit_seconds, "card": result.card.to_dict(),
-        "rows": [{"policy": r["policy"], "logging": r["policy"] == args.logging_policy,
-                  **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in METRICS}} for r in rows],
-        "max_abs_diff_pp": worst, "spearman_rho_active_day_90": rho, "within_tolerance": within,
-    })
+    fits.append(
+        {
+            "fit_seed": fit_seed,
+            "model": str(model_dir),
+            "fit_seconds": fit_seconds,
+            "card": result.card.to_dict(),
+            "rows": [
+                {
+                    "policy": r["policy"],
+                    "logging": r["policy"] == args.logging_policy,
+                    **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in METRICS},
+                }
+                for r in rows
+            ],
+            "max_abs_diff_pp": worst,
+            "spearman_rho_active_day_90": rho,
+            "within_tolerance": within,
+        }
+    )
 
 # 5. over the fits: mean and range of each difference
 if len(fits) > 1:
@@ -189,11 +221,19 @@ if len(fits) > 1:
     for i, name in enumerate(POLICY_NAMES):
         cells = []
         for m in METRICS[:-1]:
-            d = np.array([100 * (f["rows"][i][f"simulator/{m}"]["estimate"] - f["rows"][i][f"world/{m}"]["estimate"]) for f in fits])
+            d = np.array(
+                [
+                    100 * (f["rows"][i][f"simulator/{m}"]["estimate"] - f["rows"][i][f"world/{m}"]["estimate"])
+                    for f in fits
+                ]
+            )
             cells.append(f"{d.mean():+6.2f} [{d.min():+6.2f}, {d.max():+6.2f}]")
         hits = sum(name in f["within_tolerance"] for f in fits)
-        print(f"{name + (' *' if name == args.logging_policy else ''):20s} " + " ".join(f"{c:>24s}" for c in cells)
-              + f"   {hits}/{len(fits)} fits")
+        print(
+            f"{name + (' *' if name == args.logging_policy else ''):20s} "
+            + " ".join(f"{c:>24s}" for c in cells)
+            + f"   {hits}/{len(fits)} fits"
+        )
     print("Spearman rho per fit: " + ", ".join(f"{f['spearman_rho_active_day_90']:.3f}" for f in fits))
 report = {"args": {k: str(v) for k, v in asdict(args).items()}, "fits": fits}
 atomic_write_text(args.out / "fidelity.json", json.dumps(report, indent=2))

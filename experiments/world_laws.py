@@ -80,10 +80,10 @@ from pathlib import Path
 import numpy as np
 
 from retentionrl.core.atomic import atomic_write_text
-from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.core.interval import Z95, Interval
-from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 DEAL = 0.20
 """Coupon fraction of the promotion in d, e and of the ladder's top in c'."""
@@ -189,8 +189,9 @@ def regular_price_elasticity(config: WorldConfig, n: int, seed: int, rise: float
     return _log_ratio(expected_units(dear, arm, 0)[1], expected_units(base, arm, 0)[1], np.log1p(rise))
 
 
-def reference_response(config: WorldConfig, n: int, seed: int, points: tuple[float, ...],
-                       coupon_index: int) -> dict[float, dict[str, np.ndarray]]:
+def reference_response(
+    config: WorldConfig, n: int, seed: int, points: tuple[float, ...], coupon_index: int
+) -> dict[float, dict[str, np.ndarray]]:
     """``{x: {"p": P(buy | click), "e": expected discount}}`` for each of ``points``: the
     item each shopper is shown (first visit, random group, coupon ``coupon_index``; the same
     items for every ``x``: common random numbers), with every shopper's expected discount
@@ -229,8 +230,9 @@ def deal_term(config: WorldConfig, x: float | np.ndarray) -> np.ndarray:
     return over / (1.0 + over / g) - config.loss_aversion * np.maximum(-x - theta, 0.0)
 
 
-def loss_aversion(config: WorldConfig, n: int, seed: int,
-                  deltas: tuple[float, ...] = (0.05, 0.10, 0.20)) -> dict[float, dict[str, Interval | float]]:
+def loss_aversion(
+    config: WorldConfig, n: int, seed: int, deltas: tuple[float, ...] = (0.05, 0.10, 0.20)
+) -> dict[float, dict[str, Interval | float]]:
     """(c) For each :math:`\\Delta`: the purchase-logit and probability effects of a gain and
     of a loss of :math:`\\Delta` against the reference, loss / gain of each, and the law's
     loss / gain of the logit, :math:`-D(-\\Delta) / D(\\Delta)` (``"law"``)."""
@@ -243,16 +245,23 @@ def loss_aversion(config: WorldConfig, n: int, seed: int,
     for d in deltas:
         pg, pl = resp[d]["p"], resp[-d]["p"]
         gain, loss = _logit(pg) - _logit(p0), _logit(p0) - _logit(pl)
-        out[d] = {"logit_gain": Interval.of(gain), "logit_loss": Interval.of(loss), "logit_ratio": _ratio(loss, gain),
-                  "prob_gain": Interval.of(pg - p0), "prob_loss": Interval.of(p0 - pl),
-                  "prob_ratio": _ratio(p0 - pl, pg - p0),
-                  "law": float(-deal_term(config, -d) / deal_term(config, d)),
-                  "expectation_gain": float(resp[d]["e"][0]), "expectation_loss": float(resp[-d]["e"][0])}
+        out[d] = {
+            "logit_gain": Interval.of(gain),
+            "logit_loss": Interval.of(loss),
+            "logit_ratio": _ratio(loss, gain),
+            "prob_gain": Interval.of(pg - p0),
+            "prob_loss": Interval.of(p0 - pl),
+            "prob_ratio": _ratio(p0 - pl, pg - p0),
+            "law": float(-deal_term(config, -d) / deal_term(config, d)),
+            "expectation_gain": float(resp[d]["e"][0]),
+            "expectation_loss": float(resp[-d]["e"][0]),
+        }
     return out
 
 
-def coupon_ladder_asymmetry(config: WorldConfig, n: int, seed: int,
-                            expectation: float = 0.10) -> dict[str, Interval | float]:
+def coupon_ladder_asymmetry(
+    config: WorldConfig, n: int, seed: int, expectation: float = 0.10
+) -> dict[str, Interval | float]:
     """(c') Loss slope over gain slope on the ladder of offers 0, ``expectation`` and
     :data:`DEAL` to shoppers (first visit, random group) who all expect ``expectation``:
     the kink of the reference-price term sits at the middle rung for every item.
@@ -308,8 +317,9 @@ class Followed:
     after: dict[int, dict[str, np.ndarray]]
 
 
-def follow(world: GroundTruthWorld, n: int, seed: int, act: Callable[[int, np.ndarray], np.ndarray],
-           windows: tuple[int, ...]) -> Followed:
+def follow(
+    world: GroundTruthWorld, n: int, seed: int, act: Callable[[int, np.ndarray], np.ndarray], windows: tuple[int, ...]
+) -> Followed:
     """Reset ``n`` shoppers with ``seed`` and step every one of them (so the uniforms of a
     shopper's k-th visit are the same in every run of one seed) under ``act(k, obs)`` until
     each churns or reaches the largest window."""
@@ -326,13 +336,23 @@ def follow(world: GroundTruthWorld, n: int, seed: int, act: Callable[[int, np.nd
         obs, out = world.step(actions)
         p_click, p_buy = world.last_probabilities
         c = np.asarray(world.config.coupon_levels)[world.action_space.decode(actions)[1]]
-        values = {"visits": np.ones(n), "purchases": out.purchase.astype(float), "units": world.last_units.copy(),
-                  "expected_purchases": p_click * p_buy,
-                  "expected_units": p_click * p_buy * units_per_purchase(world.config, c), "profit": out.profit}
+        values = {
+            "visits": np.ones(n),
+            "purchases": out.purchase.astype(float),
+            "units": world.last_units.copy(),
+            "expected_purchases": p_click * p_buy,
+            "expected_units": p_click * p_buy * units_per_purchase(world.config, c),
+            "profit": out.profit,
+        }
         if k == 0:
-            first = {"purchase": values["purchases"], "units": values["units"], "profit": out.profit,
-                     "expected_purchases": values["expected_purchases"], "expected_units": values["expected_units"],
-                     "gap": out.gap_days.copy()}
+            first = {
+                "purchase": values["purchases"],
+                "units": values["units"],
+                "profit": out.profit,
+                "expected_purchases": values["expected_purchases"],
+                "expected_units": values["expected_units"],
+                "gap": out.gap_days.copy(),
+            }
         else:
             for w in windows:
                 inside = alive & (day < w)
@@ -369,8 +389,11 @@ def dip_rows(runs: dict[str, Followed], horizon: int) -> dict[str, Interval]:
     share and the next gap: deal arm minus no-coupon arm, paired over shoppers."""
     deal, none = runs["deal"], runs["none"]
     bump = deal.first["expected_units"] - none.first["expected_units"]
-    out = {"bump_units": Interval.of(bump), "none_units_visit0": Interval.of(none.first["expected_units"]),
-           "bump_purchases": Interval.of(deal.first["expected_purchases"] - none.first["expected_purchases"])}
+    out = {
+        "bump_units": Interval.of(bump),
+        "none_units_visit0": Interval.of(none.first["expected_units"]),
+        "bump_purchases": Interval.of(deal.first["expected_purchases"] - none.first["expected_purchases"]),
+    }
     for w in deal.after:
         dip = deal.after[w]["expected_units"] - none.after[w]["expected_units"]
         out[f"dip_units_{w}"] = Interval.of(dip)
@@ -396,13 +419,17 @@ def repeat_rows(runs: dict[str, Followed], seed: int, window: int = 90) -> dict[
     coin = np.random.default_rng([seed, 1]).random(bought["deal"].size) < 0.5  # the randomised coupon
     naive = _difference_of_shares(repeat["deal"][coin & bought["deal"]], repeat["none"][~coin & bought["none"]])
     both = bought["deal"] & bought["none"]
-    return {"naive": naive, "randomised": Interval.of(repeat["deal"][both].astype(float) - repeat["none"][both]),
-            "repeat_full_price": Interval.of(repeat["none"][both]),
-            "itt": Interval.of(repeat["deal"].astype(float) - repeat["none"])}
+    return {
+        "naive": naive,
+        "randomised": Interval.of(repeat["deal"][both].astype(float) - repeat["none"][both]),
+        "repeat_full_price": Interval.of(repeat["none"][both]),
+        "itt": Interval.of(repeat["deal"].astype(float) - repeat["none"]),
+    }
 
 
-def coupon_policies(config: WorldConfig, n: int, seed: int,
-                    windows: tuple[int, ...] = (90, 365)) -> dict[str, Interval]:
+def coupon_policies(
+    config: WorldConfig, n: int, seed: int, windows: tuple[int, ...] = (90, 365)
+) -> dict[str, Interval]:
     """(f) always-coupon vs never-coupon: profit and return visits within each window."""
     world = GroundTruthWorld(config)
     runs = {}
@@ -435,23 +462,50 @@ def measure(config: WorldConfig, n: int, seed: int) -> tuple[list[Row], dict[str
     e = repeat_rows(runs, seed)
     f = coupon_policies(config, n, seed)
     bijmolt = "Bijmolt, van Heerde & Pieters 2005"
-    rows = [Row(f"a. deal elasticity of units, {level:.0%} coupon", v, "-2.62 (mean); -1.5 to -3.5 (issue)", bijmolt)
-            for level, v in a["units"].items()]
-    rows += [Row(f"a. ... of purchases only (units fixed), {level:.0%}", v, "", "")
-             for level, v in a["incidence"].items()]
-    rows.append(Row("b. regular-price elasticity (+5% list prices, refs follow)", b, "-2.62 (mean, all prices)",
-                    bijmolt))
+    rows = [
+        Row(f"a. deal elasticity of units, {level:.0%} coupon", v, "-2.62 (mean); -1.5 to -3.5 (issue)", bijmolt)
+        for level, v in a["units"].items()
+    ]
+    rows += [
+        Row(f"a. ... of purchases only (units fixed), {level:.0%}", v, "", "") for level, v in a["incidence"].items()
+    ]
+    rows.append(
+        Row("b. regular-price elasticity (+5% list prices, refs follow)", b, "-2.62 (mean, all prices)", bijmolt)
+    )
     for delta, v in c.items():
-        rows.append(Row(f"c. loss/gain, purchase logit, |x| = {delta:.2f}", v["logit_ratio"],
-                        f"2.25 (world's lambda {config.loss_aversion:g}: law {v['law']:.2f})",
-                        "Tversky & Kahneman 1992"))
-        rows.append(Row(f"c. loss/gain, P(buy|click), |x| = {delta:.2f}", v["prob_ratio"], "1.5-2 (as cited in issue)",
-                        "Neumann & Bockenholt 2014"))
-    rows.append(Row("c'. loss/gain slope, ladder 0/10/20% at e = 10%, P(buy|click)", c2["prob"], "> 1",
-                    "Kahneman & Tversky 1979"))
+        rows.append(
+            Row(
+                f"c. loss/gain, purchase logit, |x| = {delta:.2f}",
+                v["logit_ratio"],
+                f"2.25 (world's lambda {config.loss_aversion:g}: law {v['law']:.2f})",
+                "Tversky & Kahneman 1992",
+            )
+        )
+        rows.append(
+            Row(
+                f"c. loss/gain, P(buy|click), |x| = {delta:.2f}",
+                v["prob_ratio"],
+                "1.5-2 (as cited in issue)",
+                "Neumann & Bockenholt 2014",
+            )
+        )
+    rows.append(
+        Row(
+            "c'. loss/gain slope, ladder 0/10/20% at e = 10%, P(buy|click)",
+            c2["prob"],
+            "> 1",
+            "Kahneman & Tversky 1979",
+        )
+    )
     rows.append(Row("c'. ... purchase logit of the item shown", c2["logit"], "> 1", ""))
-    rows.append(Row("c'. ... its reference-price part (logit + beta log(1-c))", c2["reference"],
-                    f"law {c2['law']:.2f} (lambda {config.loss_aversion:g})", ""))
+    rows.append(
+        Row(
+            "c'. ... its reference-price part (logit + beta log(1-c))",
+            c2["reference"],
+            f"law {c2['law']:.2f} (lambda {config.loss_aversion:g})",
+            "",
+        )
+    )
     rows += [
         Row("d. purchases at the promotion visit, C-N", d["bump_purchases"], "", ""),
         Row("d. units at the promotion visit (the bump), C-N", d["bump_units"], "", ""),
@@ -462,23 +516,37 @@ def measure(config: WorldConfig, n: int, seed: int) -> tuple[list[Row], dict[str
         Row("d. purchases after it, days 0<t<90, C-N", d["dip_purchases_90"], "", ""),
         Row("d. visits after it, days 0<t<90, C-N", d["dip_visits_90"], "", ""),
         Row("d. share of the bump offset by the dip, 30 d", d["offset_share_30"], "", ""),
-        Row("d. share of the bump offset by the dip, 90 d", d["offset_share_90"], "~1/3 (as cited in issue)",
-            "van Heerde, Gupta & Wittink 2003"),
+        Row(
+            "d. share of the bump offset by the dip, 90 d",
+            d["offset_share_90"],
+            "~1/3 (as cited in issue)",
+            "van Heerde, Gupta & Wittink 2003",
+        ),
         Row("d. next gap (days), C-N, back within H in both", d["gap_change"], "> 0", "stockpiling"),
         Row("e. repeat in 90 d: deal - full-price buyers, naive", e["naive"], "< 0", "Dodson+ 1978"),
         Row("e. ... randomised: shoppers buying in both arms", e["randomised"], "< 0", "Gedenk & Neslin 1999"),
         Row("e. ... all shoppers, C-N (intention to treat)", e["itt"], "", ""),
     ]
     for w in (90, 365):
-        line = (f"always {f[f'profit_{w}_always-coupon'].estimate:.2f} vs never {f[f'profit_{w}_never-coupon'].estimate:.2f}: "
-                f"{f[f'profit_{w}_diff']}")
+        line = (
+            f"always {f[f'profit_{w}_always-coupon'].estimate:.2f} vs never {f[f'profit_{w}_never-coupon'].estimate:.2f}: "
+            f"{f[f'profit_{w}_diff']}"
+        )
         rows.append(Row(f"f. profit per shopper, {w} d", line, "", ""))
-        line = (f"always {f[f'visits_{w}_always-coupon'].estimate:.3f} vs never {f[f'visits_{w}_never-coupon'].estimate:.3f}: "
-                f"{f[f'visits_{w}_diff']}")
+        line = (
+            f"always {f[f'visits_{w}_always-coupon'].estimate:.3f} vs never {f[f'visits_{w}_never-coupon'].estimate:.3f}: "
+            f"{f[f'visits_{w}_diff']}"
+        )
         rows.append(Row(f"f. return visits per shopper, {w} d", line, "", ""))
-    details = {"coupon_elasticity": {k: {str(c): v for c, v in d_.items()} for k, d_ in a.items()},
-               "regular_price_elasticity": b, "loss_aversion": {str(k): v for k, v in c.items()},
-               "coupon_ladder_asymmetry": c2, "promotion_dip": d, "repeat_after_deal": e, "coupon_policies": f}
+    details = {
+        "coupon_elasticity": {k: {str(c): v for c, v in d_.items()} for k, d_ in a.items()},
+        "regular_price_elasticity": b,
+        "loss_aversion": {str(k): v for k, v in c.items()},
+        "coupon_ladder_asymmetry": c2,
+        "promotion_dip": d,
+        "repeat_after_deal": e,
+        "coupon_policies": f,
+    }
     return rows, details
 
 
@@ -531,8 +599,12 @@ def parse_args(argv: list[str] | None = None) -> Args:
     parser.add_argument("--users", type=int, default=Args.users, help="shoppers per experiment (>= 100)")
     parser.add_argument("--seed", type=int, default=Args.seed, help="seed of shoppers and uniforms (every arm's)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write rows and details here")
-    parser.add_argument("--config-json", default=None, metavar="JSON",
-                        help="WorldConfig overrides: a JSON object, or a path to a file holding one")
+    parser.add_argument(
+        "--config-json",
+        default=None,
+        metavar="JSON",
+        help="WorldConfig overrides: a JSON object, or a path to a file holding one",
+    )
     args = Args(**vars(parser.parse_args(argv)))
     if args.users < 100:
         parser.error(f"--users must be >= 100, got {args.users}")
@@ -550,14 +622,26 @@ def main(argv: list[str] | None = None) -> None:
     rows, details = measure(config, args.users, args.seed)
     seconds = time.perf_counter() - t0
     print(format_rows(rows))
-    print(f"\n{args.users} shoppers per experiment, seed {args.seed}; 95% normal intervals over shoppers "
-          f"(delta method for ratios); {seconds:.0f} s")
+    print(
+        f"\n{args.users} shoppers per experiment, seed {args.seed}; 95% normal intervals over shoppers "
+        f"(delta method for ratios); {seconds:.0f} s"
+    )
     if args.json is not None:
-        payload = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
-                   "config": json.loads(config.to_json()), "seconds": seconds,
-                   "rows": [{"measurement": r.measurement, "world": _jsonable(r.world), "published": r.published,
-                             "source": r.source} for r in rows],
-                   "details": _jsonable(details)}
+        payload = {
+            "args": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+            "config": json.loads(config.to_json()),
+            "seconds": seconds,
+            "rows": [
+                {
+                    "measurement": r.measurement,
+                    "world": _jsonable(r.world),
+                    "published": r.published,
+                    "source": r.source,
+                }
+                for r in rows
+            ],
+            "details": _jsonable(details),
+        }
         atomic_write_text(args.json, json.dumps(payload, indent=2))
 
 

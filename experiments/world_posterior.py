@@ -117,12 +117,12 @@ class LoggedTrajectories:
         whole_days = (self.gap >= 1) & (self.gap % 1 == 0)
         whole_units = (self.units >= 1) & (self.units % 1 == 0)
         bad = {
-            "gap must be whole days >= 1 before a shopper's last visit and NaN at it": valid & np.where(
-                before_last, ~whole_days, ~np.isnan(self.gap)),
+            "gap must be whole days >= 1 before a shopper's last visit and NaN at it": valid
+            & np.where(before_last, ~whole_days, ~np.isnan(self.gap)),
             "purchase needs a click": valid & self.purchase & ~self.click,
             "redeemed needs a purchase": valid & self.redeemed & ~self.purchase,
-            "units must be whole >= 1 after a purchase and 0 without": valid & np.where(
-                self.purchase, ~whole_units, self.units != 0),
+            "units must be whole >= 1 after a purchase and 0 without": valid
+            & np.where(self.purchase, ~whole_units, self.units != 0),
             "remaining must be >= 0": ~(self.remaining >= 0)[:, None],
         }
         for what, mask in bad.items():
@@ -140,8 +140,9 @@ class LoggedTrajectories:
         return values[self.valid]
 
     @classmethod
-    def from_visits(cls, visits: pd.DataFrame, day0: pd.Timestamp, window_days: int,
-                    item_price: np.ndarray) -> LoggedTrajectories:
+    def from_visits(
+        cls, visits: pd.DataFrame, day0: pd.Timestamp, window_days: int, item_price: np.ndarray
+    ) -> LoggedTrajectories:
         """The trajectories of a world log's visit table (:func:`retentionrl.interactions.visits.build_visits`).
 
         The visit table has no units column; a world visit buys at most one line, of the
@@ -170,8 +171,9 @@ class LoggedTrajectories:
         purchased = visits["purchased"].to_numpy(dtype=bool)
         units = np.where(purchased, visits["spend"].to_numpy(dtype=np.float64) / np.asarray(item_price)[item], 0.0)
         if (np.abs(units - np.round(units)) > 1e-6).any():
-            raise ValueError("spend must be whole units of the shown item's list price: "
-                             "is item_price the log's catalog?")
+            raise ValueError(
+                "spend must be whole units of the shown item's list price: is item_price the log's catalog?"
+            )
         n_visits = np.bincount(user)
         pos = np.arange(user.size) - np.flatnonzero(first)[user]
         last = np.r_[first[1:], True]  # the shopper's last visit
@@ -218,8 +220,9 @@ class PosteriorPredictive:
     n_particles: int
 
 
-def return_log_likelihood(gap_scale: np.ndarray, p_churn: np.ndarray, gap: np.ndarray, remaining: np.ndarray,
-                          horizon_days: int) -> np.ndarray:
+def return_log_likelihood(
+    gap_scale: np.ndarray, p_churn: np.ndarray, gap: np.ndarray, remaining: np.ndarray, horizon_days: int
+) -> np.ndarray:
     """Log-likelihood of what a world log shows after a visit (module docstring), elementwise.
 
     :param gap_scale: :math:`m`, from the updated satisfaction and the units bought.
@@ -239,8 +242,14 @@ def return_log_likelihood(gap_scale: np.ndarray, p_churn: np.ndarray, gap: np.nd
     return np.where(returned, np.log1p(-p_churn) + log_gap, log_none)
 
 
-def posterior_predictive(world: GroundTruthWorld, trajectories: LoggedTrajectories, n_particles: int, seed: int,
-                         *, max_batch_particles: int = 2**19) -> PosteriorPredictive:
+def posterior_predictive(
+    world: GroundTruthWorld,
+    trajectories: LoggedTrajectories,
+    n_particles: int,
+    seed: int,
+    *,
+    max_batch_particles: int = 2**19,
+) -> PosteriorPredictive:
     """The posterior predictive at every logged visit (module docstring).
 
     Shopper ``i`` draws its particles from its own generator, seeded by ``(seed, i)``, so its
@@ -268,7 +277,7 @@ def posterior_predictive(world: GroundTruthWorld, trajectories: LoggedTrajectori
     order = np.argsort(traj.n_visits, kind="stable")  # similar lengths together: little padding
     step = max(1, int(max_batch_particles) // m)
     for lo in range(0, order.size, step):
-        rows = order[lo: lo + step]
+        rows = order[lo : lo + step]
         log_evidence[rows] = _walk(world, traj, coupon_index, rows, m, seed, out)
     return PosteriorPredictive(**out, log_evidence=log_evidence, n_particles=m)
 
@@ -291,8 +300,15 @@ def _coupon_index(world: GroundTruthWorld, traj: LoggedTrajectories) -> np.ndarr
     return coupon_index
 
 
-def _walk(world: GroundTruthWorld, traj: LoggedTrajectories, coupon_index: np.ndarray, rows: np.ndarray, m: int,
-          seed: int, out: dict[str, np.ndarray]) -> np.ndarray:
+def _walk(
+    world: GroundTruthWorld,
+    traj: LoggedTrajectories,
+    coupon_index: np.ndarray,
+    rows: np.ndarray,
+    m: int,
+    seed: int,
+    out: dict[str, np.ndarray],
+) -> np.ndarray:
     """Walk the particles of shoppers ``rows`` through their visits, writing predictions
     into ``out``; returns their log-evidence."""
     st = _draw_particles(world, rows, m, seed)
@@ -321,11 +337,24 @@ def _walk(world: GroundTruthWorld, traj: LoggedTrajectories, coupon_index: np.nd
 
         log_lik = _log_bernoulli(p_click, click) + np.where(click, _log_bernoulli(p_buy, purchase), 0.0)
         u = np.repeat(units[:, k], m)
-        s, e = world._transition(st, g, levels[ci], r, coupon_loss, np.repeat(click, m), np.repeat(purchase, m),
-                                 np.repeat(traj.redeemed[rows, k], m))
+        s, e = world._transition(
+            st,
+            g,
+            levels[ci],
+            r,
+            coupon_loss,
+            np.repeat(click, m),
+            np.repeat(purchase, m),
+            np.repeat(traj.redeemed[rows, k], m),
+        )
         gap_scale, p_churn = world._return_law(st, s, u)
-        log_lik += return_log_likelihood(gap_scale.reshape(n, m), p_churn.reshape(n, m), traj.gap[rows, k][:, None],
-                                         traj.remaining[rows][:, None], world.horizon_days)
+        log_lik += return_log_likelihood(
+            gap_scale.reshape(n, m),
+            p_churn.reshape(n, m),
+            traj.gap[rows, k][:, None],
+            traj.remaining[rows][:, None],
+            world.horizon_days,
+        )
         st.satiety, st.satiety_group = world._satiate(st, g, u, np.repeat(gap_after[:, k], m))
         st.satisfaction, st.expectation = s, e
         log_w += np.where(active[:, None], log_lik, 0.0)
@@ -338,9 +367,12 @@ def _walk(world: GroundTruthWorld, traj: LoggedTrajectories, coupon_index: np.nd
 def _draw_particles(world: GroundTruthWorld, rows: np.ndarray, m: int, seed: int) -> ShopperState:
     """``m`` prior draws for each shopper of ``rows`` (shopper by shopper), each from the
     generator seeded by ``(seed, shopper)``."""
-    parts = [ShopperState.draw(world.config, world.catalog, m,
-                               np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),))))
-             for i in rows]
+    parts = [
+        ShopperState.draw(
+            world.config, world.catalog, m, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
+        )
+        for i in rows
+    ]
     return ShopperState(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(ShopperState)})
 
 

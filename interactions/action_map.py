@@ -108,6 +108,8 @@ class ActionMap:
         if unknown.any():
             first = values.to_numpy()[np.flatnonzero(unknown)[:3]].tolist()
             raise ValueError(f"{self.arm_column} values {first} are not arms of this action map")
-        coupon = self.space.coupon_index(visits["rec_coupon"].to_numpy(dtype="float64")) if "rec_coupon" in visits else 0
+        coupon = (
+            self.space.coupon_index(visits["rec_coupon"].to_numpy(dtype="float64")) if "rec_coupon" in visits else 0
+        )
         action = self.space.encode(np.where(logged, arm, 0), np.where(logged, coupon, 0))
         return action, logged

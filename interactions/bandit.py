@@ -83,9 +83,7 @@ class BanditFeedback:
             raise LogError(src, f"must have shape (n_rounds={n}, d), got {context.shape}", column="context")
         names = tuple(self.context_names)
         if names and len(names) != context.shape[1]:
-            raise ValueError(
-                f"{src}: context_names has {len(names)} names for {context.shape[1]} context columns"
-            )
+            raise ValueError(f"{src}: context_names has {len(names)} names for {context.shape[1]} context columns")
         _check_finite(src, "context", context, names)
 
         if self.position is None:

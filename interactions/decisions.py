@@ -106,7 +106,9 @@ class LoggedDecisions:
             obs=history_features_from_visits(visits, action_map, horizon_days, spend_scale),
             action=action,
             logged=logged,
-            propensity=visits["propensity"].to_numpy(dtype="float64") if "propensity" in visits else np.full(len(visits), np.nan),
+            propensity=visits["propensity"].to_numpy(dtype="float64")
+            if "propensity" in visits
+            else np.full(len(visits), np.nan),
             click=visits["clicked"].to_numpy(dtype=bool),
             purchase=visits["purchased"].to_numpy(dtype=bool),
             spend=visits["spend"].to_numpy(dtype="float64"),
@@ -114,8 +116,9 @@ class LoggedDecisions:
             returned=visits["returned"].to_numpy(dtype=bool),
             in_window=visits["in_window"].to_numpy(dtype=bool),
             censored=visits["censored"].to_numpy(dtype=bool),
-            next_visit_days=np.where(same_user_next, ((start.shift(-1) - start) / day).to_numpy(dtype="float64"),
-                                     np.nan),
+            next_visit_days=np.where(
+                same_user_next, ((start.shift(-1) - start) / day).to_numpy(dtype="float64"), np.nan
+            ),
             observed_days=((end - start) / day).to_numpy(dtype="float64"),
             trajectory_id=visits["trajectory_id"].to_numpy(),
             visit_index=visits["visit_index"].to_numpy(),
@@ -124,12 +127,16 @@ class LoggedDecisions:
 
     @classmethod
     def from_log(
-        cls, log: EventLog, *, horizon_days: float = 90.0, spend_scale: float = 50.0, action_map: ActionMap | None = None
+        cls,
+        log: EventLog,
+        *,
+        horizon_days: float = 90.0,
+        spend_scale: float = 50.0,
+        action_map: ActionMap | None = None,
     ) -> LoggedDecisions:
         """Decisions of an event log; the action map is fitted on it unless given."""
         visits = visits_with_trajectories(log, horizon_days=horizon_days)
-        return cls.from_visits(visits, action_map or ActionMap.fit(visits), horizon_days, spend_scale,
-                               log_end=log.end)
+        return cls.from_visits(visits, action_map or ActionMap.fit(visits), horizon_days, spend_scale, log_end=log.end)
 
     def take(self, mask: np.ndarray) -> LoggedDecisions:
         """The rows where ``mask`` is true (or at the given indices)."""

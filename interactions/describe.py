@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from retentionrl.interactions.io import EventLog
 from retentionrl.interactions.retention import RetentionCurve, first_lifetimes, kaplan_meier, lifetime_durations
 from retentionrl.interactions.schema import OPTIONAL_COLUMNS
@@ -99,4 +100,3 @@ def describe_log(
         retention=kaplan_meier(*lifetime_durations(first, log.end, horizon_days)),
         optional_columns=[c for c in OPTIONAL_COLUMNS if log.has_column(c)],
     )
-

@@ -56,6 +56,7 @@ class VisitOutcomeLike(Protocol):
     @property
     def spend(self) -> np.ndarray: ...
 
+
 SCALAR_FEATURES: tuple[str, ...] = (
     "log_visits",
     "days_since_first",
@@ -87,8 +88,17 @@ class HistoryFeatures:
     """
 
     _COUNTERS: tuple[str, ...] = (
-        "n_visits", "day", "last_gap", "spend", "purchases", "clicks",
-        "coupons", "coupon_sum", "last_purchase", "last_redeemed", "last_coupon",
+        "n_visits",
+        "day",
+        "last_gap",
+        "spend",
+        "purchases",
+        "clicks",
+        "coupons",
+        "coupon_sum",
+        "last_purchase",
+        "last_redeemed",
+        "last_coupon",
     )
     """Rows of the running-count matrix (float64), in the order of ``SCALAR_FEATURES``: row
     ``k`` is what feature ``k`` is computed from. Engagement has its own float32 matrix."""
@@ -178,11 +188,22 @@ class HistoryFeatures:
         last_gap = np.where(np.isfinite(gap), gap, 0.0)
         # this visit's value of each counter (rows as in _COUNTERS): a running count adds
         # it, a last_* counter is replaced by it (its old value kept x 0)
-        visit = np.array([
-            np.ones_like(last_gap), last_gap, last_gap, outcome.spend,
-            outcome.purchase, outcome.click, coupon > 0, coupon,
-            outcome.purchase, outcome.redeemed, coupon,
-        ], dtype=np.float64)
+        visit = np.array(
+            [
+                np.ones_like(last_gap),
+                last_gap,
+                last_gap,
+                outcome.spend,
+                outcome.purchase,
+                outcome.click,
+                coupon > 0,
+                coupon,
+                outcome.purchase,
+                outcome.redeemed,
+                coupon,
+            ],
+            dtype=np.float64,
+        )
         self._stats *= self._kept
         self._stats += visit
         self._engagement[arm, np.arange(self.n)] += visit[4] + visit[5]  # purchase + click

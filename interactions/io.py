@@ -120,6 +120,7 @@ def read_events(path: str | Path | None, format: str = "auto") -> EventLog:
     else:
         raw, dropped = _read_with_adapter(format, path)
         n_read = len(raw) + sum(dropped.values())
-    report = LoadReport(source=source, format=format, n_rows_read=n_read, dropped=dict(dropped),
-                        world_version=world_version)
+    report = LoadReport(
+        source=source, format=format, n_rows_read=n_read, dropped=dict(dropped), world_version=world_version
+    )
     return EventLog(validate_events(raw, source, report), report)

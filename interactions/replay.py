@@ -30,7 +30,13 @@ from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.history import HistoryFeatures
 
 REPLAY_COLUMNS: tuple[str, ...] = (
-    "trajectory_id", "visit_index", "clicked", "purchased", "redeemed", "spend", "gap_days",
+    "trajectory_id",
+    "visit_index",
+    "clicked",
+    "purchased",
+    "redeemed",
+    "spend",
+    "gap_days",
 )
 """Visit-table columns the replay reads (besides the action columns of the action map)."""
 
@@ -88,6 +94,8 @@ def history_features_from_visits(
         if rows.size < history.n:
             history.keep_rows(np.arange(history.n) < rows.size)
         out[rows] = history.features()
-        outcome = SimpleNamespace(click=click[rows], purchase=purchase[rows], redeemed=redeemed[rows], spend=spend[rows])
+        outcome = SimpleNamespace(
+            click=click[rows], purchase=purchase[rows], redeemed=redeemed[rows], spend=spend[rows]
+        )
         history.update(arm[rows], coupon_index[rows], outcome, gap[rows])
     return out

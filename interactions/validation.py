@@ -107,7 +107,13 @@ def _check_numeric(df: pd.DataFrame, source: str) -> None:
         array = _numeric(df, column, source)
         is_bad, message, required_on, missing_message = rules[column]
         with np.errstate(invalid="ignore"):
-            _fail(source, column, message, np.nan_to_num(is_bad(array), nan=False).astype(bool) & ~np.isnan(array), df[column])
+            _fail(
+                source,
+                column,
+                message,
+                np.nan_to_num(is_bad(array), nan=False).astype(bool) & ~np.isnan(array),
+                df[column],
+            )
         if required_on is not None:
             _fail(source, column, missing_message, required_on & np.isnan(array), df[column])
         df[column] = array

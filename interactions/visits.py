@@ -63,7 +63,9 @@ def resolve_mode(log: EventLog, mode: VisitMode) -> ResolvedVisitMode:
     return "day" if kinds <= {"purchase"} else "session"
 
 
-def _visit_starts(events: pd.DataFrame, users: np.ndarray, mode: ResolvedVisitMode, session_gap: pd.Timedelta) -> np.ndarray:
+def _visit_starts(
+    events: pd.DataFrame, users: np.ndarray, mode: ResolvedVisitMode, session_gap: pd.Timedelta
+) -> np.ndarray:
     """Boolean array: the event (sorted by shopper and time) opens a new visit."""
     new_user = np.r_[True, users[1:] != users[:-1]]
     if mode == "session":
@@ -76,9 +78,7 @@ def _visit_starts(events: pd.DataFrame, users: np.ndarray, mode: ResolvedVisitMo
     return new_user | np.r_[True, key[1:] != key[:-1]]
 
 
-def build_visits(
-    log: EventLog, *, mode: VisitMode = "auto", session_gap: pd.Timedelta | str = "30min"
-) -> pd.DataFrame:
+def build_visits(log: EventLog, *, mode: VisitMode = "auto", session_gap: pd.Timedelta | str = "30min") -> pd.DataFrame:
     """Group the log's events into visits (see the module docstring for the columns).
 
     For ``session_id`` mode, events of one session are first brought together (ordered by

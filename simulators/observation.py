@@ -31,7 +31,7 @@ def column(name: str) -> int:
 
 def arm_shares(obs: np.ndarray) -> np.ndarray:
     """The per-arm engagement shares of each row, shape ``(n, n_arms)``."""
-    return obs[:, len(SCALAR_FEATURES):]
+    return obs[:, len(SCALAR_FEATURES) :]
 
 
 def visit_count(obs: np.ndarray) -> np.ndarray:

@@ -11,13 +11,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.core.policy import Policy
 from retentionrl.simulators.group_rates import GroupRates, pilot_group_rates
+from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.heuristics import HEURISTICS, make_heuristic
 from retentionrl.simulators.world.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
-from retentionrl.core.policy import Policy
 from retentionrl.simulators.world.simulator import GroundTruthWorld
-from retentionrl.simulators.world.config import WorldConfig
 
 LOGGING_POLICIES: tuple[str, ...] = ("uniform", "epsilon-greedy", "softmax")
 POLICY_NAMES: tuple[str, ...] = HEURISTICS + LOGGING_POLICIES

@@ -139,12 +139,13 @@ def format_table(values: Sequence[PolicyValue]) -> str:
         return "(no policies)"
     names = list(values[0].metrics())
     header = ["policy", *names]
-    rows = [[v.policy + (" (oracle)" if v.is_oracle else ""), *(str(e) for e in v.metrics().values())]
-            for v in values]
+    rows = [[v.policy + (" (oracle)" if v.is_oracle else ""), *(str(e) for e in v.metrics().values())] for v in values]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     v = values[0]
-    note = (f"per shopper over {v.days} days (churn: no return within H = {v.horizon_days} days), "
-            f"n = {v.n_users} shoppers; 95% normal-approximation intervals over shoppers")
+    note = (
+        f"per shopper over {v.days} days (churn: no return within H = {v.horizon_days} days), "
+        f"n = {v.n_users} shoppers; 95% normal-approximation intervals over shoppers"
+    )
     return "\n".join([*lines, note])

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retentionrl.interactions.action_map import OTHER_ARM, ActionMap
 from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.action_map import OTHER_ARM, ActionMap
 
 
 def test_encode_decode_round_trip() -> None:

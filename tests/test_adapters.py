@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retentionrl.core.errors import LogError
 from retentionrl.interactions.adapters import (
     BANDIT_ADAPTERS,
     EVENT_ADAPTERS,
@@ -20,9 +21,9 @@ from retentionrl.interactions.adapters import (
     read_obd,
     read_online_retail,
 )
-from retentionrl.core.errors import LogError
 from retentionrl.interactions.schema import EVENT_TYPES, REQUIRED_COLUMNS
 from tests.conftest import shared_file
+
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,9 +170,7 @@ def journey_lines(sign: float = 1.0) -> pd.DataFrame:
             "coupon_disc": [sign * 0.55, sign * 2.00, sign * 3.00, 0.0],
             "coupon_match_disc": [sign * 0.45, 0.0, 0.0, 0.0],
             "week": [1, 1, 2, 2],
-            "transaction_timestamp": pd.to_datetime(
-                ["2017-01-01 15:32:09"] * 2 + ["2017-01-05 18:01:34"] * 2
-            ),
+            "transaction_timestamp": pd.to_datetime(["2017-01-01 15:32:09"] * 2 + ["2017-01-05 18:01:34"] * 2),
         }
     )
 
@@ -201,9 +200,7 @@ def test_complete_journey_mapping(tmp_path: Path, sign: float) -> None:
     paid = events["price"] * events["quantity"] * (1 - events["coupon"])
     assert paid.iloc[0] == pytest.approx(3.55 - 0.55)  # what the shopper paid
     assert events["retail_disc"].tolist() == pytest.approx([1.78, 2.39, 0.0])
-    assert events["item_group"].tolist()[:2] == ["GROCERY", "PRODUCE"] and pd.isna(
-        events["item_group"].iloc[2]
-    )
+    assert events["item_group"].tolist()[:2] == ["GROCERY", "PRODUCE"] and pd.isna(events["item_group"].iloc[2])
     assert events["category"].tolist()[:2] == ["BAKED BREAD", "APPLES"]
 
 
@@ -306,9 +303,7 @@ def test_hillstrom_mapping(tmp_path: Path, suffix: str) -> None:
 
 
 def test_hillstrom_bad_reward_name_lists_choices(tmp_path: Path) -> None:
-    with pytest.raises(
-        ValueError, match=r"reward must be one of \['visit', 'conversion', 'spend'\], got 'clicks'"
-    ):
+    with pytest.raises(ValueError, match=r"reward must be one of \['visit', 'conversion', 'spend'\], got 'clicks'"):
         read_hillstrom(write(hillstrom_rows(), tmp_path / "h.csv"), reward="clicks")  # type: ignore[arg-type]
 
 

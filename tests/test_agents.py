@@ -14,8 +14,16 @@ from retentionrl.agents.checkpoint import AgentCheckpointError, latest_checkpoin
 from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import load_policy, train
 
-SMALL = dict(num_envs=16, device="cpu", ppo_n_steps=32, ppo_batch_size=128, ppo_epochs=2,
-             dqn_learning_starts=200, dqn_buffer_size=5_000, dqn_gradient_steps=1)
+SMALL = dict(
+    num_envs=16,
+    device="cpu",
+    ppo_n_steps=32,
+    ppo_batch_size=128,
+    ppo_epochs=2,
+    dqn_learning_starts=200,
+    dqn_buffer_size=5_000,
+    dqn_gradient_steps=1,
+)
 
 
 def scalars(run: Path) -> dict[str, list[float]]:
@@ -36,9 +44,16 @@ def ppo_run(tmp_path_factory) -> Path:
 
 def test_tensorboard_has_sb3_and_retention_scalars(ppo_run: Path) -> None:
     tags = scalars(ppo_run)
-    for tag in ("retention/active_at_horizon", "retention/visits_per_shopper", "retention/profit_per_shopper",
-                "retention/coupon_spend_per_shopper", "retention/mean_days_between_visits", "retention/coupon_rate",
-                "train/value_loss", "rollout/ep_rew_mean"):
+    for tag in (
+        "retention/active_at_horizon",
+        "retention/visits_per_shopper",
+        "retention/profit_per_shopper",
+        "retention/coupon_spend_per_shopper",
+        "retention/mean_days_between_visits",
+        "retention/coupon_rate",
+        "train/value_loss",
+        "rollout/ep_rew_mean",
+    ):
         assert tag in tags, sorted(tags)
     assert all(0.0 <= v <= 1.0 for v in tags["retention/active_at_horizon"])
     assert all(v >= 1.0 for v in tags["retention/visits_per_shopper"])
@@ -57,8 +72,11 @@ def test_run_folder_has_readable_config_and_loadable_policy(ppo_run: Path) -> No
 def test_factorised_ppo_head_gives_the_product_of_its_group_and_coupon_probabilities(tmp_path: Path) -> None:
     import torch
 
-    model = train(TrainConfig(algo="ppo", ppo_head="factorised", total_steps=1_024, checkpoint_every=1_024, **SMALL),
-                  tmp_path, progress=False)
+    model = train(
+        TrainConfig(algo="ppo", ppo_head="factorised", total_steps=1_024, checkpoint_every=1_024, **SMALL),
+        tmp_path,
+        progress=False,
+    )
     obs = np.random.default_rng(1).random((6, 31), dtype=np.float32)
     policy = load_policy(tmp_path, deploy="stochastic")
     probs = policy.action_probs(obs)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retentionrl.interactions.bandit import BanditFeedback
 from retentionrl.core.errors import LogError
+from retentionrl.interactions.bandit import BanditFeedback
 
 
 def make(**overrides: object) -> BanditFeedback:
@@ -141,11 +141,7 @@ def test_summary_of_one_round_has_no_interval() -> None:
 def test_subsample_by_mask_and_by_index() -> None:
     fb = make()
     masked = fb.subsample(np.array([True, False, True, False]))
-    assert (
-        masked.action.tolist() == [0, 1]
-        and masked.position is not None
-        and masked.position.tolist() == [0, 1]
-    )
+    assert masked.action.tolist() == [0, 1] and masked.position is not None and masked.position.tolist() == [0, 1]
     picked = fb.subsample(np.array([3, 3, 0]))
     assert picked.reward.tolist() == [1.0, 1.0, 1.0] and picked.context[0].tolist() == [3.0, -1.0]
     assert picked.n_actions == 3 and picked.len_list == 2 and picked.context_names == ("age", "income")
@@ -211,11 +207,7 @@ def test_prob_of_logged_rejects_bad_distributions(dist: np.ndarray, match: str) 
 
 
 @settings(max_examples=50, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 4), st.floats(-1e6, 1e6), st.floats(1e-6, 1.0)), min_size=1, max_size=30
-    )
-)
+@given(st.lists(st.tuples(st.integers(0, 4), st.floats(-1e6, 1e6), st.floats(1e-6, 1.0)), min_size=1, max_size=30))
 def test_subsample_of_all_rounds_is_identity(rows: list[tuple[int, float, float]]) -> None:
     action, reward, propensity = (np.array(col) for col in zip(*rows, strict=True))
     fb = BanditFeedback(

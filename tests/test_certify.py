@@ -21,16 +21,30 @@ def bandit_lifetimes(n: int, seed: int, p_good: float = 0.5) -> tuple[LoggedStep
     rng = np.random.default_rng(seed)
     action = rng.integers(0, 2, n)
     returned = (rng.random(n) < np.where(action == 1, p_good, 0.3)).astype(float)
-    steps = LoggedSteps(obs=np.zeros((n, 1)), action=action, propensity=np.full(n, 0.5),
-                        trajectory_id=np.arange(n), step=np.zeros(n, dtype=np.int64), bandit_reward=returned * 10.0,
-                        trajectory_reward=returned, n_actions=2)
+    steps = LoggedSteps(
+        obs=np.zeros((n, 1)),
+        action=action,
+        propensity=np.full(n, 0.5),
+        trajectory_id=np.arange(n),
+        step=np.zeros(n, dtype=np.int64),
+        bandit_reward=returned * 10.0,
+        trajectory_reward=returned,
+        n_actions=2,
+    )
     return steps, (action == 1).astype(float)
 
 
 def test_per_decision_weights_are_running_products_of_the_mixtures_ratios():
-    steps = LoggedSteps(obs=np.zeros((3, 1)), action=np.array([0, 1, 1]), propensity=np.array([0.5, 0.25, 0.5]),
-                        trajectory_id=np.array([7, 7, 9]), step=np.array([0, 1, 0]), bandit_reward=np.array([1., 2, 3]),
-                        trajectory_reward=np.array([1.0, 0.0, 1.0]), n_actions=2)
+    steps = LoggedSteps(
+        obs=np.zeros((3, 1)),
+        action=np.array([0, 1, 1]),
+        propensity=np.array([0.5, 0.25, 0.5]),
+        trajectory_id=np.array([7, 7, 9]),
+        step=np.array([0, 1, 0]),
+        bandit_reward=np.array([1.0, 2, 3]),
+        trajectory_reward=np.array([1.0, 0.0, 1.0]),
+        n_actions=2,
+    )
     target = np.array([1.0, 0.5, 0.0])
     # lifetime 7: ratios 2 then 2 (w = 2, 4) on returns 1, 0; lifetime 9: ratio 0
     weighted, g = lifetimes(steps, target, "return_visits", mix=0.0)
@@ -104,8 +118,9 @@ def _cli():
 
 
 def test_cli_writes_the_certificate_and_a_bound_at_or_below_zero_is_a_verdict_not_an_error(held_out_log, tmp_path):
-    result = CliRunner().invoke(_cli(), ["--logs", str(held_out_log), "--policy", "softmax", "--mix", "0",
-                                         "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        _cli(), ["--logs", str(held_out_log), "--policy", "softmax", "--mix", "0", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     cert = json.loads((tmp_path / "certificate.json").read_text())
     # the logging policy against itself: the improvement is exactly 0, so its lower bound is below 0
@@ -130,20 +145,29 @@ def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, ca
     other = tmp_path / "ten_groups.parquet"
     write_world_logs(small, 200, 60, 0, other, logging_policy="uniform")
     agent = tmp_path / "ppo"
-    train(TrainConfig(total_steps=256, num_envs=16, ppo_n_steps=16, ppo_batch_size=64, checkpoint_every=256,
-                      device="cpu"), agent, progress=False)
+    train(
+        TrainConfig(
+            total_steps=256, num_envs=16, ppo_n_steps=16, ppo_batch_size=64, checkpoint_every=256, device="cpu"
+        ),
+        agent,
+        progress=False,
+    )
     assert load_policy(agent).arms == tuple(str(g) for g in range(20))  # the world's groups, saved with the policy
     relabelled = tmp_path / "relabelled.parquet"  # 20 groups under the shop's own labels: not the agent's arms
     frame = pd.read_parquet(held_out_log)
-    frame.assign(item_group=frame["item_group"].map(lambda g: None if pd.isna(g) else f"shelf-{int(g):02d}")).to_parquet(
-        relabelled)
-    cases = [(["--logs", str(bare), "--policy", "never-coupon"], "have no propensity (column 'propensity')"),
-             (["--logs", str(other), "--policy", str(agent)],
-              "acts on 20 arms x coupon levels [0.0, 0.05, 0.1, 0.2]; these logs' action map is 10 arms x"),
-             (["--logs", str(relabelled), "--policy", str(agent)],
-              "was trained on arms ['0', '1', "),
-             (["--logs", str(held_out_log), "--policy", "never-coupon", "--mix", "2"], "--mix: expected auto"),
-             (["--logs", str(held_out_log), "--policy", "never-coupon", "--metric", "clicks"], "--metric: expected")]
+    frame.assign(
+        item_group=frame["item_group"].map(lambda g: None if pd.isna(g) else f"shelf-{int(g):02d}")
+    ).to_parquet(relabelled)
+    cases = [
+        (["--logs", str(bare), "--policy", "never-coupon"], "have no propensity (column 'propensity')"),
+        (
+            ["--logs", str(other), "--policy", str(agent)],
+            "acts on 20 arms x coupon levels [0.0, 0.05, 0.1, 0.2]; these logs' action map is 10 arms x",
+        ),
+        (["--logs", str(relabelled), "--policy", str(agent)], "was trained on arms ['0', '1', "),
+        (["--logs", str(held_out_log), "--policy", "never-coupon", "--mix", "2"], "--mix: expected auto"),
+        (["--logs", str(held_out_log), "--policy", "never-coupon", "--metric", "clicks"], "--metric: expected"),
+    ]
     for args, message in cases:
         with pytest.raises(SystemExit) as exit_info:
             main(["certify", *args, "--out", str(tmp_path / "c")])
@@ -159,8 +183,22 @@ def test_the_validity_study_measures_the_certificates_quantity(tmp_path):
     from experiments.certify_truth import main
 
     out = tmp_path / "study.json"
-    main(["--policy", "softmax", "--seeds", "2", "--users", "400", "--days", "60", "--truth-users", "1500",
-          "--json", str(out)])
+    main(
+        [
+            "--policy",
+            "softmax",
+            "--seeds",
+            "2",
+            "--users",
+            "400",
+            "--days",
+            "60",
+            "--truth-users",
+            "1500",
+            "--json",
+            str(out),
+        ]
+    )
     study = json.loads(out.read_text())
     assert set(study["truth"].values()) == {0.0}
     assert [r["held"] for r in study["rows"]] == [True, True] and not any(r["certified"] for r in study["rows"])

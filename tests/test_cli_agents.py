@@ -20,10 +20,28 @@ def flat(text: str) -> str:
 
 def test_train_then_evaluate_the_run_in_the_world(tmp_path: Path) -> None:
     out = tmp_path / "ppo"
-    result = runner.invoke(app, ["train", "--algo", "ppo", "--steps", "1024", "--num-envs", "16", "--out", str(out),
-                                 "--device", "cpu", "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--algo",
+            "ppo",
+            "--steps",
+            "1024",
+            "--num-envs",
+            "16",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert "trained ppo for 1,024 steps" in result.output and f"tensorboard --logdir {out / 'tensorboard'}" in result.output
+    assert (
+        "trained ppo for 1,024 steps" in result.output
+        and f"tensorboard --logdir {out / 'tensorboard'}" in result.output
+    )
     assert (out / "policy.safetensors").exists() and (out / "config.json").exists()
     result = runner.invoke(app, ["evaluate", "--policy", str(out), "--env", "world", "--users", "200", "--seed", "1"])
     assert result.exit_code == 0, result.output
@@ -61,10 +79,28 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "dqn"
-    cmd = [sys.executable, "-m", "retentionrl.cli.main", "train", "--algo", "dqn", "--steps", "1000000", "--num-envs",
-           "16", "--checkpoint-every", "512", "--out", str(out), "--device", "cpu", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "retentionrl.cli.main",
+        "train",
+        "--algo",
+        "dqn",
+        "--steps",
+        "1000000",
+        "--num-envs",
+        "16",
+        "--checkpoint-every",
+        "512",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     pointer = out / "checkpoints" / "latest.json"
     deadline = time.monotonic() + 120
     while not pointer.exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -74,8 +110,24 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     saved = json.loads(pointer.read_text())["num_timesteps"]
     assert saved >= 512
     target = saved + 512
-    result = runner.invoke(app, ["train", "--algo", "dqn", "--steps", str(target), "--num-envs", "16", "--out",
-                                 str(out), "--device", "cpu", "--no-progress", "--resume"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--algo",
+            "dqn",
+            "--steps",
+            str(target),
+            "--num-envs",
+            "16",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--resume",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert f"trained dqn for {target:,} steps" in result.output
     assert json.loads(pointer.read_text())["num_timesteps"] == target

@@ -42,10 +42,15 @@ def _text_timestamp(df: pd.DataFrame) -> pd.DataFrame:
     [
         (_missing_user, "missing required column(s) ['user_id']"),
         (_zero_propensity, "column 'propensity': propensity outside (0, 1] (1 row; first: row 4 (0.0))"),
-        (_text_timestamp, "column 'timestamp': cannot parse as an ISO-8601 time (1 row; first: row 6 ('last tuesday'))"),
+        (
+            _text_timestamp,
+            "column 'timestamp': cannot parse as an ISO-8601 time (1 row; first: row 6 ('last tuesday'))",
+        ),
     ],
 )
-def test_malformed_file_fails_in_one_line_and_is_not_touched(tmp_path: Path, suffix: str, mutate, expected: str) -> None:
+def test_malformed_file_fails_in_one_line_and_is_not_touched(
+    tmp_path: Path, suffix: str, mutate, expected: str
+) -> None:
     path = tmp_path / f"bad{suffix}"
     frame = mutate(small_log())
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)

@@ -22,38 +22,76 @@ CHECKPOINT = "agent_run/checkpoints/step_000000000064"
 
 CASES: list[tuple[str, list[str], list[str]]] = [
     # (id, arguments, what the error line must name); {in}: the inputs folder, {out}: a path not yet there
-    ("data-describe-session-gap", ["data", "describe", "{in}/events.parquet", "--session-gap", "banana", "--no-plot"],
-     ["--session-gap", "banana"]),
+    (
+        "data-describe-session-gap",
+        ["data", "describe", "{in}/events.parquet", "--session-gap", "banana", "--no-plot"],
+        ["--session-gap", "banana"],
+    ),
     ("world-logs-users", ["world", "logs", "--out", "{out}/logs.parquet", "--users", "0"], ["--users"]),
     ("world-evaluate-policy", ["world", "evaluate", "--policy", "always-coupons"], ["--policy", "always-coupons"]),
-    ("simulator-fit-column", ["simulator", "fit", "--logs", "{in}/no_user.csv", "--out", "{out}"],
-     ["{in}/no_user.csv", "user_id"]),
-    ("simulator-fit-seeds", ["simulator", "fit", "--logs", "{in}/events.parquet", "--out", "{out}", "--seeds", "0,x"],
-     ["--seeds", "0,x"]),
-    ("simulator-report-checkpoint", ["simulator", "report", "--model", "{in}/" + CHECKPOINT, "--logs",
-                                     "{in}/events.parquet", "--out", "{out}"],
-     ["{in}/" + CHECKPOINT, "not a learned-simulator"]),
+    (
+        "simulator-fit-column",
+        ["simulator", "fit", "--logs", "{in}/no_user.csv", "--out", "{out}"],
+        ["{in}/no_user.csv", "user_id"],
+    ),
+    (
+        "simulator-fit-seeds",
+        ["simulator", "fit", "--logs", "{in}/events.parquet", "--out", "{out}", "--seeds", "0,x"],
+        ["--seeds", "0,x"],
+    ),
+    (
+        "simulator-report-checkpoint",
+        ["simulator", "report", "--model", "{in}/" + CHECKPOINT, "--logs", "{in}/events.parquet", "--out", "{out}"],
+        ["{in}/" + CHECKPOINT, "not a learned-simulator"],
+    ),
     ("train-algo", ["train", "--algo", "sac", "--out", "{out}"], ["algo", "sac"]),
     ("train-device", ["train", "--device", "gpu0", "--out", "{out}"], ["--device", "gpu0"]),
     ("train-unknown-option", ["train", "--stpes", "10", "--out", "{out}"], ["--stpes"]),
-    ("train-simulator-checkpoint", ["train", "--simulator", "{in}/" + CHECKPOINT, "--steps", "64", "--out", "{out}"],
-     ["{in}/" + CHECKPOINT, "not a learned-simulator"]),
-    ("train-resume-state", ["train", "--resume", "--out", "{in}/agent_run", "--no-progress"],
-     ["{in}/" + CHECKPOINT + "/state.json", "missing key(s)", "n_updates"]),
-    ("train-resume-config", ["train", "--resume", "--out", "{in}/bad_config_run", "--no-progress"],
-     ["{in}/bad_config_run/config.json", "gamma", "expected a number"]),
-    ("evaluate-policy-key", ["evaluate", "--policy", "{in}/policy_no_key"],
-     ["{in}/policy_no_key/policy.json", "'n_arms'"]),
-    ("evaluate-baseline-logs", ["evaluate", "--policy", "popularity", "--logs", "{in}/no_user.csv"],
-     ["{in}/no_user.csv", "user_id"]),
-    ("ope-logs-missing", ["ope", "--logs", "{in}/event.parquet", "--policy", "uniform", "--out", "{out}"],
-     ["--logs", "{in}/event.parquet"]),
-    ("ope-policy-corrupt", ["ope", "--logs", "{in}/events.parquet", "--policy", "{in}/policy_corrupt", "--out",
-                            "{out}"], ["{in}/policy_corrupt/policy.json", "unreadable"]),
-    ("certify-mix", ["certify", "--logs", "{in}/events.parquet", "--policy", "uniform", "--out", "{out}", "--mix", "2"],
-     ["--mix", "'2'"]),
-    ("certify-policy-key", ["certify", "--logs", "{in}/events.parquet", "--policy", "{in}/policy_no_key", "--out",
-                            "{out}"], ["{in}/policy_no_key/policy.json", "'n_arms'"]),
+    (
+        "train-simulator-checkpoint",
+        ["train", "--simulator", "{in}/" + CHECKPOINT, "--steps", "64", "--out", "{out}"],
+        ["{in}/" + CHECKPOINT, "not a learned-simulator"],
+    ),
+    (
+        "train-resume-state",
+        ["train", "--resume", "--out", "{in}/agent_run", "--no-progress"],
+        ["{in}/" + CHECKPOINT + "/state.json", "missing key(s)", "n_updates"],
+    ),
+    (
+        "train-resume-config",
+        ["train", "--resume", "--out", "{in}/bad_config_run", "--no-progress"],
+        ["{in}/bad_config_run/config.json", "gamma", "expected a number"],
+    ),
+    (
+        "evaluate-policy-key",
+        ["evaluate", "--policy", "{in}/policy_no_key"],
+        ["{in}/policy_no_key/policy.json", "'n_arms'"],
+    ),
+    (
+        "evaluate-baseline-logs",
+        ["evaluate", "--policy", "popularity", "--logs", "{in}/no_user.csv"],
+        ["{in}/no_user.csv", "user_id"],
+    ),
+    (
+        "ope-logs-missing",
+        ["ope", "--logs", "{in}/event.parquet", "--policy", "uniform", "--out", "{out}"],
+        ["--logs", "{in}/event.parquet"],
+    ),
+    (
+        "ope-policy-corrupt",
+        ["ope", "--logs", "{in}/events.parquet", "--policy", "{in}/policy_corrupt", "--out", "{out}"],
+        ["{in}/policy_corrupt/policy.json", "unreadable"],
+    ),
+    (
+        "certify-mix",
+        ["certify", "--logs", "{in}/events.parquet", "--policy", "uniform", "--out", "{out}", "--mix", "2"],
+        ["--mix", "'2'"],
+    ),
+    (
+        "certify-policy-key",
+        ["certify", "--logs", "{in}/events.parquet", "--policy", "{in}/policy_no_key", "--out", "{out}"],
+        ["{in}/policy_no_key/policy.json", "'n_arms'"],
+    ),
     ("run-yaml", ["run", "{in}/broken.yaml"], ["{in}/broken.yaml", "not valid YAML"]),
     ("run-unknown-key", ["run", "{in}/typo.yaml"], ["{in}/typo.yaml", "'agents.total_stpes'"]),
     ("quickstart-device", ["quickstart", "--device", "tpu", "--out", "{out}"], ["--device", "tpu"]),
@@ -77,8 +115,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (folder / name).mkdir()
         (folder / name / "policy.json").write_text(text)
         save_file(tensors, folder / name / "policy.safetensors")
-    for run, config in (("agent_run", {"algo": "ppo", "num_envs": 8, "total_steps": 1024}),
-                        ("bad_config_run", {"algo": "ppo", "gamma": "x"})):
+    for run, config in (
+        ("agent_run", {"algo": "ppo", "num_envs": 8, "total_steps": 1024}),
+        ("bad_config_run", {"algo": "ppo", "gamma": "x"}),
+    ):
         checkpoint = folder / CHECKPOINT.replace("agent_run", run)
         checkpoint.mkdir(parents=True)
         (folder / run / "config.json").write_text(json.dumps(config))
@@ -90,8 +130,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _digests(folder: Path) -> dict[str, str]:
     """SHA-256 of every file below ``folder``, by relative path."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.parametrize(("args", "named"), [pytest.param(a, n, id=i) for i, a, n in CASES])

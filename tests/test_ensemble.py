@@ -9,12 +9,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from retentionrl.envs.factory import load_simulator
 from retentionrl.cli.simulator import simulator_app
+from retentionrl.envs.factory import load_simulator
 from retentionrl.simulators.learned.ensemble import SimulatorEnsemble, load_members, member_folders, write_ensemble
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 
 def _worlds(k: int) -> list[GroundTruthWorld]:
@@ -74,8 +74,9 @@ def test_the_folder_format_is_validated(tmp_path):
     (tmp_path / "ensemble.json").write_text(json.dumps({"format": "other", "members": ["member_0"]}))
     with pytest.raises(ValueError, match="ensemble.json: not a simulator ensemble"):
         member_folders(tmp_path)
-    (tmp_path / "ensemble.json").write_text(json.dumps({"format": "retentionrl-simulator-ensemble",
-                                                        "members": ["../elsewhere"]}))
+    (tmp_path / "ensemble.json").write_text(
+        json.dumps({"format": "retentionrl-simulator-ensemble", "members": ["../elsewhere"]})
+    )
     with pytest.raises(ValueError, match="plain folder names"):
         member_folders(tmp_path)
     assert member_folders(tmp_path / "member_0") == [tmp_path / "member_0"]  # a plain simulator: one member

@@ -220,14 +220,23 @@ def test_reward_modes_follow_their_formulas() -> None:
 
 def test_profit_reward_on_a_hand_made_outcome() -> None:
     """Spend 100, coupon cost 10, cost of goods 55: profit 35, i.e. 0.875 baskets of 40."""
-    outcome = VisitOutcome(click=np.array([True, False]), purchase=np.array([True, False]),
-                           redeemed=np.array([True, False]), spend=np.array([100.0, 0.0]),
-                           coupon_cost=np.array([10.0, 0.0]), cogs=np.array([55.0, 0.0]),
-                           gap_days=np.array([5.0, np.inf]), churned=np.array([False, True]))
+    outcome = VisitOutcome(
+        click=np.array([True, False]),
+        purchase=np.array([True, False]),
+        redeemed=np.array([True, False]),
+        spend=np.array([100.0, 0.0]),
+        coupon_cost=np.array([10.0, 0.0]),
+        cogs=np.array([55.0, 0.0]),
+        gap_days=np.array([5.0, np.inf]),
+        churned=np.array([False, True]),
+    )
     returned = np.array([True, False])
     np.testing.assert_allclose(RewardConfig("profit", revenue_scale=40.0)(outcome, returned), [0.875, 0.0])
-    np.testing.assert_allclose(RewardConfig("mixed", revenue_scale=40.0, retention_weight=0.2)(outcome, returned),
-                               [0.2 + 0.8 * 0.875, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        RewardConfig("mixed", revenue_scale=40.0, retention_weight=0.2)(outcome, returned),
+        [0.2 + 0.8 * 0.875, 0.0],
+        rtol=1e-6,
+    )
     assert RewardConfig("profit")(outcome, returned).dtype == np.float32
 
 

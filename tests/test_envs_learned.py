@@ -41,8 +41,9 @@ def test_learned_env_passes_both_checkers_with_the_worlds_spaces(checkpoint: Pat
 
 def test_learned_vector_env_is_seeded_and_ends_shoppers_on_their_own(checkpoint: Path) -> None:
     def run(seed: int) -> list[np.ndarray]:
-        venv = gym.make_vec(envs.LEARNED_ENV_ID, num_envs=32, checkpoint=checkpoint,
-                            vectorization_mode="vector_entry_point")
+        venv = gym.make_vec(
+            envs.LEARNED_ENV_ID, num_envs=32, checkpoint=checkpoint, vectorization_mode="vector_entry_point"
+        )
         out = [venv.reset(seed=seed)[0]]
         rng = np.random.default_rng(seed)
         for _ in range(30):

@@ -44,8 +44,9 @@ def test_reliability_and_ece_by_hand():
 def test_calibration_holdout_summary_by_hand():
     t0 = pd.Timestamp("2024-01-01")
     days = {"a": [0, 10, 20, 35, 70], "b": [5], "c": [40]}  # c arrives in the holdout: not in the table
-    visits = pd.DataFrame([(u, t0 + pd.Timedelta(days=d)) for u, ds in days.items() for d in ds],
-                          columns=["user_id", "start"])
+    visits = pd.DataFrame(
+        [(u, t0 + pd.Timedelta(days=d)) for u, ds in days.items() for d in ds], columns=["user_id", "start"]
+    )
     table = calibration_holdout_summary(visits, t0 + pd.Timedelta(days=30), t0 + pd.Timedelta(days=60))
     assert table.index.tolist() == ["a", "b"]
     np.testing.assert_allclose(table["frequency_cal"], [2, 0])
@@ -77,20 +78,31 @@ def test_observe_moves_the_state_as_the_model_does_on_the_logged_sequence():
         actions = rng.integers(0, sim.action_space.n_actions, n)
         arm, ci = sim.action_space.decode(actions)
         purchase = rng.random(n) < 0.5
-        outcome = SimpleNamespace(click=purchase | (rng.random(n) < 0.3), purchase=purchase,
-                                  redeemed=purchase & (ci > 0), spend=np.where(purchase, 20.0, 0.0))
+        outcome = SimpleNamespace(
+            click=purchase | (rng.random(n) < 0.3),
+            purchase=purchase,
+            redeemed=purchase & (ci > 0),
+            spend=np.where(purchase, 20.0, 0.0),
+        )
         gap = np.full(n, np.nan) if step == k - 1 else rng.integers(1, 20, n).astype(float)
         feats.append(obs)
         arms.append(arm)
         coupons.append(np.asarray(sim.action_space.coupon_levels)[ci] / 0.2)
         obs, out = sim.observe(actions, outcome, gap, min_gap_days=np.full(n, 5.5) if step == k - 1 else None)
-        outs.append(np.stack([coupons[-1], outcome.click, outcome.purchase, outcome.redeemed,
-                              np.log1p(outcome.spend / 50.0)], 1))
+        outs.append(
+            np.stack(
+                [coupons[-1], outcome.click, outcome.purchase, outcome.redeemed, np.log1p(outcome.spend / 50.0)], 1
+            )
+        )
         np.testing.assert_array_equal(out.purchase, purchase)
     assert np.all(out.gap_days > 5.5)  # drawn given no return in the first 5.5 days
-    inputs = (torch.tensor(np.stack(feats, 1)), torch.tensor(np.stack([np.full(n, 3), *arms[:-1]], 1)),
-              torch.tensor(np.stack([np.zeros((n, 5)), *outs[:-1]], 1)).float(), torch.tensor(np.stack(arms, 1)),
-              torch.tensor(np.stack(coupons, 1)).float())
+    inputs = (
+        torch.tensor(np.stack(feats, 1)),
+        torch.tensor(np.stack([np.full(n, 3), *arms[:-1]], 1)),
+        torch.tensor(np.stack([np.zeros((n, 5)), *outs[:-1]], 1)).float(),
+        torch.tensor(np.stack(arms, 1)),
+        torch.tensor(np.stack(coupons, 1)).float(),
+    )
     from retentionrl.simulators.learned.sequence_model import VisitInputs
 
     _, last = sim.model.rnn(VisitInputs(*inputs))
@@ -117,11 +129,14 @@ def report_dir(tmp_path_factory) -> tuple[Path, Path]:
     log = tmp / "world.parquet"
     write_world_logs(WorldConfig(), 200, 60, 0, log)
     runner = CliRunner()
-    fit = runner.invoke(simulator_app, ["fit", "--logs", str(log), "--out", str(tmp / "model"), "--epochs", "1",
-                                        "--device", "cpu", "--no-progress"])
+    fit = runner.invoke(
+        simulator_app,
+        ["fit", "--logs", str(log), "--out", str(tmp / "model"), "--epochs", "1", "--device", "cpu", "--no-progress"],
+    )
     assert fit.exit_code == 0, fit.output
-    result = runner.invoke(simulator_app, ["report", "--model", str(tmp / "model"), "--logs", str(log),
-                                           "--out", str(tmp / "out")])
+    result = runner.invoke(
+        simulator_app, ["report", "--model", str(tmp / "model"), "--logs", str(log), "--out", str(tmp / "out")]
+    )
     assert result.exit_code == 0, result.output
     return tmp / "out", log
 
@@ -129,9 +144,23 @@ def report_dir(tmp_path_factory) -> tuple[Path, Path]:
 def test_report_has_every_metric_valid_pngs_and_no_user_id(report_dir):
     out, log = report_dir
     html = (out / "report.html").read_text()
-    for name in ("auc", "log_loss", "brier", "ece", "concordance", "BG/NBD", "population", "last value",
-                 "held-out users", "later window", "return_30", "active at day 90", "Model card", "learned",
-                 "Gross margin per arm"):
+    for name in (
+        "auc",
+        "log_loss",
+        "brier",
+        "ece",
+        "concordance",
+        "BG/NBD",
+        "population",
+        "last value",
+        "held-out users",
+        "later window",
+        "return_30",
+        "active at day 90",
+        "Model card",
+        "learned",
+        "Gross margin per arm",
+    ):
         assert name in html, name
     assert "&lt;" not in html.split("<body>")[0]  # the template itself is not escaped away
     ids = pd.read_parquet(log, columns=["user_id"])["user_id"].unique()
@@ -152,7 +181,11 @@ def test_bgnbd_predictive_draws_average_to_its_conditional_expectation():
 
     model = BetaGeoFitter()
     model.params_ = pd.Series({"r": 0.8, "alpha": 20.0, "a": 0.6, "b": 2.5})
-    x, t_x, big_t = np.array([0.0, 3.0, 10.0, 4.0]), np.array([0.0, 60.0, 170.0, 20.0]), np.array([90.0, 90.0, 180.0, 200.0])
+    x, t_x, big_t = (
+        np.array([0.0, 3.0, 10.0, 4.0]),
+        np.array([0.0, 60.0, 170.0, 20.0]),
+        np.array([90.0, 90.0, 180.0, 200.0]),
+    )
     draws = sample_future_visits(model, x, t_x, big_t, 60.0, replicas=40_000, seed=0)
     assert draws.shape == (4, 40_000) and np.all(draws == np.round(draws)) and draws.min() >= 0
     expected = model.conditional_expected_number_of_purchases_up_to_time(60.0, x, t_x, big_t)

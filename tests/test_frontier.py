@@ -15,14 +15,17 @@ def _p(name: str, visits: tuple[float, float, float], profit: tuple[float, float
 BASE = _p("base", (3.5, 3.4, 3.6), (10.0, 9.5, 10.5))
 
 
-@pytest.mark.parametrize(("visits", "profit", "expected"), [
-    ((3.5, 3.4, 3.6), (12.0, 11.5, 12.5), True),    # same retention (overlap), profit beyond the interval
-    ((3.8, 3.7, 3.9), (10.2, 9.7, 10.7), True),     # retention beyond, profit overlapping
-    ((3.45, 3.35, 3.55), (12.0, 11.5, 12.5), True),  # slightly lower retention, still overlapping
-    ((3.5, 3.4, 3.6), (10.4, 9.9, 10.9), False),    # better on neither beyond the intervals
-    ((3.2, 3.1, 3.3), (14.0, 13.5, 14.5), False),   # much more profit, retention clearly below
-    ((3.9, 3.8, 4.0), (9.0, 8.7, 9.3), False),      # more retention, profit clearly below
-])
+@pytest.mark.parametrize(
+    ("visits", "profit", "expected"),
+    [
+        ((3.5, 3.4, 3.6), (12.0, 11.5, 12.5), True),  # same retention (overlap), profit beyond the interval
+        ((3.8, 3.7, 3.9), (10.2, 9.7, 10.7), True),  # retention beyond, profit overlapping
+        ((3.45, 3.35, 3.55), (12.0, 11.5, 12.5), True),  # slightly lower retention, still overlapping
+        ((3.5, 3.4, 3.6), (10.4, 9.9, 10.9), False),  # better on neither beyond the intervals
+        ((3.2, 3.1, 3.3), (14.0, 13.5, 14.5), False),  # much more profit, retention clearly below
+        ((3.9, 3.8, 4.0), (9.0, 8.7, 9.3), False),  # more retention, profit clearly below
+    ],
+)
 def test_dominance_needs_both_axes_within_and_one_beyond(visits, profit, expected):
     assert dominates(_p("a", visits, profit), BASE) is expected
 

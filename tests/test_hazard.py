@@ -7,7 +7,13 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from retentionrl.simulators.learned.hazard import empirical_hazard, log_likelihood, sample_gap_days, survival, survival_targets
+from retentionrl.simulators.learned.hazard import (
+    empirical_hazard,
+    log_likelihood,
+    sample_gap_days,
+    survival,
+    survival_targets,
+)
 
 HAZARD = torch.tensor([0.5, 0.25, 0.2], dtype=torch.float64)
 NO_CHURN = -60.0  # churn logit of pi = 1e-26: the plain hazard
@@ -58,8 +64,12 @@ def test_survival_targets_of_returns_churn_and_censoring():
 
 @pytest.mark.parametrize(
     ("gap", "horizon", "match"),
-    [([0.0], 3, r"return gaps must lie in \(0, 3\]"), ([3.5], 3, "3.5"), ([1.0], 0, "horizon_days"),
-     ([1.0], 2.5, "horizon_days")],
+    [
+        ([0.0], 3, r"return gaps must lie in \(0, 3\]"),
+        ([3.5], 3, "3.5"),
+        ([1.0], 0, "horizon_days"),
+        ([1.0], 2.5, "horizon_days"),
+    ],
 )
 def test_survival_targets_reject_bad_input(gap, horizon, match):
     with pytest.raises(ValueError, match=match):
@@ -68,8 +78,12 @@ def test_survival_targets_reject_bad_input(gap, horizon, match):
 
 def test_sampled_gaps_follow_the_law():
     gen = torch.Generator().manual_seed(1)
-    logits = torch.cat([torch.tensor([-2.0], dtype=torch.float64),  # churn 12%
-                        torch.randn(10, generator=gen, dtype=torch.float64) - 1.5])
+    logits = torch.cat(
+        [
+            torch.tensor([-2.0], dtype=torch.float64),  # churn 12%
+            torch.randn(10, generator=gen, dtype=torch.float64) - 1.5,
+        ]
+    )
     n = 200_000
     u = torch.rand(n, generator=gen, dtype=torch.float64)
     gaps = sample_gap_days(logits.expand(n, -1), u).numpy()
@@ -94,8 +108,9 @@ def test_empirical_hazard_is_kaplan_meiers_by_hand():
 
 def test_gaps_drawn_after_a_day_follow_the_conditional_law():
     gen = torch.Generator().manual_seed(2)
-    logits = torch.cat([torch.tensor([-1.0], dtype=torch.float64),
-                        torch.randn(10, generator=gen, dtype=torch.float64) - 1.0])
+    logits = torch.cat(
+        [torch.tensor([-1.0], dtype=torch.float64), torch.randn(10, generator=gen, dtype=torch.float64) - 1.0]
+    )
     n, m = 200_000, 3
     u = torch.rand(n, generator=gen, dtype=torch.float64)
     gaps = sample_gap_days(logits.expand(n, -1), u, torch.full((n,), m)).numpy()

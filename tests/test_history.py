@@ -14,8 +14,12 @@ SPACE = ActionSpace(3, (0.0, 0.1, 0.2))
 
 
 def outcome(click, purchase, redeemed, spend):
-    return SimpleNamespace(click=np.array(click, bool), purchase=np.array(purchase, bool),
-                           redeemed=np.array(redeemed, bool), spend=np.array(spend, float))
+    return SimpleNamespace(
+        click=np.array(click, bool),
+        purchase=np.array(purchase, bool),
+        redeemed=np.array(redeemed, bool),
+        spend=np.array(spend, float),
+    )
 
 
 def feature(h: HistoryFeatures, name: str) -> np.ndarray:
@@ -52,7 +56,7 @@ def test_two_visits_match_hand_computed_features():
     np.testing.assert_allclose(f["last_redeemed"], [0, 0])
     np.testing.assert_allclose(f["last_coupon"], [0.0, 0.5], rtol=1e-6)
     # engagement: shopper 0 has 2 on arm 1 (click+buy) and 1 on arm 0; shopper 1 has 1 on arm 2
-    np.testing.assert_allclose(h.features()[:, len(SCALAR_FEATURES):], [[1 / 3, 2 / 3, 0], [0, 0, 1]], rtol=1e-6)
+    np.testing.assert_allclose(h.features()[:, len(SCALAR_FEATURES) :], [[1 / 3, 2 / 3, 0], [0, 0, 1]], rtol=1e-6)
 
 
 def test_record_is_update_without_the_checks():
@@ -118,8 +122,10 @@ def test_bad_input_raises_value_error(call, match):
         call(h)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"horizon_days": 0}, "horizon_days"),
-                                               ({"horizon_days": 90, "spend_scale": 0}, "spend_scale")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"horizon_days": 0}, "horizon_days"), ({"horizon_days": 90, "spend_scale": 0}, "spend_scale")],
+)
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         HistoryFeatures(SPACE, **kwargs)

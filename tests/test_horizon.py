@@ -14,20 +14,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retentionrl.core.actions import ActionSpace
 from retentionrl.envs.shopper_env import ShopperEnv
 from retentionrl.evaluation.world_steps import steps_from_decisions
-from retentionrl.pipeline.measure import rollout
 from retentionrl.interactions.action_map import ActionMap
-from retentionrl.core.actions import ActionSpace
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.history import history_feature_names
 from retentionrl.interactions.horizon import churned_after_gap, in_window, returned_in_window
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.retention import first_lifetimes, kaplan_meier, lifetime_durations
 from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
+from retentionrl.pipeline.measure import rollout
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
-from retentionrl.simulators.world.logging_policies import UniformPolicy
 from retentionrl.simulators.rollout import evaluate_policy
+from retentionrl.simulators.world.logging_policies import UniformPolicy
 
 H = 90
 SPACE = ActionSpace(2)
@@ -79,8 +79,16 @@ class ScriptedShoppers(ShopperSimulator):
         nxt = np.array([s[k + 1] if k + 1 < len(s) else s[k] for k, s in zip(self._visit, self._script)])
         gap = np.where(churned, np.inf, nxt - self._days)
         zeros, no = np.zeros(n), np.zeros(n, dtype=bool)
-        out = VisitOutcome(click=no, purchase=no, redeemed=no, spend=zeros, coupon_cost=zeros, cogs=zeros,
-                           gap_days=gap, churned=churned)
+        out = VisitOutcome(
+            click=no,
+            purchase=no,
+            redeemed=no,
+            spend=zeros,
+            coupon_cost=zeros,
+            cogs=zeros,
+            gap_days=gap,
+            churned=churned,
+        )
         self._visit = self._visit + ~churned
         self._days = nxt
         return np.zeros((n, self.obs_dim), dtype=np.float32), out
@@ -106,8 +114,11 @@ def logged(tmp_path_factory) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Every case's visits (all scripted days, reactivations included) as an event log, with
     a last shopper on day 1000 so that no window is censored; the visit table."""
     t0 = pd.Timestamp("2024-01-01 10:00")
-    rows = [(name, t0 + pd.Timedelta(days=d), "impression", f"i{k % 2}", 0.0, 1 / SPACE.n_actions)
-            for name, (days, _, _) in CASES.items() for k, d in enumerate(days)]
+    rows = [
+        (name, t0 + pd.Timedelta(days=d), "impression", f"i{k % 2}", 0.0, 1 / SPACE.n_actions)
+        for name, (days, _, _) in CASES.items()
+        for k, d in enumerate(days)
+    ]
     rows.append(("zz-late", t0 + pd.Timedelta(days=1000), "impression", "i0", 0.0, 1 / SPACE.n_actions))
     path = Path(tmp_path_factory.mktemp("horizon")) / "events.parquet"
     pd.DataFrame(rows, columns=["user_id", "timestamp", "event", "item_id", "coupon", "propensity"]).to_parquet(path)
@@ -117,8 +128,9 @@ def logged(tmp_path_factory) -> tuple[pd.DataFrame, pd.Timestamp]:
 
 def test_the_definition() -> None:
     np.testing.assert_array_equal(in_window([0, H - 1, H, H + 1, np.nan], H), [True, True, False, False, False])
-    np.testing.assert_array_equal(returned_in_window(np.array([H - 1, H - 1, H]), np.array([False, True, False]), H),
-                                  [True, False, False])
+    np.testing.assert_array_equal(
+        returned_in_window(np.array([H - 1, H - 1, H]), np.array([False, True, False]), H), [True, False, False]
+    )
     np.testing.assert_array_equal(churned_after_gap([1, H, H + 1, np.inf, np.nan], H), [False, False, True, True, True])
 
 

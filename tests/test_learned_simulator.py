@@ -6,28 +6,42 @@ import numpy as np
 import pytest
 import torch
 
-from retentionrl.interactions.action_map import ActionMap
 from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.history import history_feature_names
-from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
+from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
 from retentionrl.simulators.learned.visit_data import HEADS
 
 N_ARMS = 3
 
 
-def toy_simulator(positives: dict[str, int] | None = None, support: int = 100, seed: int = 0,
-                  margins: tuple[float, ...] = (1.0,) * N_ARMS) -> LearnedSimulator:
+def toy_simulator(
+    positives: dict[str, int] | None = None,
+    support: int = 100,
+    seed: int = 0,
+    margins: tuple[float, ...] = (1.0,) * N_ARMS,
+) -> LearnedSimulator:
     """A randomly initialised model behind the simulator interface (no fitting needed)."""
     space = ActionSpace(N_ARMS)
     amap = ActionMap("rec_group", tuple(range(N_ARMS)), space, {"arms_seen": 3.0, "coupon_levels_seen": 4.0})
-    spec = ModelSpec(n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=30, hidden_size=16, arm_embedding=4,
-                     head_hidden=16)
+    spec = ModelSpec(
+        n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=30, hidden_size=16, arm_embedding=4, head_hidden=16
+    )
     positives = positives or {"click": 50, "purchase": 50, "redeemed": 50}
-    card = ModelCard.describe(spec, amap, 50.0, history_feature_names(N_ARMS), dict.fromkeys(HEADS, support),
-                              positives, fixed_coupon=0.0, min_examples=10, gross_margins=np.array(margins),
-                              records_cogs=margins != (1.0,) * N_ARMS)
+    card = ModelCard.describe(
+        spec,
+        amap,
+        50.0,
+        history_feature_names(N_ARMS),
+        dict.fromkeys(HEADS, support),
+        positives,
+        fixed_coupon=0.0,
+        min_examples=10,
+        gross_margins=np.array(margins),
+        records_cogs=margins != (1.0,) * N_ARMS,
+    )
     torch.manual_seed(seed)
     model = ShopperSequenceModel(spec)
     with torch.no_grad():
@@ -51,8 +65,13 @@ def test_simulator_carries_the_gru_state_of_its_whole_history():
         outcomes.append(np.stack([coupons[-1], out.click, out.purchase, out.redeemed, np.log1p(out.spend / 50.0)], 1))
     prev_arm = np.stack([np.full(n, N_ARMS), *arms[:-1]], 1)
     prev_outcome = np.stack([np.zeros((n, 5)), *outcomes[:-1]], 1)
-    inputs = VisitInputs(torch.tensor(np.stack(feats, 1)), torch.tensor(prev_arm), torch.tensor(prev_outcome).float(),
-                         torch.tensor(np.stack(arms, 1)), torch.tensor(np.stack(coupons, 1)).float())
+    inputs = VisitInputs(
+        torch.tensor(np.stack(feats, 1)),
+        torch.tensor(prev_arm),
+        torch.tensor(prev_outcome).float(),
+        torch.tensor(np.stack(arms, 1)),
+        torch.tensor(np.stack(coupons, 1)).float(),
+    )
     _, last = sim.model.rnn(inputs)
     torch.testing.assert_close(sim.state, last, rtol=1e-5, atol=1e-5)
 
@@ -142,8 +161,10 @@ def test_heads_without_signal_use_the_logs_constant_rate():
     assert not out.click.any() and out.purchase.all()
 
 
-@pytest.mark.parametrize(("actions", "match"), [(np.zeros(3, dtype=np.int64), r"shape \(4,\)"),
-                                                (np.zeros(4), "integer"), (np.full(4, 99), "action 99")])
+@pytest.mark.parametrize(
+    ("actions", "match"),
+    [(np.zeros(3, dtype=np.int64), r"shape \(4,\)"), (np.zeros(4), "integer"), (np.full(4, 99), "action 99")],
+)
 def test_bad_actions_are_rejected(actions, match):
     sim = toy_simulator()
     sim.reset(4, seed=0)

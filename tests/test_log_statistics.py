@@ -53,15 +53,25 @@ def _hand_log(tmp_path: Path) -> EventLog:
     ====  ==================  ===========================================================
     """
     rows = [
-        *_visit("A", 0.4, 0), ("A", DAY0 + pd.Timedelta("18h"), "purchase", "i2", 0, None, 5.0),
-        *_visit("A", 10.5, 1), *_visit("A", 40.5, 2), *_visit("A", 200.5, 3),
-        *_visit("B", 0.5, 0), ("B", DAY0 + pd.Timedelta("5D12h"), "cancel", "i1", 0, None, 10.0),
+        *_visit("A", 0.4, 0),
+        ("A", DAY0 + pd.Timedelta("18h"), "purchase", "i2", 0, None, 5.0),
+        *_visit("A", 10.5, 1),
+        *_visit("A", 40.5, 2),
+        *_visit("A", 200.5, 3),
+        *_visit("B", 0.5, 0),
+        ("B", DAY0 + pd.Timedelta("5D12h"), "cancel", "i1", 0, None, 10.0),
         *_visit("B", 150.5, 1, buy=False),
-        *_visit("C", 5.5, 0), *_visit("C", 100.5, 1),
-        *_visit("D", 20.5, 0), *_visit("D", 110.5, 1), *_visit("D", 150.5, 2),
-        *_visit("E", 250.5, 0), *_visit("E", 259 + 23.9 / 24, 1), *_visit("E", 260 + 1 / 1440, 2),
+        *_visit("C", 5.5, 0),
+        *_visit("C", 100.5, 1),
+        *_visit("D", 20.5, 0),
+        *_visit("D", 110.5, 1),
+        *_visit("D", 150.5, 2),
+        *_visit("E", 250.5, 0),
+        *_visit("E", 259 + 23.9 / 24, 1),
+        *_visit("E", 260 + 1 / 1440, 2),
         *_visit("E", 300.5, 3),
-        *_visit("F", 3.5, 0, buy=False), *_visit("F", 299.5, 1, buy=False),
+        *_visit("F", 3.5, 0, buy=False),
+        *_visit("F", 299.5, 1, buy=False),
     ]
     return _read(rows, tmp_path)
 
@@ -118,12 +128,14 @@ def _simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, days: in
     owner, at = owner[order], at[order]
     keep = np.arange(owner.size) - np.searchsorted(owner, owner) < dropout_after[owner]
     times = np.r_[first, at[keep]]
-    return pd.DataFrame({
-        "user_id": np.r_[np.arange(n), owner[keep]],
-        "timestamp": DAY0 + pd.to_timedelta(times, unit="D"),
-        "event": "purchase",
-        "item_id": 0,
-    })
+    return pd.DataFrame(
+        {
+            "user_id": np.r_[np.arange(n), owner[keep]],
+            "timestamp": DAY0 + pd.to_timedelta(times, unit="D"),
+            "event": "purchase",
+            "item_id": 0,
+        }
+    )
 
 
 @pytest.mark.parametrize(("r", "alpha"), [(0.7, 14.0), (2.0, 40.0)])

@@ -96,12 +96,18 @@ def test_invalid_inputs_raise_with_values(change, match):
         (lambda: DRos(lam=-1.0), r"lam must be > 0"),
         (lambda: DRos(lam=float("nan")), r"lam must be > 0"),
         (lambda: DoublyRobust().estimate(**{**TINY, "estimated_rewards": None}), r"dr needs estimated_rewards"),
-        (lambda: IPS().estimate(TINY["reward"], TINY["action"], TINY["propensity"], np.ones((2, 2, 2)) / 2),
-         r"len_list=2 slots but position is None"),
-        (lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, alpha=1.5),
-         r"alpha must lie in \(0, 1\)"),
-        (lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, groups=[1]),
-         r"groups must have shape \(2,\)"),
+        (
+            lambda: IPS().estimate(TINY["reward"], TINY["action"], TINY["propensity"], np.ones((2, 2, 2)) / 2),
+            r"len_list=2 slots but position is None",
+        ),
+        (
+            lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, alpha=1.5),
+            r"alpha must lie in \(0, 1\)",
+        ),
+        (
+            lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, groups=[1]),
+            r"groups must have shape \(2,\)",
+        ),
         (lambda: resampled_sums(np.ones((5, 1)), 1, 0), r"n_bootstrap must be an integer >= 2"),
         (lambda: effective_sample_size([1.0, -1.0]), r"weights must be >= 0"),
         (lambda: unsupported_mass(np.ones((2, 2)) / 2), r"give behavior_dist or logged_actions"),
@@ -113,10 +119,15 @@ def test_invalid_settings_raise(make, match):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(min_value=1, max_value=30).flatmap(lambda n: st.tuples(
-    st.lists(st.floats(-5, 5), min_size=n, max_size=n),
-    st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n),
-    st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n))))
+@given(
+    st.integers(min_value=1, max_value=30).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.floats(-5, 5), min_size=n, max_size=n),
+            st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n),
+            st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n),
+        )
+    )
+)
 def test_snips_stays_within_reward_range(data):
     reward, propensity, target = (np.array(x) for x in data)
     dist = np.stack([target, 1.0 - target], axis=1)
@@ -199,7 +210,7 @@ def test_chunked_bootstrap_counts_are_multinomial_resamples():
     # each count is Binomial(n, 1/n): mean 1, variance ~1, P(0) ~ e^-1, in every block
     assert abs(counts.mean() - 1) < 1e-9 and abs(counts.var() - 1) < 0.01
     assert abs((counts[:, -1234:] == 0).mean() - np.exp(-1)) < 0.02
-    assert abs((counts[:, :1 << 16] == 0).mean() - np.exp(-1)) < 0.01
+    assert abs((counts[:, : 1 << 16] == 0).mean() - np.exp(-1)) < 0.01
     # the chunked product equals the explicit counts @ stats (the same draws), to float32
     stats = np.random.default_rng(1).normal(5.0, 1.0, size=(300, 3))
     chunked = resampled_sums(stats, 50, 7, max_chunk=900)  # 3 rows per chunk
@@ -208,14 +219,17 @@ def test_chunked_bootstrap_counts_are_multinomial_resamples():
     np.testing.assert_allclose(chunked, explicit, rtol=1e-5)
 
 
-@pytest.mark.parametrize(("low", "high", "ess", "n", "reason"), [
-    (1.0, 2.0, 50.0, 1000, None),                       # ESS 50 >= max(10, 10)
-    (1.0, 2.0, 9.9, 100, "effective sample size 9.9 < 10"),
-    (1.0, 2.0, 40.0, 5000, "effective sample size 40.0 < 50"),  # 1% of 5,000 units
-    (1.5, 1.5, 500.0, 1000, "zero-width interval"),
-    (float("nan"), 2.0, 500.0, 1000, "no finite interval"),
-    (1.0, 2.0, None, None, None),                       # no weights known: only the interval is checked
-])
+@pytest.mark.parametrize(
+    ("low", "high", "ess", "n", "reason"),
+    [
+        (1.0, 2.0, 50.0, 1000, None),  # ESS 50 >= max(10, 10)
+        (1.0, 2.0, 9.9, 100, "effective sample size 9.9 < 10"),
+        (1.0, 2.0, 40.0, 5000, "effective sample size 40.0 < 50"),  # 1% of 5,000 units
+        (1.5, 1.5, 500.0, 1000, "zero-width interval"),
+        (float("nan"), 2.0, 500.0, 1000, "no finite interval"),
+        (1.0, 2.0, None, None, None),  # no weights known: only the interval is checked
+    ],
+)
 def test_an_estimate_is_shown_only_with_enough_ess_and_a_real_interval(low, high, ess, n, reason):
     got = not_estimable(low, high, ess, n)
     if reason is None:

@@ -25,8 +25,21 @@ def world_log(tmp_path_factory):
 
 
 def test_report_for_two_policies(world_log, tmp_path):
-    result = CliRunner().invoke(app, ["--logs", str(world_log), "--policy", "softmax", "--policy", "never-coupon",
-                                      "--out", str(tmp_path), "--bootstrap", "50"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--logs",
+            str(world_log),
+            "--policy",
+            "softmax",
+            "--policy",
+            "never-coupon",
+            "--out",
+            str(tmp_path),
+            "--bootstrap",
+            "50",
+        ],
+    )
     assert result.exit_code == 0, result.output
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
@@ -52,8 +65,9 @@ def test_logs_without_propensities_or_costs_use_the_clone_and_say_so(world_log, 
     no_prop = tmp_path / "noprop.parquet"
     pq.write_table(table.drop(["propensity", "unit_cost"]), no_prop)
     out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["--logs", str(no_prop), "--policy", "uniform", "--out", str(out),
-                                      "--bootstrap", "20", "--no-sequential"])
+    result = CliRunner().invoke(
+        app, ["--logs", str(no_prop), "--policy", "uniform", "--out", str(out), "--bootstrap", "20", "--no-sequential"]
+    )
     assert result.exit_code == 0, result.output
     assert "WARNING" in result.output
     md = (out / "report.md").read_text()

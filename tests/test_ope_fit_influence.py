@@ -18,8 +18,9 @@ from retentionrl.evaluation.fqe import RidgeDesign
 from retentionrl.evaluation.reward_models import logistic_reward_model
 
 
-def _functional(q: np.ndarray, all_actions: np.ndarray, logged: np.ndarray, action: np.ndarray,
-                position: np.ndarray) -> float:
+def _functional(
+    q: np.ndarray, all_actions: np.ndarray, logged: np.ndarray, action: np.ndarray, position: np.ndarray
+) -> float:
     rows = np.arange(q.shape[0])
     return float((all_actions * q).sum() + (logged * q[rows, action, position]).sum())
 
@@ -80,8 +81,9 @@ def test_logistic_influence_is_the_derivative_of_the_weighted_refit(per_action):
     action = rng.integers(0, n_actions, n)
     position = rng.integers(0, len_list, n)
     reward = (rng.random(n) < 1 / (1 + np.exp(-(context[:, 0] + 0.5 * action - 1)))).astype(float)
-    fit = logistic_reward_model(context, action, reward, n_actions, position, len_list, n_folds=2, l2=l2,
-                                seed=0, per_action=per_action)
+    fit = logistic_reward_model(
+        context, action, reward, n_actions, position, len_list, n_folds=2, l2=l2, seed=0, per_action=per_action
+    )
     all_actions, logged = rng.normal(size=(n, n_actions, len_list)), rng.normal(size=n)
     psi = fit.influence(all_actions, logged)
 
@@ -92,8 +94,9 @@ def test_logistic_influence_is_the_derivative_of_the_weighted_refit(per_action):
     def refit(weight: np.ndarray) -> np.ndarray:
         q = np.empty_like(fit.estimated_rewards)
         for part in fit.parts:
-            beta = _weighted_logistic(features(part.train, action[part.train]), reward[part.train],
-                                      weight[part.train], l2)
+            beta = _weighted_logistic(
+                features(part.train, action[part.train]), reward[part.train], weight[part.train], l2
+            )
             test = np.flatnonzero(part.test)
             for a in part.actions:
                 q[test, a, part.slot] = 1 / (1 + np.exp(-(features(test, np.full(test.size, a)) @ beta)))
@@ -121,10 +124,12 @@ def test_fit_influence_leaves_estimates_and_model_free_intervals_unchanged():
     obs, action, reward, propensity, target = _synthetic_log(rng, 300)
     fit = RidgeDesign.build(obs, action, 3).cross_fit(obs, reward, rng.integers(0, 2, 300))
     estimators = [DirectMethod(), IPS(), DoublyRobust(), SwitchDR(tau=2.0)]
-    fixed = evaluate_bandit(estimators, BanditInputs.prepare(reward, action, propensity, target,
-                                                             estimated_rewards=fit.estimated_rewards))
-    moving = evaluate_bandit(estimators, BanditInputs.prepare(reward, action, propensity, target,
-                                                              estimated_rewards=fit))
+    fixed = evaluate_bandit(
+        estimators, BanditInputs.prepare(reward, action, propensity, target, estimated_rewards=fit.estimated_rewards)
+    )
+    moving = evaluate_bandit(
+        estimators, BanditInputs.prepare(reward, action, propensity, target, estimated_rewards=fit)
+    )
     for est in estimators:
         assert moving[est.name].estimate == fixed[est.name].estimate
     # same resamples (float32 products: equal to rounding)

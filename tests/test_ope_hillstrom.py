@@ -11,8 +11,9 @@ import pytest
 from experiments.ope_hillstrom import PI_MAX, biased_subsample, logging_policy
 
 HILLSTROM = Path(__file__).resolve().parents[2] / "shared" / "data" / "hillstrom" / "hillstrom.csv"
-needs_data = pytest.mark.skipif(not HILLSTROM.is_file(),
-                                reason=f"Hillstrom data not found at {HILLSTROM} (see shared/data/README.md)")
+needs_data = pytest.mark.skipif(
+    not HILLSTROM.is_file(), reason=f"Hillstrom data not found at {HILLSTROM} (see shared/data/README.md)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,9 @@ def test_subsample_arms_follow_pi_b_and_customers_keep_their_distribution(hillst
             p = pi_b[in_cell[0]]
             # the full data is fixed, so the arm frequency also carries the randomization's
             # noise within the cell: allow 5 binomial standard errors of each
-            assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / in_cell.size) + 5 * np.sqrt(
-                2 / 9 / (cell_key == c).sum())), (c, freq, p)
+            assert np.all(
+                np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / in_cell.size) + 5 * np.sqrt(2 / 9 / (cell_key == c).sum())
+            ), (c, freq, p)
     # P(x | kept) = p(x): every cell's share of the kept rows matches its share of all rows
     share_full = np.bincount(cell_key) / fb.n_rounds
     share_kept = np.bincount(cell_key, weights=kept_all) / kept_all.sum()

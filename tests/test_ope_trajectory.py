@@ -88,8 +88,16 @@ def _chain(rng, n, p_stop, behavior_p0, target_p0):
         t = 0
         while True:
             a = int(rng.random() >= behavior_p0)
-            rows.append((i, t, float(a == 0), behavior_p0 if a == 0 else 1 - behavior_p0,
-                         target_p0 if a == 0 else 1 - target_p0, a))
+            rows.append(
+                (
+                    i,
+                    t,
+                    float(a == 0),
+                    behavior_p0 if a == 0 else 1 - behavior_p0,
+                    target_p0 if a == 0 else 1 - target_p0,
+                    a,
+                )
+            )
             t += 1
             if rng.random() < p_stop or t >= 20:
                 break
@@ -119,11 +127,28 @@ def test_estimators_recover_the_value_of_variable_length_trajectories():
 def test_fqe_backs_up_a_two_step_chain():
     # states 0 -> 1 -> end, one action, reward 1 per step: Q(0) = 2, Q(1) = 1
     obs = np.eye(2)[[0, 1, 0, 1]]
-    q = fit_fqe(obs, np.zeros(4, dtype=int), np.ones(4), np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]),
-                np.ones((4, 1)), n_actions=1, ridge=1e-8)
+    q = fit_fqe(
+        obs,
+        np.zeros(4, dtype=int),
+        np.ones(4),
+        np.array([0, 0, 1, 1]),
+        np.array([0, 1, 0, 1]),
+        np.ones((4, 1)),
+        n_actions=1,
+        ridge=1e-8,
+    )
     np.testing.assert_allclose(q.q_all(np.eye(2)).ravel(), [2.0, 1.0], atol=1e-4)
-    q0 = fit_fqe(obs, np.zeros(4, dtype=int), np.ones(4), np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]),
-                 np.ones((4, 1)), n_actions=1, ridge=1e-8, gamma=0.0)
+    q0 = fit_fqe(
+        obs,
+        np.zeros(4, dtype=int),
+        np.ones(4),
+        np.array([0, 0, 1, 1]),
+        np.array([0, 1, 0, 1]),
+        np.ones((4, 1)),
+        n_actions=1,
+        ridge=1e-8,
+        gamma=0.0,
+    )
     np.testing.assert_allclose(q0.q_all(np.eye(2)).ravel(), [1.0, 1.0], atol=1e-4)
 
 
@@ -137,8 +162,9 @@ def test_dr_bootstrap_over_trajectories_covers_at_the_nominal_rate():
         dist = np.tile([0.8, 0.2], (tid.size, 1))
         obs = np.eye(20)[step]
         q = fit_fqe(obs, action, reward, tid, step, dist, n_actions=2, ridge=1e-3)
-        iv = TrajectoryDR().interval(tid, step, reward, prop, target, q.q_logged(obs, action), q.v(obs, dist),
-                                     n_bootstrap=200, seed=1)
+        iv = TrajectoryDR().interval(
+            tid, step, reward, prop, target, q.q_logged(obs, action), q.v(obs, dist), n_bootstrap=200, seed=1
+        )
         covered.append(iv.covers(truth))
     assert np.mean(covered) >= 0.85
 
@@ -155,9 +181,11 @@ def test_cross_fitted_reward_model_predicts_each_fold_from_the_others():
     fold = np.repeat(np.arange(2), n // 2)
     q = design.cross_fit(obs, y, fold).estimated_rewards
     # fold 1's predictions are the ridge fit of fold 0's rows alone
-    coef = np.linalg.solve(design.x[:200].T @ design.x[:200] + np.diag([0.0] + [1.0] * (design.x.shape[1] - 1)),
-                           design.x[:200].T @ y[:200])
-    expected = type(design.template)(n_actions, design.template.action_features, coef, design.template.x_mean,
-                                     design.template.x_scale).q_all(obs[200:])
+    coef = np.linalg.solve(
+        design.x[:200].T @ design.x[:200] + np.diag([0.0] + [1.0] * (design.x.shape[1] - 1)), design.x[:200].T @ y[:200]
+    )
+    expected = type(design.template)(
+        n_actions, design.template.action_features, coef, design.template.x_mean, design.template.x_scale
+    ).q_all(obs[200:])
     np.testing.assert_allclose(q[200:], expected)
     assert np.corrcoef(q[np.arange(n), action], y)[0, 1] > 0.9

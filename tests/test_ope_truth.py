@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from retentionrl.simulators.world.truth import expected_profit, per_decision_truth
 from retentionrl.simulators.policy_registry import make_policy
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
+from retentionrl.simulators.world.truth import expected_profit, per_decision_truth
 
 
 def test_expected_profit_is_the_mean_of_the_worlds_draws():
@@ -46,11 +46,19 @@ def test_tables_summarize_relative_error_coverage_and_interval_width():
 
     from experiments.ope_truth import spread_table, summary_table
 
-    frame = pd.DataFrame({
-        "family": "per-decision", "estimator": "dr", "policy": "p",
-        "estimate": [1.0, 3.0], "low": [0.0, 2.5], "high": [3.92, 3.5], "truth": 2.0,
-        "rel_error": [0.5, 0.5], "covered": [1.0, 0.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "family": "per-decision",
+            "estimator": "dr",
+            "policy": "p",
+            "estimate": [1.0, 3.0],
+            "low": [0.0, 2.5],
+            "high": [3.92, 3.5],
+            "truth": 2.0,
+            "rel_error": [0.5, 0.5],
+            "covered": [1.0, 0.0],
+        }
+    )
     assert summary_table(frame).loc[("per-decision", "dr"), "p"] == "0.500 / 50%"
     # mean bootstrap se (1 + 0.255) / 2 over the sd of [1, 3] (sqrt 2)
     assert spread_table(frame).loc[("per-decision", "dr"), "p"] == round((1 + 1 / 3.92) / 2 / np.sqrt(2), 2)

@@ -13,23 +13,38 @@ import pandas as pd
 import pytest
 import yaml
 
-from retentionrl.pipeline.run import run_pipeline
 from retentionrl.pipeline import cache
-from retentionrl.pipeline.cache import run_stage
+from retentionrl.pipeline.cache import StageRun, run_stage
 from retentionrl.pipeline.config import load_config, parse_config
 from retentionrl.pipeline.results import EvaluateResults, FidelityResults
+from retentionrl.pipeline.run import run_pipeline
 
 TINY = {
-    "seed": 0, "device": "cpu", "horizon_days": 60,
+    "seed": 0,
+    "device": "cpu",
+    "horizon_days": 60,
     "world": {"users": 300, "days": 90},
     "simulator": {"epochs": 1, "patience": 1},
-    "agents": {"total_steps": 600, "num_envs": 16, "dqn_learning_starts": 200, "checkpoint_every": 1000,
-               "frontier": [0.0, 1.0]},
+    "agents": {
+        "total_steps": 600,
+        "num_envs": 16,
+        "dqn_learning_starts": 200,
+        "checkpoint_every": 1000,
+        "frontier": [0.0, 1.0],
+    },
     "evaluation": {"users": 100, "bootstrap": 10},
 }
-SECTIONS = ("What these logs can identify", "True value in the world", "Retention-profit frontier", "Value in the learned simulator",
-            "Off-policy estimates on held-out logs", "Retention curves of all policies", "Coupon spend vs retention",
-            "Simulator fidelity", "What each policy does, by shopper segment")
+SECTIONS = (
+    "What these logs can identify",
+    "True value in the world",
+    "Retention-profit frontier",
+    "Value in the learned simulator",
+    "Off-policy estimates on held-out logs",
+    "Retention curves of all policies",
+    "Coupon spend vs retention",
+    "Simulator fidelity",
+    "What each policy does, by shopper segment",
+)
 
 
 def _quiet(_: str) -> None:
@@ -79,7 +94,13 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     assert results.rewards == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit"}
     assert {n for n, k in kinds.items() if k == "agent"} == {"ppo", "dqn", "ppo (profit)"}
     assert {n for n, k in kinds.items() if k == "heuristic"} == {
-        "always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware", "premium"}
+        "always-coupon",
+        "never-coupon",
+        "targeted-coupon",
+        "myopic",
+        "satisfaction-aware",
+        "premium",
+    }
     assert results.recommendation.policy not in {n for n, k in kinds.items() if k == "heuristic"}
     # a 3-member bootstrap ensemble by default: every candidate has its value in each member, and the
     # recommendation is the candidate whose least favourable member is best
@@ -115,13 +136,15 @@ def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(wor
     config, result = world_run
     html = Path(result["report"]).read_text()
     table = html.split("Off-policy estimates on held-out logs")[1].split("</table>")[0]
-    cells = {re.findall(r"<td>(.*?)</td>", row)[0]: re.findall(r"<td>(.*?)</td>", row)[1:4]
-             for row in table.split("<tr>")[2:]}
+    cells = {
+        re.findall(r"<td>(.*?)</td>", row)[0]: re.findall(r"<td>(.*?)</td>", row)[1:4]
+        for row in table.split("<tr>")[2:]
+    }
     policies = EvaluateResults.load(Path(config["out"]) / "evaluate" / "results.json").policies
     ope = {name: row.ope for name, row in policies.items() if row.ope is not None}
     low_ess = [name for name, o in ope.items() if o.ess < min_ess(o.n_trajectories)]
     assert low_ess, "the tiny run's greedy agents have a small trajectory ESS"
-    for name, o in ope.items():
+    for name in ope:
         trajectory = cells[name][1:]  # DR and WIS return visits per lifetime
         if name in low_ess:
             assert all(c.startswith("not estimable from these logs: effective sample size") for c in trajectory)
@@ -142,7 +165,8 @@ def test_no_user_id_in_report_or_tensorboard(world_run):
     ids = set(users.astype(str))
     folder = Path(result["report"]).parent
     text = " ".join(p.read_text() for p in folder.glob("*.html")) + " ".join(
-        p.read_text() for p in (Path(config["out"]) / "evaluate").glob("*.json"))
+        p.read_text() for p in (Path(config["out"]) / "evaluate").glob("*.json")
+    )
     assert not ids & set(re.findall(r"u\d{6}", text))
     for events in Path(config["out"]).rglob("events.out.tfevents*"):
         assert not re.search(rb"u\d{6}", events.read_bytes()), events
@@ -152,10 +176,19 @@ def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream
     config, _ = world_run
     again = run_pipeline(parse_config(config), echo=_quiet)
     assert all(_stages(again).values()), _stages(again)
-    changed = run_pipeline(parse_config({**config, "evaluation": {**TINY["evaluation"], "bootstrap": 12}}),
-                           echo=_quiet)
-    assert _stages(changed) == {"logs": True, "split": True, "simulator": True, "dataset": True, "fidelity": True, "agent_ppo": True,
-                                "agent_dqn": True, "agent_ppo_profit": True, "evaluate": False, "report": False}
+    changed = run_pipeline(parse_config({**config, "evaluation": {**TINY["evaluation"], "bootstrap": 12}}), echo=_quiet)
+    assert _stages(changed) == {
+        "logs": True,
+        "split": True,
+        "simulator": True,
+        "dataset": True,
+        "fidelity": True,
+        "agent_ppo": True,
+        "agent_dqn": True,
+        "agent_ppo_profit": True,
+        "evaluate": False,
+        "report": False,
+    }
 
 
 def test_stage_key_follows_config_and_input_files(tmp_path):
@@ -167,7 +200,9 @@ def test_stage_key_follows_config_and_input_files(tmp_path):
         calls.append(folder)
         (folder / "out.txt").write_text(source.read_text())
 
-    run = lambda cfg: run_stage(tmp_path / "out", "s", cfg, {"src": source}, compute, echo=_quiet)
+    def run(cfg: dict) -> StageRun:
+        return run_stage(tmp_path / "out", "s", cfg, {"src": source}, compute, echo=_quiet)
+
     assert [run({"k": 1}).reused, run({"k": 1}).reused] == [False, True]
     assert run({"k": 2}).reused is False
     source.write_text("b")
@@ -185,7 +220,10 @@ def test_stage_key_follows_the_code_the_stage_imports(tmp_path, monkeypatch):
     (pkg / "unrelated.py").write_text("X = 1\n")
     (pkg / "stage.py").write_text("def value():\n    from stagepkg.laws import RATE\n    return RATE\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    run = lambda: run_stage(tmp_path / "out", "s", {}, {}, lambda folder: None, code=["stagepkg.stage"], echo=_quiet)
+
+    def run() -> StageRun:
+        return run_stage(tmp_path / "out", "s", {}, {}, lambda folder: None, code=["stagepkg.stage"], echo=_quiet)
+
     assert [run().reused, run().reused] == [False, True]
     (pkg / "unrelated.py").write_text("X = 2\n")
     assert run().reused is True
@@ -204,16 +242,19 @@ def test_every_stage_code_names_importable_modules():
     assert not missing, missing
 
 
-@pytest.mark.parametrize(("data", "match"), [
-    ({"agents": {"total_stpes": 5}}, r"unknown key 'agents\.total_stpes'"),
-    ({"horizon": 30}, r"unknown key 'horizon'"),
-    ({"agents": {"algos": ["a2c"]}}, r"key 'agents\.algos\.0'"),
-    ({"horizon_days": 0}, r"key 'horizon_days'"),
-    ({"agents": {"gamma": 2}}, r"key 'agents': gamma must be in \[0, 1\], got 2"),  # TrainConfig's own check
-    ({"simulator": {"epochs": 0}}, r"key 'simulator': epochs must be a positive integer, got 0"),  # FitConfig's
-    ({"reward_mode": "net_revenue"}, r"key 'reward_mode':.*renamed to 'profit' \(world v2\)"),
-    ([1, 2], "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"agents": {"total_stpes": 5}}, r"unknown key 'agents\.total_stpes'"),
+        ({"horizon": 30}, r"unknown key 'horizon'"),
+        ({"agents": {"algos": ["a2c"]}}, r"key 'agents\.algos\.0'"),
+        ({"horizon_days": 0}, r"key 'horizon_days'"),
+        ({"agents": {"gamma": 2}}, r"key 'agents': gamma must be in \[0, 1\], got 2"),  # TrainConfig's own check
+        ({"simulator": {"epochs": 0}}, r"key 'simulator': epochs must be a positive integer, got 0"),  # FitConfig's
+        ({"reward_mode": "net_revenue"}, r"key 'reward_mode':.*renamed to 'profit' \(world v2\)"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
 def test_config_rejects_bad_keys_by_name(data, match):
     with pytest.raises(ValueError, match=match):
         parse_config(data, "run.yaml")
@@ -236,8 +277,16 @@ def _purchase_only_log(path: Path, n_users: int = 200, seed: int = 0) -> Path:
     for u in range(n_users):
         day = rng.uniform(0, 60)
         while day < 150:
-            rows.append((f"shopper{u:05d}", pd.Timestamp("2023-01-01") + pd.Timedelta(days=day), "purchase",
-                         f"item{rng.integers(30)}", float(rng.uniform(2, 40)), 1.0))
+            rows.append(
+                (
+                    f"shopper{u:05d}",
+                    pd.Timestamp("2023-01-01") + pd.Timedelta(days=day),
+                    "purchase",
+                    f"item{rng.integers(30)}",
+                    float(rng.uniform(2, 40)),
+                    1.0,
+                )
+            )
             day += rng.exponential(25.0) + 1.0
             if rng.random() < 0.2:
                 break
@@ -248,9 +297,16 @@ def _purchase_only_log(path: Path, n_users: int = 200, seed: int = 0) -> Path:
 
 def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
     logs = _purchase_only_log(tmp_path / "purchases.parquet")
-    config = parse_config({**TINY, "out": str(tmp_path / "run"), "logs": str(logs), "format": "events",
-                           "simulator": {**TINY["simulator"], "ensemble": 1},
-                           "agents": {**TINY["agents"], "algos": ["ppo"], "frontier": []}})
+    config = parse_config(
+        {
+            **TINY,
+            "out": str(tmp_path / "run"),
+            "logs": str(logs),
+            "format": "events",
+            "simulator": {**TINY["simulator"], "ensemble": 1},
+            "agents": {**TINY["agents"], "algos": ["ppo"], "frontier": []},
+        }
+    )
     result = run_pipeline(config, echo=_quiet)
     html = Path(result["report"]).read_text()
     fidelity = FidelityResults.load(tmp_path / "run" / "fidelity" / "fidelity.json")
@@ -276,6 +332,11 @@ def test_quickstart_quick_runs_end_to_end(tmp_path):
     report = tmp_path / "qs" / "report" / "index.html"
     assert report.exists() and f"tensorboard --logdir {tmp_path / 'qs'}" in result.stdout
     html = report.read_text()
-    for section in ("What these logs can identify", "True value in the world", "Off-policy estimates",
-                    "Retention curves of all policies", "Coupon spend vs retention"):
+    for section in (
+        "What these logs can identify",
+        "True value in the world",
+        "Off-policy estimates",
+        "Retention curves of all policies",
+        "Coupon spend vs retention",
+    ):
         assert section in html

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retentionrl.simulators.world.heuristics import TargetedCoupon, make_heuristic
-from retentionrl.simulators.world.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
 from retentionrl.simulators.observation import column
 from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy, world_group_rates
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.heuristics import TargetedCoupon, make_heuristic
+from retentionrl.simulators.world.logging_policies import EpsilonGreedyPolicy, SoftmaxPolicy, UniformPolicy
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 CONFIG = WorldConfig()
 SPACE = CONFIG.action_space
@@ -49,7 +49,7 @@ def test_epsilon_greedy_matches_its_formula(observations):
     pop = np.linspace(0.1, 0.3, SPACE.n_arms)
     policy = EpsilonGreedyPolicy(SPACE, pop, epsilon=0.2, affinity_weight=1.0, greedy_coupon=1)
     probs = policy.action_probs(observations)
-    shares = observations[:, -SPACE.n_arms:]
+    shares = observations[:, -SPACE.n_arms :]
     best = SPACE.encode(np.argmax(pop + shares, axis=1), 1)
     expected = np.full_like(probs, 0.2 / SPACE.n_actions)
     expected[np.arange(len(best)), best] += 0.8

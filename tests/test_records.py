@@ -28,8 +28,14 @@ class Outer:
     flags: dict[str, bool] = field(default_factory=dict)
 
 
-RECORD = Outer(3, [Inner("ppo", ("popularity", 3.5), {"return_visits": Interval(3.4, 3.3, 3.5, 5000)}),
-                   Inner("dqn", None, {"profit": Interval(10.0, float("nan"), float("nan"))})], flags={"a": True})
+RECORD = Outer(
+    3,
+    [
+        Inner("ppo", ("popularity", 3.5), {"return_visits": Interval(3.4, 3.3, 3.5, 5000)}),
+        Inner("dqn", None, {"profit": Interval(10.0, float("nan"), float("nan"))}),
+    ],
+    flags={"a": True},
+)
 
 
 def test_a_record_reads_back_equal(tmp_path):
@@ -43,13 +49,19 @@ def test_a_record_reads_back_equal(tmp_path):
     assert math.isnan(back.inner[1].values["profit"].low)
 
 
-@pytest.mark.parametrize(("edit", "match"), [
-    (lambda d: d["inner"][0].update(label=d["inner"][0].pop("name")), r"\$\.inner\[0\]: unknown field 'label'"),
-    (lambda d: d.pop("n"), r"\$: missing field 'n' of Outer"),
-    (lambda d: d.update(n="3"), r"\$\.n: expected int"),
-    (lambda d: d["inner"][1]["values"]["profit"].update(estimate="ten"), r"\$\.inner\[1\]\.values\.profit\.estimate"),
-    (lambda d: d.update(schema_version=2), r"expected a test\.outer record of schema version 1"),
-])
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d["inner"][0].update(label=d["inner"][0].pop("name")), r"\$\.inner\[0\]: unknown field 'label'"),
+        (lambda d: d.pop("n"), r"\$: missing field 'n' of Outer"),
+        (lambda d: d.update(n="3"), r"\$\.n: expected int"),
+        (
+            lambda d: d["inner"][1]["values"]["profit"].update(estimate="ten"),
+            r"\$\.inner\[1\]\.values\.profit\.estimate",
+        ),
+        (lambda d: d.update(schema_version=2), r"expected a test\.outer record of schema version 1"),
+    ],
+)
 def test_a_record_that_does_not_fit_is_refused_naming_the_place(tmp_path, edit, match):
     path = tmp_path / "r.json"
     write_record(path, RECORD, "test.outer", 1)

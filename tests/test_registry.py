@@ -9,7 +9,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from retentionrl.agents.registry import BASELINES, check_action_map, logged_propensities, make_named_policy, policy_names
+from retentionrl.agents.registry import (
+    BASELINES,
+    check_action_map,
+    logged_propensities,
+    make_named_policy,
+    policy_names,
+)
 from retentionrl.core.errors import InputError
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events

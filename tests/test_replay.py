@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retentionrl.core.policy import Policy
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.replay import history_features_from_visits
 from retentionrl.interactions.trajectories import visits_with_trajectories
-from retentionrl.core.policy import Policy
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs

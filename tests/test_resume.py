@@ -36,10 +36,21 @@ from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import train
 
 HALF, FULL = 256, 512
-TINY = dict(simulator="world", num_envs=8, device="cpu", net_arch=(32, 32), checkpoint_every=HALF,
-            ppo_n_steps=32, ppo_batch_size=64, ppo_epochs=2,
-            dqn_learning_starts=64, dqn_buffer_size=2_000, dqn_batch_size=32, dqn_gradient_steps=1,
-            dqn_target_update=200)  # a target update every 25 calls: HALF / 8 = 32 calls is not a multiple
+TINY = dict(
+    simulator="world",
+    num_envs=8,
+    device="cpu",
+    net_arch=(32, 32),
+    checkpoint_every=HALF,
+    ppo_n_steps=32,
+    ppo_batch_size=64,
+    ppo_epochs=2,
+    dqn_learning_starts=64,
+    dqn_buffer_size=2_000,
+    dqn_batch_size=32,
+    dqn_gradient_steps=1,
+    dqn_target_update=200,
+)  # a target update every 25 calls: HALF / 8 = 32 calls is not a multiple
 REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
@@ -59,8 +70,12 @@ def next_draws(model: BaseAlgorithm) -> dict[str, object]:
     """The next numbers each generator draws; the generators are left as they were."""
     generator = model.action_space.np_random.bit_generator
     states = torch.get_rng_state(), np.random.get_state(), random.getstate(), generator.state
-    draws = {"torch": torch.rand(3), "numpy": np.random.rand(3), "python": [random.random() for _ in range(3)],
-             "action_space": [model.action_space.sample() for _ in range(3)]}
+    draws = {
+        "torch": torch.rand(3),
+        "numpy": np.random.rand(3),
+        "python": [random.random() for _ in range(3)],
+        "action_space": [model.action_space.sample() for _ in range(3)],
+    }
     torch.set_rng_state(states[0])
     np.random.set_state(states[1])
     random.setstate(states[2])
@@ -173,8 +188,10 @@ def test_load_restores_every_generator(runs, part: str) -> None:
 def test_resumed_run_equals_the_uninterrupted_run(runs, part: str) -> None:
     a, b = runs["uninterrupted"], runs["resumed"]
     assert a["num_timesteps"] == FULL
-    names = {"rng": ["torch_rng", "numpy_rng", "python_rng", "action_space_rng", "next_draws"],
-             "replay": ["replay", "replay_pos", "replay_full", "n_calls"]}.get(part, [part])
+    names = {
+        "rng": ["torch_rng", "numpy_rng", "python_rng", "action_space_rng", "next_draws"],
+        "replay": ["replay", "replay_pos", "replay_full", "n_calls"],
+    }.get(part, [part])
     if part == "replay" and "replay" not in a:
         pytest.skip("PPO keeps no replay buffer")
     for name in names:

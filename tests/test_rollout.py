@@ -8,8 +8,8 @@ import pytest
 from retentionrl.core.actions import ActionSpace
 from retentionrl.interactions.history import history_feature_names
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
-from retentionrl.simulators.world.logging_policies import UniformPolicy
 from retentionrl.simulators.rollout import evaluate_policy, format_table
+from retentionrl.simulators.world.logging_policies import UniformPolicy
 
 
 class ClockworkShoppers(ShopperSimulator):
@@ -37,8 +37,16 @@ class ClockworkShoppers(ShopperSimulator):
         churned = self._churner & (self._visit == 5)
         gap = np.where(churned, np.inf, 30.0)
         ones = np.ones(n, dtype=bool)
-        out = VisitOutcome(click=ones, purchase=ones, redeemed=ones, spend=np.full(n, 10.0),
-                           coupon_cost=np.ones(n), cogs=np.full(n, 4.0), gap_days=gap, churned=churned)
+        out = VisitOutcome(
+            click=ones,
+            purchase=ones,
+            redeemed=ones,
+            spend=np.full(n, 10.0),
+            coupon_cost=np.ones(n),
+            cogs=np.full(n, 4.0),
+            gap_days=gap,
+            churned=churned,
+        )
         self._days = self._days + np.where(churned, 0.0, gap)
         return np.zeros((n, self.obs_dim), dtype=np.float32), out
 

@@ -14,7 +14,12 @@ def values(visits: float, profit: float) -> dict[str, Interval]:
 
 
 def test_an_agent_is_recommended_only_when_it_beats_every_baseline():
-    sim = {"ppo": values(3.6, 9.0), "dqn": values(3.1, 8.0), "popularity": values(3.5, 10.0), "random": values(2.8, 5.0)}
+    sim = {
+        "ppo": values(3.6, 9.0),
+        "dqn": values(3.1, 8.0),
+        "popularity": values(3.5, 10.0),
+        "random": values(2.8, 5.0),
+    }
     chosen = recommend(sim, ["ppo", "dqn"], RewardConfig("retention"))
     assert (chosen.policy, chosen.is_agent, chosen.best_baseline) == ("ppo", True, ("popularity", 3.5))
     assert chosen.headline().startswith("Recommended: ppo")

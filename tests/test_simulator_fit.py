@@ -17,18 +17,25 @@ from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.io import EventLog, read_events
 from retentionrl.interactions.trajectories import add_trajectories, visits_with_trajectories
 from retentionrl.interactions.visits import build_visits
-from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.simulators.fidelity.holdout_forecast import forecast_visits
 from retentionrl.simulators.learned.checkpoint import CONFIG_FILE, TENSORS_FILE, CheckpointError
 from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
-from retentionrl.simulators.fidelity.holdout_forecast import forecast_visits
-from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.sequence_model import MODEL_VERSION
+from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.visit_data import gross_margins
+from retentionrl.simulators.world.catalog import Catalog
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
 
-TINY = {"epochs": 2, "hidden_size": 16, "head_hidden": 16, "arm_embedding": 4, "batch_size": 64, "device": "cpu",
-        "valid_fraction": 0.2}
+TINY = {
+    "epochs": 2,
+    "hidden_size": 16,
+    "head_hidden": 16,
+    "arm_embedding": 4,
+    "batch_size": 64,
+    "device": "cpu",
+    "valid_fraction": 0.2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +48,23 @@ def world_log(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def checkpoint(world_log, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("model")
-    result = CliRunner().invoke(simulator_app, ["fit", "--logs", str(world_log), "--out", str(out), "--epochs", "1",
-                                                "--device", "cpu", "--seed", "1", "--no-progress"])
+    result = CliRunner().invoke(
+        simulator_app,
+        [
+            "fit",
+            "--logs",
+            str(world_log),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--seed",
+            "1",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -112,8 +134,10 @@ def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         "bad_json": (cases["bad_json"] / CONFIG_FILE, "corrupt JSON"),
         "foreign_shapes": (cases["foreign_shapes"] / TENSORS_FILE, "does not match its config.json"),
         "old_model": (cases["old_model"] / TENSORS_FILE, f"model version 1, this code reads version {MODEL_VERSION}"),
-        "no_margins": (cases["no_margins"] / TENSORS_FILE, f"model version 3, this code reads version {MODEL_VERSION}; "
-                                                           "refit the simulator"),
+        "no_margins": (
+            cases["no_margins"] / TENSORS_FILE,
+            f"model version 3, this code reads version {MODEL_VERSION}; refit the simulator",
+        ),
         "missing": (cases["missing"] / TENSORS_FILE, "cannot read"),
     }
 
@@ -129,7 +153,9 @@ def test_broken_checkpoints_raise_one_error_naming_the_file(checkpoint, tmp_path
 
 def test_purchase_only_logs_fit_and_report_heads_not_learned(world_log, tmp_path):
     events = pd.read_parquet(world_log)
-    retail = events.loc[events["event"] == "purchase", ["user_id", "timestamp", "event", "item_id", "price", "quantity"]]
+    retail = events.loc[
+        events["event"] == "purchase", ["user_id", "timestamp", "event", "item_id", "price", "quantity"]
+    ]
     retail.to_parquet(tmp_path / "retail.parquet", index=False)
     result = fit_simulator(read_events(tmp_path / "retail.parquet"), FitConfig(**TINY))
     card = result.card
@@ -176,10 +202,35 @@ def margin_log(n_users: int = 60) -> pd.DataFrame:
             rows.append((f"u{u}", t, "impression", f"{group}-item", group, np.nan, np.nan, np.nan, 0.0, 1 / 3))
             rows.append((f"u{u}", t + pd.Timedelta("1min"), "click", f"{group}-item", group, *[np.nan] * 4, np.nan))
             if group in MARGINS:
-                rows.append((f"u{u}", t + pd.Timedelta("2min"), "purchase", f"{group}-item", group, 10.0, 2.0,
-                             10.0 * (1.0 - MARGINS[group]), 0.0, np.nan))
-    return pd.DataFrame(rows, columns=["user_id", "timestamp", "event", "item_id", "item_group", "price", "quantity",
-                                       "unit_cost", "coupon", "propensity"])
+                rows.append(
+                    (
+                        f"u{u}",
+                        t + pd.Timedelta("2min"),
+                        "purchase",
+                        f"{group}-item",
+                        group,
+                        10.0,
+                        2.0,
+                        10.0 * (1.0 - MARGINS[group]),
+                        0.0,
+                        np.nan,
+                    )
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "user_id",
+            "timestamp",
+            "event",
+            "item_id",
+            "item_group",
+            "price",
+            "quantity",
+            "unit_cost",
+            "coupon",
+            "propensity",
+        ],
+    )
 
 
 def test_fit_estimates_each_arms_gross_margin_and_charges_it_as_cost_of_goods(tmp_path):
@@ -200,8 +251,14 @@ def test_fit_estimates_each_arms_gross_margin_and_charges_it_as_cost_of_goods(tm
     np.testing.assert_allclose(out.profit, out.spend - out.coupon_cost - out.cogs)
 
 
-@pytest.mark.parametrize(("override", "match"), [({"epochs": 0}, "epochs"), ({"valid_fraction": 1.0}, "valid_fraction"),
-                                                 ({"learning_rate": -1.0}, "learning_rate")])
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"valid_fraction": 1.0}, "valid_fraction"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+    ],
+)
 def test_bad_fit_config(override, match):
     with pytest.raises(ValueError, match=match):
         FitConfig(**override)

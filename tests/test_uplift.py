@@ -13,8 +13,8 @@ import pytest
 
 from retentionrl.agents.baselines import PopularityPolicy
 from retentionrl.agents.uplift import UpliftPolicy
-from retentionrl.interactions.action_map import ActionMap
 from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
 from retentionrl.simulators.world.config import WorldConfig
@@ -63,8 +63,9 @@ def test_coupon_follows_the_rule_and_the_model_ranks_shoppers(world) -> None:
     expected = np.where(net.max(axis=1) > 0, policy.levels[net.argmax(axis=1)], 0)
     assert np.array_equal(coupon, expected)
     value = net + policy.coupon_cost
-    break_even = UpliftPolicy(space, policy.arm, policy.learner, policy.levels, policy.value_per_return,
-                              np.median(value, axis=0))
+    break_even = UpliftPolicy(
+        space, policy.arm, policy.learner, policy.levels, policy.value_per_return, np.median(value, axis=0)
+    )
     _, coupon = space.decode(break_even.action_probs(d.obs).argmax(axis=1))
     assert 0.2 < (coupon > 0).mean() < 0.95, (coupon > 0).mean()
     assert set(np.unique(coupon[coupon > 0])) <= set(policy.levels.tolist())
@@ -77,8 +78,9 @@ def test_fit_is_deterministic_for_a_seed(world) -> None:
     np.testing.assert_array_equal(again.action_probs(d.obs), policy.action_probs(d.obs))
 
 
-def _synthetic(rng: np.random.Generator, n: int, observed_days: float, treated_return: np.ndarray,
-               control_return: np.ndarray) -> dict[str, np.ndarray]:
+def _synthetic(
+    rng: np.random.Generator, n: int, observed_days: float, treated_return: np.ndarray, control_return: np.ndarray
+) -> dict[str, np.ndarray]:
     """``n`` visits of shoppers in segment ``x_0`` (0 or 1, plus two noise features), every
     one logged with a uniform (arm, coupon) draw, a purchase of spend 10 and profit 5; the
     shopper returns after 10 days with probability ``treated_return[segment, level]`` (levels
@@ -89,11 +91,20 @@ def _synthetic(rng: np.random.Generator, n: int, observed_days: float, treated_r
     arm, level = rng.integers(0, space.n_arms, n), rng.integers(0, space.n_coupons, n)
     p_return = np.where(level > 0, treated_return[segment, np.maximum(level - 1, 0)], control_return[segment])
     returns = rng.random(n) < p_return
-    return {"obs": obs, "action": space.encode(arm, level), "logged": np.ones(n, bool),
-            "propensity": np.full(n, 1.0 / space.n_actions), "purchase": np.ones(n, bool),
-            "spend": np.full(n, 10.0), "profit": np.full(n, 5.0), "returned": returns,
-            "next_visit_days": np.where(returns, 10.0, np.nan), "observed_days": np.full(n, observed_days),
-            "trajectory_id": np.arange(n), "visit_index": np.zeros(n, np.int64)}
+    return {
+        "obs": obs,
+        "action": space.encode(arm, level),
+        "logged": np.ones(n, bool),
+        "propensity": np.full(n, 1.0 / space.n_actions),
+        "purchase": np.ones(n, bool),
+        "spend": np.full(n, 10.0),
+        "profit": np.full(n, 5.0),
+        "returned": returns,
+        "next_visit_days": np.where(returns, 10.0, np.nan),
+        "observed_days": np.full(n, observed_days),
+        "trajectory_id": np.arange(n),
+        "visit_index": np.zeros(n, np.int64),
+    }
 
 
 def synthetic_decisions(seed: int = 0) -> LoggedDecisions:
@@ -108,8 +119,11 @@ def synthetic_decisions(seed: int = 0) -> LoggedDecisions:
     cut = _synthetic(rng, 6_000, 10.0, np.array([[1.0, 1.0, 1.0], [0.5, 0.8, 0.9]]), np.array([0.0, 0.3]))
     values = {k: np.concatenate([known[k], cut[k]]) for k in known}
     n = len(values["action"])
-    unread = {f.name: np.zeros(n, bool) for f in dataclasses.fields(LoggedDecisions)
-              if f.name not in values and f.name != "action_map"}  # fields the uplift fit does not read
+    unread = {
+        f.name: np.zeros(n, bool)
+        for f in dataclasses.fields(LoggedDecisions)
+        if f.name not in values and f.name != "action_map"
+    }  # fields the uplift fit does not read
     amap = ActionMap(arm_column="rec_group", arms=("a", "b"), space=ActionSpace(2))
     return LoggedDecisions(action_map=amap, **values, **unread)
 

@@ -78,12 +78,28 @@ def _mutations() -> list[tuple[str, object, str]]:
     return [
         ("missing user_id", drop_user, r"missing required column\(s\) \['user_id'\]"),
         ("null item", null_item, r"column 'item_id': null in a required column \(1 row; first: row 3"),
-        ("unknown event", setter("event", 4, "wishlist"), r"column 'event': unknown event type\(s\) \['wishlist'\].*row 5"),
-        ("text timestamp", setter("timestamp", 3, "yesterday"), r"column 'timestamp': cannot parse.*row 4 \('yesterday'\)"),
+        (
+            "unknown event",
+            setter("event", 4, "wishlist"),
+            r"column 'event': unknown event type\(s\) \['wishlist'\].*row 5",
+        ),
+        (
+            "text timestamp",
+            setter("timestamp", 3, "yesterday"),
+            r"column 'timestamp': cannot parse.*row 4 \('yesterday'\)",
+        ),
         ("negative price", setter("price", 2, -1.0), r"column 'price': negative price.*row 3 \(-1.0\)"),
-        ("propensity 0", setter("propensity", 0, 0.0), r"column 'propensity': propensity outside \(0, 1\].*row 1 \(0.0\)"),
+        (
+            "propensity 0",
+            setter("propensity", 0, 0.0),
+            r"column 'propensity': propensity outside \(0, 1\].*row 1 \(0.0\)",
+        ),
         ("propensity 1.5", setter("propensity", 3, 1.5), r"column 'propensity': propensity outside.*row 4 \(1.5\)"),
-        ("nan propensity", setter("propensity", 5, np.nan), r"column 'propensity': missing on an impression row.*row 6"),
+        (
+            "nan propensity",
+            setter("propensity", 5, np.nan),
+            r"column 'propensity': missing on an impression row.*row 6",
+        ),
         ("inf price", setter("price", 6, np.inf), r"column 'price': infinite value.*row 7"),
         ("coupon 1", setter("coupon", 2, 1.0), r"column 'coupon': coupon must be a discount fraction.*row 3"),
         ("quantity 0", setter("quantity", 6, 0.0), r"column 'quantity': quantity must be > 0.*row 7"),

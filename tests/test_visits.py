@@ -127,9 +127,9 @@ def test_retention_curve_from_logs_matches_the_worlds_truth(tmp_path: Path) -> N
     """Censoring open lifetimes H days before the log's end removes the upward bias."""
     from retentionrl.interactions.retention import first_lifetimes, lifetime_durations
     from retentionrl.simulators.policy_registry import make_policy
-    from retentionrl.simulators.world.simulator import GroundTruthWorld
     from retentionrl.simulators.world.config import WorldConfig
     from retentionrl.simulators.world.logs import write_world_logs
+    from retentionrl.simulators.world.simulator import GroundTruthWorld
 
     write_world_logs(WorldConfig(), 3_000, 240, 5, tmp_path / "w.parquet")
     log = read_events(tmp_path / "w.parquet", "events")

@@ -11,12 +11,20 @@ from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import load_policy, train
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.rollout import evaluate_policy
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 TEACHER = make_policy("never-coupon", WorldConfig())
-SMALL = dict(simulator="world", num_envs=32, device="cpu", ppo_n_steps=32, ppo_batch_size=256, ppo_epochs=2,
-             warm_start="never-coupon", warm_start_visits=20_000)
+SMALL = dict(
+    simulator="world",
+    num_envs=32,
+    device="cpu",
+    ppo_n_steps=32,
+    ppo_batch_size=256,
+    ppo_epochs=2,
+    warm_start="never-coupon",
+    warm_start_visits=20_000,
+)
 
 
 def test_the_clone_acts_as_its_teacher_before_any_training(tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from retentionrl.simulators.policy_registry import make_policy
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig, WorldVersionError
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 CONFIG = WorldConfig()
 

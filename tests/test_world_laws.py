@@ -13,10 +13,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from experiments.world_laws import (coupon_elasticity, coupon_ladder_asymmetry, load_config, main, reference_response,
-                                    units_per_purchase)
-from retentionrl.simulators.world.simulator import GroundTruthWorld
+from experiments.world_laws import (
+    coupon_elasticity,
+    coupon_ladder_asymmetry,
+    load_config,
+    main,
+    reference_response,
+    units_per_purchase,
+)
 from retentionrl.simulators.world.config import WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 CONFIG = WorldConfig()
 DEAL = CONFIG.coupon_levels.index(0.20)
@@ -197,8 +203,9 @@ def test_the_next_gap_scale_grows_with_units_bought():
     arms = _both_arms(30_000, config=config)
     (w0, o0), (w1, o1) = arms[0], arms[DEAL]
     u0, u1 = w0.last_units, w1.last_units
-    np.testing.assert_array_equal(w0.state.satisfaction[o0.purchase & o1.purchase],
-                                  w1.state.satisfaction[o0.purchase & o1.purchase])
+    np.testing.assert_array_equal(
+        w0.state.satisfaction[o0.purchase & o1.purchase], w1.state.satisfaction[o0.purchase & o1.purchase]
+    )
     more = o0.purchase & o1.purchase & (u1 > u0) & np.isfinite(o0.gap_days) & np.isfinite(o1.gap_days)
     assert more.sum() > 100
     r = ((1 + config.gap_per_unit * (u1 - 1)) / (1 + config.gap_per_unit * (u0 - 1)))[more]

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from retentionrl.interactions.history import HistoryFeatures
 from retentionrl.interactions.schema import EVENT_TYPES
-from retentionrl.simulators.world.logging_policies import SoftmaxPolicy
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
+from retentionrl.simulators.world.logging_policies import SoftmaxPolicy
 from retentionrl.simulators.world.logs import write_world_logs
 
 CONFIG = WorldConfig()
@@ -48,7 +48,10 @@ def test_log_follows_the_interactions_schema(log):
     assert set(df["event"]) <= set(EVENT_TYPES)
     assert summary.n_events == len(df) and summary.n_visits == (df["event"] == "impression").sum()
     imp, buy = df[df["event"] == "impression"], df[df["event"] == "purchase"]
-    assert imp["propensity"].between(0, 1, inclusive="right").all() and df.loc[df.event != "impression", "propensity"].isna().all()
+    assert (
+        imp["propensity"].between(0, 1, inclusive="right").all()
+        and df.loc[df.event != "impression", "propensity"].isna().all()
+    )
     assert set(imp["coupon"]) <= set(SPACE.coupon_levels)
     assert (buy["price"] > 0).all() and set(buy["quantity"]) <= {1.0 + k for k in range(CONFIG.max_extra_units + 1)}
     margin = 1.0 - buy["unit_cost"] / buy["price"]  # the group's gross margin, from the log alone
@@ -68,9 +71,14 @@ def replay(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     key = ["user_id", "session_id"]
     imp = df[df["event"] == "impression"][[*key, "timestamp", "item_group", "coupon", "propensity"]]
     clicked = df[df["event"] == "click"][key].assign(click=True)
-    buy = df[df["event"] == "purchase"].assign(spend=lambda d: d["price"] * d["quantity"], redeemed=lambda d: d["coupon"] > 0)
-    v = (imp.merge(clicked, on=key, how="left").merge(buy[[*key, "spend", "redeemed"]], on=key, how="left")
-         .fillna({"click": False, "spend": 0.0, "redeemed": False}))
+    buy = df[df["event"] == "purchase"].assign(
+        spend=lambda d: d["price"] * d["quantity"], redeemed=lambda d: d["coupon"] > 0
+    )
+    v = (
+        imp.merge(clicked, on=key, how="left")
+        .merge(buy[[*key, "spend", "redeemed"]], on=key, how="left")
+        .fillna({"click": False, "spend": 0.0, "redeemed": False})
+    )
     v["purchase"] = v["spend"] > 0
     v["n"] = v.groupby("user_id")["session_id"].transform("size")
     v = v.sort_values(["n", "user_id", "session_id"], ascending=[False, True, True], ignore_index=True)
@@ -84,8 +92,12 @@ def replay(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         history.keep_rows(np.arange(history.n) < rows.size)
         obs[rows] = history.features()
         s = v.iloc[rows]
-        out = SimpleNamespace(click=s["click"].to_numpy(bool), purchase=s["purchase"].to_numpy(bool),
-                              redeemed=s["redeemed"].to_numpy(bool), spend=s["spend"].to_numpy(float))
+        out = SimpleNamespace(
+            click=s["click"].to_numpy(bool),
+            purchase=s["purchase"].to_numpy(bool),
+            redeemed=s["redeemed"].to_numpy(bool),
+            spend=s["spend"].to_numpy(float),
+        )
         history.update(s["item_group"].to_numpy(), SPACE.coupon_index(s["coupon"].to_numpy()), out, s["gap"].to_numpy())
     action = SPACE.encode(v["item_group"].to_numpy(), SPACE.coupon_index(v["coupon"].to_numpy()))
     return obs, action, v["propensity"].to_numpy()
@@ -115,13 +127,21 @@ def test_other_logging_policies_log_exact_propensities(name, tmp_path):
     np.testing.assert_allclose(make_policy(name, CONFIG).action_probs(obs)[np.arange(len(action)), action], logged)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"n_users": 0}, "n_users"), ({"days": 0}, "days"),
-                                               ({"logging_policy": "nope"}, "unknown policy 'nope'")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"n_users": 0}, "n_users"), ({"days": 0}, "days"), ({"logging_policy": "nope"}, "unknown policy 'nope'")],
+)
 def test_invalid_arguments(kwargs, match, tmp_path):
     args = {"n_users": 10, "days": 10, **kwargs}
     with pytest.raises(ValueError, match=match):
-        write_world_logs(CONFIG, args["n_users"], args["days"], 0, tmp_path / "x.parquet",
-                         logging_policy=args.get("logging_policy", "softmax"))
+        write_world_logs(
+            CONFIG,
+            args["n_users"],
+            args["days"],
+            0,
+            tmp_path / "x.parquet",
+            logging_policy=args.get("logging_policy", "softmax"),
+        )
     assert not (tmp_path / "x.parquet").exists()
 
 
@@ -139,8 +159,23 @@ def test_cli_logs_and_evaluate(tmp_path):
     app, prefix = cli_app()
     runner = CliRunner()
     out = tmp_path / "cli.parquet"
-    result = runner.invoke(app, [*prefix, "logs", "--users", "200", "--days", "30", "--seed", "4", "--out", str(out),
-                                 "--logging-policy", "epsilon-greedy"])
+    result = runner.invoke(
+        app,
+        [
+            *prefix,
+            "logs",
+            "--users",
+            "200",
+            "--days",
+            "30",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--logging-policy",
+            "epsilon-greedy",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert out.exists() and "events" in result.output
     result = runner.invoke(app, [*prefix, "evaluate", "--policy", "never-coupon", "--users", "300", "--seed", "1"])
@@ -166,6 +201,8 @@ def test_logs_of_world_v1_are_refused_by_name(log, tmp_path):
     assert read_events(old).report.world_version == "1"
     with pytest.raises(WorldVersionError, match="made by world v1; this code is world v2"):
         fit_simulator(read_events(old), FitConfig(epochs=1, device="cpu"))
-    result = CliRunner().invoke(simulator_app, ["fit", "--logs", str(old), "--out", str(tmp_path / "m"), "--epochs", "1"])
+    result = CliRunner().invoke(
+        simulator_app, ["fit", "--logs", str(old), "--out", str(tmp_path / "m"), "--epochs", "1"]
+    )
     assert result.exit_code != 0 and "world v1" in str(result.exception or result.output)
     assert old.read_bytes() == before  # the input is left as it was

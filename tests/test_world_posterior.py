@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from retentionrl.interactions.io import read_events
-from retentionrl.interactions.visits import build_visits
-from retentionrl.simulators.world.catalog import Catalog
-from retentionrl.simulators.learned.fit import _auc
-from retentionrl.simulators.world.simulator import GroundTruthWorld
-from retentionrl.simulators.world.config import WorldConfig
 from experiments.world_posterior import (
     LoggedTrajectories,
     posterior_predictive,
     return_log_likelihood,
 )
+from retentionrl.interactions.io import read_events
+from retentionrl.interactions.visits import build_visits
+from retentionrl.simulators.learned.fit import _auc
+from retentionrl.simulators.world.catalog import Catalog
+from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.probabilities import write_world_logs_with_truth
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 CONFIG = WorldConfig()
 CATALOG = Catalog.draw(CONFIG)
@@ -52,10 +52,17 @@ def one_visit_each(arm: list[int], coupon: list[float], item: list[int] | None =
     n = len(arm)
     item = CATALOG.offsets[np.clip(arm, 0, CONFIG.n_groups - 1)] if item is None else np.array(item)
     return LoggedTrajectories(
-        arm=np.array(arm)[:, None], item=np.asarray(item)[:, None], coupon=np.array(coupon)[:, None],
-        click=np.zeros((n, 1), bool), purchase=np.zeros((n, 1), bool), redeemed=np.zeros((n, 1), bool),
-        units=np.zeros((n, 1)), gap=np.full((n, 1), np.nan), n_visits=np.ones(n, np.int64),
-        remaining=np.full(n, 50.0))
+        arm=np.array(arm)[:, None],
+        item=np.asarray(item)[:, None],
+        coupon=np.array(coupon)[:, None],
+        click=np.zeros((n, 1), bool),
+        purchase=np.zeros((n, 1), bool),
+        redeemed=np.zeros((n, 1), bool),
+        units=np.zeros((n, 1)),
+        gap=np.full((n, 1), np.nan),
+        n_visits=np.ones(n, np.int64),
+        remaining=np.full(n, 50.0),
+    )
 
 
 def test_first_visit_predictive_is_the_prior_mean_for_the_item_shown(world):
@@ -95,10 +102,17 @@ def test_clicks_raise_the_predicted_click_on_that_group(world):
     k, arm = 6, 9
     clicker, never = np.ones(k, bool), np.zeros(k, bool)
     traj = LoggedTrajectories(
-        arm=np.full((2, k), arm), item=np.full((2, k), CATALOG.offsets[arm]), coupon=np.zeros((2, k)),
-        click=np.stack([clicker, never]), purchase=np.zeros((2, k), bool), redeemed=np.zeros((2, k), bool),
-        units=np.zeros((2, k)), gap=np.r_[np.full(k - 1, 7.0), np.nan][None].repeat(2, 0),
-        n_visits=np.array([k, k]), remaining=np.array([30.0, 30.0]))
+        arm=np.full((2, k), arm),
+        item=np.full((2, k), CATALOG.offsets[arm]),
+        coupon=np.zeros((2, k)),
+        click=np.stack([clicker, never]),
+        purchase=np.zeros((2, k), bool),
+        redeemed=np.zeros((2, k), bool),
+        units=np.zeros((2, k)),
+        gap=np.r_[np.full(k - 1, 7.0), np.nan][None].repeat(2, 0),
+        n_visits=np.array([k, k]),
+        remaining=np.array([30.0, 30.0]),
+    )
     pred = posterior_predictive(world, traj, 4000, seed=2)
     assert pred.p_click[0, 0] == pytest.approx(pred.p_click[1, 0], abs=0.02)  # no history yet: the prior
     prior = pred.p_click[0, 0]
@@ -115,14 +129,26 @@ def test_units_bought_satiate_that_group_for_a_while(world):
     n = len(rows)
     units, gap, shown = (np.array(v) for v in zip(*rows))
     traj = LoggedTrajectories(
-        arm=np.c_[np.full(n, 9), shown], item=np.c_[np.full(n, CATALOG.offsets[9]), CATALOG.offsets[shown]],
-        coupon=np.zeros((n, 2)), click=np.c_[np.ones(n, bool), np.zeros(n, bool)],
-        purchase=np.c_[np.ones(n, bool), np.zeros(n, bool)], redeemed=np.zeros((n, 2), bool),
-        units=np.c_[units, np.zeros(n)], gap=np.c_[gap, np.full(n, np.nan)], n_visits=np.full(n, 2),
-        remaining=np.full(n, 30.0))
+        arm=np.c_[np.full(n, 9), shown],
+        item=np.c_[np.full(n, CATALOG.offsets[9]), CATALOG.offsets[shown]],
+        coupon=np.zeros((n, 2)),
+        click=np.c_[np.ones(n, bool), np.zeros(n, bool)],
+        purchase=np.c_[np.ones(n, bool), np.zeros(n, bool)],
+        redeemed=np.zeros((n, 2), bool),
+        units=np.c_[units, np.zeros(n)],
+        gap=np.c_[gap, np.full(n, np.nan)],
+        n_visits=np.full(n, 2),
+        remaining=np.full(n, 30.0),
+    )
     # the same particles for every shopper (the row's seed), so differences are the evidence's
-    p = np.array([posterior_predictive(world, LoggedTrajectories(**{k: v[[i]] for k, v in vars(traj).items()}),
-                                       20_000, seed=5).p_buy_click[0, 1] for i in range(n)])
+    p = np.array(
+        [
+            posterior_predictive(
+                world, LoggedTrajectories(**{k: v[[i]] for k, v in vars(traj).items()}), 20_000, seed=5
+            ).p_buy_click[0, 1]
+            for i in range(n)
+        ]
+    )
     one, four = (dict(zip(zip(gap[i::2], shown[i::2]), p[i::2])) for i in (0, 1))
     assert four[1.0, 9] < one[1.0, 9] / 2  # satiated: 3 more units of 9 lower its purchase the next day
     assert four[1.0, 13] == pytest.approx(one[1.0, 13], abs=0.02)  # not another group's
@@ -154,8 +180,9 @@ def test_return_likelihood_matches_the_worlds_own_draws():
     for g in (1, 2, 3, 5, 8, 13, 30):
         for stocked in (False, True):
             at = (world.last_units > 1) == stocked
-            expected = np.exp(return_log_likelihood(gap_scale[at], p_churn[at], np.full(at.sum(), float(g)), 0.0,
-                                                    horizon)).mean()
+            expected = np.exp(
+                return_log_likelihood(gap_scale[at], p_churn[at], np.full(at.sum(), float(g)), 0.0, horizon)
+            ).mean()
             observed = (out.gap_days[at] == g).mean()
             assert observed == pytest.approx(expected, abs=4 * np.sqrt(expected / at.sum()) + 1e-4)
     expected = np.exp(return_log_likelihood(gap_scale, p_churn, np.full(n, np.nan), float(horizon), horizon)).mean()
@@ -175,31 +202,47 @@ def test_one_visit_evidence_matches_fresh_shoppers_of_the_world(world):
     item = np.bincount(fresh.last_item).argmax()  # the group's most popular item
     shown = fresh.last_item == item
     p_extra = min(1.0, CONFIG.extra_unit_base + CONFIG.extra_unit_discount * c)
-    cases = [(click, purchase, units, remaining) for click, purchase, units in
-             [(False, False, 0), (True, False, 0), (True, True, 1), (True, True, 2)] for remaining in (3, 400)]
+    cases = [
+        (click, purchase, units, remaining)
+        for click, purchase, units in [(False, False, 0), (True, False, 0), (True, True, 1), (True, True, 2)]
+        for remaining in (3, 400)
+    ]
     click, purchase, units, remaining = (np.array(v) for v in zip(*cases))
-    traj = LoggedTrajectories(**vars(one_visit_each([int(arm[0])] * len(cases), [c] * len(cases), [item] * len(cases)))
-                              | {"click": click[:, None], "purchase": purchase[:, None],
-                                 "redeemed": purchase[:, None] & (c > 0), "units": units[:, None].astype(float),
-                                 "remaining": remaining.astype(float)})
+    traj = LoggedTrajectories(
+        **vars(one_visit_each([int(arm[0])] * len(cases), [c] * len(cases), [item] * len(cases)))
+        | {
+            "click": click[:, None],
+            "purchase": purchase[:, None],
+            "redeemed": purchase[:, None] & (c > 0),
+            "units": units[:, None].astype(float),
+            "remaining": remaining.astype(float),
+        }
+    )
     evidence = np.exp(posterior_predictive(world, traj, 50_000, seed=4).log_evidence)
     units_chance = np.where(purchase, binom.pmf(units - 1, CONFIG.max_extra_units, p_extra), 1.0)
     for i in range(len(cases)):
         gone = out.churned | (out.gap_days > remaining[i])
-        observed = (shown & (out.click == click[i]) & (out.purchase == purchase[i]) & (fresh.last_units == units[i])
-                    & gone).sum() / shown.sum()
+        observed = (
+            shown & (out.click == click[i]) & (out.purchase == purchase[i]) & (fresh.last_units == units[i]) & gone
+        ).sum() / shown.sum()
         assert evidence[i] * units_chance[i] == pytest.approx(observed, abs=4 * np.sqrt(observed / shown.sum()) + 2e-3)
 
 
 def test_from_visits_by_hand():
     item_price = np.array([10.0, 12.5, 3.0, 7.25, 20.0, 1.0])
-    visits = pd.DataFrame({
-        "user_id": ["a", "a", "a", "b"],
-        "start": pd.to_datetime(["2024-01-01 09:00", "2024-01-04 09:00", "2024-01-11 09:00", "2024-01-02 21:00"]),
-        "rec_group": [1, 2, 1, 4], "rec_item": [1, 3, 2, 4], "rec_coupon": [0.0, 0.1, 0.05, 0.2],
-        "clicked": [True, True, True, True], "purchased": [True, True, False, False],
-        "redeemed": [False, True, False, False], "spend": [12.5, 3 * 7.25, 0.0, 0.0],
-    })
+    visits = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b"],
+            "start": pd.to_datetime(["2024-01-01 09:00", "2024-01-04 09:00", "2024-01-11 09:00", "2024-01-02 21:00"]),
+            "rec_group": [1, 2, 1, 4],
+            "rec_item": [1, 3, 2, 4],
+            "rec_coupon": [0.0, 0.1, 0.05, 0.2],
+            "clicked": [True, True, True, True],
+            "purchased": [True, True, False, False],
+            "redeemed": [False, True, False, False],
+            "spend": [12.5, 3 * 7.25, 0.0, 0.0],
+        }
+    )
     traj = LoggedTrajectories.from_visits(visits, DAY0, 12, item_price)
     np.testing.assert_array_equal(traj.n_visits, [3, 1])
     np.testing.assert_array_equal(traj.gap[0], [3.0, 7.0, np.nan])
@@ -228,8 +271,11 @@ def test_world_log_trajectories_hold_what_the_world_logged(logged):
 def test_posterior_is_calibrated_on_a_world_log(logged):
     visits, traj, pred = logged
     clicked, bought = visits["clicked"].to_numpy(), visits["purchased"].to_numpy()
-    for p, label in [(traj.per_visit(pred.p_click), clicked), (traj.per_visit(pred.p_purchase), bought),
-                     (traj.per_visit(pred.p_buy_click)[clicked], bought[clicked])]:
+    for p, label in [
+        (traj.per_visit(pred.p_click), clicked),
+        (traj.per_visit(pred.p_purchase), bought),
+        (traj.per_visit(pred.p_buy_click)[clicked], bought[clicked]),
+    ]:
         se = np.sqrt((p * (1 - p)).sum()) / p.size
         assert abs(p.mean() - label.mean()) < 3.5 * se
     # finer: by tenth of predicted click and purchase probability
@@ -255,11 +301,14 @@ def test_posterior_is_the_truths_mean_given_the_history(logged):
             assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(at.sum()) + 0.005, (name, b)
 
 
-@pytest.mark.parametrize(("name", "label", "only_clicked", "gain"), [
-    ("p_click", "clicked", False, 0.01),  # the click law leans on the shown group: history adds little
-    ("p_purchase", "purchased", False, 0.05),  # the item's price and the history add much
-    ("p_buy_click", "purchased", True, 0.05),
-])
+@pytest.mark.parametrize(
+    ("name", "label", "only_clicked", "gain"),
+    [
+        ("p_click", "clicked", False, 0.01),  # the click law leans on the shown group: history adds little
+        ("p_purchase", "purchased", False, 0.05),  # the item's price and the history add much
+        ("p_buy_click", "purchased", True, 0.05),
+    ],
+)
 def test_history_bayes_auc_lies_between_history_blind_and_oracle(logged, name, label, only_clicked, gain):
     """Above the action's rate (cross-fitted over two halves of the shoppers, as a model of
     the log would estimate it), below the truth's."""
@@ -307,16 +356,22 @@ def bought(**change) -> dict:
     return fields | {"units": np.ones((1, 1))} | {k: np.array([[v]]) for k, v in change.items()}
 
 
-@pytest.mark.parametrize(("change", "match"), [
-    ({"n_particles": 0}, "n_particles"), ({"n_particles": 2.5}, "n_particles"), ({"n_particles": True}, "n_particles"),
-    ({"arm": 20}, r"arm must lie in \[0, 20\)"), ({"arm": -1}, "arm must lie"),
-    ({"item": int(CATALOG.offsets[3])}, "item must be an item of the shown group"),
-    ({"item": -1}, "item must be an item of the shown group"),
-    ({"coupon": 0.15}, "not on the coupon ladder"),
-    ({"redeemed": False}, "redeemed must be true exactly at purchases with a coupon"),
-    ({"coupon": 0.0}, "redeemed must be true exactly"),
-    ({"units": 1.0 + CONFIG.max_extra_units + 1}, f"units must be at most {1 + CONFIG.max_extra_units}"),
-])
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"n_particles": 0}, "n_particles"),
+        ({"n_particles": 2.5}, "n_particles"),
+        ({"n_particles": True}, "n_particles"),
+        ({"arm": 20}, r"arm must lie in \[0, 20\)"),
+        ({"arm": -1}, "arm must lie"),
+        ({"item": int(CATALOG.offsets[3])}, "item must be an item of the shown group"),
+        ({"item": -1}, "item must be an item of the shown group"),
+        ({"coupon": 0.15}, "not on the coupon ladder"),
+        ({"redeemed": False}, "redeemed must be true exactly at purchases with a coupon"),
+        ({"coupon": 0.0}, "redeemed must be true exactly"),
+        ({"units": 1.0 + CONFIG.max_extra_units + 1}, f"units must be at most {1 + CONFIG.max_extra_units}"),
+    ],
+)
 def test_invalid_posterior_input_raises(world, change, match):
     n_particles = change.pop("n_particles", 10)
     traj = LoggedTrajectories(**bought(**change))
@@ -329,16 +384,19 @@ def test_a_valid_purchase_passes(world):
     assert np.isfinite(pred.log_evidence).all()
 
 
-@pytest.mark.parametrize(("field", "value", "match"), [
-    ("purchase", np.array([[True]]), "purchase needs a click: shopper 0, visit 0"),
-    ("redeemed", np.array([[True]]), "redeemed needs a purchase"),
-    ("units", np.array([[1.0]]), "units must be whole >= 1 after a purchase and 0 without"),
-    ("gap", np.array([[3.0]]), "gap must be whole days"),
-    ("remaining", np.array([-1.0]), "remaining must be >= 0"),
-    ("n_visits", np.array([2]), "n_visits"),
-    ("coupon", np.zeros((1, 2)), "coupon must have shape"),
-    ("item", np.zeros(1, np.int64), "item must have shape"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("purchase", np.array([[True]]), "purchase needs a click: shopper 0, visit 0"),
+        ("redeemed", np.array([[True]]), "redeemed needs a purchase"),
+        ("units", np.array([[1.0]]), "units must be whole >= 1 after a purchase and 0 without"),
+        ("gap", np.array([[3.0]]), "gap must be whole days"),
+        ("remaining", np.array([-1.0]), "remaining must be >= 0"),
+        ("n_visits", np.array([2]), "n_visits"),
+        ("coupon", np.zeros((1, 2)), "coupon must have shape"),
+        ("item", np.zeros(1, np.int64), "item must have shape"),
+    ],
+)
 def test_invalid_trajectories_raise(field, value, match):
     fields = vars(one_visit_each([0], [0.0])) | {field: value}
     with pytest.raises(ValueError, match=match):

@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 import torch
+from bench_simulator import steps_per_second
 
 from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import build_model, make_training_env
-from bench_simulator import steps_per_second
 from retentionrl.interactions.io import read_events
 from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.world.config import WorldConfig
@@ -66,8 +66,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log_path = Path(tmp) / "world.parquet"
         summary = write_world_logs(WorldConfig(), args.users, args.days, 0, log_path)
-        print(f"world log: {summary.n_events:,} events, {summary.n_users:,} shoppers; "
-              f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+        print(
+            f"world log: {summary.n_events:,} events, {summary.n_users:,} shoppers; "
+            f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+        )
         rows = {device: measure(device, log_path, args) for device in devices}
     if "cuda" not in rows:
         print("no CUDA GPU here: the GPU path was not run")

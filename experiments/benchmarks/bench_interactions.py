@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ONLINE_RETAIL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "online_retail" / "online_retail.parquet"
+ONLINE_RETAIL = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "online_retail" / "online_retail.parquet"
+)
 
 
 def generate(path: Path, n_events: int, seed: int = 0) -> None:
@@ -93,7 +95,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         generated = Path(tmp) / "events.parquet"
         # In a child too: Linux carries a parent's peak RSS into the children it forks.
-        subprocess.run([sys.executable, __file__, "--generate", str(generated), "--events", str(args.events)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--generate", str(generated), "--events", str(args.events)], check=True
+        )
         cases.append((f"generated ({args.events:,} events)", str(generated), "events"))
         if ONLINE_RETAIL.exists():
             cases.append(("UCI Online Retail", str(ONLINE_RETAIL.resolve()), "online-retail"))
@@ -105,7 +109,9 @@ def main() -> None:
                 [sys.executable, __file__, "--case", path, fmt], check=True, capture_output=True, text=True
             )
             rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
-    print(f"{'case':<32} {'events':>11} {'visits':>10} {'load+valid s':>12} {'visits s':>9} {'traj s':>7} {'total s':>8} {'peak MiB':>9}")
+    print(
+        f"{'case':<32} {'events':>11} {'visits':>10} {'load+valid s':>12} {'visits s':>9} {'traj s':>7} {'total s':>8} {'peak MiB':>9}"
+    )
     for label, r in rows:
         print(
             f"{label:<32} {r['events']:>11,} {r['visits']:>10,} {r['load_validate_s']:>12.2f} {r['visits_s']:>9.2f} "

@@ -34,15 +34,20 @@ def synthetic(n: int, n_actions: int, len_list: int, seed: int = 0) -> dict[str,
     behavior /= behavior.sum(axis=1, keepdims=True)
     action = (rng.random((n, 1)) > behavior.cumsum(axis=1)).sum(axis=1).clip(0, n_actions - 1)
     position = rng.integers(0, len_list, n)
-    mean = 1.0 / (1.0 + np.exp(-(x * arm[None, :] - 2.0)))                       # (n, A)
+    mean = 1.0 / (1.0 + np.exp(-(x * arm[None, :] - 2.0)))  # (n, A)
     slot = np.array([1.0, 0.7, 0.5])[:len_list] if len_list <= 3 else np.ones(len_list)
     reward = (rng.random(n) < mean[np.arange(n), action] * slot[position]).astype(np.float64)
     target = np.exp(-2.0 * logits)
     target /= target.sum(axis=1, keepdims=True)
     q = (mean + rng.normal(0.0, 0.02, mean.shape)).clip(0, 1)
-    return {"reward": reward, "action": action, "propensity": behavior[np.arange(n), action],
-            "action_dist": np.repeat(target[:, :, None], len_list, axis=2),
-            "position": position, "estimated_rewards": q[:, :, None] * slot[None, None, :]}
+    return {
+        "reward": reward,
+        "action": action,
+        "propensity": behavior[np.arange(n), action],
+        "action_dist": np.repeat(target[:, :, None], len_list, axis=2),
+        "position": position,
+        "estimated_rewards": q[:, :, None] * slot[None, None, :],
+    }
 
 
 def main() -> None:
@@ -66,8 +71,10 @@ def main() -> None:
     out = evaluate_bandit(estimators, inputs, n_bootstrap=args.bootstrap, seed=0)
     t_all = time.perf_counter() - t
     total = time.perf_counter() - t0
-    print(f"{args.n:,} decisions, {args.actions} actions, {args.positions} positions, "
-          f"{args.bootstrap} bootstrap resamples")
+    print(
+        f"{args.n:,} decisions, {args.actions} actions, {args.positions} positions, "
+        f"{args.bootstrap} bootstrap resamples"
+    )
     print(f"{'estimator':<10} {'estimate':>9} {'95% interval':>21} {'seconds':>8}")
     for est in estimators:
         iv = out[est.name]

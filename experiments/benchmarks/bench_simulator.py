@@ -60,15 +60,19 @@ def fit_and_time(args: argparse.Namespace) -> LearnedSimulator:
         path = Path(tmp) / "world.parquet"
         t0 = time.perf_counter()
         summary = write_world_logs(WorldConfig(), max(2, int(args.events / EVENTS_PER_SHOPPER)), args.days, 0, path)
-        print(f"logs: {summary.n_events:,} events, {summary.n_visits:,} visits, {summary.n_users:,} shoppers "
-              f"({time.perf_counter() - t0:.1f} s to write)")
+        print(
+            f"logs: {summary.n_events:,} events, {summary.n_visits:,} visits, {summary.n_users:,} shoppers "
+            f"({time.perf_counter() - t0:.1f} s to write)"
+        )
         config = FitConfig(epochs=args.epochs, device="cpu", num_threads=args.threads)
         t0 = time.perf_counter()
         result = fit_simulator(read_events(path), config, Path(tmp) / "model")
         fit_s = time.perf_counter() - t0
     epochs = len(result.history)
-    print(f"fit on CPU ({args.threads} thread(s)): {fit_s:.1f} s for {epochs} epochs ({fit_s / epochs:.1f} s/epoch, "
-          f"early stopping at epoch {epochs}; target <= 600 s)")
+    print(
+        f"fit on CPU ({args.threads} thread(s)): {fit_s:.1f} s for {epochs} epochs ({fit_s / epochs:.1f} s/epoch, "
+        f"early stopping at epoch {epochs}; target <= 600 s)"
+    )
     return result.simulator
 
 

@@ -46,29 +46,37 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--simulators", default="world",
-                        help="comma-separated: 'world' and/or folders of learned simulators (or ensembles)")
+    parser.add_argument(
+        "--simulators",
+        default="world",
+        help="comma-separated: 'world' and/or folders of learned simulators (or ensembles)",
+    )
     args = parser.parse_args()
     rows = []
     for simulator in args.simulators.split(","):
         if simulator != "world" and not Path(simulator).is_dir():
             parser.error(f"--simulators: {simulator} is neither 'world' nor a folder")
         for algo in ("ppo", "dqn"):
-            config = TrainConfig(algo=algo, simulator=simulator, total_steps=args.steps, num_envs=args.num_envs,
-                                 device=args.device)
+            config = TrainConfig(
+                algo=algo, simulator=simulator, total_steps=args.steps, num_envs=args.num_envs, device=args.device
+            )
             env = TimedEnv(VecMonitor(make_training_env(config, seed=0)))
             model = build_model(config, env, tensorboard_log=None)
             t0 = time.perf_counter()
             model.learn(args.steps)
             wall = time.perf_counter() - t0
-            rows.append((Path(simulator).name, algo, str(model.device), model.num_timesteps / wall, wall,
-                         env.seconds / wall))
+            rows.append(
+                (Path(simulator).name, algo, str(model.device), model.num_timesteps / wall, wall, env.seconds / wall)
+            )
     width = max(9, *(len(r[0]) for r in rows))
-    print(f"{'simulator':<{width}} {'algo':<5} {'device':<7} {'env steps/s':>12} {'wall s':>8} {'env share':>10} "
-          f"{'learning share':>15}")
+    print(
+        f"{'simulator':<{width}} {'algo':<5} {'device':<7} {'env steps/s':>12} {'wall s':>8} {'env share':>10} "
+        f"{'learning share':>15}"
+    )
     for simulator, algo, device, rate, wall, share in rows:
-        print(f"{simulator:<{width}} {algo:<5} {device:<7} {rate:>12,.0f} {wall:>8.1f} {share:>10.0%} "
-              f"{1 - share:>15.0%}")
+        print(
+            f"{simulator:<{width}} {algo:<5} {device:<7} {rate:>12,.0f} {wall:>8.1f} {share:>10.0%} {1 - share:>15.0%}"
+        )
 
 
 if __name__ == "__main__":

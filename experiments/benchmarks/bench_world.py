@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 BATCHES = (1, 64, 1024, 4096)
 
@@ -41,7 +41,9 @@ def step_rate(world: GroundTruthWorld, n: int, visits: int, repeats: int) -> flo
 def main(argv: list[str] | None = None) -> None:
     """Run both benchmarks and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--visits", type=int, default=1_000_000, help="shopper-visits per step timing (at most 5,000 steps)")
+    parser.add_argument(
+        "--visits", type=int, default=1_000_000, help="shopper-visits per step timing (at most 5,000 steps)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-users", type=int, default=100_000)
     parser.add_argument("--log-days", type=int, default=180)
@@ -55,8 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         summary = write_world_logs(WorldConfig(), args.log_users, args.log_days, 0, path, progress=True)
         wall = time.perf_counter() - t
-    print(f"world logs: {args.log_users:,} shoppers x {args.log_days} days: {wall:.1f} s, "
-          f"{summary.n_visits:,} visits, {summary.n_events:,} events, {summary.n_bytes / 1e6:.1f} MB")
+    print(
+        f"world logs: {args.log_users:,} shoppers x {args.log_days} days: {wall:.1f} s, "
+        f"{summary.n_visits:,} visits, {summary.n_events:,} events, {summary.n_bytes / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from retentionrl.interactions.adapters._common import check_not_null, event_column, find_table, parse_timestamps
 from retentionrl.core.errors import LogError
+from retentionrl.interactions.adapters._common import check_not_null, event_column, find_table, parse_timestamps
 from retentionrl.interactions.tables import read_arrow, read_table
 
 SIGNATURE_COLUMNS: tuple[str, ...] = (
@@ -168,9 +168,7 @@ def _add_product_groups(events: pd.DataFrame, products_path: Path) -> None:
     """Add ``item_group`` (department) and ``category`` (product_category) by product_id."""
     products = read_table(products_path)
     if "product_id" not in products.columns:
-        raise LogError(
-            products_path, f"missing column ['product_id']; the file has {sorted(products.columns)}"
-        )
+        raise LogError(products_path, f"missing column ['product_id']; the file has {sorted(products.columns)}")
     check_not_null(products, ("product_id",), products_path)
     duplicated = products["product_id"].duplicated().to_numpy()
     if duplicated.any():

@@ -22,9 +22,9 @@ from typing import Literal
 
 import numpy as np
 
+from retentionrl.core.errors import LogError
 from retentionrl.interactions.adapters._common import check_not_null, numbers, one_hot
 from retentionrl.interactions.bandit import BanditFeedback
-from retentionrl.core.errors import LogError
 from retentionrl.interactions.tables import read_table
 
 ACTIONS: tuple[str, ...] = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
@@ -42,9 +42,7 @@ SIGNATURE_COLUMNS: tuple[str, ...] = NUMERIC_CONTEXT + CATEGORICAL_CONTEXT + ("s
 PROPENSITY = 1.0 / 3.0
 
 
-def read_hillstrom(
-    path: str | Path, reward: Literal["visit", "conversion", "spend"] = "visit"
-) -> BanditFeedback:
+def read_hillstrom(path: str | Path, reward: Literal["visit", "conversion", "spend"] = "visit") -> BanditFeedback:
     """Read the Hillstrom CSV (or Parquet) as bandit feedback with 3 actions, one position.
 
     :param reward: which outcome is the reward, one of :data:`REWARDS`.

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retentionrl.core.errors import LogError
 from retentionrl.interactions.adapters._common import check_not_null, numbers, one_hot
 from retentionrl.interactions.bandit import BanditFeedback
-from retentionrl.core.errors import LogError
 from retentionrl.interactions.tables import read_table
 
 SIGNATURE_COLUMNS: tuple[str, ...] = ("item_id", "position", "click", "propensity_score", "user_feature_0")
@@ -43,9 +43,7 @@ ACTION_DIST_TOLERANCE = 1e-3
 """How far each position's probabilities in an action-distribution file may sum from 1."""
 
 
-def read_obd(
-    path: str | Path, *, affinity: bool = False, item_context: str | Path | None = None
-) -> BanditFeedback:
+def read_obd(path: str | Path, *, affinity: bool = False, item_context: str | Path | None = None) -> BanditFeedback:
     """Read one OBD policy log as bandit feedback.
 
     :param path: the policy folder (``.../random/all``) or its log file (``.../all.csv``).
@@ -155,8 +153,7 @@ def _item_order(item_id: pd.Series, path: str | Path) -> np.ndarray:
         place = int(np.flatnonzero(wrong)[0])
         raise LogError(
             path,
-            f"item ids must be 0 .. {len(ids) - 1}, each once; "
-            f"sorted, id {ids[order][place]:g} sits at place {place}",
+            f"item ids must be 0 .. {len(ids) - 1}, each once; sorted, id {ids[order][place]:g} sits at place {place}",
             column="item_id",
         )
     return order
@@ -164,9 +161,5 @@ def _item_order(item_id: pd.Series, path: str | Path) -> np.ndarray:
 
 def _numbered(columns: pd.Index, prefix: str) -> list[str]:
     """The columns named ``prefix`` + a number, ordered by the number."""
-    found = [
-        (int(str(c)[len(prefix) :]), str(c))
-        for c in columns
-        if re.fullmatch(re.escape(prefix) + r"\d+", str(c))
-    ]
+    found = [(int(str(c)[len(prefix) :]), str(c)) for c in columns if re.fullmatch(re.escape(prefix) + r"\d+", str(c))]
     return [c for _, c in sorted(found)]

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retentionrl.interactions.adapters._common import check_not_null, event_column, numbers, parse_timestamps
 from retentionrl.core.errors import LogError
+from retentionrl.interactions.adapters._common import check_not_null, event_column, numbers, parse_timestamps
 from retentionrl.interactions.tables import read_table
 
 SIGNATURE_COLUMNS: tuple[str, ...] = ("InvoiceNo", "StockCode", "InvoiceDate", "CustomerID")

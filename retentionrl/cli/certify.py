@@ -15,33 +15,45 @@ CERTIFICATE_FILE = "certificate.json"
 
 
 def certify_command(
-    logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False,
-                                       help="Held-out event log with logged propensities (Parquet or CSV).")],
+    logs: Annotated[
+        Path,
+        typer.Option(
+            "--logs", exists=True, dir_okay=False, help="Held-out event log with logged propensities (Parquet or CSV)."
+        ),
+    ],
     policy: Annotated[str, typer.Option("--policy", help="Trained policy folder or world policy name.")],
     out: Annotated[Path, typer.Option("--out", file_okay=False, help=f"Folder for {CERTIFICATE_FILE}.")],
-    baseline: Annotated[str, typer.Option("--baseline", help="The policy to improve on: logging (the one that "
-                                                             "wrote the logs).")] = "logging",
-    metric: Annotated[str, typer.Option("--metric", help=f"One of {', '.join(METRICS)}, per lifetime.")] =
-        "return_visits",
-    confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999,
-                                              help="Probability that the bound holds.")] = 0.95,
-    method: Annotated[str, typer.Option("--method", help="bernstein (a finite-sample guarantee, default) or "
-                                                         "bootstrap (approximate).")] = "bernstein",
-    mix: Annotated[str, typer.Option("--mix", help="Share of the logging policy mixed into the certified policy: "
-                                                   "auto (chosen on a validation half) or a number in [0, 1].")] =
-        "auto",
-    horizon_days: Annotated[float, typer.Option("--horizon-days", min=1.0, help="Retention horizon H in days.")] =
-        90.0,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="The policy to improve on: logging (the one that wrote the logs).")
+    ] = "logging",
+    metric: Annotated[
+        str, typer.Option("--metric", help=f"One of {', '.join(METRICS)}, per lifetime.")
+    ] = "return_visits",
+    confidence: Annotated[
+        float, typer.Option("--confidence", min=0.5, max=0.999, help="Probability that the bound holds.")
+    ] = 0.95,
+    method: Annotated[
+        str, typer.Option("--method", help="bernstein (a finite-sample guarantee, default) or bootstrap (approximate).")
+    ] = "bernstein",
+    mix: Annotated[
+        str,
+        typer.Option(
+            "--mix",
+            help="Share of the logging policy mixed into the certified policy: "
+            "auto (chosen on a validation half) or a number in [0, 1].",
+        ),
+    ] = "auto",
+    horizon_days: Annotated[float, typer.Option("--horizon-days", min=1.0, help="Retention horizon H in days.")] = 90.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the validation split and the bootstrap.")] = 0,
 ) -> None:
     """Certify POLICY against the logging policy on held-out LOGS; print the verdict, write certificate.json.
 
     A bound at or below 0 is a verdict ("not certified", exit 0), not an error.
     """
-    from retentionrl.evaluation.certify import certify
-    from retentionrl.evaluation.world_steps import steps_from_decisions
     from retentionrl.cli.ope import load_target
     from retentionrl.core.atomic import atomic_write_text
+    from retentionrl.evaluation.certify import certify
+    from retentionrl.evaluation.world_steps import steps_from_decisions
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
 
@@ -57,13 +69,16 @@ def certify_command(
         raise ValueError(f"{logs}: no logged decisions (impressions): nothing to certify a policy on")
     missing = int(np.isnan(decisions.propensity[logged]).sum())
     if missing:
-        raise ValueError(f"{logs}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
-                         "'propensity'): a certificate needs the probabilities the logging policy actually used")
+        raise ValueError(
+            f"{logs}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
+            "'propensity'): a certificate needs the probabilities the logging policy actually used"
+        )
     target = load_target(policy, logs, decisions.action_map)
     steps = steps_from_decisions(decisions)
     taken = target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
-    cert = certify(steps, taken, policy=policy, metric=metric, confidence=confidence, method=method, mix=share,
-                   seed=seed)
+    cert = certify(
+        steps, taken, policy=policy, metric=metric, confidence=confidence, method=method, mix=share, seed=seed
+    )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CERTIFICATE_FILE, json.dumps(cert.to_dict(), indent=2))
     typer.echo(cert.headline())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,12 +33,25 @@ class VisitKey(str, Enum):
 
 @data_app.command("describe")
 def describe(
-    path: Annotated[Optional[Path], typer.Argument(help="CSV or Parquet log (a folder for obd; none for complete-journey).")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="Log format; auto detects it from the columns.")] = Format.auto,
-    horizon: Annotated[float, typer.Option(help="Days without a return after which a shopper counts as churned.", min=1)] = 90.0,
-    visit: Annotated[VisitKey, typer.Option(help="What makes a visit; auto: session_id, else day for purchase-only logs, else session.")] = VisitKey.auto,
-    session_gap: Annotated[str, typer.Option(help="Inactivity that ends a visit in session mode (pandas Timedelta, e.g. 30min).")] = "30min",
-    plot: Annotated[Optional[Path], typer.Option(help="Where to write the retention-curve PNG (default: retention_<file>.png here).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="CSV or Parquet log (a folder for obd; none for complete-journey).")
+    ] = None,
+    format: Annotated[
+        Format, typer.Option("--format", "-f", help="Log format; auto detects it from the columns.")
+    ] = Format.auto,
+    horizon: Annotated[
+        float, typer.Option(help="Days without a return after which a shopper counts as churned.", min=1)
+    ] = 90.0,
+    visit: Annotated[
+        VisitKey,
+        typer.Option(help="What makes a visit; auto: session_id, else day for purchase-only logs, else session."),
+    ] = VisitKey.auto,
+    session_gap: Annotated[
+        str, typer.Option(help="Inactivity that ends a visit in session mode (pandas Timedelta, e.g. 30min).")
+    ] = "30min",
+    plot: Annotated[
+        Path | None, typer.Option(help="Where to write the retention-curve PNG (default: retention_<file>.png here).")
+    ] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write the PNG.")] = False,
 ) -> None:
     """Print users, events, visits per user, return gaps and retention at 7/30/90 days."""
@@ -47,8 +60,9 @@ def describe(
 
     fmt = format.value
     if path is None and fmt != "complete-journey":
-        raise typer.BadParameter("a PATH is required (only --format complete-journey reads without one)",
-                                 param_hint="PATH")
+        raise typer.BadParameter(
+            "a PATH is required (only --format complete-journey reads without one)", param_hint="PATH"
+        )
     _check_session_gap(session_gap)
     if fmt == "auto" and path is not None and not path.is_dir():
         fmt = detect_format(column_names(path)) or "events"
@@ -82,8 +96,9 @@ def _check_session_gap(text: str) -> None:
     try:
         pd.Timedelta(text)
     except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is not a time span such as 30min or 2h ({exc})",
-                                 param_hint="--session-gap") from None
+        raise typer.BadParameter(
+            f"{text!r} is not a time span such as 30min or 2h ({exc})", param_hint="--session-gap"
+        ) from None
 
 
 def _readable(value: object) -> str:

@@ -13,10 +13,13 @@ from retentionrl.core.policy import Policy
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.simulators.world.config import WorldConfig
 
-CLONE_WARNING = ("The logs have no propensities: they were estimated by a clone of the logging policy "
-                 "(multinomial logistic regression). Every importance-weighted estimate inherits its errors.")
-NO_COGS_WARNING = ("These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon "
-                   "cost).")
+CLONE_WARNING = (
+    "The logs have no propensities: they were estimated by a clone of the logging policy "
+    "(multinomial logistic regression). Every importance-weighted estimate inherits its errors."
+)
+NO_COGS_WARNING = (
+    "These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon cost)."
+)
 
 
 def _world_config(logs: Path) -> WorldConfig:
@@ -38,8 +41,11 @@ def load_target(spec: str, logs: Path, action_map: ActionMap) -> Policy:
     from retentionrl.agents.registry import BASELINES, check_action_map, make_named_policy
 
     if spec in BASELINES:
-        raise typer.BadParameter(f"{spec!r}: a baseline fit on these logs is not evaluated off-policy here; give a "
-                                 "trained policy folder or a world policy", param_hint="--policy")
+        raise typer.BadParameter(
+            f"{spec!r}: a baseline fit on these logs is not evaluated off-policy here; give a "
+            "trained policy folder or a world policy",
+            param_hint="--policy",
+        )
     target: Policy
     if Path(spec).is_dir():
         from retentionrl.agents.training import load_policy
@@ -60,13 +66,16 @@ def _shown(iv, diag) -> str:
 
 def ope_command(
     logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV).")],
-    policy: Annotated[list[str], typer.Option("--policy", help="Trained policy folder or world policy name; repeatable.")],
+    policy: Annotated[
+        list[str], typer.Option("--policy", help="Trained policy folder or world policy name; repeatable.")
+    ],
     out: Annotated[Path, typer.Option("--out", file_okay=False, help="Folder for report.md, report.html, PNG.")],
     horizon_days: Annotated[float, typer.Option("--horizon-days", min=1.0, help="Retention horizon H in days.")] = 90.0,
     n_bootstrap: Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples over shoppers.")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    sequential: Annotated[bool, typer.Option("--sequential/--no-sequential",
-                                             help="Also run trajectory estimators.")] = True,
+    sequential: Annotated[
+        bool, typer.Option("--sequential/--no-sequential", help="Also run trajectory estimators.")
+    ] = True,
 ) -> None:
     """Estimate each policy's value from the logs with intervals and diagnostics; write a report."""
     from retentionrl.agents.registry import logged_propensities
@@ -86,8 +95,14 @@ def ope_command(
     steps = steps_from_decisions(decisions, propensity)
     results = []
     for spec, target in targets.items():
-        res = evaluate_offline(steps, target.action_probs(steps.obs), policy=spec, n_bootstrap=n_bootstrap,
-                               seed=seed, sequential=sequential)
+        res = evaluate_offline(
+            steps,
+            target.action_probs(steps.obs),
+            policy=spec,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            sequential=sequential,
+        )
         results.append(res)
         line = f"{spec}: DR profit/visit {_shown(res.bandit['dr'], res.bandit_diagnostics)}"
         if sequential:

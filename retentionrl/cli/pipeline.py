@@ -35,7 +35,9 @@ def quickstart_command(
 
 
 def run_command(
-    config_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML config (retentionrl/pipeline/config.py)."),
+    config_path: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="YAML config (retentionrl/pipeline/config.py)."
+    ),
 ) -> None:
     """The same pipeline from a YAML config; stages whose inputs and config are unchanged are reused."""
     from retentionrl.pipeline.config import load_config

@@ -10,7 +10,9 @@ import typer
 from retentionrl.cli import Device
 from retentionrl.simulators.learned.config import FitConfig
 
-simulator_app = typer.Typer(help="The learned shopper simulator: fit it on logs, report its fidelity.", no_args_is_help=True)
+simulator_app = typer.Typer(
+    help="The learned shopper simulator: fit it on logs, report its fidelity.", no_args_is_help=True
+)
 
 
 @simulator_app.callback()
@@ -24,15 +26,28 @@ def fit(
     out: Path = typer.Option(..., "--out", help="Directory for model.safetensors, config.json, tensorboard/."),
     format: str = typer.Option("auto", "--format", help="Log format: auto, events, online-retail, complete-journey."),
     device: Device = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
-    epochs: int = typer.Option(FitConfig.epochs, "--epochs", help="Most training epochs (early stopping may end sooner)."),
+    epochs: int = typer.Option(
+        FitConfig.epochs, "--epochs", help="Most training epochs (early stopping may end sooner)."
+    ),
     seed: int = typer.Option(FitConfig.seed, "--seed", help="Seed of initialisation, user split and batch order."),
-    horizon: int = typer.Option(FitConfig.horizon_days, "--horizon", help="H: days within which a return counts; else churn."),
-    spend_scale: float = typer.Option(FitConfig.spend_scale, "--spend-scale", help="Typical spend per purchase (feature scale)."),
-    seeds: str = typer.Option("", "--seeds", help="Comma-separated seeds (e.g. 0,1,2): fit an ensemble, one "
-                                                  "simulator per seed in OUT/member_<k>, instead of --seed."),
-    bootstrap: bool = typer.Option(True, "--bootstrap/--no-bootstrap",
-                                   help="With --seeds: each member trains on a bootstrap resample of the shoppers, "
-                                        "so the members disagree as the logs' sampling noise says."),
+    horizon: int = typer.Option(
+        FitConfig.horizon_days, "--horizon", help="H: days within which a return counts; else churn."
+    ),
+    spend_scale: float = typer.Option(
+        FitConfig.spend_scale, "--spend-scale", help="Typical spend per purchase (feature scale)."
+    ),
+    seeds: str = typer.Option(
+        "",
+        "--seeds",
+        help="Comma-separated seeds (e.g. 0,1,2): fit an ensemble, one "
+        "simulator per seed in OUT/member_<k>, instead of --seed.",
+    ),
+    bootstrap: bool = typer.Option(
+        True,
+        "--bootstrap/--no-bootstrap",
+        help="With --seeds: each member trains on a bootstrap resample of the shoppers, "
+        "so the members disagree as the logs' sampling noise says.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fit the simulator (or an ensemble of them, --seeds) on LOGS and write it to OUT."""
@@ -45,8 +60,9 @@ def fit(
     if members is not None:
         for k, member_seed in enumerate(members):
             typer.echo(f"member {k} (seed {member_seed}):")
-            _fit_one(log, dataclasses.replace(config, seed=member_seed, bootstrap=bootstrap), out / f"member_{k}",
-                     progress)
+            _fit_one(
+                log, dataclasses.replace(config, seed=member_seed, bootstrap=bootstrap), out / f"member_{k}", progress
+            )
         typer.echo(f"wrote {write_ensemble(out, [f'member_{k}' for k in range(len(members))])}")
         return
     _fit_one(log, config, out, progress)
@@ -57,8 +73,9 @@ def _parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(part) for part in text.split(",")]
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers such as 0,1,2, got {text!r}",
-                                 param_hint="--seeds") from None
+        raise typer.BadParameter(
+            f"expected comma-separated integers such as 0,1,2, got {text!r}", param_hint="--seeds"
+        ) from None
     if len(set(seeds)) != len(seeds):
         raise typer.BadParameter(f"seeds must differ, got {text!r}", param_hint="--seeds")
     return seeds
@@ -70,15 +87,19 @@ def _fit_one(log, config: FitConfig, out: Path, progress: bool) -> None:
 
     result = fit_simulator(log, config, out, progress=progress)
     card, summary = result.card, result.card.data_summary
-    typer.echo(f"fit on {summary['events']} events, {summary['visits']} visits, {summary['users']} shoppers "
-               f"({len(result.history)} epochs; best validation loss {card.metrics['valid/loss']:.4f})")
+    typer.echo(
+        f"fit on {summary['events']} events, {summary['visits']} visits, {summary['users']} shoppers "
+        f"({len(result.history)} epochs; best validation loss {card.metrics['valid/loss']:.4f})"
+    )
     for head, info in card.heads.items():
         state = "learned" if info["learned"] else f"NOT learned: {info['reason']}"
         typer.echo(f"  {head:9s} {state} ({info['examples']} visits)")
     for part, used in card.action_inputs.items():
         if not used:
-            typer.echo(f"  the log did not vary the {'recommendation' if part == 'arm' else 'coupon'}: "
-                       "its effect is not learned and is zero in simulation")
+            typer.echo(
+                f"  the log did not vary the {'recommendation' if part == 'arm' else 'coupon'}: "
+                "its effect is not learned and is zero in simulation"
+            )
     typer.echo(f"wrote {out / 'model.safetensors'}, {out / 'config.json'} and {out / 'tensorboard'}")
 
 

@@ -9,9 +9,9 @@ import typer
 
 from retentionrl.simulators.policy_registry import LOGGING_POLICIES, POLICY_NAMES, make_policy
 from retentionrl.simulators.rollout import format_table
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 world_app = typer.Typer(help="The ground-truth shopper world: write logs, score policies.", no_args_is_help=True)
 
@@ -28,14 +28,15 @@ def logs(
     users: int = typer.Option(10_000, "--users", min=1, help="Shoppers arriving in the window."),
     days: int = typer.Option(180, "--days", min=1, help="Length of the log window in days."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed writes the same bytes."),
-    logging_policy: str = typer.Option("softmax", "--logging-policy",
-                                       help=f"One of {', '.join(LOGGING_POLICIES)}."),
+    logging_policy: str = typer.Option("softmax", "--logging-policy", help=f"One of {', '.join(LOGGING_POLICIES)}."),
 ) -> None:
     """Write an event log of the world under a logging policy, with exact propensities."""
     _choice(logging_policy, LOGGING_POLICIES, "--logging-policy")
     summary = write_world_logs(WorldConfig(), users, days, seed, out, logging_policy=logging_policy, progress=True)
-    typer.echo(f"wrote {summary.n_events} events ({summary.n_visits} visits of {summary.n_users} shoppers, "
-               f"{summary.n_bytes / 1e6:.1f} MB) to {summary.path}")
+    typer.echo(
+        f"wrote {summary.n_events} events ({summary.n_visits} visits of {summary.n_users} shoppers, "
+        f"{summary.n_bytes / 1e6:.1f} MB) to {summary.path}"
+    )
 
 
 @world_app.command("evaluate")

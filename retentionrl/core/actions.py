@@ -100,9 +100,7 @@ class ActionSpace:
         off = np.abs(levels[idx] - fraction) > tol
         if np.any(off):
             bad = np.unique(fraction[off])[:5]
-            raise ValueError(
-                f"coupon values {bad.tolist()} are not on the coupon ladder {list(self.coupon_levels)}"
-            )
+            raise ValueError(f"coupon values {bad.tolist()} are not on the coupon ladder {list(self.coupon_levels)}")
         return idx
 
     @staticmethod

@@ -117,8 +117,10 @@ def read_record(path: str | Path, kind: type[R], schema: str, version: int) -> R
         raise RecordError(f"{path}: cannot read a {schema} record ({exc})") from exc
     if not isinstance(data, dict) or data.get("schema") != schema or data.get("schema_version") != version:
         found = (data.get("schema"), data.get("schema_version")) if isinstance(data, dict) else None
-        raise RecordError(f"{path}: expected a {schema} record of schema version {version}, found {found}: "
-                          "written by another version of retentionrl; delete the stage folder to recompute it")
+        raise RecordError(
+            f"{path}: expected a {schema} record of schema version {version}, found {found}: "
+            "written by another version of retentionrl; delete the stage folder to recompute it"
+        )
     fields = {k: v for k, v in data.items() if k not in ("schema", "schema_version")}
     try:
         return from_plain(kind, fields)

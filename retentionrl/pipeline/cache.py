@@ -28,7 +28,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _imports(name: str) -> tuple[str, ...]:
     """Modules of ``name``'s own top-level package that module ``name`` imports, with the
     packages (``__init__``) above each, which importing it also runs."""
@@ -117,8 +117,11 @@ def _package_version() -> str:
 def stage_key(name: str, config: dict, inputs: dict[str, str], code: str) -> str:
     """SHA-256 of the stage name, its config, its inputs' hashes, its code hash and the
     package version (canonical JSON)."""
-    text = json.dumps({"stage": name, "config": config, "inputs": inputs, "code": code,
-                       "version": _package_version()}, sort_keys=True, default=str)
+    text = json.dumps(
+        {"stage": name, "config": config, "inputs": inputs, "code": code, "version": _package_version()},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -134,8 +137,14 @@ class StageRun:
 
 
 def run_stage(
-    out: Path, name: str, config: dict, inputs: dict[str, Path], compute: Callable[[Path], None],
-    *, code: Iterable[str] = (), echo: Callable[[str], None] = print,
+    out: Path,
+    name: str,
+    config: dict,
+    inputs: dict[str, Path],
+    compute: Callable[[Path], None],
+    *,
+    code: Iterable[str] = (),
+    echo: Callable[[str], None] = print,
 ) -> StageRun:
     """Reuse ``out/name`` when its key matches, else empty it and call ``compute(folder)``.
 
@@ -166,7 +175,13 @@ def run_stage(
     t0 = time.perf_counter()
     compute(folder)
     seconds = time.perf_counter() - t0
-    atomic_write_text(marker, json.dumps({"stage": name, "key": key, "config": config, "inputs": hashes,
-                                          "seconds": round(seconds, 2)}, indent=2, default=str))
+    atomic_write_text(
+        marker,
+        json.dumps(
+            {"stage": name, "key": key, "config": config, "inputs": hashes, "seconds": round(seconds, 2)},
+            indent=2,
+            default=str,
+        ),
+    )
     echo(f"[{name}] done in {seconds:.1f} s")
     return StageRun(name, folder, key, False, seconds)

@@ -44,7 +44,9 @@ class WorldSection(_Strict):
 
     users: int = Field(20_000, ge=20, description="shoppers in the world's logs")
     days: int = Field(180, ge=7, description="days the logs cover")
-    logging_policy: str = Field("softmax", description="the world's logging policy (retentionrl.simulators.policy_registry)")
+    logging_policy: str = Field(
+        "softmax", description="the world's logging policy (retentionrl.simulators.policy_registry)"
+    )
 
 
 class SplitSection(_Strict):
@@ -68,12 +70,19 @@ class SimulatorSection(_Strict):
     num_threads: int = FitConfig.num_threads
     spend_scale: float = FitConfig.spend_scale
     visit_mode: VisitMode = Field(
-        "auto", description="what a visit is (retentionrl.interactions.visits); auto on online-retail "
-                                          "logs means purchase days, since one shopper's invoices can share a timestamp")
-    ensemble: int = Field(3, ge=1, le=16, description="simulators fitted with seeds seed, seed + 1, ..., each on a "
-                                                       "bootstrap resample of the train shoppers: agents train on all "
-                                                       "of them (each shopper in one) and the recommendation is "
-                                                       "chosen by its value in the least favourable one")
+        "auto",
+        description="what a visit is (retentionrl.interactions.visits); auto on online-retail "
+        "logs means purchase days, since one shopper's invoices can share a timestamp",
+    )
+    ensemble: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="simulators fitted with seeds seed, seed + 1, ..., each on a "
+        "bootstrap resample of the train shoppers: agents train on all "
+        "of them (each shopper in one) and the recommendation is "
+        "chosen by its value in the least favourable one",
+    )
 
     def fit_fields(self) -> dict[str, Any]:
         """The FitConfig fields of this section, by name."""
@@ -101,8 +110,9 @@ class AgentsSection(_Strict):
     frontier: tuple[float, ...] = Field(
         (0.0, 0.25, 0.5, 0.75, 1.0),
         description="retention weights w of the frontier agents (the first of `algos`, each trained on the reward "
-                    "w x retention + (1 - w) x profit / 50: 0 is the profit reward, 1 the retention reward); the "
-                    "run's own reward is not trained twice; [] for none")
+        "w x retention + (1 - w) x profit / 50: 0 is the profit reward, 1 the retention reward); the "
+        "run's own reward is not trained twice; [] for none",
+    )
 
     @field_validator("frontier")
     @classmethod
@@ -133,10 +143,14 @@ class EvaluationSection(_Strict):
     baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging-clone", "uplift"], ...] = Field(
         ("random", "popularity", "myopic-greedy", "logging-clone", "uplift"),
         description="baselines fit on the train logs; uplift needs the optional extra (pip install "
-                    "'retentionrl[uplift]') and is skipped with a note in the report without it")
-    heuristics: bool = Field(True, description="also roll out the world's heuristics (retentionrl.simulators.world.heuristics; world "
-                                               "runs only): they use the world's group rates, so they are compared "
-                                               "with, never recommended")
+        "'retentionrl[uplift]') and is skipped with a note in the report without it",
+    )
+    heuristics: bool = Field(
+        True,
+        description="also roll out the world's heuristics (retentionrl.simulators.world.heuristics; world "
+        "runs only): they use the world's group rates, so they are compared "
+        "with, never recommended",
+    )
 
 
 class PipelineConfig(_Strict):

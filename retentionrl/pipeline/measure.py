@@ -95,8 +95,14 @@ def curve_record(curve: RetentionCurve, horizon_days: float, limit: float = floa
     past ``limit``, the longest duration the data can speak for)."""
     keep = curve.days <= min(horizon_days, limit)
     at = {str(d): Interval(*curve.at(d), n=curve.n) if d <= limit else None for d in (7, 30, int(horizon_days))}
-    return Curve(days=curve.days[keep].tolist(), survival=curve.survival[keep].tolist(),
-                 lower=curve.lower[keep].tolist(), upper=curve.upper[keep].tolist(), n=curve.n, at=at)
+    return Curve(
+        days=curve.days[keep].tolist(),
+        survival=curve.survival[keep].tolist(),
+        lower=curve.lower[keep].tolist(),
+        upper=curve.upper[keep].tolist(),
+        n=curve.n,
+        at=at,
+    )
 
 
 def rollout(simulator: ShopperSimulator, policy: Policy, name: str, n_users: int, seed: int) -> PlaceValue:
@@ -121,17 +127,18 @@ def logged_retention(log: EventLog, horizon_days: int, visit_mode: VisitMode = "
     return curve, Interval.of(counts) if len(counts) > 1 else None
 
 
-
-
 def segments(obs: np.ndarray, horizon_days: float) -> np.ndarray:
     """The segment name (:data:`SEGMENTS`) of each observation row."""
     prior = visit_count(obs)
     since_last = obs[:, column("days_since_last")] * horizon_days
-    return np.select([prior == 0, since_last >= AT_RISK_DAYS, prior >= LOYAL_VISITS], ["new", "at risk", "loyal"],
-                     "regular")
+    return np.select(
+        [prior == 0, since_last >= AT_RISK_DAYS, prior >= LOYAL_VISITS], ["new", "at risk", "loyal"], "regular"
+    )
 
 
-def behaviour(policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: list[str]) -> dict[str, SegmentBehaviour]:
+def behaviour(
+    policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: list[str]
+) -> dict[str, SegmentBehaviour]:
     """Coupon rate and most likely arms of ``policy`` per segment of the states ``obs``."""
     probs = policy.action_probs(obs)
     arm, coupon = policy.action_space.decode(np.arange(policy.action_space.n_actions))
@@ -148,13 +155,20 @@ def behaviour(policy: Policy, obs: np.ndarray, horizon_days: float, arm_names: l
             continue
         share = arm_mass[rows].mean(axis=0)
         top = np.argsort(-share, kind="stable")[:TOP_ARMS]
-        out[name] = SegmentBehaviour(n, Interval.of(coupon_mass[rows]),
-                                     [ArmShare(str(arm_names[i]), float(share[i])) for i in top])
+        out[name] = SegmentBehaviour(
+            n, Interval.of(coupon_mass[rows]), [ArmShare(str(arm_names[i]), float(share[i])) for i in top]
+        )
     return out
 
 
-def off_policy(decisions: LoggedDecisions, propensity: np.ndarray | None, policies: dict[str, Policy],
-               n_bootstrap: int, seed: int, sequential: bool) -> dict[str, OffPolicy]:
+def off_policy(
+    decisions: LoggedDecisions,
+    propensity: np.ndarray | None,
+    policies: dict[str, Policy],
+    n_bootstrap: int,
+    seed: int,
+    sequential: bool,
+) -> dict[str, OffPolicy]:
     """DR-family estimates with intervals and diagnostics of each policy on logged steps."""
     from retentionrl.evaluation.runner import design_of, evaluate_offline
     from retentionrl.evaluation.world_steps import steps_from_decisions
@@ -163,15 +177,31 @@ def off_policy(decisions: LoggedDecisions, propensity: np.ndarray | None, polici
     design = design_of(steps)
     out = {}
     for name, policy in policies.items():
-        res = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name, n_bootstrap=n_bootstrap,
-                               seed=seed, sequential=sequential, design=design)
+        res = evaluate_offline(
+            steps,
+            policy.action_probs(steps.obs),
+            policy=name,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            sequential=sequential,
+            design=design,
+        )
         diag = res.trajectory_diagnostics if sequential else res.bandit_diagnostics
         n_visits, n_trajectories = int(steps.action.shape[0]), int(np.unique(steps.trajectory_id).size)
         out[name] = OffPolicy(
             bandit={k: Interval(v.estimate, v.low, v.high, n_visits) for k, v in res.bandit.items()},
             trajectory={k: Interval(v.estimate, v.low, v.high, n_trajectories) for k, v in res.trajectory.items()},
-            n_visits=n_visits, n_trajectories=n_trajectories, ess=float(diag.ess),
-            bandit_ess=float(res.bandit_diagnostics.ess), unsupported_mass=float(diag.unsupported_mass),
-            warnings=list(dict.fromkeys(res.bandit_diagnostics.warnings + res.trajectory_diagnostics.warnings
-                                        if sequential else res.bandit_diagnostics.warnings)))
+            n_visits=n_visits,
+            n_trajectories=n_trajectories,
+            ess=float(diag.ess),
+            bandit_ess=float(res.bandit_diagnostics.ess),
+            unsupported_mass=float(diag.unsupported_mass),
+            warnings=list(
+                dict.fromkeys(
+                    res.bandit_diagnostics.warnings + res.trajectory_diagnostics.warnings
+                    if sequential
+                    else res.bandit_diagnostics.warnings
+                )
+            ),
+        )
     return out

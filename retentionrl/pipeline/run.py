@@ -37,10 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+from retentionrl.core.atomic import atomic_path, atomic_write_text
+from retentionrl.core.policy import Policy
+from retentionrl.core.records import json_text
 from retentionrl.envs.reward import RewardConfig
+from retentionrl.evaluation.certify import Certificate
 from retentionrl.pipeline.cache import StageRun, run_stage
 from retentionrl.pipeline.config import PipelineConfig
-from retentionrl.evaluation.certify import Certificate
 from retentionrl.pipeline.results import (
     EvaluateResults,
     FidelityResults,
@@ -48,29 +51,41 @@ from retentionrl.pipeline.results import (
     HeadCard,
     PolicyResult,
 )
-from retentionrl.core.atomic import atomic_path, atomic_write_text
-from retentionrl.core.policy import Policy
-from retentionrl.core.records import json_text
 
 Echo = Callable[[str], None]
 # The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
 # with this file). _LOADING is what the helpers _load_simulator and _dataset run.
-_LOADING = ("retentionrl.interactions.decisions", "retentionrl.simulators.learned.ensemble",
-            "retentionrl.agents.baselines")
+_LOADING = (
+    "retentionrl.interactions.decisions",
+    "retentionrl.simulators.learned.ensemble",
+    "retentionrl.agents.baselines",
+)
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "logs": ("retentionrl.simulators.world.logs",),
     "split": ("retentionrl.interactions.io", "retentionrl.interactions.splits"),
-    "simulator": ("retentionrl.interactions.io", "retentionrl.simulators.learned.fit",
-                  "retentionrl.simulators.learned.ensemble"),
+    "simulator": (
+        "retentionrl.interactions.io",
+        "retentionrl.simulators.learned.fit",
+        "retentionrl.simulators.learned.ensemble",
+    ),
     "dataset": (*_LOADING, "retentionrl.interactions.io", "retentionrl.interactions.trajectories"),
     "fidelity": (*_LOADING, "retentionrl.interactions.io", "retentionrl.pipeline.measure"),
     "agent": ("retentionrl.agents.training",),
-    "evaluate": (*_LOADING, "retentionrl.agents.training", "retentionrl.agents.registry",
-                 "retentionrl.evaluation.selection", "retentionrl.evaluation.certify",
-                 "retentionrl.evaluation.world_steps", "retentionrl.evaluation.frontier", "retentionrl.pipeline.measure",
-                 "retentionrl.simulators.rollout", "retentionrl.simulators.policy_registry",
-                 "retentionrl.simulators.world.heuristics", "retentionrl.simulators.world.simulator",
-                 "retentionrl.simulators.world.logging_policies"),
+    "evaluate": (
+        *_LOADING,
+        "retentionrl.agents.training",
+        "retentionrl.agents.registry",
+        "retentionrl.evaluation.selection",
+        "retentionrl.evaluation.certify",
+        "retentionrl.evaluation.world_steps",
+        "retentionrl.evaluation.frontier",
+        "retentionrl.pipeline.measure",
+        "retentionrl.simulators.rollout",
+        "retentionrl.simulators.policy_registry",
+        "retentionrl.simulators.world.heuristics",
+        "retentionrl.simulators.world.simulator",
+        "retentionrl.simulators.world.logging_policies",
+    ),
     "report": ("retentionrl.report.main",),
 }
 
@@ -97,12 +112,26 @@ def stage_logs(config: PipelineConfig, echo: Echo) -> tuple[Path, str, StageRun 
         from retentionrl.simulators.world.config import WorldConfig
         from retentionrl.simulators.world.logs import write_world_logs
 
-        s = write_world_logs(WorldConfig(), config.world.users, config.world.days, config.seed,
-                             folder / "world_logs.parquet", logging_policy=config.world.logging_policy, progress=True)
+        s = write_world_logs(
+            WorldConfig(),
+            config.world.users,
+            config.world.days,
+            config.seed,
+            folder / "world_logs.parquet",
+            logging_policy=config.world.logging_policy,
+            progress=True,
+        )
         _json(folder / "summary.json", {"users": s.n_users, "visits": s.n_visits, "events": s.n_events})
 
-    run = run_stage(config.out, "logs", {**config.world.model_dump(), "seed": config.seed}, {}, compute,
-                    code=STAGE_CODE["logs"], echo=echo)
+    run = run_stage(
+        config.out,
+        "logs",
+        {**config.world.model_dump(), "seed": config.seed},
+        {},
+        compute,
+        code=STAGE_CODE["logs"],
+        echo=echo,
+    )
     return run.folder / "world_logs.parquet", "events", run
 
 
@@ -125,16 +154,31 @@ def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> Sta
             table = pa.Table.from_pandas(events.loc[mask], preserve_index=False)
             with atomic_path(folder / f"{name}.parquet") as tmp:
                 pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance}), tmp)
-        _json(folder / "summary.json", {
-            "source": Path(str(log.source)).name, "format": log.report.format, "events": len(events),
-            "records_cogs": log.records_cogs,
-            "users": log.n_users, "train_users": int(events.loc[split.train, "user_id"].nunique()),
-            "heldout_users": int(events.loc[split.test, "user_id"].nunique()),
-            "log_start": str(log.start), "log_end": str(log.end), "dropped": dict(log.report.dropped)})
+        _json(
+            folder / "summary.json",
+            {
+                "source": Path(str(log.source)).name,
+                "format": log.report.format,
+                "events": len(events),
+                "records_cogs": log.records_cogs,
+                "users": log.n_users,
+                "train_users": int(events.loc[split.train, "user_id"].nunique()),
+                "heldout_users": int(events.loc[split.test, "user_id"].nunique()),
+                "log_start": str(log.start),
+                "log_end": str(log.end),
+                "dropped": dict(log.report.dropped),
+            },
+        )
 
-    return run_stage(config.out, "split", {"format": fmt, "heldout_fraction": config.split.heldout_fraction,
-                                           "seed": config.seed}, {"logs": logs}, compute,
-                     code=STAGE_CODE["split"], echo=echo)
+    return run_stage(
+        config.out,
+        "split",
+        {"format": fmt, "heldout_fraction": config.split.heldout_fraction, "seed": config.seed},
+        {"logs": logs},
+        compute,
+        code=STAGE_CODE["split"],
+        echo=echo,
+    )
 
 
 def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
@@ -154,9 +198,13 @@ def fit_config(config: PipelineConfig, member: int = 0):
     members of an ensemble train on bootstrap resamples of the shoppers)."""
     from retentionrl.simulators.learned.config import FitConfig
 
-    return FitConfig(**{**config.simulator.fit_fields(), "visit_mode": config.visit_mode},
-                     horizon_days=config.horizon_days, seed=config.seed + member, device=config.device,
-                     bootstrap=config.simulator.ensemble > 1)
+    return FitConfig(
+        **{**config.simulator.fit_fields(), "visit_mode": config.visit_mode},
+        horizon_days=config.horizon_days,
+        seed=config.seed + member,
+        device=config.device,
+        bootstrap=config.simulator.ensemble > 1,
+    )
 
 
 def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> StageRun:
@@ -181,8 +229,15 @@ def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> Stag
         write_ensemble(folder, [f"member_{m}" for m in range(k)])
 
     key = dataclasses.asdict(fits[0]) | {"ensemble": k}
-    return run_stage(config.out, "simulator", key, {"train": split.folder / "train.parquet"}, compute,
-                     code=STAGE_CODE["simulator"], echo=echo)
+    return run_stage(
+        config.out,
+        "simulator",
+        key,
+        {"train": split.folder / "train.parquet"},
+        compute,
+        code=STAGE_CODE["simulator"],
+        echo=echo,
+    )
 
 
 def _load_simulator(config: PipelineConfig, folder: Path):
@@ -217,8 +272,15 @@ def stage_dataset(config: PipelineConfig, split: StageRun, sim: StageRun, echo: 
                 LoggingPolicyClone.fit(decisions).save(folder / CLONE_FILE)
 
     cfg = {"horizon_days": config.horizon_days, "device": config.device}
-    return run_stage(config.out, "dataset", cfg, {"simulator": sim.folder, "split": split.folder}, compute,
-                     code=STAGE_CODE["dataset"], echo=echo)
+    return run_stage(
+        config.out,
+        "dataset",
+        cfg,
+        {"simulator": sim.folder, "split": split.folder},
+        compute,
+        code=STAGE_CODE["dataset"],
+        echo=echo,
+    )
 
 
 CLONE_FILE = "logging_clone.safetensors"
@@ -231,14 +293,19 @@ def _dataset(folder: Path, simulator):
     from retentionrl.interactions.decisions import LoggedDecisions
 
     amap = simulator.card.action_map
-    clone = LoggingPolicyClone.load(folder / CLONE_FILE, simulator.action_space) if (folder / CLONE_FILE).is_file() \
+    clone = (
+        LoggingPolicyClone.load(folder / CLONE_FILE, simulator.action_space)
+        if (folder / CLONE_FILE).is_file()
         else None
-    return (LoggedDecisions.load(folder / "train_decisions.npz", amap),
-            LoggedDecisions.load(folder / "heldout_decisions.npz", amap), clone)
+    )
+    return (
+        LoggedDecisions.load(folder / "train_decisions.npz", amap),
+        LoggedDecisions.load(folder / "heldout_decisions.npz", amap),
+        clone,
+    )
 
 
-def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, dataset: StageRun,
-                   echo: Echo) -> StageRun:
+def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, dataset: StageRun, echo: Echo) -> StageRun:
     """Simulated vs logged retention of held-out shoppers (and the model card's claims): the
     simulator acts with the logging-policy clone (a constant action where the logs hold none)."""
 
@@ -252,21 +319,35 @@ def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, datas
         heldout = read_events(split.folder / "heldout.parquet", "events")
         _, _, clone = _dataset(dataset.folder, simulator)
         has_actions = clone is not None
-        simulated = rollout(simulator, clone if has_actions else PopularityPolicy(simulator.action_space, 0),
-                            "logging-clone", config.evaluation.users, config.seed + 1)
+        simulated = rollout(
+            simulator,
+            clone if has_actions else PopularityPolicy(simulator.action_space, 0),
+            "logging-clone",
+            config.evaluation.users,
+            config.seed + 1,
+        )
         logged_curve, logged_returns = logged_retention(heldout, config.horizon_days, config.visit_mode)
         FidelityResults(
-            horizon_days=config.horizon_days, logged_curve=logged_curve, logged_return_visits=logged_returns,
+            horizon_days=config.horizon_days,
+            logged_curve=logged_curve,
+            logged_return_visits=logged_returns,
             simulated=simulated,
             policy="logging-policy clone" if has_actions else "constant action (the logs hold no actions)",
-            heads={name: HeadCard(bool(h["learned"]), int(h["examples"]), str(h.get("reason") or ""))
-                   for name, h in card.heads.items()},
+            heads={
+                name: HeadCard(bool(h["learned"]), int(h["examples"]), str(h.get("reason") or ""))
+                for name, h in card.heads.items()
+            },
             identifies_recommendation=bool(card.action_inputs["arm"]),
             identifies_coupon=bool(card.action_inputs["coupon"]),
         ).save(folder / "fidelity.json")
 
-    cfg = {"users": config.evaluation.users, "seed": config.seed, "horizon_days": config.horizon_days,
-           "device": config.device, "visit_mode": config.visit_mode}
+    cfg = {
+        "users": config.evaluation.users,
+        "seed": config.seed,
+        "horizon_days": config.horizon_days,
+        "device": config.device,
+        "visit_mode": config.visit_mode,
+    }
     inputs = {"simulator": sim.folder, "split": split.folder, "dataset": dataset.folder}
     return run_stage(config.out, "fidelity", cfg, inputs, compute, code=STAGE_CODE["fidelity"], echo=echo)
 
@@ -289,9 +370,16 @@ def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:
 def train_config(config: PipelineConfig, algo: str, simulator: Path, reward: RewardConfig):
     from retentionrl.agents.config import TrainConfig
 
-    return TrainConfig(**config.agents.train_fields(), algo=algo, simulator=str(simulator), seed=config.seed,
-                       device=config.device, reward_mode=reward.mode, revenue_scale=reward.revenue_scale,
-                       retention_weight=reward.retention_weight)
+    return TrainConfig(
+        **config.agents.train_fields(),
+        algo=algo,
+        simulator=str(simulator),
+        seed=config.seed,
+        device=config.device,
+        reward_mode=reward.mode,
+        revenue_scale=reward.revenue_scale,
+        retention_weight=reward.retention_weight,
+    )
 
 
 def stage_name(name: str) -> str:
@@ -299,8 +387,9 @@ def stage_name(name: str) -> str:
     return "agent_" + name.replace(" (", "_").replace(")", "").replace("=", "").replace(" ", "_")
 
 
-def stage_agent(config: PipelineConfig, name: str, algo: str, reward: RewardConfig, sim: StageRun,
-                echo: Echo) -> StageRun:
+def stage_agent(
+    config: PipelineConfig, name: str, algo: str, reward: RewardConfig, sim: StageRun, echo: Echo
+) -> StageRun:
     """An agent (``algo`` on ``reward``) trained in the learned simulator only."""
     tc = train_config(config, algo, sim.folder, reward)
 
@@ -310,12 +399,14 @@ def stage_agent(config: PipelineConfig, name: str, algo: str, reward: RewardConf
         train(tc, folder, progress=True)
 
     cfg = {k: v for k, v in dataclasses.asdict(tc).items() if k != "simulator"}
-    return run_stage(config.out, stage_name(name), cfg, {"simulator": sim.folder}, compute,
-                     code=STAGE_CODE["agent"], echo=echo)
+    return run_stage(
+        config.out, stage_name(name), cfg, {"simulator": sim.folder}, compute, code=STAGE_CODE["agent"], echo=echo
+    )
 
 
-def stage_evaluate(config: PipelineConfig, dataset: StageRun, sim: StageRun, agents: dict[str, StageRun],
-                   echo: Echo) -> StageRun:
+def stage_evaluate(
+    config: PipelineConfig, dataset: StageRun, sim: StageRun, agents: dict[str, StageRun], echo: Echo
+) -> StageRun:
     """Every policy: value in the learned simulator, true value in the world, OPE, behaviour."""
 
     def compute(folder: Path) -> None:
@@ -336,16 +427,19 @@ def stage_evaluate(config: PipelineConfig, dataset: StageRun, sim: StageRun, age
         for baseline in config.evaluation.baselines:
             kinds[baseline] = "baseline"
             try:
-                policies[baseline] = clone if baseline == "logging-clone" and clone is not None else \
-                    make_named_policy(baseline, space, decisions=train, seed=config.seed)
+                policies[baseline] = (
+                    clone
+                    if baseline == "logging-clone" and clone is not None
+                    else make_named_policy(baseline, space, decisions=train, seed=config.seed)
+                )
             except (ImportError, ValueError) as exc:  # logs without actions; uplift: its extra, no coupon variation
                 notes.append(f"baseline {baseline!r} skipped: {exc}")
         world = None
         if config.has_world:
-            from retentionrl.simulators.world.heuristics import HEURISTICS
             from retentionrl.simulators.policy_registry import make_policy
-            from retentionrl.simulators.world.simulator import GroundTruthWorld
             from retentionrl.simulators.world.config import WorldConfig
+            from retentionrl.simulators.world.heuristics import HEURISTICS
+            from retentionrl.simulators.world.simulator import GroundTruthWorld
 
             world_config = dataclasses.replace(WorldConfig(), horizon_days=h)
             world = GroundTruthWorld(world_config)
@@ -361,47 +455,74 @@ def stage_evaluate(config: PipelineConfig, dataset: StageRun, sim: StageRun, age
         for name, policy in policies.items():
             echo(f"  evaluating {name}")
             rows[name] = {
-                "kind": kinds[name], "simulator": rollout(simulator, policy, name, n_users, seed),
+                "kind": kinds[name],
+                "simulator": rollout(simulator, policy, name, n_users, seed),
                 "world": rollout(world, policy, name, n_users, seed) if world is not None else None,
                 # candidates: their value in each member, for the selection
                 "members": [evaluate_policy(m, policy, n_users, seed).metrics() for m in members]
-                if kinds[name] != "heuristic" else [],
-                "behaviour": behaviour(policy, heldout.obs, h, [str(a) for a in card.arms])}
+                if kinds[name] != "heuristic"
+                else [],
+                "behaviour": behaviour(policy, heldout.obs, h, [str(a) for a in card.arms]),
+            }
         ope, propensity_note = {}, None
         if heldout.logged.sum() >= 2:
             propensity = logged_propensities(heldout)
             if propensity is not None:
-                propensity_note = ("The logs hold no propensities: they were estimated by a clone of the logging "
-                                   "policy (multinomial logistic regression on the held-out logs). Every "
-                                   "importance-weighted estimate inherits its errors.")
-            ope = off_policy(heldout, propensity, policies, config.evaluation.bootstrap, config.seed,
-                             config.evaluation.sequential)
+                propensity_note = (
+                    "The logs hold no propensities: they were estimated by a clone of the logging "
+                    "policy (multinomial logistic regression on the held-out logs). Every "
+                    "importance-weighted estimate inherits its errors."
+                )
+            ope = off_policy(
+                heldout, propensity, policies, config.evaluation.bootstrap, config.seed, config.evaluation.sequential
+            )
         else:
-            notes.append("no off-policy estimates: the held-out logs hold no logged actions (impressions), so no "
-                         "logged decision can be reweighted")
+            notes.append(
+                "no off-policy estimates: the held-out logs hold no logged actions (impressions), so no "
+                "logged decision can be reweighted"
+            )
         results = {name: PolicyResult(**row, ope=ope.get(name)) for name, row in rows.items()}
         candidates = [name for name in results if kinds[name] != "heuristic"]
-        recommendation = recommend({name: results[name].simulator.values for name in candidates}, agents,
-                                   config.reward,
-                                   {name: results[name].members for name in candidates} if members else None)
-        certificate, no_certificate = recommended_certificate(config, heldout, policies[recommendation.policy],
-                                                              recommendation.policy)
+        recommendation = recommend(
+            {name: results[name].simulator.values for name in candidates},
+            agents,
+            config.reward,
+            {name: results[name].members for name in candidates} if members else None,
+        )
+        certificate, no_certificate = recommended_certificate(
+            config, heldout, policies[recommendation.policy], recommendation.policy
+        )
         EvaluateResults(
-            recommendation=recommendation, certificate=certificate, no_certificate=no_certificate, horizon_days=h, n_eval_users=n_users,
-            has_world=world is not None, policies=results,
+            recommendation=recommendation,
+            certificate=certificate,
+            no_certificate=no_certificate,
+            horizon_days=h,
+            n_eval_users=n_users,
+            has_world=world is not None,
+            policies=results,
             rewards={name: reward.label for name, (_, reward) in agent_specs(config).items()},
-            frontier=frontier_summary(results), propensity_note=propensity_note, notes=notes,
-            arms=[str(a) for a in card.arms], coupon_levels=[float(c) for c in space.coupon_levels],
-            heldout_states=int(heldout.n)).save(folder / "results.json")
+            frontier=frontier_summary(results),
+            propensity_note=propensity_note,
+            notes=notes,
+            arms=[str(a) for a in card.arms],
+            coupon_levels=[float(c) for c in space.coupon_levels],
+            heldout_states=int(heldout.n),
+        ).save(folder / "results.json")
 
-    cfg = {"evaluation": config.evaluation.model_dump(), "seed": config.seed, "horizon_days": config.horizon_days,
-           "has_world": config.has_world, "device": config.device}
+    cfg = {
+        "evaluation": config.evaluation.model_dump(),
+        "seed": config.seed,
+        "horizon_days": config.horizon_days,
+        "has_world": config.has_world,
+        "device": config.device,
+    }
     inputs = {"simulator": sim.folder, "dataset": dataset.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
     return run_stage(config.out, "evaluate", cfg, inputs, compute, code=STAGE_CODE["evaluate"], echo=echo)
 
 
-
-def recommended_certificate(config: PipelineConfig, heldout, policy, name: str) -> tuple[Certificate | None, str | None]:
+def recommended_certificate(
+    config: PipelineConfig, heldout, policy, name: str
+) -> tuple[Certificate | None, str | None]:
     """The certificate (:mod:`retentionrl.evaluation.certify`) of the recommended policy against the
     logging policy on the held-out logs, in the run's metric (profit for the profit reward,
     else return visits); ``(None, why)`` where the logs cannot give one."""
@@ -410,14 +531,21 @@ def recommended_certificate(config: PipelineConfig, heldout, policy, name: str) 
 
     logged = heldout.logged & heldout.in_window
     if not logged.any() or np.isnan(heldout.propensity[logged]).any():
-        return None, ("the held-out logs hold no logged propensities: a certificate needs the probabilities the "
-                      "logging policy actually used")
+        return None, (
+            "the held-out logs hold no logged propensities: a certificate needs the probabilities the "
+            "logging policy actually used"
+        )
     steps = steps_from_decisions(heldout)
     if np.unique(steps.trajectory_id).size < 4:
         return None, "fewer than 4 held-out lifetimes"
     taken = policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
-    cert = certify(steps, taken, policy=name, metric="profit" if config.reward_mode == "profit" else "return_visits",
-                   seed=config.seed)
+    cert = certify(
+        steps,
+        taken,
+        policy=name,
+        metric="profit" if config.reward_mode == "profit" else "return_visits",
+        seed=config.seed,
+    )
     return cert, None
 
 
@@ -432,25 +560,36 @@ def frontier_summary(results: dict[str, PolicyResult]) -> dict[str, FrontierPlac
         points = [Point.of(name, v.values) for name, v in values.items() if v is not None]
         if points:
             agents = [p for p in points if results[p.name].kind == "agent"]
-            summary[place] = FrontierPlace(frontier(points), dominated_by(
-                agents, [p for p in points if results[p.name].kind != "agent"]))
+            summary[place] = FrontierPlace(
+                frontier(points), dominated_by(agents, [p for p in points if results[p.name].kind != "agent"])
+            )
     return summary
 
 
-def stage_report(config: PipelineConfig, split: StageRun, fidelity: StageRun, evaluate: StageRun,
-                 echo: Echo) -> StageRun:
+def stage_report(
+    config: PipelineConfig, split: StageRun, fidelity: StageRun, evaluate: StageRun, echo: Echo
+) -> StageRun:
     """The HTML report with its PNGs."""
 
     def compute(folder: Path) -> None:
         from retentionrl.report.main import write_report
 
-        write_report(folder, _read(split.folder / "summary.json"), FidelityResults.load(fidelity.folder / "fidelity.json"),
-                     EvaluateResults.load(evaluate.folder / "results.json"), run_summary(config))
+        write_report(
+            folder,
+            _read(split.folder / "summary.json"),
+            FidelityResults.load(fidelity.folder / "fidelity.json"),
+            EvaluateResults.load(evaluate.folder / "results.json"),
+            run_summary(config),
+        )
 
-    inputs = {"split": split.folder / "summary.json", "fidelity": fidelity.folder / "fidelity.json",
-              "evaluate": evaluate.folder / "results.json"}
-    return run_stage(config.out, "report", {"run": run_summary(config)}, inputs, compute,
-                     code=STAGE_CODE["report"], echo=echo)
+    inputs = {
+        "split": split.folder / "summary.json",
+        "fidelity": fidelity.folder / "fidelity.json",
+        "evaluate": evaluate.folder / "results.json",
+    }
+    return run_stage(
+        config.out, "report", {"run": run_summary(config)}, inputs, compute, code=STAGE_CODE["report"], echo=echo
+    )
 
 
 def run_summary(config: PipelineConfig) -> dict:
@@ -474,8 +613,9 @@ def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object
     sim = stage_simulator(config, split, echo)
     dataset = stage_dataset(config, split, sim, echo)
     fidelity = stage_fidelity(config, split, sim, dataset, echo)
-    agents = {name: stage_agent(config, name, algo, reward, sim, echo)
-              for name, (algo, reward) in agent_specs(config).items()}
+    agents = {
+        name: stage_agent(config, name, algo, reward, sim, echo) for name, (algo, reward) in agent_specs(config).items()
+    }
     evaluate = stage_evaluate(config, dataset, sim, agents, echo)
     report = stage_report(config, split, fidelity, evaluate, echo)
     stages = [*([logs_run] if logs_run else []), split, sim, dataset, fidelity, *agents.values(), evaluate, report]

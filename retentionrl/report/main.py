@@ -13,19 +13,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.core.interval import Interval
+from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.evaluation.diagnostics import not_estimable
 from retentionrl.pipeline.measure import AT_RISK_DAYS, LOYAL_VISITS, SEGMENTS
 from retentionrl.pipeline.results import Curve, EvaluateResults, FidelityResults, OffPolicy
 
-METRICS = (("return_visits", "return visits / shopper"), ("active_at_horizon", "active at H"),
-           ("profit", "profit / shopper"), ("coupon_cost", "coupon cost / shopper"))
-OPE_COLUMNS = (("bandit", "dr", "DR: profit / visit"), ("trajectory", "dr", "DR: return visits / lifetime"),
-               ("trajectory", "wis", "WIS: return visits / lifetime"))
+METRICS = (
+    ("return_visits", "return visits / shopper"),
+    ("active_at_horizon", "active at H"),
+    ("profit", "profit / shopper"),
+    ("coupon_cost", "coupon cost / shopper"),
+)
+OPE_COLUMNS = (
+    ("bandit", "dr", "DR: profit / visit"),
+    ("trajectory", "dr", "DR: return visits / lifetime"),
+    ("trajectory", "wis", "WIS: return visits / lifetime"),
+)
 
-NO_COGS_NOTE = ("These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon "
-                "cost), so it overstates what the shop keeps, and by more for policies that sell more.")
+NO_COGS_NOTE = (
+    "These logs record no cost of goods (no unit_cost column): profit is net revenue (spend - coupon "
+    "cost), so it overstates what the shop keeps, and by more for policies that sell more."
+)
 
 
 def fmt(e: Interval | None, digits: int = 3) -> str:
@@ -44,8 +53,13 @@ def _places(results: EvaluateResults) -> list[str]:
 
 
 def _errorbar(ax, x: Interval, y: Interval, **style) -> None:
-    ax.errorbar(x.estimate, y.estimate, xerr=[[x.estimate - x.low], [x.high - x.estimate]],
-                yerr=[[y.estimate - y.low], [y.high - y.estimate]], **style)
+    ax.errorbar(
+        x.estimate,
+        y.estimate,
+        xerr=[[x.estimate - x.low], [x.high - x.estimate]],
+        yerr=[[y.estimate - y.low], [y.high - y.estimate]],
+        **style,
+    )
 
 
 def plot_retention(results: EvaluateResults, fidelity: FidelityResults, path: Path) -> None:
@@ -58,8 +72,13 @@ def plot_retention(results: EvaluateResults, fidelity: FidelityResults, path: Pa
         for name, row in results.policies.items():
             _step(ax, getattr(row, place).curve, name)
         _step(ax, fidelity.logged_curve, "held-out logs", color="black", ls="--")
-        ax.set(xlim=(0, h), ylim=(0, 1.02), xlabel="days since first visit", ylabel="share still active",
-               title={"world": "true world", "simulator": "learned simulator"}[place])
+        ax.set(
+            xlim=(0, h),
+            ylim=(0, 1.02),
+            xlabel="days since first visit",
+            ylabel="share still active",
+            title={"world": "true world", "simulator": "learned simulator"}[place],
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     save_png(fig, path)
@@ -73,9 +92,12 @@ def plot_spend(results: EvaluateResults, path: Path) -> None:
     for name, row in results.policies.items():
         v = getattr(row, place).values
         _errorbar(ax, v["coupon_cost"], v["active_at_horizon"], fmt="o", capsize=3, label=name)
-    ax.set(xlabel="coupon cost per shopper over H", ylabel="share active at H",
-           title=f"coupon spend vs retention ({'true world' if place == 'world' else 'learned simulator'}, "
-                 f"n={results.n_eval_users:,} shoppers each)")
+    ax.set(
+        xlabel="coupon cost per shopper over H",
+        ylabel="share active at H",
+        title=f"coupon spend vs retention ({'true world' if place == 'world' else 'learned simulator'}, "
+        f"n={results.n_eval_users:,} shoppers each)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save_png(fig, path)
@@ -107,10 +129,20 @@ def plot_frontier(results: EvaluateResults, path: Path) -> None:
         if len(on_frontier) > 1:
             ax.plot(*zip(*sorted(set(on_frontier))), color="tab:blue", lw=0.8, alpha=0.6)
         for kind, (marker, color) in _MARKERS.items():
-            ax.plot([], [], marker, color=color, label={"agent": "agent", "baseline": "baseline (fit on the logs)",
-                                                         "heuristic": "world heuristic"}[kind])
-        ax.set(xlabel="return visits per shopper over H", ylabel="profit per shopper over H",
-               title="true world" if place == "world" else "learned simulator")
+            ax.plot(
+                [],
+                [],
+                marker,
+                color=color,
+                label={"agent": "agent", "baseline": "baseline (fit on the logs)", "heuristic": "world heuristic"}[
+                    kind
+                ],
+            )
+        ax.set(
+            xlabel="return visits per shopper over H",
+            ylabel="profit per shopper over H",
+            title="true world" if place == "world" else "learned simulator",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"{results.n_eval_users:,} fresh shoppers per policy, 95% intervals", fontsize=9)
@@ -124,8 +156,15 @@ def _frontier_tables(results: EvaluateResults) -> list[tuple[str, list]]:
         if place not in results.frontier:
             continue
         part = results.frontier[place]
-        rows = [(name, results.policies[name].kind, ", ".join(agents) if agents else "no agent",
-                 "yes" if name in part.frontier else "no") for name, agents in part.dominated_by.items()]
+        rows = [
+            (
+                name,
+                results.policies[name].kind,
+                ", ".join(agents) if agents else "no agent",
+                "yes" if name in part.frontier else "no",
+            )
+            for name, agents in part.dominated_by.items()
+        ]
         tables.append((title, rows))
     return tables
 
@@ -135,8 +174,13 @@ def plot_fidelity(fidelity: FidelityResults, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     _step(ax, fidelity.logged_curve, "held-out logs (Kaplan-Meier)", color="black")
     _step(ax, fidelity.simulated.curve, f"learned simulator, {fidelity.policy}")
-    ax.set(xlim=(0, fidelity.horizon_days), ylim=(0, 1.02), xlabel="days since first visit",
-           ylabel="share still active", title="simulated vs logged retention")
+    ax.set(
+        xlim=(0, fidelity.horizon_days),
+        ylim=(0, 1.02),
+        xlabel="days since first visit",
+        ylabel="share still active",
+        title="simulated vs logged retention",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save_png(fig, path)
@@ -150,30 +194,60 @@ def _value_tables(results: EvaluateResults) -> list[tuple[str, dict]]:
             continue
         # in the simulator with an ensemble, also each candidate's return visits in each member alone
         members = place == "simulator" and any(row.members for row in results.policies.values())
-        rows = [[name + (" (world heuristic)" if row.kind == "heuristic" else ""),
-                 *(fmt(getattr(row, place).values[m]) for m, _ in METRICS),
-                 *([" / ".join(f"{v['return_visits'].estimate:.2f}" for v in row.members) or "—"]
-                   if members else [])]
-                for name, row in results.policies.items()]
+        rows = [
+            [
+                name + (" (world heuristic)" if row.kind == "heuristic" else ""),
+                *(fmt(getattr(row, place).values[m]) for m, _ in METRICS),
+                *([" / ".join(f"{v['return_visits'].estimate:.2f}" for v in row.members) or "—"] if members else []),
+            ]
+            for name, row in results.policies.items()
+        ]
         header = ["policy", *(label for _, label in METRICS), *(["return visits in each simulator"] if members else [])]
-        notes = (["The simulator columns are the ensemble's (each shopper in one member); the last column is each "
-                  "member alone, where the selection takes the least favourable (heuristics are not candidates)."]
-                 if members else [])
+        notes = (
+            [
+                "The simulator columns are the ensemble's (each shopper in one member); the last column is each "
+                "member alone, where the selection takes the least favourable (heuristics are not candidates)."
+            ]
+            if members
+            else []
+        )
         if rows:
-            tables.append((f"{title} (n = {n:,} fresh shoppers per policy, over H = {results.horizon_days} days)",
-                           {"header": header, "rows": rows, "notes": notes}))
+            tables.append(
+                (
+                    f"{title} (n = {n:,} fresh shoppers per policy, over H = {results.horizon_days} days)",
+                    {"header": header, "rows": rows, "notes": notes},
+                )
+            )
     ope = {name: row.ope for name, row in results.policies.items() if row.ope is not None}
     if ope:
         rows, notes = [], []
         for name, o in ope.items():
-            rows.append([name, *(_ope_cell(o, fam, est) for fam, est, _ in OPE_COLUMNS),
-                         f"{o.n_visits:,} / {o.n_trajectories:,}", f"{o.ess:.1f}"])
+            rows.append(
+                [
+                    name,
+                    *(_ope_cell(o, fam, est) for fam, est, _ in OPE_COLUMNS),
+                    f"{o.n_visits:,} / {o.n_trajectories:,}",
+                    f"{o.ess:.1f}",
+                ]
+            )
             notes += [f"{name}: {w}" for w in o.warnings]
         if results.propensity_note:
             notes.insert(0, "Rests on estimated propensities: " + results.propensity_note)
-        tables.append(("Off-policy estimates on held-out logs (bootstrap over shoppers)",
-                       {"header": ["policy", *(label for *_, label in OPE_COLUMNS), "n visits / lifetimes",
-                                   "ESS (lifetimes)"], "rows": rows, "notes": notes}))
+        tables.append(
+            (
+                "Off-policy estimates on held-out logs (bootstrap over shoppers)",
+                {
+                    "header": [
+                        "policy",
+                        *(label for *_, label in OPE_COLUMNS),
+                        "n visits / lifetimes",
+                        "ESS (lifetimes)",
+                    ],
+                    "rows": rows,
+                    "notes": notes,
+                },
+            )
+        )
     return tables
 
 
@@ -210,8 +284,10 @@ def _arm(name: str) -> str:
 def _fidelity_rows(fid: FidelityResults) -> tuple[list, list]:
     days = ["7", "30", str(fid.horizon_days)]
     rows = []
-    for label, curve, returns in (("held-out logs", fid.logged_curve, fid.logged_return_visits),
-                                  ("learned simulator", fid.simulated.curve, fid.simulated.values["return_visits"])):
+    for label, curve, returns in (
+        ("held-out logs", fid.logged_curve, fid.logged_return_visits),
+        ("learned simulator", fid.simulated.curve, fid.simulated.values["return_visits"]),
+    ):
         cells = [f"{fmt(curve.at[d])} (n={curve.n:,})" if curve.at[d] else "— (log too short)" for d in days]
         cells.append(f"{fmt(returns)} (n={returns.n:,})" if returns else "— (no shopper observed for H days)")
         rows.append((label, cells))
@@ -220,16 +296,26 @@ def _fidelity_rows(fid: FidelityResults) -> tuple[list, list]:
 
 def _identification(fid: FidelityResults, has_world: bool) -> tuple[list, list[str]]:
     rec, coupon = fid.identifies_recommendation, fid.identifies_coupon
-    table = [("recommendation (which group is shown)", "yes" if rec else "no",
-              "the logs vary the recommended arm" if rec else "the logs hold no exposures or a single arm"),
-             ("coupon (which discount is offered)", "yes" if coupon else "no",
-              "the logs vary the offered coupon" if coupon else "the logs hold no coupon variation")]
+    table = [
+        (
+            "recommendation (which group is shown)",
+            "yes" if rec else "no",
+            "the logs vary the recommended arm" if rec else "the logs hold no exposures or a single arm",
+        ),
+        (
+            "coupon (which discount is offered)",
+            "yes" if coupon else "no",
+            "the logs vary the offered coupon" if coupon else "the logs hold no coupon variation",
+        ),
+    ]
     warnings = []
     if not (rec and coupon):
         missing = " and ".join(w for w, ok in (("recommendations", rec), ("coupons", coupon)) if not ok)
-        warnings.append(f"These logs cannot identify the effect of {missing}: the learned simulator makes that effect "
-                        "exactly zero, so policies trained on it are not evidence of what those actions do. What the "
-                        "logs do support: retention forecasts and the simulator's fidelity (shown first).")
+        warnings.append(
+            f"These logs cannot identify the effect of {missing}: the learned simulator makes that effect "
+            "exactly zero, so policies trained on it are not evidence of what those actions do. What the "
+            "logs do support: retention forecasts and the simulator's fidelity (shown first)."
+        )
     if not has_world:
         warnings.append("Real logs, no world: true values cannot be computed; the truth column is skipped.")
     return table, warnings
@@ -238,13 +324,15 @@ def _identification(fid: FidelityResults, has_world: bool) -> tuple[list, list[s
 def _recommendation(results: EvaluateResults) -> dict[str, str]:
     """The selection's headline, and the chosen policy's true return visits and profit when the world is known."""
     world = results.policies[results.recommendation.policy].world
-    true_value = (f"return visits {fmt(world.values['return_visits'])}, profit {fmt(world.values['profit'], 2)}"
-                  if world else "")
+    true_value = (
+        f"return visits {fmt(world.values['return_visits'])}, profit {fmt(world.values['profit'], 2)}" if world else ""
+    )
     return {"headline": results.recommendation.headline(), "true_value": true_value}
 
 
-def write_report(out_dir: str | Path, data: dict, fidelity: FidelityResults, results: EvaluateResults,
-                 run: dict) -> Path:
+def write_report(
+    out_dir: str | Path, data: dict, fidelity: FidelityResults, results: EvaluateResults, run: dict
+) -> Path:
     """Write ``index.html`` and its PNGs into ``out_dir``; returns the HTML path."""
     import json
 
@@ -258,17 +346,35 @@ def write_report(out_dir: str | Path, data: dict, fidelity: FidelityResults, res
     if not data["records_cogs"]:
         notes.insert(0, NO_COGS_NOTE)
     if results.propensity_note:
-        warnings.append("Off-policy estimates rest on estimated propensities (a logging-policy clone), not logged ones.")
+        warnings.append(
+            "Off-policy estimates rest on estimated propensities (a logging-policy clone), not logged ones."
+        )
     days, fid_rows = _fidelity_rows(fidelity)
-    html = render("pipeline.html",
-        data=data, h=results.horizon_days, warnings=warnings, notes=notes, identification=identification,
+    html = render(
+        "pipeline.html",
+        data=data,
+        h=results.horizon_days,
+        warnings=warnings,
+        notes=notes,
+        identification=identification,
         heads=sorted(fidelity.heads.items()),
         fidelity_first=bool(warnings and not (fidelity.identifies_recommendation and fidelity.identifies_coupon)),
-        fid_policy=fidelity.policy, fid_days=days, fid_rows=fid_rows, has_world=results.has_world,
-        value_tables=_value_tables(results), behaviour=_behaviour(results), heldout_states=results.heldout_states,
-        at_risk=f"{AT_RISK_DAYS:g}", loyal=LOYAL_VISITS, config=json.dumps(run, indent=2), out=run["out"],
-        recommendation=_recommendation(results), rewards=list(results.rewards.items()),
-        certificate=results.certificate.headline() if results.certificate is not None
+        fid_policy=fidelity.policy,
+        fid_days=days,
+        fid_rows=fid_rows,
+        has_world=results.has_world,
+        value_tables=_value_tables(results),
+        behaviour=_behaviour(results),
+        heldout_states=results.heldout_states,
+        at_risk=f"{AT_RISK_DAYS:g}",
+        loyal=LOYAL_VISITS,
+        config=json.dumps(run, indent=2),
+        out=run["out"],
+        recommendation=_recommendation(results),
+        rewards=list(results.rewards.items()),
+        certificate=results.certificate.headline()
+        if results.certificate is not None
         else f"no certificate: {results.no_certificate}",
-        frontier_tables=_frontier_tables(results))
+        frontier_tables=_frontier_tables(results),
+    )
     return write_page(out / "index.html", html)

@@ -55,11 +55,13 @@ def calibration_holdout_summary(
     frame = pd.DataFrame({"user_id": users[cal], "start": start[cal]})
     grouped = frame.groupby("user_id", sort=True)["start"]
     first, last, count = grouped.min(), grouped.max(), grouped.size()
-    summary = pd.DataFrame({
-        "frequency_cal": (count - 1).astype(np.float64),
-        "recency_cal": (last - first) / DAY_NS,
-        "T_cal": (cutoff.value - first) / DAY_NS,
-    })
+    summary = pd.DataFrame(
+        {
+            "frequency_cal": (count - 1).astype(np.float64),
+            "recency_cal": (last - first) / DAY_NS,
+            "T_cal": (cutoff.value - first) / DAY_NS,
+        }
+    )
     holdout = pd.Series(users[hold]).value_counts()
     summary["frequency_holdout"] = holdout.reindex(summary.index, fill_value=0).astype(np.float64).to_numpy()
     summary["duration_holdout"] = (holdout_end.value - cutoff.value) / DAY_NS
@@ -69,10 +71,12 @@ def calibration_holdout_summary(
 
 def whole_log_summary(visits: pd.DataFrame, log_end: pd.Timestamp) -> pd.DataFrame:
     """``frequency``, ``recency``, ``T`` of every shopper over the whole log (to fit BG/NBD)."""
-    table = calibration_holdout_summary(visits, pd.Timestamp(log_end) + pd.Timedelta("1ns"),
-                                        pd.Timestamp(log_end) + pd.Timedelta("2ns"))
+    table = calibration_holdout_summary(
+        visits, pd.Timestamp(log_end) + pd.Timedelta("1ns"), pd.Timestamp(log_end) + pd.Timedelta("2ns")
+    )
     return table.rename(columns={"frequency_cal": "frequency", "recency_cal": "recency", "T_cal": "T"})[
-        ["frequency", "recency", "T"]]
+        ["frequency", "recency", "T"]
+    ]
 
 
 def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, penalizer: float = 0.0):
@@ -103,8 +107,9 @@ def prob_return_within(model, frequency: np.ndarray, recency: np.ndarray, T: np.
     return alive * (1.0 - ((alpha + T) / (alpha + T + days)) ** (r + x))
 
 
-def sample_future_visits(model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float,
-                         replicas: int, seed: int = 0) -> np.ndarray:
+def sample_future_visits(
+    model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float, replicas: int, seed: int = 0
+) -> np.ndarray:
     """Draws ``(n, replicas)`` of each shopper's visits within ``days`` after ``T`` from a
     fitted BG/NBD's predictive distribution (module docstring); their mean tends to
     ``conditional_expected_number_of_purchases_up_to_time``."""

@@ -36,7 +36,10 @@ from retentionrl.simulators.fidelity.metrics import (
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 
 BINARY_HEADS: tuple[tuple[str, str], ...] = (
-    ("click", "click"), ("purchase", "purchase"), ("purchase_click", "purchase"), ("redeemed", "redeemed"),
+    ("click", "click"),
+    ("purchase", "purchase"),
+    ("purchase_click", "purchase"),
+    ("redeemed", "redeemed"),
 )
 """(prediction column, model-card head) of each binary response metric."""
 
@@ -60,13 +63,17 @@ class HeadResult:
     reliability: dict[str, Reliability] = field(default_factory=dict)
 
 
-def evaluation_sets(sim: LearnedSimulator, visits: pd.DataFrame, log_start: pd.Timestamp,
-                    log_end: pd.Timestamp, n_events: int) -> tuple[EvalSet, EvalSet, np.ndarray, pd.Timestamp]:
+def evaluation_sets(
+    sim: LearnedSimulator, visits: pd.DataFrame, log_start: pd.Timestamp, log_end: pd.Timestamp, n_events: int
+) -> tuple[EvalSet, EvalSet, np.ndarray, pd.Timestamp]:
     """The two evaluation sets, the reference-shopper mask and the cutoff (module docstring)."""
     card = sim.card
     summary, cfg = card.data_summary, card.fit_config
-    same_log = (summary.get("events") == n_events and summary.get("visits") == len(visits)
-                and pd.Timestamp(summary.get("log_end", "1970-01-01")) == pd.Timestamp(log_end))
+    same_log = (
+        summary.get("events") == n_events
+        and summary.get("visits") == len(visits)
+        and pd.Timestamp(summary.get("log_end", "1970-01-01")) == pd.Timestamp(log_end)
+    )
     if same_log:
         vf = float(cfg.get("valid_fraction", 0.1))
         split = split_users(visits["user_id"], (1.0 - vf, vf, 0.0), seed=int(cfg.get("seed", 0)))
@@ -84,14 +91,21 @@ def evaluation_sets(sim: LearnedSimulator, visits: pd.DataFrame, log_start: pd.T
     else:
         cutoff = pd.Timestamp(log_start) + 0.75 * (pd.Timestamp(log_end) - pd.Timestamp(log_start))
         later = heldout & (start >= cutoff.to_datetime64())
-        later_note = (f"held-out shoppers' visits from {cutoff:%Y-%m-%d} on (the last quarter of the log; "
-                      "their earlier visits feed the model's state)")
-    return (EvalSet("held-out users", heldout, users_note), EvalSet("later window", later, later_note),
-            reference, cutoff)
+        later_note = (
+            f"held-out shoppers' visits from {cutoff:%Y-%m-%d} on (the last quarter of the log; "
+            "their earlier visits feed the model's state)"
+        )
+    return (
+        EvalSet("held-out users", heldout, users_note),
+        EvalSet("later window", later, later_note),
+        reference,
+        cutoff,
+    )
 
 
-def baseline_predictions(sim: LearnedSimulator, visits: pd.DataFrame, log_end: pd.Timestamp, reference: np.ndarray,
-                         cutoff: pd.Timestamp) -> dict[str, pd.DataFrame]:
+def baseline_predictions(
+    sim: LearnedSimulator, visits: pd.DataFrame, log_end: pd.Timestamp, reference: np.ndarray, cutoff: pd.Timestamp
+) -> dict[str, pd.DataFrame]:
     """Predictions of every outcome by the model and each baseline, one frame per predictor."""
     card = sim.card
     horizon = int(card.spec.horizon_days)
@@ -99,36 +113,47 @@ def baseline_predictions(sim: LearnedSimulator, visits: pd.DataFrame, log_end: p
     within, known, duration, event = return_targets(visits, log_end, horizon)
     base_rows = reference if reference.any() else visits["start"].to_numpy() < cutoff.to_datetime64()
     rate = {
-        "click": card.rate("click"), "purchase": card.rate("purchase"), "redeemed": card.rate("redeemed"),
+        "click": card.rate("click"),
+        "purchase": card.rate("purchase"),
+        "redeemed": card.rate("redeemed"),
         "return_30": float(within[base_rows & known].mean()) if (base_rows & known).any() else 0.5,
     }
     n = len(visits)
     clicked = visits["clicked"].to_numpy(dtype=float)
     purchased = visits["purchased"].to_numpy(dtype=float)
-    population = pd.DataFrame({
-        "click": np.full(n, rate["click"]), "purchase": np.full(n, rate["purchase"]),
-        "purchase_click": _rate_by(purchased, clicked > 0, base_rows),
-        "redeemed": np.full(n, rate["redeemed"]), "return_30": np.full(n, rate["return_30"]),
-        "expected_gap": np.zeros(n),
-    }, index=visits.index)
+    population = pd.DataFrame(
+        {
+            "click": np.full(n, rate["click"]),
+            "purchase": np.full(n, rate["purchase"]),
+            "purchase_click": _rate_by(purchased, clicked > 0, base_rows),
+            "redeemed": np.full(n, rate["redeemed"]),
+            "return_30": np.full(n, rate["return_30"]),
+            "expected_gap": np.zeros(n),
+        },
+        index=visits.index,
+    )
     gap = visits["gap_days"].to_numpy(dtype=float)
     prev_gap = last_value(visits, np.nan_to_num(gap, nan=float(horizon)), float(np.nanmedian(gap)) if n else 0.0)
-    last = pd.DataFrame({
-        "click": last_value(visits, clicked, rate["click"]),
-        "purchase": last_value(visits, purchased, rate["purchase"]),
-        "purchase_click": np.where(clicked > 0, last_value(visits, purchased, rate["purchase"]), 0.0),
-        "redeemed": last_value(visits, visits["redeemed"].to_numpy(dtype=float), rate["redeemed"]),
-        "return_30": last_value(visits, (gap <= RETURN_DAYS).astype(float), rate["return_30"]),
-        "expected_gap": prev_gap,
-    }, index=visits.index)
+    last = pd.DataFrame(
+        {
+            "click": last_value(visits, clicked, rate["click"]),
+            "purchase": last_value(visits, purchased, rate["purchase"]),
+            "purchase_click": np.where(clicked > 0, last_value(visits, purchased, rate["purchase"]), 0.0),
+            "redeemed": last_value(visits, visits["redeemed"].to_numpy(dtype=float), rate["redeemed"]),
+            "return_30": last_value(visits, (gap <= RETURN_DAYS).astype(float), rate["return_30"]),
+            "expected_gap": prev_gap,
+        },
+        index=visits.index,
+    )
     fit_visits = visits.loc[base_rows]
     summary = whole_log_summary(fit_visits, log_end if reference.any() else cutoff)
     bg = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"], penalizer=1e-3)
     x, t_x, big_t = per_visit_features(visits)
     p30 = prob_return_within(bg, x, t_x, big_t, RETURN_DAYS)
     # ranking score of the gap: a shopper likelier to return within H is expected back sooner
-    bgnbd = pd.DataFrame({"return_30": p30, "expected_gap": -prob_return_within(bg, x, t_x, big_t, horizon)},
-                         index=visits.index)
+    bgnbd = pd.DataFrame(
+        {"return_30": p30, "expected_gap": -prob_return_within(bg, x, t_x, big_t, horizon)}, index=visits.index
+    )
     targets = pd.DataFrame({"within": within, "known": known, "duration": duration, "event": event}, index=visits.index)
     return {"simulator": model, "population": population, "last value": last, "BG/NBD": bgnbd, "_targets": targets}
 
@@ -142,16 +167,19 @@ def _rate_by(values: np.ndarray, group: np.ndarray, rows: np.ndarray) -> np.ndar
     return out
 
 
-def head_results(preds: dict[str, pd.DataFrame], visits: pd.DataFrame, rows: np.ndarray,
-                 learned: dict[str, bool]) -> list[HeadResult]:
+def head_results(
+    preds: dict[str, pd.DataFrame], visits: pd.DataFrame, rows: np.ndarray, learned: dict[str, bool]
+) -> list[HeadResult]:
     """Binary metrics and reliability of every outcome on the visits at ``rows``."""
     targets = preds["_targets"]
     labels = {
         "click": (visits["clicked"].to_numpy(dtype=float), np.ones(len(visits), bool)),
         "purchase": (visits["purchased"].to_numpy(dtype=float), np.ones(len(visits), bool)),
         "purchase_click": (visits["purchased"].to_numpy(dtype=float), np.ones(len(visits), bool)),
-        "redeemed": (visits["redeemed"].to_numpy(dtype=float),
-                     visits["purchased"].to_numpy(dtype=bool) & (visits["rec_coupon"].to_numpy(dtype=float) > 0)),
+        "redeemed": (
+            visits["redeemed"].to_numpy(dtype=float),
+            visits["purchased"].to_numpy(dtype=bool) & (visits["rec_coupon"].to_numpy(dtype=float) > 0),
+        ),
         "return_30": (targets["within"].to_numpy(dtype=float), targets["known"].to_numpy(dtype=bool)),
     }
     results = []

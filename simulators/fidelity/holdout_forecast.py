@@ -34,8 +34,14 @@ DAY_NS = 86_400 * 10**9
 
 
 def forecast_visits(
-    sim: LearnedSimulator, visits: pd.DataFrame, cutoff: pd.Timestamp, holdout_days: float, *,
-    replicas: int = 10, seed: int = 0, groups: int = 4,
+    sim: LearnedSimulator,
+    visits: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    holdout_days: float,
+    *,
+    replicas: int = 10,
+    seed: int = 0,
+    groups: int = 4,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Simulated visits per shopper in ``[cutoff, cutoff + holdout_days)``, and per week.
 
@@ -63,15 +69,23 @@ def forecast_visits(
         if not len(chosen):
             continue
         part = current.loc[current["trajectory_id"].isin(chosen)]
-        counts, week_counts = _simulate_group(sim, part, cutoff, holdout_days, replicas, n_weeks,
-                                              int(rng_seeds[g].generate_state(1)[0]))
+        counts, week_counts = _simulate_group(
+            sim, part, cutoff, holdout_days, replicas, n_weeks, int(rng_seeds[g].generate_state(1)[0])
+        )
         per_user.loc[counts.index] = counts.to_numpy()
         weekly += week_counts
     return per_user, weekly
 
 
-def _simulate_group(sim: LearnedSimulator, part: pd.DataFrame, cutoff: pd.Timestamp, holdout_days: float,
-                    replicas: int, n_weeks: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def _simulate_group(
+    sim: LearnedSimulator,
+    part: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    holdout_days: float,
+    replicas: int,
+    n_weeks: int,
+    seed: int,
+) -> tuple[pd.DataFrame, np.ndarray]:
     first = part["visit_index"].to_numpy() == 0
     traj = np.cumsum(first) - 1
     n_traj = int(traj[-1]) + 1
@@ -82,8 +96,11 @@ def _simulate_group(sim: LearnedSimulator, part: pd.DataFrame, cutoff: pd.Timest
     action, logged = sim.card.action_map.encode(part)
     action = np.where(logged, action, 0)
     fields = {
-        "action": action, "click": part["clicked"].to_numpy(float), "purchase": part["purchased"].to_numpy(float),
-        "redeemed": part["redeemed"].to_numpy(float), "spend": part["spend"].to_numpy(float),
+        "action": action,
+        "click": part["clicked"].to_numpy(float),
+        "purchase": part["purchased"].to_numpy(float),
+        "redeemed": part["redeemed"].to_numpy(float),
+        "spend": part["spend"].to_numpy(float),
         "gap": part["gap_days"].to_numpy(float),
     }
     grid = {k: np.zeros((n_traj, longest)) for k in fields}
@@ -94,16 +111,26 @@ def _simulate_group(sim: LearnedSimulator, part: pd.DataFrame, cutoff: pd.Timest
     since_last = (pd.Timestamp(cutoff).value - last_start) / DAY_NS  # days from last visit to the cutoff
     grid["gap"][np.arange(n_traj), longest - 1] = np.nan  # unknown: drawn given > since_last
 
-    tile = lambda a: np.tile(a, (replicas,) + (1,) * (a.ndim - 1))
+    def tile(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, (replicas,) + (1,) * (a.ndim - 1))
+
     grid = {k: tile(v) for k, v in grid.items()}
     offset_r, since_r = tile(offset), tile(since_last)
     n = n_traj * replicas
     sim.reset(n, seed=seed)
     for t in range(longest):
-        outcome = SimpleNamespace(click=grid["click"][:, t], purchase=grid["purchase"][:, t],
-                                  redeemed=grid["redeemed"][:, t], spend=grid["spend"][:, t])
-        _, out = sim.observe(grid["action"][:, t].astype(np.int64), outcome, grid["gap"][:, t],
-                             min_gap_days=since_r if t == longest - 1 else None)
+        outcome = SimpleNamespace(
+            click=grid["click"][:, t],
+            purchase=grid["purchase"][:, t],
+            redeemed=grid["redeemed"][:, t],
+            spend=grid["spend"][:, t],
+        )
+        _, out = sim.observe(
+            grid["action"][:, t].astype(np.int64),
+            outcome,
+            grid["gap"][:, t],
+            min_gap_days=since_r if t == longest - 1 else None,
+        )
         waiting = offset_r > t
         if waiting.any():
             sim.replace(waiting)

@@ -41,8 +41,8 @@ import torch
 
 from retentionrl.simulators.learned.fit import _auc
 from retentionrl.simulators.learned.hazard import survival
-from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.sequence_model import HEAD_LAYOUT, N_SCALAR_HEADS
+from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.visit_data import build_visit_data, gather_batch, trajectory_bounds
 
 RETURN_DAYS = 30
@@ -108,8 +108,9 @@ def binary_metrics(pred: np.ndarray, label: np.ndarray, bins: int = 10) -> dict[
     }
 
 
-def return_targets(visits: pd.DataFrame, log_end: pd.Timestamp, horizon_days: int,
-                   days: int = RETURN_DAYS) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def return_targets(
+    visits: pd.DataFrame, log_end: pd.Timestamp, horizon_days: int, days: int = RETURN_DAYS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Labels of every visit: ``(returned_within, known, duration, event)``.
 
     ``returned_within``: the next visit came within ``days``; ``known``: the label is
@@ -119,7 +120,9 @@ def return_targets(visits: pd.DataFrame, log_end: pd.Timestamp, horizon_days: in
     """
     gap = visits["gap_days"].to_numpy(dtype=np.float64)
     returned = np.isfinite(gap)
-    observed = (pd.Timestamp(log_end).value - visits["start"].to_numpy().astype("datetime64[ns]").view("int64")) / 86_400e9
+    observed = (
+        pd.Timestamp(log_end).value - visits["start"].to_numpy().astype("datetime64[ns]").view("int64")
+    ) / 86_400e9
     churned = visits["churned"].to_numpy(dtype=bool)
     within = returned & (gap <= days)
     known = returned | churned | (observed >= days)
@@ -127,8 +130,9 @@ def return_targets(visits: pd.DataFrame, log_end: pd.Timestamp, horizon_days: in
     return within, known, np.maximum(duration, 1e-9), returned
 
 
-def predict_visits(sim: LearnedSimulator, visits: pd.DataFrame, log_end: pd.Timestamp,
-                   batch_size: int = 256) -> pd.DataFrame:
+def predict_visits(
+    sim: LearnedSimulator, visits: pd.DataFrame, log_end: pd.Timestamp, batch_size: int = 256
+) -> pd.DataFrame:
     """The simulator's probabilities at every logged visit (columns: module docstring).
 
     :param visits: a visit table with trajectory columns, sorted by ``(user_id, start)``.
@@ -160,20 +164,26 @@ def predict_visits(sim: LearnedSimulator, visits: pd.DataFrame, log_end: pd.Time
             out[rows, 4] = (1.0 - s[:, RETURN_DAYS - 1]).double().cpu().numpy() if horizon >= RETURN_DAYS else 1.0
             out[rows, 5] = (1.0 + s[:, :-1].sum(dim=1)).double().cpu().numpy()
     p = {name: out[:, col[name]] for name in ("click", "purchase_click", "purchase_noclick", "redeemed")}
-    for head, names in (("click", ("click",)), ("purchase", ("purchase_click", "purchase_noclick")),
-                        ("redeemed", ("redeemed",))):
+    for head, names in (
+        ("click", ("click",)),
+        ("purchase", ("purchase_click", "purchase_noclick")),
+        ("redeemed", ("redeemed",)),
+    ):
         if not card.learned(head):
             for name in names:
                 p[name] = np.full(len(visits), card.rate(head))
     clicked = visits["clicked"].to_numpy(dtype=bool)
-    return pd.DataFrame({
-        "click": p["click"],
-        "purchase": p["click"] * p["purchase_click"] + (1 - p["click"]) * p["purchase_noclick"],
-        "purchase_click": np.where(clicked, p["purchase_click"], p["purchase_noclick"]),
-        "redeemed": p["redeemed"],
-        "return_30": out[:, 4],
-        "expected_gap": out[:, 5],
-    }, index=visits.index)
+    return pd.DataFrame(
+        {
+            "click": p["click"],
+            "purchase": p["click"] * p["purchase_click"] + (1 - p["click"]) * p["purchase_noclick"],
+            "purchase_click": np.where(clicked, p["purchase_click"], p["purchase_noclick"]),
+            "redeemed": p["redeemed"],
+            "return_30": out[:, 4],
+            "expected_gap": out[:, 5],
+        },
+        index=visits.index,
+    )
 
 
 def last_value(visits: pd.DataFrame, values: np.ndarray, first: float) -> np.ndarray:

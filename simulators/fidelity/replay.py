@@ -32,7 +32,11 @@ def logged_actions(visits: pd.DataFrame, action_map: ActionMap) -> tuple[np.ndar
 
 
 def simulate_lifetimes(
-    sim: ShopperSimulator, visits: pd.DataFrame, action_map: ActionMap, log_end: pd.Timestamp, seed: int = 0,
+    sim: ShopperSimulator,
+    visits: pd.DataFrame,
+    action_map: ActionMap,
+    log_end: pd.Timestamp,
+    seed: int = 0,
     max_steps: int = 10_000,
 ) -> pd.DataFrame:
     """Simulated lifetimes of the trajectories of ``visits`` (module docstring).
@@ -41,7 +45,9 @@ def simulate_lifetimes(
     :param action_map: maps the logged actions onto ``sim``'s action space.
     """
     first = visits["visit_index"].to_numpy() == 0
-    window = (pd.Timestamp(log_end).value - visits["start"].to_numpy()[first].astype("datetime64[ns]").view("int64")) / DAY_NS
+    window = (
+        pd.Timestamp(log_end).value - visits["start"].to_numpy()[first].astype("datetime64[ns]").view("int64")
+    ) / DAY_NS
     n = int(first.sum())
     action, logged = logged_actions(visits, action_map)
     position = visits["visit_index"].to_numpy()

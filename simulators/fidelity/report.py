@@ -30,7 +30,13 @@ from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.retention import RetentionCurve, kaplan_meier, plot_retention
 from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
-from retentionrl.simulators.fidelity.evaluate import HeadResult, baseline_predictions, concordance, evaluation_sets, head_results
+from retentionrl.simulators.fidelity.evaluate import (
+    HeadResult,
+    baseline_predictions,
+    concordance,
+    evaluation_sets,
+    head_results,
+)
 from retentionrl.simulators.fidelity.replay import simulate_lifetimes
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 
@@ -47,8 +53,16 @@ class ReportFiles:
     pngs: tuple[Path, ...]
 
 
-def write_report(model_dir: str | Path, logs: str | Path, out_dir: str | Path, *, log_format: str = "auto",
-                 device: str = "cpu", seed: int = 0, max_replay: int = 20_000) -> ReportFiles:
+def write_report(
+    model_dir: str | Path,
+    logs: str | Path,
+    out_dir: str | Path,
+    *,
+    log_format: str = "auto",
+    device: str = "cpu",
+    seed: int = 0,
+    max_replay: int = 20_000,
+) -> ReportFiles:
     """Evaluate the simulator in ``model_dir`` on the log ``logs``; write the report to ``out_dir``.
 
     :param max_replay: most held-out trajectories replayed in the simulator (a seeded sample).
@@ -57,8 +71,9 @@ def write_report(model_dir: str | Path, logs: str | Path, out_dir: str | Path, *
     sim = LearnedSimulator.load(model_dir, device=device)
     card = sim.card
     log = read_events(logs, log_format)
-    visits = visits_with_trajectories(log, horizon_days=card.spec.horizon_days,
-                                      mode=card.fit_config.get("visit_mode", "auto")).reset_index(drop=True)
+    visits = visits_with_trajectories(
+        log, horizon_days=card.spec.horizon_days, mode=card.fit_config.get("visit_mode", "auto")
+    ).reset_index(drop=True)
     heldout, later, reference, cutoff = evaluation_sets(sim, visits, log.start, log.end, len(log.events))
     preds = baseline_predictions(sim, visits, log.end, reference, cutoff)
     learned = {h: card.learned(h) for h in card.heads}
@@ -69,9 +84,16 @@ def write_report(model_dir: str | Path, logs: str | Path, out_dir: str | Path, *
         png = out_dir / f"reliability_{k}.png"
         _plot_reliability(results, png, evaluation.name)
         pngs.append(png)
-        sections.append({"name": evaluation.name, "note": evaluation.note, "visits": int(evaluation.rows.sum()),
-                         "heads": [_head_dict(r) for r in results], "png": png.name,
-                         "concordance": concordance(preds, evaluation.rows)})
+        sections.append(
+            {
+                "name": evaluation.name,
+                "note": evaluation.note,
+                "visits": int(evaluation.rows.sum()),
+                "heads": [_head_dict(r) for r in results],
+                "png": png.name,
+                "concordance": concordance(preds, evaluation.rows),
+            }
+        )
 
     replay = _replay(sim, visits, heldout.rows, log.end, seed, max_replay)
     pngs.append(plot_retention(replay["curves"], out_dir / "retention.png", horizon_days=card.spec.horizon_days))
@@ -109,8 +131,9 @@ def _card_dict(card) -> dict:
     }
 
 
-def _replay(sim: LearnedSimulator, visits: pd.DataFrame, heldout: np.ndarray, log_end: pd.Timestamp, seed: int,
-            max_replay: int) -> dict:
+def _replay(
+    sim: LearnedSimulator, visits: pd.DataFrame, heldout: np.ndarray, log_end: pd.Timestamp, seed: int, max_replay: int
+) -> dict:
     """Real vs simulated first lifetimes of held-out shoppers (retention and visit counts)."""
     first_traj = visits.loc[heldout].drop_duplicates("user_id")["trajectory_id"].to_numpy()
     rng = np.random.default_rng(seed)
@@ -127,8 +150,10 @@ def _replay(sim: LearnedSimulator, visits: pd.DataFrame, heldout: np.ndarray, lo
     return {
         "shoppers": int(len(real)),
         "active": active,
-        "mean_visits": {"real (held-out)": float(real["n_visits"].mean()),
-                        "simulator": float(simulated["n_visits"].mean())},
+        "mean_visits": {
+            "real (held-out)": float(real["n_visits"].mean()),
+            "simulator": float(simulated["n_visits"].mean()),
+        },
         "curves": curves,
         "visits": {"real (held-out)": real["n_visits"].to_numpy(), "simulator": simulated["n_visits"].to_numpy()},
     }

@@ -46,8 +46,7 @@ def save_checkpoint(directory: str | Path, state: dict[str, torch.Tensor], card:
     with atomic_path(directory / TENSORS_FILE) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
         digest = sha256_file(tmp)
-    meta = {"format": FORMAT, "version": VERSION, "card": card,
-            "checksum": {"file": TENSORS_FILE, "sha256": digest}}
+    meta = {"format": FORMAT, "version": VERSION, "card": card, "checksum": {"file": TENSORS_FILE, "sha256": digest}}
     atomic_write_text(directory / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=False))
     return directory / CONFIG_FILE
 
@@ -78,8 +77,10 @@ def load_checkpoint(directory: str | Path) -> tuple[dict[str, torch.Tensor], dic
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise CheckpointError(
-            tensors_path, f"checksum mismatch (SHA-256 {actual[:12]}..., {CONFIG_FILE} expects "
-            f"{str(expected)[:12]}...): truncated, corrupt, or from another checkpoint")
+            tensors_path,
+            f"checksum mismatch (SHA-256 {actual[:12]}..., {CONFIG_FILE} expects "
+            f"{str(expected)[:12]}...): truncated, corrupt, or from another checkpoint",
+        )
     try:
         state = load_safetensors(data)
     except Exception as exc:  # safetensors raises its own SafetensorError and others

@@ -73,8 +73,20 @@ class FitConfig:
     """training visits a head needs to count as learned, >= 1"""
 
     def __post_init__(self) -> None:
-        require_positive_ints(**{name: getattr(self, name) for name in (
-            "epochs", "patience", "batch_size", "window", "horizon_days", "min_head_examples", "hidden_size")})
+        require_positive_ints(
+            **{
+                name: getattr(self, name)
+                for name in (
+                    "epochs",
+                    "patience",
+                    "batch_size",
+                    "window",
+                    "horizon_days",
+                    "min_head_examples",
+                    "hidden_size",
+                )
+            }
+        )
         for name in ("learning_rate", "grad_clip", "spend_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

@@ -42,11 +42,10 @@ from retentionrl.interactions.trajectories import visits_with_trajectories
 from retentionrl.simulators.learned.checkpoint import save_checkpoint
 from retentionrl.simulators.learned.config import FitConfig
 from retentionrl.simulators.learned.hazard import empirical_hazard
-from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
 from retentionrl.simulators.learned.losses import head_losses, total_loss
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.sequence_model import HEAD_LAYOUT, ModelSpec, ShopperSequenceModel
-from retentionrl.simulators.world.config import WORLD_VERSION, WorldVersionError
+from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
 from retentionrl.simulators.learned.visit_data import (
     HEADS,
     batch_order,
@@ -56,6 +55,7 @@ from retentionrl.simulators.learned.visit_data import (
     trajectory_bounds,
     windows,
 )
+from retentionrl.simulators.world.config import WORLD_VERSION, WorldVersionError
 
 
 @dataclass
@@ -79,16 +79,20 @@ def fit_simulator(
     :param progress: show a progress bar.
     """
     if log.report.world_version not in (None, str(WORLD_VERSION)):
-        raise WorldVersionError(f"{log.source}: made by world v{log.report.world_version}; this code is world "
-                                f"v{WORLD_VERSION}: regenerate the logs (retentionrl world logs ...)")
+        raise WorldVersionError(
+            f"{log.source}: made by world v{log.report.world_version}; this code is world "
+            f"v{WORLD_VERSION}: regenerate the logs (retentionrl world logs ...)"
+        )
     device = resolve_device(config.device)
     visits = visits_with_trajectories(log, horizon_days=config.horizon_days, mode=config.visit_mode)
     action_map = ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)
     data = build_visit_data(visits, action_map, log.end, config.horizon_days, config.spend_scale)
     split = split_users(visits["user_id"], (1.0 - config.valid_fraction, config.valid_fraction, 0.0), seed=config.seed)
     if not split.valid.any() or not split.train.any():
-        raise ValueError(f"{log.source}: {log.n_users} shoppers are too few to hold out a validation share of "
-                         f"{config.valid_fraction}; use a larger log or valid_fraction")
+        raise ValueError(
+            f"{log.source}: {log.n_users} shoppers are too few to hold out a validation share of "
+            f"{config.valid_fraction}; use a larger log or valid_fraction"
+        )
     train, valid = data.take(np.flatnonzero(split.train)), data.take(np.flatnonzero(split.valid))
     starts, lengths = trajectory_bounds(visits.loc[split.train])
     if config.bootstrap:  # trajectories drawn with replacement: a member of a bootstrap ensemble
@@ -97,17 +101,35 @@ def fit_simulator(
     train_windows = windows(starts, lengths, config.window)
     valid_windows = windows(*trajectory_bounds(visits.loc[split.valid]), config.window)
 
-    spec = ModelSpec(n_features=train.features.shape[1], n_arms=action_map.space.n_arms,
-                     horizon_days=config.horizon_days, hidden_size=config.hidden_size,
-                     arm_embedding=config.arm_embedding, head_hidden=config.head_hidden,
-                     hazard_knots=config.hazard_knots, hazard_hidden=config.hazard_hidden,
-                     return_reads_arm=config.return_reads_arm)
+    spec = ModelSpec(
+        n_features=train.features.shape[1],
+        n_arms=action_map.space.n_arms,
+        horizon_days=config.horizon_days,
+        hidden_size=config.hidden_size,
+        arm_embedding=config.arm_embedding,
+        head_hidden=config.head_hidden,
+        hazard_knots=config.hazard_knots,
+        hazard_hidden=config.hazard_hidden,
+        return_reads_arm=config.return_reads_arm,
+    )
     coupons, counts = np.unique(train.coupon, return_counts=True)
-    positives = {"click": int(train.click[train.click_mask].sum()), "purchase": int(train.purchase.sum()),
-                 "redeemed": int(train.redeemed[train.redeemed_mask].sum())}
-    card = ModelCard.describe(spec, action_map, config.spend_scale, history_feature_names(action_map.space.n_arms),
-                              train.support(), positives, float(coupons[counts.argmax()]), config.min_head_examples,
-                              gross_margins(visits.loc[split.train], action_map), log.records_cogs)
+    positives = {
+        "click": int(train.click[train.click_mask].sum()),
+        "purchase": int(train.purchase.sum()),
+        "redeemed": int(train.redeemed[train.redeemed_mask].sum()),
+    }
+    card = ModelCard.describe(
+        spec,
+        action_map,
+        config.spend_scale,
+        history_feature_names(action_map.space.n_arms),
+        train.support(),
+        positives,
+        float(coupons[counts.argmax()]),
+        config.min_head_examples,
+        gross_margins(visits.loc[split.train], action_map),
+        log.records_cogs,
+    )
     card.fit_config = _plain_config(config)
     card.data_summary = _data_summary(log, visits, action_map, int(split.train.sum()), int(split.valid.sum()))
 
@@ -124,8 +146,17 @@ def fit_simulator(
         hazard = empirical_hazard(train.survival_index, train.event, config.horizon_days)
         model.hazard_baseline.data.copy_(torch.as_tensor(np.log(hazard / (1.0 - hazard)), dtype=torch.float32))
         writer = SummaryWriter(str(Path(out_dir) / "tensorboard")) if out_dir is not None else None
-        history = _train(model, train.to_tensors(device), train_windows, valid.to_tensors(device), valid_windows,
-                         config, card, writer, progress)
+        history = _train(
+            model,
+            train.to_tensors(device),
+            train_windows,
+            valid.to_tensors(device),
+            valid_windows,
+            config,
+            card,
+            writer,
+            progress,
+        )
     finally:
         torch.use_deterministic_algorithms(deterministic)
         torch.set_num_threads(threads)
@@ -220,8 +251,11 @@ def _validate(
                 if h in learned:
                     sums[h] += float(total)
                     counts[h] += int(count)
-            buy = torch.where(targets["click"] > 0, out[:, HEAD_LAYOUT.index("purchase_click")],
-                              out[:, HEAD_LAYOUT.index("purchase_noclick")])
+            buy = torch.where(
+                targets["click"] > 0,
+                out[:, HEAD_LAYOUT.index("purchase_click")],
+                out[:, HEAD_LAYOUT.index("purchase_noclick")],
+            )
             for head, logit, mask in (("click", out[:, 0], targets["click_mask"]), ("purchase", buy, None)):
                 scores[head].append((logit if mask is None else logit[mask]).cpu().numpy())
                 labels[head].append((targets[head] if mask is None else targets[head][mask]).cpu().numpy())
@@ -258,7 +292,9 @@ def _plain_config(config: FitConfig) -> dict:
     return out
 
 
-def _data_summary(log: EventLog, visits: pd.DataFrame, action_map: ActionMap, train_visits: int, valid_visits: int) -> dict:
+def _data_summary(
+    log: EventLog, visits: pd.DataFrame, action_map: ActionMap, train_visits: int, valid_visits: int
+) -> dict:
     return {
         "source": log.source,
         "events": int(len(log.events)),

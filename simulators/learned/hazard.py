@@ -70,8 +70,9 @@ def survival_targets(
         bad = gap[event & ((gap <= 0) | (gap > horizon_days))][:3]
         raise ValueError(f"return gaps must lie in (0, {horizon_days}] days, got {bad.tolist()}")
     censored_days = np.floor(np.clip(np.nan_to_num(observed_days, nan=0.0), 0.0, horizon_days))
-    index = np.where(event, gap_day_index(np.where(event, gap, 1.0)) - 1,
-                     np.where(churned, horizon_days, censored_days))
+    index = np.where(
+        event, gap_day_index(np.where(event, gap, 1.0)) - 1, np.where(churned, horizon_days, censored_days)
+    )
     return index.astype(np.int64), event
 
 

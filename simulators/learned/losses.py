@@ -32,12 +32,15 @@ _COL = {name: i for i, name in enumerate(HEAD_LAYOUT)}
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-def head_losses(outputs: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def head_losses(
+    outputs: torch.Tensor, targets: dict[str, torch.Tensor]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """``{head: (sum of NLL over masked visits, number of masked visits)}``.
 
     :param outputs: fused head outputs ``(n, n_outputs)`` of ``n`` visits.
     :param targets: those visits' targets and masks (:data:`retentionrl.simulators.learned.visit_data.TARGETS`).
     """
+
     def col(name: str) -> torch.Tensor:
         return outputs[..., _COL[name]]
 
@@ -51,11 +54,14 @@ def head_losses(outputs: torch.Tensor, targets: dict[str, torch.Tensor]) -> dict
     log_sigma = col("spend_log_sigma")
     z = (targets["log_spend"] - col("spend_mu")) * torch.exp(-log_sigma)
     return {
-        "click": masked(F.binary_cross_entropy_with_logits(col("click"), targets["click"], reduction="none"),
-                        targets["click_mask"]),
+        "click": masked(
+            F.binary_cross_entropy_with_logits(col("click"), targets["click"], reduction="none"), targets["click_mask"]
+        ),
         "purchase": masked(F.binary_cross_entropy_with_logits(purchase_logit, targets["purchase"], reduction="none")),
-        "redeemed": masked(F.binary_cross_entropy_with_logits(col("redeemed"), targets["redeemed"], reduction="none"),
-                           targets["redeemed_mask"]),
+        "redeemed": masked(
+            F.binary_cross_entropy_with_logits(col("redeemed"), targets["redeemed"], reduction="none"),
+            targets["redeemed_mask"],
+        ),
         "spend": masked(0.5 * z * z + log_sigma + HALF_LOG_2PI, targets["spend_mask"]),
         "return": masked(-log_likelihood(outputs[..., N_SCALAR_HEADS:], targets["survival_index"], targets["event"])),
     }

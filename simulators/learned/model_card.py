@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from retentionrl.interactions.action_map import ActionMap
 from retentionrl.core.actions import ActionSpace
+from retentionrl.interactions.action_map import ActionMap
 from retentionrl.simulators.learned.sequence_model import MODEL_VERSION, ModelSpec
 from retentionrl.simulators.learned.visit_data import HEADS
 
@@ -152,12 +152,19 @@ class ModelCard:
                 reason = ""
             heads[head] = {"learned": not reason, "examples": n, "rate": float(rate), "reason": reason}
         return cls(
-            spec=spec, arm_column=action_map.arm_column, arms=list(action_map.arms),
-            coupon_levels=list(action_map.space.coupon_levels), coverage=dict(action_map.coverage),
-            spend_scale=float(spend_scale), feature_names=list(feature_names), heads=heads,
+            spec=spec,
+            arm_column=action_map.arm_column,
+            arms=list(action_map.arms),
+            coupon_levels=list(action_map.space.coupon_levels),
+            coverage=dict(action_map.coverage),
+            spend_scale=float(spend_scale),
+            feature_names=list(feature_names),
+            heads=heads,
             action_inputs={"arm": action_map.identifies_recommendation, "coupon": action_map.identifies_coupon},
-            fixed_arm=0 if action_map.arm_column is not None else spec.n_arms, fixed_coupon=float(fixed_coupon),
-            gross_margins=[float(m) for m in gross_margins], records_cogs=bool(records_cogs),
+            fixed_arm=0 if action_map.arm_column is not None else spec.n_arms,
+            fixed_coupon=float(fixed_coupon),
+            gross_margins=[float(m) for m in gross_margins],
+            records_cogs=bool(records_cogs),
         )
 
 

@@ -98,7 +98,12 @@ from retentionrl.core.checks import require_int, require_positive_ints
 from retentionrl.interactions.history import SCALAR_FEATURES
 
 HEAD_LAYOUT: tuple[str, ...] = (
-    "click", "purchase_click", "purchase_noclick", "redeemed", "spend_mu", "spend_log_sigma",
+    "click",
+    "purchase_click",
+    "purchase_noclick",
+    "redeemed",
+    "spend_mu",
+    "spend_log_sigma",
 )
 """Names of the response head outputs :math:`o_k`, in column order; in the fused outputs
 of :meth:`ShopperSequenceModel.heads` the ``H`` hazard logits follow."""
@@ -148,11 +153,25 @@ class ModelSpec:
     return_reads_arm: bool = False
 
     def __post_init__(self) -> None:
-        require_positive_ints(**{name: getattr(self, name) for name in (
-            "n_features", "n_arms", "horizon_days", "hidden_size", "arm_embedding", "head_hidden", "hazard_hidden")})
+        require_positive_ints(
+            **{
+                name: getattr(self, name)
+                for name in (
+                    "n_features",
+                    "n_arms",
+                    "horizon_days",
+                    "hidden_size",
+                    "arm_embedding",
+                    "head_hidden",
+                    "hazard_hidden",
+                )
+            }
+        )
         if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
-            raise ValueError(f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
-                             f"(retentionrl.interactions.history's layout), got {self.n_features}")
+            raise ValueError(
+                f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
+                f"(retentionrl.interactions.history's layout), got {self.n_features}"
+            )
         require_int("hazard_knots", self.hazard_knots, 2)
 
     @property
@@ -206,10 +225,13 @@ class ShopperSequenceModel(nn.Module):
         self.response_embedding = nn.Embedding(spec.n_arms + 1, 2 * spec.arm_embedding)
         with torch.no_grad():
             self.response_embedding.weight.mul_(0.1)
-        self.gru = nn.GRU(spec.n_features + 3 * spec.arm_embedding + N_PREV_OUTCOMES, spec.hidden_size, batch_first=True)
+        self.gru = nn.GRU(
+            spec.n_features + 3 * spec.arm_embedding + N_PREV_OUTCOMES, spec.hidden_size, batch_first=True
+        )
         self.empty_state = nn.Parameter(torch.zeros(spec.hidden_size))
-        self.head_in = nn.Linear(spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + N_ACTION_FEATURES,
-                                 spec.head_hidden)
+        self.head_in = nn.Linear(
+            spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + N_ACTION_FEATURES, spec.head_hidden
+        )
         self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS)
         self.hazard_in = nn.Linear(spec.head_hidden + N_OUTCOMES + 2 * spec.arm_embedding, spec.hazard_hidden)
         self.hazard_out = nn.Linear(spec.hazard_hidden, N_RETURN_CHURN + spec.hazard_knots)
@@ -232,8 +254,15 @@ class ShopperSequenceModel(nn.Module):
 
     def _rnn_input(self, inputs: VisitInputs, features: torch.Tensor) -> torch.Tensor:
         prev = inputs.prev_outcome
-        return torch.cat([features, self.arm_embedding(inputs.prev_arm),
-                          *self._responses(inputs.prev_arm, prev[..., 1:2], prev[..., 2:3]), prev], dim=-1)
+        return torch.cat(
+            [
+                features,
+                self.arm_embedding(inputs.prev_arm),
+                *self._responses(inputs.prev_arm, prev[..., 1:2], prev[..., 2:3]),
+                prev,
+            ],
+            dim=-1,
+        )
 
     def action_features(self, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
         """Action-specific inputs :math:`q_k` ``(..., 7)`` of the heads: what the history says
@@ -245,9 +274,18 @@ class ShopperSequenceModel(nn.Module):
         visits = torch.expm1(features[..., _COL["log_visits"]])
         engaged = share * (features[..., _COL["click_rate"]] + features[..., _COL["purchase_rate"]]) * visits
         mean_c, last_c = features[..., _COL["mean_coupon"]], features[..., _COL["last_coupon"]]
-        return torch.stack([share, torch.log1p(engaged), (engaged > 0.5).to(share.dtype),
-                            torch.relu(coupon - mean_c), torch.relu(mean_c - coupon),
-                            torch.relu(coupon - last_c), torch.relu(last_c - coupon)], dim=-1)
+        return torch.stack(
+            [
+                share,
+                torch.log1p(engaged),
+                (engaged > 0.5).to(share.dtype),
+                torch.relu(coupon - mean_c),
+                torch.relu(mean_c - coupon),
+                torch.relu(coupon - last_c),
+                torch.relu(last_c - coupon),
+            ],
+            dim=-1,
+        )
 
     def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
         """Fused outputs ``(..., n_outputs)`` of GRU states and the visits' inputs: the
@@ -263,10 +301,18 @@ class ShopperSequenceModel(nn.Module):
         already filled by the logged constants)."""
         m, start = self.spec.arm_embedding, self.spec.hidden_size + self.spec.n_features
         embed = self.arm_embedding(arm)
-        z = torch.cat([hidden, features, torch.zeros_like(embed), coupon.unsqueeze(-1),
-                       self.action_features(features, arm, coupon)], dim=-1)
+        z = torch.cat(
+            [
+                hidden,
+                features,
+                torch.zeros_like(embed),
+                coupon.unsqueeze(-1),
+                self.action_features(features, arm, coupon),
+            ],
+            dim=-1,
+        )
         blind = self.head_in(z)  # W_1 [h, x, 0, c, q] + b_1
-        shared = torch.relu(blind + embed @ self.head_in.weight[:, start:start + m].T)
+        shared = torch.relu(blind + embed @ self.head_in.weight[:, start : start + m].T)
         return self.head_out(shared), (shared if self.spec.return_reads_arm else torch.relu(blind))
 
     def return_logits(self, shared: torch.Tensor, arm: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:

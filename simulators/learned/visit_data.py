@@ -37,7 +37,15 @@ from retentionrl.simulators.learned.sequence_model import VisitInputs
 DAY_NS = 86_400 * 10**9
 HEADS: tuple[str, ...] = ("click", "purchase", "redeemed", "spend", "return")
 TARGETS: tuple[str, ...] = (
-    "click", "purchase", "redeemed", "log_spend", "survival_index", "event", "click_mask", "redeemed_mask", "spend_mask",
+    "click",
+    "purchase",
+    "redeemed",
+    "log_spend",
+    "survival_index",
+    "event",
+    "click_mask",
+    "redeemed_mask",
+    "spend_mask",
 )
 """Fields of :class:`VisitData` the losses read."""
 

@@ -135,7 +135,7 @@ def _alias_tables(weight: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, 
     accept = np.ones((sizes.size, int(sizes.max())))
     alias = np.zeros((sizes.size, int(sizes.max())), dtype=np.int64)
     for g, (lo, k) in enumerate(zip(offsets[:-1], sizes)):
-        scaled = weight[lo: lo + k] * k / weight[lo: lo + k].sum()
+        scaled = weight[lo : lo + k] * k / weight[lo : lo + k].sum()
         small = [j for j in range(k) if scaled[j] < 1.0]
         large = [j for j in range(k) if scaled[j] >= 1.0]
         while small and large:

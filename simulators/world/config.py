@@ -223,8 +223,15 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "coupon_levels", ActionSpace(self.n_groups, self.coupon_levels).coupon_levels)
-        for name in ("n_items", "n_groups", "n_clickbait", "horizon_days", "catalog_seed", "n_favourites",
-                     "max_extra_units"):
+        for name in (
+            "n_items",
+            "n_groups",
+            "n_clickbait",
+            "horizon_days",
+            "catalog_seed",
+            "n_favourites",
+            "max_extra_units",
+        ):
             require_int(name, getattr(self, name))
         _require(self.n_groups >= 2, "n_groups", self.n_groups, ">= 2")
         _require(self.n_items >= self.n_groups, "n_items", self.n_items, f">= n_groups ({self.n_groups})")
@@ -232,23 +239,61 @@ class WorldConfig:
         _require(self.horizon_days >= 1, "horizon_days", self.horizon_days, ">= 1")
         _require(1 <= self.n_favourites <= self.n_groups, "n_favourites", self.n_favourites, f"in [1, {self.n_groups}]")
         _require(self.max_extra_units >= 0, "max_extra_units", self.max_extra_units, ">= 0")
-        for name in ("price_median", "price_reference", "gain_saturation", "satiation_days", "visit_rate_shape",
-                     "dropout_concentration", "smoothing_concentration", "satisfaction_clip"):
+        for name in (
+            "price_median",
+            "price_reference",
+            "gain_saturation",
+            "satiation_days",
+            "visit_rate_shape",
+            "dropout_concentration",
+            "smoothing_concentration",
+            "satisfaction_clip",
+        ):
             _require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
-        for name in ("price_group_sigma", "price_item_sigma", "item_popularity_zipf", "margin_sigma", "appeal_sigma",
-                     "quality_sigma", "group_popularity_zipf", "clickbait_favourite_weight", "shopper_logit_sigma",
-                     "price_sensitivity_sigma", "deal_sensitivity_sigma", "click_appeal", "click_relevance",
-                     "click_satisfaction", "purchase_relevance", "purchase_quality", "purchase_satisfaction",
-                     "price_threshold", "extra_unit_discount", "satiation", "satisfaction_quality",
-                     "satisfaction_purchase", "satisfaction_disappointment", "gap_satisfaction", "gap_per_unit",
-                     "churn_satisfaction"):
+        for name in (
+            "price_group_sigma",
+            "price_item_sigma",
+            "item_popularity_zipf",
+            "margin_sigma",
+            "appeal_sigma",
+            "quality_sigma",
+            "group_popularity_zipf",
+            "clickbait_favourite_weight",
+            "shopper_logit_sigma",
+            "price_sensitivity_sigma",
+            "deal_sensitivity_sigma",
+            "click_appeal",
+            "click_relevance",
+            "click_satisfaction",
+            "purchase_relevance",
+            "purchase_quality",
+            "purchase_satisfaction",
+            "price_threshold",
+            "extra_unit_discount",
+            "satiation",
+            "satisfaction_quality",
+            "satisfaction_purchase",
+            "satisfaction_disappointment",
+            "gap_satisfaction",
+            "gap_per_unit",
+            "churn_satisfaction",
+        ):
             _require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
-        for name in ("background_relevance", "relevance_reference", "extra_unit_base", "deal_purchase_discount",
-                     "cross_group_price_weight"):
+        for name in (
+            "background_relevance",
+            "relevance_reference",
+            "extra_unit_base",
+            "deal_purchase_discount",
+            "cross_group_price_weight",
+        ):
             _require(0 <= getattr(self, name) <= 1, name, getattr(self, name), "in [0, 1]")
         _require(0 < self.margin_mean < 1, "margin_mean", self.margin_mean, "in (0, 1)")
-        _require(0 <= self.satisfaction_persistence < 1, "satisfaction_persistence",
-                 self.satisfaction_persistence, "in [0, 1)")
+        _require(
+            0 <= self.satisfaction_persistence < 1,
+            "satisfaction_persistence",
+            self.satisfaction_persistence,
+            "in [0, 1)",
+        )
         _require(self.loss_aversion >= 1, "loss_aversion", self.loss_aversion, ">= 1")
         self._check_segments()
 
@@ -260,16 +305,27 @@ class WorldConfig:
                 value = tuple(float(v) for v in getattr(self, f.name))
                 _require(len(value) == k, f.name, value, f"of length {k} (one per segment)")
                 object.__setattr__(self, f.name, value)
-        _require(min(self.segment_mix) >= 0 and abs(sum(self.segment_mix) - 1) < 1e-9,
-                 "segment_mix", self.segment_mix, "non-negative and summing to 1")
-        _require(min(self.segment_price_sensitivity) > 0, "segment_price_sensitivity",
-                 self.segment_price_sensitivity, "> 0")
-        _require(min(self.segment_deal_sensitivity) >= 0, "segment_deal_sensitivity",
-                 self.segment_deal_sensitivity, ">= 0")
-        _require(all(0 < v <= 1 for v in self.segment_smoothing), "segment_smoothing",
-                 self.segment_smoothing, "in (0, 1]")
-        _require(all(0 <= v < 1 for v in self.segment_initial_expectation), "segment_initial_expectation",
-                 self.segment_initial_expectation, "in [0, 1)")
+        _require(
+            min(self.segment_mix) >= 0 and abs(sum(self.segment_mix) - 1) < 1e-9,
+            "segment_mix",
+            self.segment_mix,
+            "non-negative and summing to 1",
+        )
+        _require(
+            min(self.segment_price_sensitivity) > 0, "segment_price_sensitivity", self.segment_price_sensitivity, "> 0"
+        )
+        _require(
+            min(self.segment_deal_sensitivity) >= 0, "segment_deal_sensitivity", self.segment_deal_sensitivity, ">= 0"
+        )
+        _require(
+            all(0 < v <= 1 for v in self.segment_smoothing), "segment_smoothing", self.segment_smoothing, "in (0, 1]"
+        )
+        _require(
+            all(0 <= v < 1 for v in self.segment_initial_expectation),
+            "segment_initial_expectation",
+            self.segment_initial_expectation,
+            "in [0, 1)",
+        )
         _require(min(self.segment_gap_days) >= 1, "segment_gap_days", self.segment_gap_days, ">= 1")
         _require(all(0 < v < 1 for v in self.segment_dropout), "segment_dropout", self.segment_dropout, "in (0, 1)")
 
@@ -292,8 +348,10 @@ class WorldConfig:
         data = json.loads(text)
         version = data.pop("world_version", 1)
         if version != WORLD_VERSION:
-            raise WorldVersionError(f"{source} was made by world v{version}; this code is world v{WORLD_VERSION}: "
-                                    "regenerate it (retentionrl world logs ...)")
+            raise WorldVersionError(
+                f"{source} was made by world v{version}; this code is world v{WORLD_VERSION}: "
+                "regenerate it (retentionrl world logs ...)"
+            )
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
         # JSON values, checked by __post_init__; JSON arrays become the tuples the fields hold
         kwargs: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}

@@ -87,13 +87,22 @@ class GreedyHeuristic(Policy):
         in turn (see :func:`retentionrl.simulators.observation.greedy_arm`).
     """
 
-    def __init__(self, action_space: ActionSpace, name: str, arm_scores: np.ndarray,
-                 affinity_weight: float, coupon_rule: CouponRule, explore_top: int = 1) -> None:
+    def __init__(
+        self,
+        action_space: ActionSpace,
+        name: str,
+        arm_scores: np.ndarray,
+        affinity_weight: float,
+        coupon_rule: CouponRule,
+        explore_top: int = 1,
+    ) -> None:
         super().__init__(action_space)
         self.arm_scores = np.asarray(arm_scores, dtype=np.float64)
         if self.arm_scores.shape != (action_space.n_arms,) or not np.isfinite(self.arm_scores).any():
-            raise ValueError(f"arm_scores must have shape ({action_space.n_arms},) with a finite value, "
-                             f"got {self.arm_scores.tolist()}")
+            raise ValueError(
+                f"arm_scores must have shape ({action_space.n_arms},) with a finite value, "
+                f"got {self.arm_scores.tolist()}"
+            )
         if not affinity_weight >= 0:
             raise ValueError(f"affinity_weight must be >= 0, got {affinity_weight!r}")
         require_int("explore_top", explore_top, 1)
@@ -102,20 +111,36 @@ class GreedyHeuristic(Policy):
 
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
         obs = check_observation(obs, self.action_space)
-        action = self.action_space.encode(greedy_arm(obs, self.arm_scores, self.affinity_weight, self.explore_top), self.coupon_rule(obs))
+        action = self.action_space.encode(
+            greedy_arm(obs, self.arm_scores, self.affinity_weight, self.explore_top), self.coupon_rule(obs)
+        )
         probs = np.zeros((obs.shape[0], self.action_space.n_actions))
         probs[np.arange(obs.shape[0]), action] = 1.0
         return probs
 
 
-HEURISTICS: tuple[str, ...] = ("always-coupon", "never-coupon", "targeted-coupon", "myopic", "satisfaction-aware",
-                               "premium")
+HEURISTICS: tuple[str, ...] = (
+    "always-coupon",
+    "never-coupon",
+    "targeted-coupon",
+    "myopic",
+    "satisfaction-aware",
+    "premium",
+)
 
 
-def make_heuristic(name: str, action_space: ActionSpace, rates: GroupRates, horizon_days: float, *,
-                   group_price: np.ndarray | None = None, affinity_weight: float = 1.0, targeted_index: int = 2,
-                   min_conversion: float = 0.6,
-                   explore_top: int = 4) -> GreedyHeuristic:
+def make_heuristic(
+    name: str,
+    action_space: ActionSpace,
+    rates: GroupRates,
+    horizon_days: float,
+    *,
+    group_price: np.ndarray | None = None,
+    affinity_weight: float = 1.0,
+    targeted_index: int = 2,
+    min_conversion: float = 0.6,
+    explore_top: int = 4,
+) -> GreedyHeuristic:
     """The heuristic called ``name`` (one of :data:`HEURISTICS`; table in the module docstring).
 
     :param rates: aggregate group rates (e.g. :func:`retentionrl.simulators.group_rates.pilot_group_rates`).
@@ -136,8 +161,9 @@ def make_heuristic(name: str, action_space: ActionSpace, rates: GroupRates, hori
     targeted = TargetedCoupon(targeted_index, horizon_days)
     popularity = np.log(np.maximum(rates.purchase, 1e-6))
     conversion = rates.conversion
-    quality = np.where(conversion >= min_conversion * np.median(conversion),
-                       np.log(np.maximum(conversion, 1e-6)), -np.inf)
+    quality = np.where(
+        conversion >= min_conversion * np.median(conversion), np.log(np.maximum(conversion, 1e-6)), -np.inf
+    )
     clicks = np.log(np.maximum(rates.click, 1e-6))
     table: dict[str, tuple[np.ndarray, CouponRule, int]] = {
         "always-coupon": (popularity, FixedCoupon(top), 1),
@@ -149,7 +175,9 @@ def make_heuristic(name: str, action_space: ActionSpace, rates: GroupRates, hori
     if name == "premium":
         if group_price is None or np.shape(group_price) != (action_space.n_arms,):
             raise ValueError(f"the premium heuristic needs group_price of shape ({action_space.n_arms},)")
-        return GreedyHeuristic(action_space, name, np.log(np.asarray(group_price, dtype=np.float64)), 0.0, FixedCoupon(0))
+        return GreedyHeuristic(
+            action_space, name, np.log(np.asarray(group_price, dtype=np.float64)), 0.0, FixedCoupon(0)
+        )
     if name not in table:
         raise ValueError(f"unknown heuristic {name!r}; expected one of {HEURISTICS}")
     scores, rule, explore = table[name]

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from retentionrl.core.actions import ActionSpace
+from retentionrl.core.policy import Policy
 from retentionrl.interactions.history import SCALAR_FEATURES, history_feature_names
 from retentionrl.simulators.observation import check_observation, greedy_arm
-from retentionrl.core.policy import Policy
 
 
 class UniformPolicy(Policy):
@@ -47,8 +47,14 @@ class EpsilonGreedyPolicy(Policy):
 
     name = "epsilon-greedy"
 
-    def __init__(self, action_space: ActionSpace, popularity: np.ndarray, epsilon: float = 0.3,
-                 affinity_weight: float = 1.0, greedy_coupon: int = 0) -> None:
+    def __init__(
+        self,
+        action_space: ActionSpace,
+        popularity: np.ndarray,
+        epsilon: float = 0.3,
+        affinity_weight: float = 1.0,
+        greedy_coupon: int = 0,
+    ) -> None:
         super().__init__(action_space)
         self.popularity = _arm_vector(popularity, action_space, "popularity")
         if not 0 < epsilon <= 1:
@@ -56,7 +62,11 @@ class EpsilonGreedyPolicy(Policy):
         if not affinity_weight >= 0:
             raise ValueError(f"affinity_weight must be >= 0, got {affinity_weight!r}")
         action_space.coupon_fraction(greedy_coupon)  # range check
-        self.epsilon, self.affinity_weight, self.greedy_coupon = float(epsilon), float(affinity_weight), int(greedy_coupon)
+        self.epsilon, self.affinity_weight, self.greedy_coupon = (
+            float(epsilon),
+            float(affinity_weight),
+            int(greedy_coupon),
+        )
 
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
         obs = check_observation(obs, self.action_space)
@@ -78,14 +88,17 @@ class SoftmaxPolicy(Policy):
 
     name = "softmax"
 
-    def __init__(self, action_space: ActionSpace, weights: np.ndarray, bias: np.ndarray,
-                 temperature: float = 1.0) -> None:
+    def __init__(
+        self, action_space: ActionSpace, weights: np.ndarray, bias: np.ndarray, temperature: float = 1.0
+    ) -> None:
         super().__init__(action_space)
         d = len(history_feature_names(action_space.n_arms))
         self.weights = np.asarray(weights, dtype=np.float64)
         self.bias = np.asarray(bias, dtype=np.float64)
         if self.weights.shape != (d, action_space.n_actions) or not np.isfinite(self.weights).all():
-            raise ValueError(f"weights must be finite with shape ({d}, {action_space.n_actions}), got {self.weights.shape}")
+            raise ValueError(
+                f"weights must be finite with shape ({d}, {action_space.n_actions}), got {self.weights.shape}"
+            )
         if self.bias.shape != (action_space.n_actions,) or not np.isfinite(self.bias).all():
             raise ValueError(f"bias must be finite with shape ({action_space.n_actions},), got {self.bias.shape}")
         if not temperature > 0:
@@ -93,8 +106,14 @@ class SoftmaxPolicy(Policy):
         self.temperature = float(temperature)
 
     @classmethod
-    def over_popularity(cls, action_space: ActionSpace, popularity: np.ndarray, affinity_weight: float = 2.0,
-                        coupon_scores: tuple[float, ...] = (0.0, -1.0, -1.0, -1.5), temperature: float = 1.0) -> SoftmaxPolicy:
+    def over_popularity(
+        cls,
+        action_space: ActionSpace,
+        popularity: np.ndarray,
+        affinity_weight: float = 2.0,
+        coupon_scores: tuple[float, ...] = (0.0, -1.0, -1.0, -1.5),
+        temperature: float = 1.0,
+    ) -> SoftmaxPolicy:
         """Score :math:`z_{(g, c)} = \\log pop_g + w \\cdot share_g + coupon\\_scores_c`.
 
         :param popularity: positive score of each arm, shape ``(n_arms,)``.

@@ -42,8 +42,8 @@ from retentionrl.core.atomic import atomic_path
 from retentionrl.core.checks import require_positive_ints
 from retentionrl.core.policy import Policy
 from retentionrl.simulators.policy_registry import make_policy
-from retentionrl.simulators.world.simulator import GroundTruthWorld
 from retentionrl.simulators.world.config import WORLD_VERSION, WorldConfig
+from retentionrl.simulators.world.simulator import GroundTruthWorld
 
 EVENTS = ("impression", "click", "purchase")
 DAY_START_S, DAY_END_S = 8 * 3600, 22 * 3600
@@ -94,33 +94,47 @@ def write_world_logs(
     sim_seeds, time_seed = np.random.SeedSequence(seed).spawn(2)
     visits = _simulate_visits(config, int(n_users), int(days), sim_seeds, policy, progress, with_truth)
     table = _event_table(visits, int(n_users), np.random.default_rng(time_seed), np.datetime64(start, "ms"))
-    table = table.replace_schema_metadata({
-        "retentionrl.world_config": config.to_json(),
-        "retentionrl.world_version": str(WORLD_VERSION),
-        "retentionrl.logging_policy": policy.name,
-        "retentionrl.seed": str(seed),
-        "retentionrl.days": str(days),
-        "retentionrl.start": start,
-    })
+    table = table.replace_schema_metadata(
+        {
+            "retentionrl.world_config": config.to_json(),
+            "retentionrl.world_version": str(WORLD_VERSION),
+            "retentionrl.logging_policy": policy.name,
+            "retentionrl.seed": str(seed),
+            "retentionrl.days": str(days),
+            "retentionrl.start": start,
+        }
+    )
     out_path = Path(out_path)
     with atomic_path(out_path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     truth = _truth_table(visits, int(n_users)) if with_truth else None
-    return WorldLogSummary(out_path, int(n_users), int(visits["user"].size), table.num_rows,
-                           out_path.stat().st_size, truth)
+    return WorldLogSummary(
+        out_path, int(n_users), int(visits["user"].size), table.num_rows, out_path.stat().st_size, truth
+    )
 
 
 def _truth_table(v: dict[str, np.ndarray], n_users: int) -> pd.DataFrame:
     """One row per logged visit: ``user_id``, ``session_id`` and the true probabilities."""
-    return pd.DataFrame({
-        "user_id": _user_names(n_users)[v["user"]],
-        "session_id": v["session"].astype(np.int64),
-        "p_click": v["p_click"], "p_buy_click": v["p_buy_click"], "p_purchase": v["p_click"] * v["p_buy_click"],
-    })
+    return pd.DataFrame(
+        {
+            "user_id": _user_names(n_users)[v["user"]],
+            "session_id": v["session"].astype(np.int64),
+            "p_click": v["p_click"],
+            "p_buy_click": v["p_buy_click"],
+            "p_purchase": v["p_click"] * v["p_buy_click"],
+        }
+    )
 
 
-def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.random.SeedSequence,
-                     policy: Policy, progress: bool, with_truth: bool = False) -> dict[str, np.ndarray]:
+def _simulate_visits(
+    config: WorldConfig,
+    n_users: int,
+    days: int,
+    seeds: np.random.SeedSequence,
+    policy: Policy,
+    progress: bool,
+    with_truth: bool = False,
+) -> dict[str, np.ndarray]:
     """One array per visit field, visits of all shoppers in step order."""
     world_seed, policy_seed, arrival_seed = seeds.spawn(3)
     world = GroundTruthWorld(config)
@@ -140,12 +154,24 @@ def _simulate_visits(config: WorldConfig, n_users: int, days: int, seeds: np.ran
         arm, coupon_index = space.decode(action)
         item = world.last_item.copy()
         truth = dict(zip(("p_click", "p_buy_click"), world.last_probabilities)) if with_truth else {}
-        chunks.append({
-            "user": user, "day": day, "session": np.full(user.size, visit_no), "arm": arm,
-            "coupon": space.coupon_fraction(coupon_index), "propensity": propensity, "item": item,
-            "click": out.click, "purchase": out.purchase, "redeemed": out.redeemed,
-            "price": price[item], "unit_cost": cost[item], **truth, "quantity": world.last_units.copy(),
-        })
+        chunks.append(
+            {
+                "user": user,
+                "day": day,
+                "session": np.full(user.size, visit_no),
+                "arm": arm,
+                "coupon": space.coupon_fraction(coupon_index),
+                "propensity": propensity,
+                "item": item,
+                "click": out.click,
+                "purchase": out.purchase,
+                "redeemed": out.redeemed,
+                "price": price[item],
+                "unit_cost": cost[item],
+                **truth,
+                "quantity": world.last_units.copy(),
+            }
+        )
         bar.update(user.size)
         keep = ~out.churned & (arrival + world.days < days)
         obs = world.keep_rows(keep)
@@ -177,18 +203,23 @@ def _event_table(v: dict[str, np.ndarray], n_users: int, rng: np.random.Generato
     is_imp, is_buy = kind == 0, kind == 2
     item = v["item"][visit]
     names = pa.array(_user_names(n_users))
-    return pa.table({
-        "user_id": pc.take(names, pa.array(v["user"][visit])),
-        "timestamp": pa.array(start.astype(np.int64) + seconds * 1000, pa.int64()).cast(pa.timestamp("ms")),
-        "event": pc.take(pa.array(EVENTS), pa.array(kind)),
-        "item_id": pa.array(item, pa.int64()),
-        "price": pa.array(v["price"][visit], pa.float64(), mask=~is_buy),
-        "quantity": pa.array(v["quantity"][visit], pa.float64(), mask=~is_buy),
-        "coupon": pa.array(np.where(is_imp, v["coupon"][visit], np.where(v["redeemed"][visit], v["coupon"][visit], 0.0)),
-                           pa.float64(), mask=kind == 1),
-        "unit_cost": pa.array(v["unit_cost"][visit], pa.float64(), mask=~is_buy),
-        "propensity": pa.array(v["propensity"][visit], pa.float64(), mask=~is_imp),
-        "position": pa.array(np.zeros(visit.size, dtype=np.int64), pa.int64(), mask=is_buy),
-        "session_id": pa.array(v["session"][visit], pa.int64()),
-        "item_group": pa.array(v["arm"][visit], pa.int64()),
-    })
+    return pa.table(
+        {
+            "user_id": pc.take(names, pa.array(v["user"][visit])),
+            "timestamp": pa.array(start.astype(np.int64) + seconds * 1000, pa.int64()).cast(pa.timestamp("ms")),
+            "event": pc.take(pa.array(EVENTS), pa.array(kind)),
+            "item_id": pa.array(item, pa.int64()),
+            "price": pa.array(v["price"][visit], pa.float64(), mask=~is_buy),
+            "quantity": pa.array(v["quantity"][visit], pa.float64(), mask=~is_buy),
+            "coupon": pa.array(
+                np.where(is_imp, v["coupon"][visit], np.where(v["redeemed"][visit], v["coupon"][visit], 0.0)),
+                pa.float64(),
+                mask=kind == 1,
+            ),
+            "unit_cost": pa.array(v["unit_cost"][visit], pa.float64(), mask=~is_buy),
+            "propensity": pa.array(v["propensity"][visit], pa.float64(), mask=~is_imp),
+            "position": pa.array(np.zeros(visit.size, dtype=np.int64), pa.int64(), mask=is_buy),
+            "session_id": pa.array(v["session"][visit], pa.int64()),
+            "item_group": pa.array(v["arm"][visit], pa.int64()),
+        }
+    )

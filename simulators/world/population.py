@@ -96,8 +96,12 @@ class ShopperState:
             segment=segment,
             relevance=relevance,
             purchase_logit=per_segment(config.segment_purchase_logit) + config.shopper_logit_sigma * z[0],
-            price_sensitivity=lognormal(per_segment(config.segment_price_sensitivity), config.price_sensitivity_sigma, z[1]),
-            deal_sensitivity=lognormal(per_segment(config.segment_deal_sensitivity), config.deal_sensitivity_sigma, z[2]),
+            price_sensitivity=lognormal(
+                per_segment(config.segment_price_sensitivity), config.price_sensitivity_sigma, z[1]
+            ),
+            deal_sensitivity=lognormal(
+                per_segment(config.segment_deal_sensitivity), config.deal_sensitivity_sigma, z[2]
+            ),
             smoothing=beta(per_segment(config.segment_smoothing), config.smoothing_concentration),
             mean_gap=1.0 / np.maximum(rate, 1e-12),
             churn_logit=np.log(dropout) - np.log1p(-dropout),

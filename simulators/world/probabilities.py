@@ -20,8 +20,9 @@ from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
 
 
-def write_world_logs_with_truth(config: WorldConfig, n_users: int, days: int, seed: int, out_path: str | Path,
-                                *, logging_policy: str = "softmax") -> pd.DataFrame:
+def write_world_logs_with_truth(
+    config: WorldConfig, n_users: int, days: int, seed: int, out_path: str | Path, *, logging_policy: str = "softmax"
+) -> pd.DataFrame:
     """Write the world log (as ``write_world_logs``) and return its true probabilities.
 
     :returns: one row per logged visit: ``user_id`` (as in the log), ``session_id`` (the

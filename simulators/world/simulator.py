@@ -106,8 +106,9 @@ class GroundTruthWorld(ShopperSimulator):
         self._log_item_price = np.log(cat.item_price)
         # the price term's anchor: log p~ - log p_g + nu (log p_g - log P0) = log p~ - (1 - nu) log p_g - nu log P0
         log_group = np.log(cat.group_price)
-        self._log_price_level = (1.0 - cfg.cross_group_price_weight) * log_group + cfg.cross_group_price_weight * np.log(
-            cfg.price_reference)
+        self._log_price_level = (
+            1.0 - cfg.cross_group_price_weight
+        ) * log_group + cfg.cross_group_price_weight * np.log(cfg.price_reference)
         self._cost_share = 1.0 - cat.margin
         self._rng = np.random.default_rng()
         self.reset(0)
@@ -187,16 +188,45 @@ class GroundTruthWorld(ShopperSimulator):
         visit = self._visit(_shoppers(self._state, at), arm[at], coupon_index[at], u[:, at])
         if n == 1:
             visit = tuple(np.array([value]) for value in visit)
-        (click, purchase, redeemed, spend, coupon_cost, cogs, gap, churned, item, units, p_click, p_buy,
-         satisfaction, expectation, satiety, satiety_group) = visit
+        (
+            click,
+            purchase,
+            redeemed,
+            spend,
+            coupon_cost,
+            cogs,
+            gap,
+            churned,
+            item,
+            units,
+            p_click,
+            p_buy,
+            satisfaction,
+            expectation,
+            satiety,
+            satiety_group,
+        ) = visit
         st = self._state
-        st.satisfaction, st.expectation, st.satiety, st.satiety_group = satisfaction, expectation, satiety, satiety_group
+        st.satisfaction, st.expectation, st.satiety, st.satiety_group = (
+            satisfaction,
+            expectation,
+            satiety,
+            satiety_group,
+        )
         gap_days = np.where(churned, np.inf, gap)
         self._days += np.where(churned, 0.0, gap)
         self._last_item, self._last_units, self._last_probs = item, units, (p_click, p_buy)
 
-        outcome = VisitOutcome(click=click, purchase=purchase, redeemed=redeemed, spend=spend,
-                               coupon_cost=coupon_cost, cogs=cogs, gap_days=gap_days, churned=churned)
+        outcome = VisitOutcome(
+            click=click,
+            purchase=purchase,
+            redeemed=redeemed,
+            spend=spend,
+            coupon_cost=coupon_cost,
+            cogs=cogs,
+            gap_days=gap_days,
+            churned=churned,
+        )
         self.history.record(arm, coupon_index, outcome, gap_days)
         return self.history.features(), outcome
 
@@ -218,8 +248,9 @@ class GroundTruthWorld(ShopperSimulator):
             p_buy = p_buy + weight * p
         return np.asarray(p_click), np.asarray(p_buy)
 
-    def _visit(self, st: ShopperState, arm: np.ndarray, coupon_index: np.ndarray,
-               u: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _visit(
+        self, st: ShopperState, arm: np.ndarray, coupon_index: np.ndarray, u: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         """The laws of the module docstring at one visit of shoppers ``st`` (arrays, or numpy
         scalars of one shopper) shown ``arm`` with coupon ``coupon_index``, from uniforms ``u``
         (float32, one row per draw): click, purchase, redeemed, spend, coupon cost, cost of
@@ -245,11 +276,28 @@ class GroundTruthWorld(ShopperSimulator):
         # no return within the horizon is churn, by definition (as in the logs' trajectories)
         churned = (u[3] < p_churn) | (gap > self.horizon_days)
         satiety, satiety_group = self._satiate(st, arm, units, gap)
-        return (click, purchase, redeemed, spend, coupon_cost, cogs, gap, churned, item, units, p_click, p_buy,
-                s, e, satiety, satiety_group)
+        return (
+            click,
+            purchase,
+            redeemed,
+            spend,
+            coupon_cost,
+            cogs,
+            gap,
+            churned,
+            item,
+            units,
+            p_click,
+            p_buy,
+            s,
+            e,
+            satiety,
+            satiety_group,
+        )
 
-    def _response(self, st: ShopperState, arm: np.ndarray, item: np.ndarray,
-                  coupon_index: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _response(
+        self, st: ShopperState, arm: np.ndarray, item: np.ndarray, coupon_index: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         """Click and purchase-after-click probabilities, relevance and the loss :math:`L` of
         the offer against the expected discount, for shoppers ``st`` (arrays, or numpy
         scalars of one shopper) shown ``item`` of group ``arm`` with coupon ``coupon_index``."""
@@ -266,14 +314,29 @@ class GroundTruthWorld(ShopperSimulator):
         deal = gain - cfg.loss_aversion * np.maximum(-x - threshold, 0.0)
         satiety = st.satiety * (arm == st.satiety_group)
         p_click = _sigmoid(self._click_base[arm] + cfg.click_relevance * r + cfg.click_satisfaction * s)
-        buy_logit = (st.purchase_logit + cfg.purchase_relevance * r + self._purchase_quality[arm]
-                     + cfg.purchase_satisfaction * s - st.price_sensitivity * (log_price - self._log_price_level[arm])
-                     + st.deal_sensitivity * deal - cfg.satiation * satiety)
+        buy_logit = (
+            st.purchase_logit
+            + cfg.purchase_relevance * r
+            + self._purchase_quality[arm]
+            + cfg.purchase_satisfaction * s
+            - st.price_sensitivity * (log_price - self._log_price_level[arm])
+            + st.deal_sensitivity * deal
+            - cfg.satiation * satiety
+        )
         coupon_loss = cfg.loss_aversion * np.maximum(-x - threshold, 0.0)
         return p_click, _sigmoid(buy_logit), r, coupon_loss
 
-    def _transition(self, st: ShopperState, arm: np.ndarray, c: np.ndarray, r: np.ndarray, coupon_loss: np.ndarray,
-                    click: np.ndarray, purchase: np.ndarray, redeemed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _transition(
+        self,
+        st: ShopperState,
+        arm: np.ndarray,
+        c: np.ndarray,
+        r: np.ndarray,
+        coupon_loss: np.ndarray,
+        click: np.ndarray,
+        purchase: np.ndarray,
+        redeemed: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The new satisfaction :math:`s'` and expectation :math:`e'` of shoppers ``st`` after a
         visit shown ``arm`` with coupon fraction ``c`` (relevance ``r``, offer loss
         ``coupon_loss``) and outcomes ``click``, ``purchase``, ``redeemed`` (the laws of the
@@ -281,9 +344,14 @@ class GroundTruthWorld(ShopperSimulator):
         cfg = self.config
         pleasure = self._purchase_pleasure[arm]  # negative for a bought clickbait group: the deal spares none of it
         pleasure = (pleasure - cfg.deal_purchase_discount * redeemed * np.maximum(pleasure, 0.0)) * purchase
-        s = (cfg.satisfaction_persistence * st.satisfaction + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
-             + self._satisfaction_quality[arm] * click + pleasure
-             - cfg.satisfaction_disappointment * coupon_loss + st.drift)
+        s = (
+            cfg.satisfaction_persistence * st.satisfaction
+            + cfg.satisfaction_relevance * (r - cfg.relevance_reference)
+            + self._satisfaction_quality[arm] * click
+            + pleasure
+            - cfg.satisfaction_disappointment * coupon_loss
+            + st.drift
+        )
         s = np.minimum(np.maximum(s, -cfg.satisfaction_clip), cfg.satisfaction_clip)
         e = st.expectation + st.smoothing * (c - st.expectation)
         return s, e
@@ -296,19 +364,23 @@ class GroundTruthWorld(ShopperSimulator):
         probability :math:`\\sigma(c - \\gamma_c s')`."""
         cfg = self.config
         stock = 1.0 + cfg.gap_per_unit * np.maximum(units - 1.0, 0.0)
-        return (st.mean_gap * np.exp(-cfg.gap_satisfaction * s) * stock,
-                _sigmoid(st.churn_logit - cfg.churn_satisfaction * s))
+        return (
+            st.mean_gap * np.exp(-cfg.gap_satisfaction * s) * stock,
+            _sigmoid(st.churn_logit - cfg.churn_satisfaction * s),
+        )
 
-    def _satiate(self, st: ShopperState, arm: np.ndarray, units: np.ndarray,
-                 gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _satiate(
+        self, st: ShopperState, arm: np.ndarray, units: np.ndarray, gap: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Satiety after a visit that bought ``units`` of group ``arm``, decayed over ``gap`` days."""
         bought = units > 0
         kept = np.where(bought & (arm != st.satiety_group), 0.0, st.satiety)
         group = np.where(bought, arm, st.satiety_group)
         return (kept + units) * np.exp(-gap / self.config.satiation_days), group
 
-    def evaluate(self, policy: Policy, n_users: int, seed: int, *, days: int | None = None,
-                 progress: bool = False) -> PolicyValue:
+    def evaluate(
+        self, policy: Policy, n_users: int, seed: int, *, days: int | None = None, progress: bool = False
+    ) -> PolicyValue:
         """The true value of ``policy``: on-policy rollouts of ``n_users`` fresh shoppers
         until day ``days`` (default the horizon) in a new world of the same config (this
         batch is left untouched); see :func:`retentionrl.simulators.rollout.evaluate_policy`."""

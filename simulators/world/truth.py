@@ -71,13 +71,15 @@ def expected_profit(world: GroundTruthWorld, rng: np.random.Generator) -> np.nda
         for coupon_index, c in enumerate(config.coupon_levels):
             p_click, p_buy = world._response(state, arm, item, np.full(n, coupon_index))[:2]
             units = 1.0 + config.max_extra_units * min(config.extra_unit_base + config.extra_unit_discount * c, 1.0)
-            mu[:, int(space.encode(g, coupon_index))] = (p_click * p_buy * catalog.item_price[item] * units
-                                                          * (catalog.margin[g] - c))
+            mu[:, int(space.encode(g, coupon_index))] = (
+                p_click * p_buy * catalog.item_price[item] * units * (catalog.margin[g] - c)
+            )
     return mu
 
 
-def per_decision_truth(config: WorldConfig, logging: Policy, targets: Mapping[str, Policy], n_users: int,
-                       seed: int, batch: int = 50_000) -> dict[str, TruthValue]:
+def per_decision_truth(
+    config: WorldConfig, logging: Policy, targets: Mapping[str, Policy], n_users: int, seed: int, batch: int = 50_000
+) -> dict[str, TruthValue]:
     """:math:`V(\\pi_e)` of every target (module docstring) from one logging-policy rollout of
     ``n_users`` shoppers (in batches of ``batch``), each shopper followed until churn or day
     :math:`H`; the target policies only score the visited states, they never act."""
