@@ -14,9 +14,19 @@ N_ARMS = 3
 def random_model(seed: int, constant_columns: tuple[int, ...] = (), reads_arm: bool = False) -> ShopperSequenceModel:
     """A model with every weight drawn at random (so no table or fold is trivially zero)."""
     torch.manual_seed(seed)
-    model = ShopperSequenceModel(ModelSpec(n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=9, hidden_size=8,
-                                           arm_embedding=3, head_hidden=6, hazard_knots=4, hazard_hidden=5,
-                                           return_reads_arm=reads_arm))
+    model = ShopperSequenceModel(
+        ModelSpec(
+            n_features=11 + N_ARMS,
+            n_arms=N_ARMS,
+            horizon_days=9,
+            hidden_size=8,
+            arm_embedding=3,
+            head_hidden=6,
+            hazard_knots=4,
+            hazard_hidden=5,
+            return_reads_arm=reads_arm,
+        )
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)
@@ -38,16 +48,26 @@ def random_inputs(b: int, t: int, seed: int) -> VisitInputs:
     prev_outcome = torch.cat([uniform(b, t, 1), binary(b, t, 3), 2 * uniform(b, t, 1)], dim=-1)
     outcome = torch.cat([binary(b, t, 3), 2 * uniform(b, t, 1)], dim=-1)
     outcome[..., 1] *= outcome[..., 0]  # no purchase without a click, as the world logs
-    return VisitInputs(uniform(b, t, 11 + N_ARMS), torch.randint(0, N_ARMS + 1, (b, t), generator=gen),
-                       prev_outcome, torch.randint(0, N_ARMS + 1, (b, t), generator=gen), uniform(b, t), outcome)
+    return VisitInputs(
+        uniform(b, t, 11 + N_ARMS),
+        torch.randint(0, N_ARMS + 1, (b, t), generator=gen),
+        prev_outcome,
+        torch.randint(0, N_ARMS + 1, (b, t), generator=gen),
+        uniform(b, t),
+        outcome,
+    )
 
 
 def step_through(fused: FusedStep, inputs: VisitInputs, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The fused outputs (responses, then return logits) at every visit, and the last state."""
     outputs = []
     for k in range(inputs.arm.shape[1]):
-        at = VisitInputs(*(getattr(inputs, name)[:, k] for name in
-                           ("features", "prev_arm", "prev_outcome", "arm", "coupon", "outcome")))
+        at = VisitInputs(
+            *(
+                getattr(inputs, name)[:, k]
+                for name in ("features", "prev_arm", "prev_outcome", "arm", "coupon", "outcome")
+            )
+        )
         response, shared, state = fused.advance(at.features, at.prev_arm, at.prev_outcome, at.arm, at.coupon, state)
         logits = fused.return_logits(shared, at.arm, at.outcome[:, 0], at.outcome[:, 1], at.outcome[:, 2:])
         outputs.append(torch.cat([response, logits], dim=-1))
@@ -76,7 +96,7 @@ def test_the_return_law_reads_the_arm_only_through_the_response_unless_asked(rea
         getattr(inputs, name)[:] = getattr(inputs, name)[:1]
     inputs.outcome[:] = 0.0  # no click, no purchase
     with torch.no_grad():
-        logits = model(inputs)[0][:, 0, model.head_out.out_features:]
+        logits = model(inputs)[0][:, 0, model.head_out.out_features :]
     same = all(torch.allclose(logits[0], logits[a]) for a in range(1, N_ARMS))
     assert same is not reads_arm
 
@@ -103,10 +123,24 @@ def test_the_state_passed_in_is_left_intact_and_batch_sizes_may_change():
             state = model.empty_state.expand(b, -1).clone()
             kept = []
             for k in range(3):
-                _, _, state = fused.advance(inputs.features[:, k], inputs.prev_arm[:, k], inputs.prev_outcome[:, k],
-                                            inputs.arm[:, k], inputs.coupon[:, k], state)
+                _, _, state = fused.advance(
+                    inputs.features[:, k],
+                    inputs.prev_arm[:, k],
+                    inputs.prev_outcome[:, k],
+                    inputs.arm[:, k],
+                    inputs.coupon[:, k],
+                    state,
+                )
                 kept.append((state, state.clone()))
             previous, copy = kept[-2]
             torch.testing.assert_close(previous, copy)  # not overwritten by the step after it
-            torch.testing.assert_close(state, model.rnn(VisitInputs(*(getattr(inputs, f) for f in (
-                "features", "prev_arm", "prev_outcome", "arm", "coupon"))))[1], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(
+                state,
+                model.rnn(
+                    VisitInputs(
+                        *(getattr(inputs, f) for f in ("features", "prev_arm", "prev_outcome", "arm", "coupon"))
+                    )
+                )[1],
+                rtol=1e-5,
+                atol=1e-5,
+            )

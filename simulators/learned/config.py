@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from retentionrl.core.actions import DEFAULT_COUPON_LEVELS
 from retentionrl.core.checks import require_int, require_positive_ints
+from retentionrl.interactions.visits import VisitMode
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class FitConfig:
     """most item arms when the log has no item groups (ActionMap.fit)"""
     coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS
     """the coupon ladder the logged coupons map onto"""
-    visit_mode: str = "auto"
+    visit_mode: VisitMode = "auto"
     """how events group into visits (retentionrl.interactions.visits): auto, session, session_id or day (purchase days)"""
     min_head_examples: int = 20
     """training visits a head needs to count as learned, >= 1"""

@@ -64,7 +64,7 @@ class SimulatorEnsemble(ShopperSimulator):
         self.observation_names = first.observation_names
         self.horizon_days = first.horizon_days
         self.card = getattr(first, "card", None)
-        self.history = getattr(first, "history", None)
+        self.history = first.history
         self._slots: list[np.ndarray] = []
         self._n = 0
 

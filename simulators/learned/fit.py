@@ -142,7 +142,7 @@ def fit_simulator(
         features = train.features
         constant = np.all(features == features[:1], axis=0) if len(features) else np.ones(spec.n_features, bool)
         fill = np.where(constant, features[0] if len(features) else 0.0, np.nan).astype(np.float32)
-        model.feature_fill.copy_(torch.as_tensor(fill))
+        model.get_buffer("feature_fill").copy_(torch.as_tensor(fill))
         hazard = empirical_hazard(train.survival_index, train.event, config.horizon_days)
         model.hazard_baseline.data.copy_(torch.as_tensor(np.log(hazard / (1.0 - hazard)), dtype=torch.float32))
         writer = SummaryWriter(str(Path(out_dir) / "tensorboard")) if out_dir is not None else None
@@ -226,7 +226,8 @@ def _train(
             for group in optimizer.param_groups:
                 group["lr"] *= config.lr_decay
     bar.close()
-    model.load_state_dict(best_state)
+    if best_state is not None:  # None only without any epoch (epochs >= 1 is checked)
+        model.load_state_dict(best_state)
     model.eval()
     return history
 

@@ -69,4 +69,4 @@ def head_losses(
 
 def total_loss(losses: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """Sum over heads of each head's mean NLL (heads with no visits in the batch add 0)."""
-    return sum(total / count.clamp(min=1) for total, count in losses.values())
+    return torch.stack([total / count.clamp(min=1) for total, count in losses.values()]).sum()

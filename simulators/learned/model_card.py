@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from retentionrl.core.actions import ActionSpace
+from retentionrl.core.records import to_plain
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.simulators.learned.sequence_model import MODEL_VERSION, ModelSpec
 from retentionrl.simulators.learned.visit_data import HEADS
@@ -98,7 +99,7 @@ class ModelCard:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (numpy scalars made plain)."""
-        return _plain(asdict(self))
+        return to_plain(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelCard:
@@ -166,13 +167,3 @@ class ModelCard:
             gross_margins=[float(m) for m in gross_margins],
             records_cogs=bool(records_cogs),
         )
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -89,7 +89,7 @@ policy that moves them in simulation cannot drive the model off its data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -212,11 +212,21 @@ class VisitInputs:
 
     def select(self, mask: torch.Tensor) -> VisitInputs:
         """The visits where the boolean ``mask`` (a leading shape) is true, flattened."""
-        return VisitInputs(*(None if (v := getattr(self, f.name)) is None else v[mask] for f in fields(self)))
+        return VisitInputs(
+            self.features[mask],
+            self.prev_arm[mask],
+            self.prev_outcome[mask],
+            self.arm[mask],
+            self.coupon[mask],
+            None if self.outcome is None else self.outcome[mask],
+        )
 
 
 class ShopperSequenceModel(nn.Module):
     """GRU over visits with fused heads (see the module docstring for the equations)."""
+
+    hazard_basis: torch.Tensor  # buffers, registered in __init__
+    feature_fill: torch.Tensor
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -290,6 +300,8 @@ class ShopperSequenceModel(nn.Module):
     def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
         """Fused outputs ``(..., n_outputs)`` of GRU states and the visits' inputs: the
         response heads, then the return logits given the visits' ``outcome``."""
+        if inputs.outcome is None:
+            raise ValueError("heads need the visits' outcome (VisitInputs.outcome) for the return logits")
         response, shared = self.response(hidden, self._features(inputs.features), inputs.arm, inputs.coupon)
         return torch.cat([response, self.return_logits(shared, inputs.arm, inputs.outcome)], dim=-1)
 

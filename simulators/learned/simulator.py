@@ -2,14 +2,25 @@
 
 :class:`LearnedSimulator` implements :class:`~retentionrl.simulators.interface.ShopperSimulator` with a
 :class:`~retentionrl.simulators.learned.sequence_model.ShopperSequenceModel`. It keeps, per shopper slot, the
-GRU state and the previous visit's action and outcome on the device, and the observable
-history (:class:`~retentionrl.interactions.history.HistoryFeatures`, the world's very layout, so one
-policy runs on both) in numpy. One :meth:`~LearnedSimulator.step` of ``n`` shoppers is one
-GRU cell and the heads, with the model's weights folded for speed
-(:class:`~retentionrl.simulators.learned.fused_step.FusedStep`): O(1) in history length.
+GRU state and the previous visit's action and outcome (on the device, or in numpy for a
+small batch), and the observable history (:class:`~retentionrl.interactions.history.HistoryFeatures`,
+the world's very layout, so one policy runs on both) in numpy. One
+:meth:`~LearnedSimulator.step` of ``n`` shoppers is one GRU cell and the heads, with the
+model's weights folded for speed: O(1) in history length.
 
-Outcomes are *sampled* from the heads with the simulator's seeded ``torch.Generator``
-(``u`` uniforms, ``z`` a standard normal, :math:`\\sigma` the logistic function):
+A batch of at most ``small_batch`` shoppers (default :data:`SMALL_BATCH`; :meth:`~LearnedSimulator.reset`
+chooses) steps in numpy and Python floats on the CPU
+(:class:`~retentionrl.simulators.learned.numpy_step.NumpyStep`), where torch's dispatch of
+each small operation would cost more than its arithmetic: a single-shopper env steps
+several times faster so. A larger batch steps in torch on the device
+(:class:`~retentionrl.simulators.learned.fused_step.FusedStep`). Both paths compute the same
+functions of the same draws of the same generator, so a seed gives the same outcomes on
+either, but where a uniform falls within float32 rounding of a probability or of a day's
+edge of the return law (``tests/test_small_batch_step.py`` checks them against each other).
+
+Outcomes are *sampled* from the heads with the simulator's seeded ``numpy.random.Generator``
+(each step draws float32 uniforms ``u`` ``(4, n)`` and then float32 standard normals ``z``
+``(n,)``, on either path; :math:`\\sigma` the logistic function):
 
 ==========  =================================================================================
 outcome     draw
@@ -38,18 +49,29 @@ empty-history state: the simulator draws new shoppers, it never replays logged o
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from retentionrl.interactions.history import HistoryFeatures, VisitOutcomeLike
+from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
+from retentionrl.simulators.learned import numpy_step
 from retentionrl.simulators.learned.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
 from retentionrl.simulators.learned.fused_step import FusedStep
 from retentionrl.simulators.learned.hazard import sample_gap_days
-from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
+
+SMALL_BATCH = 32
+"""The largest batch :class:`LearnedSimulator` steps in numpy by default (module docstring).
+Measured on one CPU thread with a fitted simulator of the default sizes (hidden 64, 20
+arms), ``simulator.step`` with its history, shopper-visits/s of numpy over torch: 4.3 at 1
+shopper, 1.9 at 16, 1.3 at 32, 1.0 at 40, 0.9 at 48, 0.7 at 64, 0.5 at 128. The paths cross
+near 40 (the numpy path's cost grows with the batch, a Python loop per shopper; torch's
+hardly below a few hundred); 32 keeps a margin for other machines and model sizes."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -64,38 +86,264 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
+@dataclass(frozen=True)
+class _Law:
+    """The response law of the module docstring, as both paths read it, and the model's
+    inputs of each flat action."""
+
+    learned: tuple[bool, ...]
+    """Whether the click, purchase after a click, purchase without one and redeemed heads are learned."""
+    rates: tuple[float, ...]
+    """The logs' constant rate of each of those heads (float32 values), where it is not learned."""
+    spend_learned: bool
+    spend_scale: float
+    inputs: tuple[np.ndarray, np.ndarray, np.ndarray]
+    """Per flat action: the model's arm input (int64), coupon input (float32), and whether a coupon is offered."""
+
+
+class _TorchPath:
+    """Any batch, stepped by :class:`FusedStep` on the device, where the carried GRU state,
+    previous arm and previous outcome live as tensors."""
+
+    def __init__(self, model: ShopperSequenceModel, law: _Law, device: torch.device) -> None:
+        self._fused, self._law, self._device = FusedStep(model), law, device
+        self._learned = torch.tensor(law.learned, device=device)
+        self._rates = torch.tensor(law.rates, device=device)
+
+    @torch.inference_mode()
+    def reset(self, n: int) -> None:
+        model = self._fused.model
+        self._state = model.empty_state.expand(n, -1).clone()
+        self._prev_arm = torch.full((n,), model.spec.n_arms, dtype=torch.long, device=self._device)
+        self._prev_outcome = torch.zeros((n, N_PREV_OUTCOMES), device=self._device)
+
+    @torch.inference_mode()
+    def replace(self, mask: np.ndarray) -> None:
+        model = self._fused.model
+        rows = torch.as_tensor(np.flatnonzero(mask), device=self._device)
+        self._state.index_copy_(0, rows, model.empty_state.expand(rows.shape[0], -1))
+        self._prev_arm.index_fill_(0, rows, model.spec.n_arms)
+        self._prev_outcome.index_fill_(0, rows, 0.0)
+
+    @property
+    def state(self) -> torch.Tensor:
+        return self._state.clone()
+
+    @torch.inference_mode()
+    def step(self, features: np.ndarray, actions: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Click, purchase, redeemed (0/1), spend and gap ``(5, n)`` of one sampled visit."""
+        arm, coupon, offered = (torch.as_tensor(t.take(actions), device=self._device) for t in self._law.inputs)
+        uniform, normal = torch.as_tensor(u, device=self._device), torch.as_tensor(z, device=self._device)
+        out, shared = self._advance(features, arm, coupon)
+        p = torch.where(self._learned, torch.sigmoid(out[:, :4]), self._rates)
+        click = uniform[0] < p[:, 0]
+        purchase = uniform[1] < torch.where(click, p[:, 1], p[:, 2])
+        redeemed = purchase & offered & (uniform[2] < p[:, 3])
+        if self._law.spend_learned:
+            spend = torch.where(
+                purchase, torch.exp(out[:, 4] + torch.exp(out[:, 5]) * normal), torch.zeros_like(normal)
+            )
+        else:
+            spend = torch.zeros_like(normal)
+        drawn = [click.float(), purchase.float(), redeemed.float(), spend]
+        drawn.append(sample_gap_days(self._return_logits(shared, arm, drawn), uniform[3]))
+        self._record(arm, coupon, drawn)
+        return torch.stack(drawn).cpu().numpy().astype(np.float64)
+
+    @torch.inference_mode()
+    def observe(
+        self, features: np.ndarray, actions: np.ndarray, logged: np.ndarray, u: np.ndarray | None, after_day: np.ndarray
+    ) -> np.ndarray | None:
+        """The gaps ``(n,)`` drawn given ``logged`` click, purchase, redeemed and spend
+        ``(4, n)`` and later than ``after_day`` with uniforms ``u`` (none without ``u``)."""
+        arm, coupon = (torch.as_tensor(t.take(actions), device=self._device) for t in self._law.inputs[:2])
+        _, shared = self._advance(features, arm, coupon)
+        drawn = list(torch.as_tensor(logged, device=self._device))
+        gaps = None
+        if u is not None:
+            gaps = (
+                sample_gap_days(
+                    self._return_logits(shared, arm, drawn),
+                    torch.as_tensor(u, device=self._device),
+                    torch.as_tensor(after_day, device=self._device),
+                )
+                .cpu()
+                .numpy()
+            )
+        self._record(arm, coupon, drawn)
+        return gaps
+
+    def _advance(
+        self, features: np.ndarray, arm: torch.Tensor, coupon: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Response outputs and the return law's input of this visit; moves the GRU state past it."""
+        out, shared, self._state = self._fused.advance(
+            torch.as_tensor(features, device=self._device), self._prev_arm, self._prev_outcome, arm, coupon, self._state
+        )
+        return out, shared
+
+    def _return_logits(self, shared: torch.Tensor, arm: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
+        """Return logits given the visit's arm input and its click, purchase, redeemed and spend ``drawn``."""
+        click, purchase, redeemed, spend = drawn[:4]
+        redeemed_spend = torch.stack([redeemed, torch.log1p(spend / self._law.spend_scale)], dim=1)
+        return self._fused.return_logits(shared, arm, click, purchase, redeemed_spend)
+
+    def _record(self, arm: torch.Tensor, coupon: torch.Tensor, drawn: list[torch.Tensor]) -> None:
+        """Carry the visit's arm, coupon and outcome ``drawn`` into the next visit's inputs."""
+        self._prev_arm = arm
+        self._prev_outcome = torch.stack([coupon, *drawn[:3], torch.log1p(drawn[3] / self._law.spend_scale)], dim=1)
+
+
+def _sigmoid(x: float) -> float:
+    """:math:`\\sigma(x)`, without overflow."""
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _exp(x: float) -> float:
+    """:math:`e^x`, ``inf`` past the largest float (as torch's ``exp``)."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
+class _NumpyPath:
+    """A batch of a few shoppers, stepped by :class:`~retentionrl.simulators.learned.numpy_step.NumpyStep`
+    on the CPU, which carries their GRU state and previous visit; each shopper's inputs and
+    draws are Python floats: :class:`_TorchPath`'s law, one shopper at a time."""
+
+    def __init__(self, model: ShopperSequenceModel, law: _Law, device: torch.device) -> None:
+        self._step, self._law, self._device = numpy_step.NumpyStep(model), law, device
+        self._inputs = list(zip(*(t.tolist() for t in law.inputs)))
+
+    def reset(self, n: int) -> None:
+        self._step.reset(n)
+
+    def replace(self, mask: np.ndarray) -> None:
+        self._step.replace(mask)
+
+    @property
+    def state(self) -> torch.Tensor:
+        return torch.from_numpy(self._step.state).to(self._device)
+
+    def step(self, features: np.ndarray, actions: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """:meth:`_TorchPath.step`."""
+        arm, coupon, offered = self._action_inputs(actions)
+        out = self._step.advance(features, arm, coupon)
+        learned, rates = self._law.learned, self._law.rates
+        u0, u1, u2, u3 = u.tolist()
+        click, purchase, redeemed, spend = [], [], [], []
+        for o, u0_k, u1_k, u2_k, z_k, offered_k in zip(out.tolist(), u0, u1, u2, z.tolist(), offered):
+            p = [_sigmoid(x) if learn else rate for x, learn, rate in zip(o, learned, rates)]
+            clicked = u0_k < p[0]
+            bought = u1_k < (p[1] if clicked else p[2])
+            click.append(float(clicked))
+            purchase.append(float(bought))
+            redeemed.append(float(bought and offered_k and u2_k < p[3]))
+            spend.append(
+                numpy_step.round_float32(_exp(o[4] + _exp(o[5]) * z_k)) if bought and self._law.spend_learned else 0.0
+            )
+        gap = self._close(arm, coupon, click, purchase, redeemed, spend, u3)
+        return np.array([click, purchase, redeemed, spend, gap])
+
+    def observe(
+        self, features: np.ndarray, actions: np.ndarray, logged: np.ndarray, u: np.ndarray | None, after_day: np.ndarray
+    ) -> np.ndarray | None:
+        """:meth:`_TorchPath.observe`."""
+        arm, coupon, _ = self._action_inputs(actions)
+        self._step.advance(features, arm, coupon)
+        click, purchase, redeemed, spend = logged.tolist()
+        gaps = self._close(
+            arm, coupon, click, purchase, redeemed, spend, None if u is None else u.tolist(), after_day.tolist()
+        )
+        return None if gaps is None else np.array(gaps)
+
+    def _action_inputs(self, actions: np.ndarray) -> tuple[list[int], list[float], list[bool]]:
+        """The model's arm and coupon inputs and whether a coupon is offered, of each shopper's flat action."""
+        rows = [self._inputs[a] for a in actions.tolist()]
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def _close(
+        self,
+        arm: list[int],
+        coupon: list[float],
+        click: list[float],
+        purchase: list[float],
+        redeemed: list[float],
+        spend: list[float],
+        u: list[float] | None,
+        after_day: list[float] | None = None,
+    ) -> list[float] | None:
+        """The visit's gaps drawn with uniforms ``u`` given its outcome (none without ``u``);
+        the outcome is carried into the next visit's inputs."""
+        log_spend = [math.log1p(s / self._law.spend_scale) for s in spend]
+        gaps = None
+        if u is not None:
+            logits = self._step.return_logits(arm, click, purchase, redeemed, log_spend)
+            gaps = numpy_step.sample_gap_days(logits, u, after_day)
+        self._step.record(arm, coupon, click, purchase, redeemed, log_spend)
+        return gaps
+
+
 class LearnedSimulator(ShopperSimulator):
     """Shoppers stepped by a fitted sequence model (see the module docstring).
 
     :param model: the fitted model (moved to ``device``, put in eval mode).
     :param card: its model card (action map, spend scale, heads learned).
     :param device: ``auto``, ``cpu`` or ``cuda``.
+    :param small_batch: the largest batch stepped in numpy (module docstring); 0 steps every
+        batch in torch.
     """
 
-    def __init__(self, model: ShopperSequenceModel, card: ModelCard, device: str | torch.device = "auto") -> None:
+    def __init__(
+        self,
+        model: ShopperSequenceModel,
+        card: ModelCard,
+        device: str | torch.device = "auto",
+        small_batch: int = SMALL_BATCH,
+    ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        self._fused = FusedStep(self.model)
         self.card = card
         self.action_space = card.action_map.space
         self.horizon_days = int(card.spec.horizon_days)
         self.history = HistoryFeatures(self.action_space, self.horizon_days, spend_scale=card.spend_scale)
         self.observation_names = self.history.names
         if list(self.observation_names) != list(card.feature_names):
-            raise ValueError(f"model features {card.feature_names} differ from the observation {self.observation_names}")
-        self._margins = np.asarray(card.gross_margins, dtype=np.float64)
-        if self._margins.shape != (self.action_space.n_arms,):
-            raise ValueError(f"{self._margins.size} gross margins for {self.action_space.n_arms} arms")
-        levels = np.asarray(self.action_space.coupon_levels)
-        self._coupon_scaled = levels / (levels[-1] if levels[-1] > 0 else 1.0)
-        self._levels = levels
-        head_learned = [card.learned(h) for h in ("click", "purchase", "purchase", "redeemed")]
-        self._learned = torch.tensor(head_learned, device=self.device)
-        self._rates = torch.tensor([card.rate(h) for h in ("click", "purchase", "purchase", "redeemed")],
-                                   device=self.device)
-        self._spend_learned = card.learned("spend")
-        self._generator = torch.Generator(self.device)
-        self._generator.manual_seed(0)
+            raise ValueError(
+                f"model features {card.feature_names} differ from the observation {self.observation_names}"
+            )
+        margins = np.asarray(card.gross_margins, dtype=np.float64)
+        if margins.shape != (self.action_space.n_arms,):
+            raise ValueError(f"{margins.size} gross margins for {self.action_space.n_arms} arms")
+        n_actions = self.action_space.n_actions
+        arm, coupon_index = self.action_space.decode(np.arange(n_actions))
+        levels = np.asarray(self.action_space.coupon_levels)[coupon_index]
+        # per flat action: the coupon cost (if redeemed) and the cost of goods per unit of spend
+        self._cost_shares = np.stack([levels, 1.0 - margins[arm]])
+        # per flat action: the model's arm and coupon inputs, and whether a coupon is offered
+        top = self.action_space.coupon_levels[-1]
+        arm_in = arm if card.action_inputs["arm"] else np.full(n_actions, card.fixed_arm)
+        coupon_in = (
+            levels / (top if top > 0 else 1.0)
+            if card.action_inputs["coupon"]
+            else np.full(n_actions, card.fixed_coupon)
+        )
+        inputs = (arm_in.astype(np.int64), coupon_in.astype(np.float32), levels > 0)
+        heads = ("click", "purchase", "purchase", "redeemed")
+        law = _Law(
+            tuple(card.learned(h) for h in heads),
+            tuple(float(np.float32(card.rate(h))) for h in heads),
+            card.learned("spend"),
+            card.spend_scale,
+            inputs,
+        )
+        self._numpy_path, self._torch_path = (
+            _NumpyPath(self.model, law, self.device),
+            _TorchPath(self.model, law, self.device),
+        )
+        self._small_batch = int(small_batch)
+        self._rng = np.random.default_rng(0)
         self.reset(0)
 
     @classmethod
@@ -105,8 +353,11 @@ class LearnedSimulator(ShopperSimulator):
         :raises CheckpointError: naming the file and the reason; an ensemble's folder names
             its member folders (load it whole with :func:`retentionrl.envs.factory.load_simulator`)."""
         if (Path(directory) / "ensemble.json").is_file():
-            raise CheckpointError(Path(directory) / "ensemble.json", "this folder is an ensemble of simulators: pass "
-                                  "one member's folder (member_0, ...) or load the whole ensemble")
+            raise CheckpointError(
+                Path(directory) / "ensemble.json",
+                "this folder is an ensemble of simulators: pass "
+                "one member's folder (member_0, ...) or load the whole ensemble",
+            )
         state, card_dict = load_checkpoint(directory)
         try:
             card = ModelCard.from_dict(card_dict)
@@ -123,20 +374,19 @@ class LearnedSimulator(ShopperSimulator):
 
     @property
     def state(self) -> torch.Tensor:
-        """GRU state of each shopper slot, ``(n, hidden_size)`` (a copy)."""
-        return self._state.clone()
+        """GRU state of each shopper slot, ``(n, hidden_size)`` (a copy, on the device)."""
+        return self._path.state
 
     def reset(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        """``n`` new shoppers at their first visit; a ``seed`` restarts the generator."""
+        """``n`` new shoppers at their first visit; a ``seed`` restarts the generator. They step
+        in numpy if ``n`` is at most ``small_batch``, else in torch (module docstring)."""
         if isinstance(n, bool) or int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         if seed is not None:
-            self._generator.manual_seed(int(seed))
+            self._rng = np.random.default_rng(int(seed))
         n = int(n)
-        with torch.inference_mode():
-            self._state = self.model.empty_state.expand(n, -1).clone()
-            self._prev_arm = torch.full((n,), self.action_space.n_arms, dtype=torch.long, device=self.device)
-            self._prev_outcome = torch.zeros((n, N_PREV_OUTCOMES), device=self.device)
+        self._path: _NumpyPath | _TorchPath = self._numpy_path if n <= self._small_batch else self._torch_path
+        self._path.reset(n)
         self._days = np.zeros(n)
         self.history.reset(n)
         self._obs = self.history.features()
@@ -147,11 +397,7 @@ class LearnedSimulator(ShopperSimulator):
         mask = np.asarray(mask)
         if mask.dtype != bool or mask.shape != self._days.shape:
             raise ValueError(f"mask must be a bool array of shape {self._days.shape}, got {mask.dtype} {mask.shape}")
-        with torch.inference_mode():
-            rows = torch.as_tensor(np.flatnonzero(mask), device=self.device)
-            self._state.index_copy_(0, rows, self.model.empty_state.expand(rows.shape[0], -1))
-            self._prev_arm.index_fill_(0, rows, self.action_space.n_arms)
-            self._prev_outcome.index_fill_(0, rows, 0.0)
+        self._path.replace(mask)
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
         # an empty history's features are all 0: no need to recompute the others (a copy:
@@ -163,15 +409,18 @@ class LearnedSimulator(ShopperSimulator):
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
         """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
-        arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
-        with torch.inference_mode():
-            response, shared = self._advance(arm_t, coupon_t)
-            drawn = self._sample(response, shared, arm_t,
-                                 torch.as_tensor(self._levels[coupon_index] > 0, device=self.device))
-        return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
+        actions = self.action_space.check(actions, self._days.shape[0])
+        n = actions.shape[0]
+        u = np.asarray(self._rng.random((4, n), dtype=np.float32))  # asarray: numpy's stubs say float
+        z = np.asarray(self._rng.standard_normal(n, dtype=np.float32))
+        return self._finish(actions, self._path.step(self._obs, actions, u, z))
 
     def observe(
-        self, actions: np.ndarray, outcome: VisitOutcomeLike, gap_days: np.ndarray, min_gap_days: np.ndarray | None = None
+        self,
+        actions: np.ndarray,
+        outcome: VisitOutcomeLike,
+        gap_days: np.ndarray,
+        min_gap_days: np.ndarray | None = None,
     ) -> tuple[np.ndarray, VisitOutcome]:
         """One *logged* visit of every shopper: the model state moves as in :meth:`step`, but
         the outcome is the given one (teacher forcing, to start shoppers from their history).
@@ -183,83 +432,39 @@ class LearnedSimulator(ShopperSimulator):
             that it exceeds ``min_gap_days`` (e.g. the days from the visit to the end of the log;
             default 0).
         """
-        arm, coupon_index, arm_t, coupon_t = self._action_inputs(actions)
-        n = arm.shape[0]
+        actions = self.action_space.check(actions, self._days.shape[0])
+        n = actions.shape[0]
         gap = np.asarray(gap_days, dtype=np.float64)
         if gap.shape != (n,):
             raise ValueError(f"gap_days must have shape ({n},), got {gap.shape}")
         floor = np.zeros(n) if min_gap_days is None else np.floor(np.maximum(np.asarray(min_gap_days, float), 0.0))
-        with torch.inference_mode():
-            _, shared = self._advance(arm_t, coupon_t)
-            drawn = [torch.as_tensor(np.asarray(v, dtype=np.float32), device=self.device)
-                     for v in (outcome.click, outcome.purchase, outcome.redeemed, outcome.spend)]
-            unknown = np.isnan(gap)
-            if unknown.any():
-                u = torch.rand(n, generator=self._generator, device=self.device)
-                sampled = sample_gap_days(self._return_logits(shared, arm_t, drawn), u,
-                                          torch.as_tensor(floor, device=self.device))
-                gap = np.where(unknown, sampled.cpu().numpy().astype(np.float64), gap)
-            drawn.append(torch.as_tensor(gap, dtype=torch.float32, device=self.device))
-        return self._finish(arm, coupon_index, arm_t, coupon_t, drawn)
+        logged = np.array([outcome.click, outcome.purchase, outcome.redeemed, outcome.spend], dtype=np.float32)
+        unknown = np.isnan(gap)
+        u = np.asarray(self._rng.random(n, dtype=np.float32)) if unknown.any() else None
+        sampled = self._path.observe(self._obs, actions, logged, u, floor)
+        if sampled is not None:
+            gap = np.where(unknown, sampled, gap)
+        return self._finish(actions, np.concatenate([logged, gap[None].astype(np.float32)]).astype(np.float64))
 
-    def _action_inputs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
-        """(arm, coupon index) of checked flat ``actions``, and the model's arm and coupon inputs."""
-        n = self._days.shape[0]
-        arm, coupon_index = self.action_space.decode(self.action_space.check(actions, n), check=False)
-        card = self.card
-        arm_in = arm if card.action_inputs["arm"] else np.full(n, card.fixed_arm)
-        coupon_in = self._coupon_scaled[coupon_index] if card.action_inputs["coupon"] else np.full(n, card.fixed_coupon)
-        arm_t = torch.as_tensor(arm_in, device=self.device)
-        coupon_t = torch.as_tensor(coupon_in, dtype=torch.float32, device=self.device)
-        return arm, coupon_index, arm_t, coupon_t
-
-    def _advance(self, arm_t: torch.Tensor, coupon_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Response outputs and shared head layer of this visit; moves the GRU state past it."""
-        response, shared, self._state = self._fused.advance(
-            torch.as_tensor(self._obs, device=self.device), self._prev_arm, self._prev_outcome, arm_t, coupon_t,
-            self._state)
-        return response, shared
-
-    def _return_logits(self, shared: torch.Tensor, arm: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
-        """Return logits given the visit's arm input and its click, purchase, redeemed and spend ``drawn``."""
-        click, purchase, redeemed, spend = drawn[:4]
-        redeemed_spend = torch.stack([redeemed, torch.log1p(spend / self.card.spend_scale)], dim=1)
-        return self._fused.return_logits(shared, arm, click, purchase, redeemed_spend)
-
-    def _finish(self, arm: np.ndarray, coupon_index: np.ndarray, arm_t: torch.Tensor, coupon_t: torch.Tensor,
-                drawn: list[torch.Tensor]) -> tuple[np.ndarray, VisitOutcome]:
-        """Record the visit's outcome ``drawn`` (click, purchase, redeemed, spend, gap) and move on."""
-        with torch.inference_mode():
-            self._prev_arm = arm_t
-            self._prev_outcome = torch.stack([coupon_t, *drawn[:3], torch.log1p(drawn[3] / self.card.spend_scale)], dim=1)
-            click, purchase, redeemed, spend, gap = torch.stack(drawn).cpu().numpy().astype(np.float64)
+    def _finish(self, actions: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+        """Record the visit of flat ``actions`` with outcome ``drawn`` ``(5, n)`` (click,
+        purchase, redeemed, spend, gap) and move on."""
+        arm, coupon_index = self.action_space.decode(actions, check=False)
+        click, purchase, redeemed = drawn[:3] > 0
+        spend, gap = drawn[3:]
+        coupon_cost, cogs = self._cost_shares.take(actions, axis=1) * spend
         churned = np.isinf(gap)
-        coupon = self._levels[coupon_index]
         outcome = VisitOutcome(
-            click=click > 0, purchase=purchase > 0, redeemed=redeemed > 0, spend=spend,
-            coupon_cost=np.where(redeemed > 0, spend * coupon, 0.0), cogs=(1.0 - self._margins[arm]) * spend,
-            gap_days=gap, churned=churned,
+            click=click,
+            purchase=purchase,
+            redeemed=redeemed,
+            spend=spend,
+            coupon_cost=np.where(redeemed, coupon_cost, 0.0),
+            cogs=cogs,
+            gap_days=gap,
+            churned=churned,
         )
         self._days += np.where(churned, 0.0, gap)
         self.history.record(arm, coupon_index, outcome, gap)
         self._obs = self.history.features()
         return self._obs, outcome
-
-    def _sample(self, out: torch.Tensor, shared: torch.Tensor, arm: torch.Tensor, offered: torch.Tensor
-                ) -> list[torch.Tensor]:
-        """Click, purchase, redeemed (0/1 floats), spend and gap days of response outputs
-        ``out``; the gap given the drawn outcome, the arm input and the shared layer ``shared``."""
-        n = out.shape[0]
-        u = torch.rand((4, n), generator=self._generator, device=self.device)
-        z = torch.randn(n, generator=self._generator, device=self.device)
-        p = torch.where(self._learned, torch.sigmoid(out[:, :4]), self._rates)
-        click = u[0] < p[:, 0]
-        purchase = u[1] < torch.where(click, p[:, 1], p[:, 2])
-        redeemed = purchase & offered & (u[2] < p[:, 3])
-        if self._spend_learned:
-            spend = torch.where(purchase, torch.exp(out[:, 4] + torch.exp(out[:, 5]) * z), torch.zeros_like(z))
-        else:
-            spend = torch.zeros_like(z)
-        drawn = [click.float(), purchase.float(), redeemed.float(), spend]
-        drawn.append(sample_gap_days(self._return_logits(shared, arm, drawn), u[3]))
-        return drawn
