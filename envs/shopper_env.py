@@ -117,8 +117,7 @@ class ShopperEnv(gym.Env):
         if self._done:
             raise ResetNeeded("step() called after the shopper's episode ended (churn or horizon); call reset()")
         flat = flat_actions(self.simulator, np.asarray(action)[None], self.action_type, 1)
-        out = visit_step(self.simulator, flat, self.reward)
-        terminated, truncated = bool(out.terminated[0]), bool(out.truncated[0])
-        self._done = terminated or truncated
-        info = {key: value.item() for key, value in out.info.items()}
-        return out.obs[0], float(out.reward[0]), terminated, truncated, info
+        obs, reward, terminated, truncated, info = visit_step(self.simulator, flat, self.reward)
+        done, cut = terminated.item(), truncated.item()  # Python bools of the batch of one
+        self._done = done or cut
+        return obs[0], reward.item(), done, cut, {key: value.item() for key, value in info.items()}

@@ -16,21 +16,21 @@ termination and truncation of each shopper:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from gymnasium import spaces
 
 from retentionrl.envs.reward import RewardConfig
-from retentionrl.interactions.horizon import in_window, returned_in_window
+from retentionrl.interactions.horizon import in_window
 from retentionrl.simulators.interface import ShopperSimulator
 
 ACTION_TYPES: tuple[str, ...] = ("discrete", "multidiscrete")
 
 
-@dataclass(frozen=True)
-class VisitStep:
-    """A batch step's results, each ``(n,)`` except ``obs`` ``(n, obs_dim)``."""
+class VisitStep(NamedTuple):
+    """A batch step's results, each ``(n,)`` except ``obs`` ``(n, obs_dim)`` (a named tuple:
+    built once per step, cheaply)."""
 
     obs: np.ndarray
     reward: np.ndarray
@@ -97,8 +97,8 @@ def visit_step(simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConf
     obs, outcome = simulator.step(flat)
     days = simulator.days
     terminated = outcome.churned
-    truncated = ~terminated & ~in_window(days, simulator.horizon_days)
-    returned = returned_in_window(days, terminated, simulator.horizon_days)
+    # the next visit in the window and no churn: returned_in_window, sharing its two masks
+    active, inside = ~terminated, in_window(days, simulator.horizon_days)
     info = outcome.as_dict()
     info["day"] = days.copy()
-    return VisitStep(obs, reward(outcome, returned), terminated, truncated, info)
+    return VisitStep(obs, reward(outcome, active & inside), terminated, active & ~inside, info)

@@ -36,6 +36,7 @@ pass 1 only past the horizon).
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -120,6 +121,11 @@ class HistoryFeatures:
         self._row_factor = np.array([1.0, per_day, per_day, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, per_coupon])[:, None]
         self._rate_divisor = np.array([1.0, 1.0, 1.0, coupon_scale])[:, None]
         self._kept = np.array([0.0 if name.startswith("last_") else 1.0 for name in self._COUNTERS])[:, None]
+        # the same constants as Python floats, for the one-shopper path (_record_one, _features_one)
+        self._level_list: list[float] = self._levels.tolist()
+        self._row_factor_list: list[float] = self._row_factor[:, 0].tolist()
+        self._coupon_scale = float(coupon_scale)
+        self._kept_list: list[float] = self._kept[:, 0].tolist()
         self.reset(0)
 
     @property
@@ -183,6 +189,9 @@ class HistoryFeatures:
         """:meth:`update` with no checks, for a simulator's own step: ``arm`` and
         ``coupon_index`` must be int arrays of shape ``(n,)`` within range already (e.g.
         decoded from actions that :meth:`ActionSpace.check` passed)."""
+        if self._stats.shape[1] == 1:
+            self._record_one(int(arm[0]), int(coupon_index[0]), outcome, float(gap_days[0]))
+            return
         coupon = self._levels[coupon_index]
         gap = np.asarray(gap_days, dtype=np.float64)
         last_gap = np.where(np.isfinite(gap), gap, 0.0)
@@ -208,13 +217,40 @@ class HistoryFeatures:
         self._stats += visit
         self._engagement[arm, np.arange(self.n)] += visit[4] + visit[5]  # purchase + click
 
+    def _record_one(self, arm: int, coupon_index: int, outcome: VisitOutcomeLike, gap: float) -> None:
+        """:meth:`record` of a batch of one shopper, in Python floats: the same float64
+        operations in the same order (``count x kept + visit``), so the same bits, without the
+        fixed cost of a dozen numpy calls on length-1 arrays."""
+        coupon = self._level_list[coupon_index]
+        last_gap = gap if math.isfinite(gap) else 0.0
+        purchase, click = float(outcome.purchase[0]), float(outcome.click[0])
+        visit = (
+            1.0,
+            last_gap,
+            last_gap,
+            float(outcome.spend[0]),
+            purchase,
+            click,
+            float(coupon > 0),
+            coupon,
+            purchase,
+            float(outcome.redeemed[0]),
+            coupon,
+        )
+        counts = self._stats[:, 0].tolist()
+        self._stats[:, 0] = [count * kept + v for count, kept, v in zip(counts, self._kept_list, visit)]
+        self._engagement[arm, 0] += purchase + click  # integer counts: exact in float32 or float64
+
     def features(self) -> np.ndarray:
         """The feature matrix, float32, shape ``(n, len(names))`` (columns as :attr:`names`).
 
         The scalar features are computed in float64 with a few whole-matrix operations (on
         a small batch the cost is the number of numpy calls, not the data) and rounded once;
-        the array is Fortran-ordered (each feature contiguous).
+        the array is Fortran-ordered (each feature contiguous). A new array each call: callers
+        may keep it.
         """
+        if self._stats.shape[1] == 1:
+            return self._features_one()
         stats, n_scalar = self._stats, len(SCALAR_FEATURES)
         scalar = stats * self._row_factor
         visits, _, _, spend, purchases, clicks = stats[:6]
@@ -226,6 +262,22 @@ class HistoryFeatures:
         out[:n_scalar] = scalar
         inv_total = (1.0 / np.maximum(purchases + clicks, 1.0)).astype(np.float32)
         np.multiply(self._engagement, inv_total, out=out[n_scalar:])
+        return out.T
+
+    def _features_one(self) -> np.ndarray:
+        """:meth:`features` of a batch of one shopper: the same float64 operations in Python
+        floats (the logs still in numpy), so the same bits. A share is the exact product of two
+        float32 values (an integer count below 2**24 and the rounded inverse total), rounded
+        to float32 when written: float32's own product."""
+        counts = self._stats[:, 0].tolist()
+        visits, _, _, spend, purchases, clicks = counts[:6]
+        scalar = [count * factor for count, factor in zip(counts, self._row_factor_list)]
+        per_visit = 1.0 / max(visits, 1.0)  # the rates (a divisor of 1 leaves per_visit exact)
+        scalar[4:8] = [count * per_visit for count in counts[4:7]] + [counts[7] * (per_visit / self._coupon_scale)]
+        scalar[0], scalar[3] = np.log1p(np.array([scalar[0], spend / self.spend_scale])).tolist()
+        inv_total = float(np.float32(1.0 / max(purchases + clicks, 1.0)))
+        out = np.empty((len(self.names), 1), dtype=np.float32)
+        out[:, 0] = scalar + [engaged * inv_total for engaged in self._engagement[:, 0].tolist()]
         return out.T
 
     def _check_mask(self, mask: np.ndarray) -> np.ndarray:

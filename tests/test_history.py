@@ -129,3 +129,28 @@ def test_bad_input_raises_value_error(call, match):
 def test_bad_parameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         HistoryFeatures(SPACE, **kwargs)
+
+
+@pytest.mark.parametrize("spend_dtype", [np.float64, np.float32])
+def test_the_one_shopper_path_gives_the_batched_paths_bits(spend_dtype) -> None:
+    """A batch of one takes a Python-float path (record and features); shopper 0 of a batch of
+    two takes the numpy path: over random histories with churn gaps, both must agree bit for bit."""
+    rng = np.random.default_rng(3)
+    space = ActionSpace(5, (0.0, 0.05, 0.15))
+    one, two = HistoryFeatures(space, 30, spend_scale=37.0), HistoryFeatures(space, 30, spend_scale=37.0)
+    one.reset(1)
+    two.reset(2)
+    for _ in range(300):
+        arm, coupon = rng.integers(0, 5, 2), rng.integers(0, 3, 2)
+        purchase = rng.random(2) < 0.4
+        outcome = SimpleNamespace(
+            click=(rng.random(2) < 0.5).astype(float),
+            purchase=purchase.astype(float),
+            redeemed=(purchase & (coupon > 0) & (rng.random(2) < 0.7)).astype(float),
+            spend=(purchase * rng.gamma(2.0, 20.0, 2)).astype(spend_dtype),
+        )
+        gap = np.where(rng.random(2) < 0.1, np.inf, rng.exponential(9.0, 2))
+        first = SimpleNamespace(**{k: v[:1] for k, v in vars(outcome).items()})
+        one.record(arm[:1], coupon[:1], first, gap[:1])
+        two.record(arm, coupon, outcome, gap)
+        np.testing.assert_array_equal(one.features()[0].view(np.uint32), two.features()[0].view(np.uint32))
