@@ -12,11 +12,13 @@ trajectory: IS, PDIS, WIS, PDWIS, DR and FQE of :mod:`retentionrl.evaluation.tra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from retentionrl.core.interval import Interval
+from retentionrl.core.policy import Policy
 from retentionrl.evaluation.bandit import BanditInputs, default_estimators, evaluate_bandit
 from retentionrl.evaluation.diagnostics import WeightDiagnostics, unsupported_mass
 from retentionrl.evaluation.fqe import CrossFittedRidge, RidgeDesign, fit_fqe
@@ -133,6 +135,36 @@ def evaluate_offline(
         d = trajectory_diagnostics(tin)
         traj_diag = WeightDiagnostics(d.n_units, d.ess, d.max_weight, d.max_weight_share, unsupported)
     return OPEResult(policy, bandit, trajectory, bandit_diag, traj_diag)
+
+
+def evaluate_policies(
+    steps: LoggedSteps,
+    policies: Mapping[str, Policy],
+    *,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    sequential: bool = True,
+    cross_fit: int = 2,
+) -> dict[str, OPEResult]:
+    """:func:`evaluate_offline` of each policy (its probabilities on the logged states) on the
+    same steps, the ridge design and the per-decision reward model built once: they do not
+    depend on the target, so each result is the one a call of its own would give."""
+    design = design_of(steps)
+    reward_fit = reward_fit_of(steps, design, cross_fit, seed)
+    return {
+        name: evaluate_offline(
+            steps,
+            policy.action_probs(steps.obs),
+            policy=name,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            sequential=sequential,
+            design=design,
+            cross_fit=cross_fit,
+            reward_fit=reward_fit,
+        )
+        for name, policy in policies.items()
+    }
 
 
 def reward_fit_of(steps: LoggedSteps, design: RidgeDesign, cross_fit: int = 2, seed: int = 0) -> CrossFittedRidge:

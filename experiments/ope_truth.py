@@ -44,7 +44,7 @@ import pandas as pd
 
 from retentionrl.core.policy import Policy
 from retentionrl.evaluation.policies import MixturePolicy
-from retentionrl.evaluation.runner import LoggedSteps, design_of, evaluate_offline, reward_fit_of
+from retentionrl.evaluation.runner import LoggedSteps, evaluate_policies
 from retentionrl.evaluation.world_steps import action_features
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.decisions import LoggedDecisions
@@ -179,18 +179,10 @@ def run(
             path = Path(tmp) / f"log{seed}.parquet"
             write_world_logs(config, n_users, days, seed, path, start=START)
             steps = logged_steps(path, config, days)
-            design = design_of(steps)
-            reward_fit = reward_fit_of(steps, design, cross_fit, seed)
-            for name, (policy, kind) in targets.items():
-                res = evaluate_offline(
-                    steps,
-                    policy.action_probs(steps.obs),
-                    policy=name,
-                    n_bootstrap=n_bootstrap,
-                    seed=seed,
-                    design=design,
-                    reward_fit=reward_fit,
-                )
+            policies = {name: policy for name, (policy, _) in targets.items()}
+            results = evaluate_policies(steps, policies, n_bootstrap=n_bootstrap, seed=seed, cross_fit=cross_fit)
+            for name, res in results.items():
+                kind = targets[name][1]
                 for family, intervals in (("per-decision", res.bandit), ("per-trajectory", res.trajectory)):
                     v = truth[name][family]
                     for est, iv in intervals.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -79,3 +80,25 @@ def test_unknown_policy_is_rejected(world_log, tmp_path):
     result = CliRunner().invoke(app, ["--logs", str(world_log), "--policy", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "is not a trained policy folder, a baseline" in str(result.exception)
+
+
+def test_policies_evaluated_together_get_the_numbers_of_separate_calls(world_log):
+    """evaluate_policies shares the ridge design and the reward model across targets: they do
+    not depend on the target, so every estimate and interval equals a call of its own."""
+    from retentionrl.evaluation.runner import evaluate_offline, evaluate_policies
+    from retentionrl.evaluation.world_steps import steps_from_decisions
+    from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.interactions.io import read_events
+    from retentionrl.simulators.policy_registry import make_policy
+
+    steps = steps_from_decisions(LoggedDecisions.from_log(read_events(world_log)))
+    policies = {name: make_policy(name, WorldConfig()) for name in ("never-coupon", "always-coupon")}
+    together = evaluate_policies(steps, policies, n_bootstrap=20, seed=3)
+
+    def numbers(intervals: dict) -> dict:
+        return {est: (iv.estimate, iv.low, iv.high) for est, iv in intervals.items()}
+
+    for name, policy in policies.items():
+        alone = evaluate_offline(steps, policy.action_probs(steps.obs), policy=name, n_bootstrap=20, seed=3)
+        np.testing.assert_equal(numbers(together[name].bandit), numbers(alone.bandit))  # NaN equals NaN here
+        np.testing.assert_equal(numbers(together[name].trajectory), numbers(alone.trajectory))

@@ -80,7 +80,7 @@ def ope_command(
     """Estimate each policy's value from the logs with intervals and diagnostics; write a report."""
     from retentionrl.agents.registry import logged_propensities
     from retentionrl.evaluation.report import write_report
-    from retentionrl.evaluation.runner import evaluate_offline
+    from retentionrl.evaluation.runner import evaluate_policies
     from retentionrl.evaluation.world_steps import steps_from_decisions
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
@@ -93,22 +93,13 @@ def ope_command(
     if propensity is not None:
         warnings.append(CLONE_WARNING)
     steps = steps_from_decisions(decisions, propensity)
-    results = []
-    for spec, target in targets.items():
-        res = evaluate_offline(
-            steps,
-            target.action_probs(steps.obs),
-            policy=spec,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            sequential=sequential,
-        )
-        results.append(res)
+    results = evaluate_policies(steps, targets, n_bootstrap=n_bootstrap, seed=seed, sequential=sequential)
+    for spec, res in results.items():
         line = f"{spec}: DR profit/visit {_shown(res.bandit['dr'], res.bandit_diagnostics)}"
         if sequential:
             line += f"; DR return visits {_shown(res.trajectory['dr'], res.trajectory_diagnostics)}"
         typer.echo(line)
-    paths = write_report(out, results, str(logs), warnings)
+    paths = write_report(out, list(results.values()), str(logs), warnings)
     for w in warnings:
         typer.secho(f"WARNING: {w}", fg=typer.colors.RED, err=True)
     typer.echo(f"wrote {paths['html']}, {paths['md']} and {paths['png']}")

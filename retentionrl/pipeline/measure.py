@@ -170,22 +170,13 @@ def off_policy(
     sequential: bool,
 ) -> dict[str, OffPolicy]:
     """DR-family estimates with intervals and diagnostics of each policy on logged steps."""
-    from retentionrl.evaluation.runner import design_of, evaluate_offline
+    from retentionrl.evaluation.runner import evaluate_policies
     from retentionrl.evaluation.world_steps import steps_from_decisions
 
     steps = steps_from_decisions(decisions, propensity)
-    design = design_of(steps)
     out = {}
-    for name, policy in policies.items():
-        res = evaluate_offline(
-            steps,
-            policy.action_probs(steps.obs),
-            policy=name,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            sequential=sequential,
-            design=design,
-        )
+    results = evaluate_policies(steps, policies, n_bootstrap=n_bootstrap, seed=seed, sequential=sequential)
+    for name, res in results.items():
         diag = res.trajectory_diagnostics if sequential else res.bandit_diagnostics
         n_visits, n_trajectories = int(steps.action.shape[0]), int(np.unique(steps.trajectory_id).size)
         out[name] = OffPolicy(
