@@ -12,6 +12,7 @@ action            flat logged action (:class:`~retentionrl.interactions.action_m
 logged            the visit logged an impression (an action); False rows have action 0
 propensity        logged probability of the action, NaN where the log has none
 click, purchase   responses at the visit
+redeemed          a purchase at the visit used the offered coupon
 spend             value of the visit's purchases at list price (0 without a purchase)
 profit            spend - coupon cost - cost of goods (``cogs``; 0 where the log records
                   none, :attr:`retentionrl.interactions.io.EventLog.records_cogs`)
@@ -52,6 +53,7 @@ class LoggedDecisions:
     propensity: np.ndarray
     click: np.ndarray
     purchase: np.ndarray
+    redeemed: np.ndarray
     spend: np.ndarray
     profit: np.ndarray
     returned: np.ndarray
@@ -111,6 +113,7 @@ class LoggedDecisions:
             else np.full(len(visits), np.nan),
             click=visits["clicked"].to_numpy(dtype=bool),
             purchase=visits["purchased"].to_numpy(dtype=bool),
+            redeemed=visits["redeemed"].to_numpy(dtype=bool),
             spend=visits["spend"].to_numpy(dtype="float64"),
             profit=(visits["spend"] - visits["coupon_cost"] - visits["cogs"]).to_numpy(dtype="float64"),
             returned=visits["returned"].to_numpy(dtype=bool),

@@ -195,6 +195,12 @@ class NumpyStep:
         """New shoppers where the bool ``mask`` ``(n,)`` is true."""
         self._ws.prev[mask], self._ws.state[mask] = self._empty
 
+    def keep_rows(self, mask: np.ndarray) -> None:
+        """Carry on only the shoppers where the bool ``mask`` ``(n,)`` is true."""
+        prev, state = self._ws.prev[mask], self._ws.state[mask]
+        self._ws = _Workspace(prev.shape[0], *self._sizes)
+        self._ws.prev[:], self._ws.state[:] = prev, state
+
     @property
     def state(self) -> np.ndarray:
         """Each shopper's GRU state ``(n, hidden)`` (a copy)."""

@@ -125,6 +125,13 @@ class _TorchPath:
         self._prev_arm.index_fill_(0, rows, model.spec.n_arms)
         self._prev_outcome.index_fill_(0, rows, 0.0)
 
+    @torch.inference_mode()
+    def keep_rows(self, mask: np.ndarray) -> None:
+        rows = torch.as_tensor(np.flatnonzero(mask), device=self._device)
+        self._state, self._prev_arm, self._prev_outcome = (
+            t.index_select(0, rows) for t in (self._state, self._prev_arm, self._prev_outcome)
+        )
+
     @property
     def state(self) -> torch.Tensor:
         return self._state.clone()
@@ -221,6 +228,9 @@ class _NumpyPath:
 
     def replace(self, mask: np.ndarray) -> None:
         self._step.replace(mask)
+
+    def keep_rows(self, mask: np.ndarray) -> None:
+        self._step.keep_rows(mask)
 
     @property
     def state(self) -> torch.Tensor:
@@ -394,9 +404,7 @@ class LearnedSimulator(ShopperSimulator):
 
     def replace(self, mask: np.ndarray) -> np.ndarray:
         """New shoppers (empty history, day 0) in the slots where ``mask`` is true."""
-        mask = np.asarray(mask)
-        if mask.dtype != bool or mask.shape != self._days.shape:
-            raise ValueError(f"mask must be a bool array of shape {self._days.shape}, got {mask.dtype} {mask.shape}")
+        mask = self._row_mask(mask)
         self._path.replace(mask)
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
@@ -406,6 +414,22 @@ class LearnedSimulator(ShopperSimulator):
         obs[mask] = 0.0
         self._obs = obs
         return self._obs
+
+    def keep_rows(self, mask: np.ndarray) -> np.ndarray:
+        """Carry on only the shoppers where ``mask`` is true (their state, history and day, in
+        order); the batch shrinks to ``mask.sum()`` and stays on its path. Returns their observation."""
+        mask = self._row_mask(mask)
+        self._path.keep_rows(mask)
+        self._days = self._days[mask]
+        self.history.keep_rows(mask)
+        self._obs = self._obs[mask]
+        return self._obs
+
+    def _row_mask(self, mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != self._days.shape:
+            raise ValueError(f"mask must be a bool array of shape {self._days.shape}, got {mask.dtype} {mask.shape}")
+        return mask
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
         """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
