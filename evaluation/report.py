@@ -7,19 +7,32 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from retentionrl.core.interval import Interval
 from retentionrl.core.report import pyplot, render, save_png, write_page
-from retentionrl.evaluation.diagnostics import not_estimable
+from retentionrl.evaluation.diagnostics import WeightDiagnostics, not_estimable
 from retentionrl.evaluation.runner import OPEResult
 
 FAMILIES = (
-    ("per decision: profit per visit", "bandit", "bandit_diagnostics"),
-    ("per trajectory: return visits per shopper", "trajectory", "trajectory_diagnostics"),
+    ("per decision: profit per visit", "bandit", "bandit_diagnostics", True),
+    ("per trajectory: return visits per shopper", "trajectory", "trajectory_diagnostics", True),
+    (
+        "per trajectory, the learned simulator as the model: return visits per shopper",
+        "model",
+        "trajectory_diagnostics",
+        False,
+    ),
 )
+"""(title, OPEResult attribute, its weight diagnostics, whether the ESS rule applies): a
+model-based estimate does not rest on the weights alone, so a low ESS does not void it
+(:mod:`retentionrl.evaluation.model_based`)."""
 EXPLAIN = (
     "Per-decision estimators value the target's choice at each logged visit (profit per visit: spend - "
     "coupon cost - cost of goods); "
     "trajectory estimators value whole shopper lifetimes (return visits per shopper). Intervals: "
-    "bootstrap over shoppers; lower bound: empirical Bernstein with the observed range (a heuristic)."
+    "bootstrap over shoppers; lower bound: empirical Bernstein with the observed range (a heuristic). "
+    "Model-based estimates (with --simulator) use the learned simulator's rollouts from each logged "
+    "history; their intervals also span the ensemble's members, and where the weights' ESS is low they "
+    "rest on the simulator."
 )
 
 
@@ -27,16 +40,17 @@ def _fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.4g}"
 
 
+def _not_estimable(iv: Interval, diag: WeightDiagnostics, weighted: bool) -> str | None:
+    return not_estimable(iv.low, iv.high, diag.ess, diag.n_units) if weighted else not_estimable(iv.low, iv.high)
+
+
 def _views(results: Sequence[OPEResult]) -> list[dict]:
     views = []
     for r in results:
         tables, warnings = [], list(r.notes)
-        for title, attr, diag_attr in FAMILIES:
+        for title, attr, diag_attr, weighted in FAMILIES:
             diag = getattr(r, diag_attr)
-            rows = [
-                (name, iv, not_estimable(iv.low, iv.high, diag.ess, diag.n_units))
-                for name, iv in getattr(r, attr).items()
-            ]
+            rows = [(name, iv, _not_estimable(iv, diag, weighted)) for name, iv in getattr(r, attr).items()]
             if rows:
                 tables.append((title, rows, diag))
                 warnings += [f"{title.split(':')[0]}: {w}" for w in diag.warnings]
@@ -76,13 +90,14 @@ def markdown(results: Sequence[OPEResult], source: str, global_warnings: Sequenc
 def chart(results: Sequence[OPEResult], path: Path) -> Path:
     """PNG: one panel per family, a bar per (policy, estimator) with its interval; estimates
     that are not estimable (:func:`retentionrl.evaluation.diagnostics.not_estimable`) are left out."""
-    fig, axes = pyplot().subplots(1, 2, figsize=(11, 4))
-    for ax, (title, attr, diag_attr) in zip(axes, FAMILIES):
+    families = [f for f in FAMILIES if any(getattr(r, f[1]) for r in results)] or list(FAMILIES[:1])
+    fig, axes = pyplot().subplots(1, len(families), figsize=(5.5 * len(families), 4), squeeze=False)
+    for ax, (title, attr, diag_attr, weighted) in zip(axes[0], families):
         labels, est, err_low, err_high = [], [], [], []
         for r in results:
             diag = getattr(r, diag_attr)
             for name, iv in getattr(r, attr).items():
-                if not_estimable(iv.low, iv.high, diag.ess, diag.n_units):
+                if _not_estimable(iv, diag, weighted):
                     continue
                 labels.append(f"{r.policy}\n{name}")
                 est.append(iv.estimate)
@@ -90,7 +105,7 @@ def chart(results: Sequence[OPEResult], path: Path) -> Path:
                 err_high.append(max(iv.high - iv.estimate, 0) if math.isfinite(iv.high) else 0.0)
         ax.bar(range(len(est)), est, yerr=[err_low, err_high], capsize=2, color="#4c72b0")
         ax.set_xticks(range(len(est)), labels, rotation=90, fontsize=6)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title.replace(": ", ":\n", 1), fontsize=9)
     return save_png(fig, path)
 
 

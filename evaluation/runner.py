@@ -40,6 +40,8 @@ class OPEResult:
     bandit_diagnostics: WeightDiagnostics
     trajectory_diagnostics: WeightDiagnostics
     notes: list[str] = field(default_factory=list)
+    model: dict[str, Interval] = field(default_factory=dict)
+    """Model-based trajectory estimates (:mod:`retentionrl.evaluation.model_based`), when a simulator was given."""
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,21 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["{in}/policy_corrupt/policy.json", "unreadable"],
     ),
     (
+        "ope-simulator-checkpoint",
+        [
+            "ope",
+            "--logs",
+            "{in}/events.parquet",
+            "--policy",
+            "uniform",
+            "--out",
+            "{out}",
+            "--simulator",
+            "{in}/" + CHECKPOINT,
+        ],
+        ["{in}/" + CHECKPOINT, "not a learned-simulator"],
+    ),
+    (
         "certify-mix",
         ["certify", "--logs", "{in}/events.parquet", "--policy", "uniform", "--out", "{out}", "--mix", "2"],
         ["--mix", "'2'"],

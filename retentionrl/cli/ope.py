@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import typer
 
+from retentionrl.core.errors import InputError
 from retentionrl.core.policy import Policy
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.simulators.world.config import WorldConfig
+
+if TYPE_CHECKING:
+    from retentionrl.interactions.decisions import LoggedDecisions
 
 CLONE_WARNING = (
     "The logs have no propensities: they were estimated by a clone of the logging policy "
@@ -64,6 +69,30 @@ def _shown(iv, diag) -> str:
     return not_estimable(iv.low, iv.high, diag.ess, diag.n_units) or str(iv)
 
 
+def _model_members(folder: Path, logs: Path, decisions: LoggedDecisions, horizon_days: float) -> list:
+    """The simulators (an ensemble's members) in ``folder``, which must share the logs'
+    action map and ``horizon_days``."""
+    from retentionrl.simulators.learned.ensemble import load_members
+    from retentionrl.simulators.learned.simulator import LearnedSimulator
+
+    members = [m for m in load_members(folder, device="cpu") if isinstance(m, LearnedSimulator)]
+    card = members[0].card
+    if card.spec.horizon_days != horizon_days:
+        raise typer.BadParameter(
+            f"{horizon_days:g} days; the simulator {folder} was fitted with H = {card.spec.horizon_days:g}",
+            param_hint="--horizon-days",
+        )
+    fitted, logged = (tuple(str(a) for a in m.arms) for m in (card.action_map, decisions.action_map))
+    if card.action_map.space != decisions.action_map.space or fitted != logged:
+        raise InputError(
+            logs,
+            f"the simulator {folder} was fitted on arms {list(fitted)} with coupon levels "
+            f"{list(card.action_map.space.coupon_levels)}; these logs' action map is {list(logged)} with "
+            f"{list(decisions.action_map.space.coupon_levels)}",
+        )
+    return members
+
+
 def ope_command(
     logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV).")],
     policy: Annotated[
@@ -76,6 +105,19 @@ def ope_command(
     sequential: Annotated[
         bool, typer.Option("--sequential/--no-sequential", help="Also run trajectory estimators.")
     ] = True,
+    simulator: Annotated[
+        Path | None,
+        typer.Option(
+            "--simulator",
+            exists=True,
+            file_okay=False,
+            help="A learned simulator (or ensemble) fitted on other logs of the same shop: adds the "
+            "model-based trajectory estimates sim-magic, sim-dm and sim-dr, which far policies need.",
+        ),
+    ] = None,
+    rollouts: Annotated[
+        int, typer.Option("--rollouts", min=1, help="Simulated continuations per logged visit (with --simulator).")
+    ] = 8,
 ) -> None:
     """Estimate each policy's value from the logs with intervals and diagnostics; write a report."""
     from retentionrl.agents.registry import logged_propensities
@@ -88,16 +130,39 @@ def ope_command(
     log = read_events(logs)
     decisions = LoggedDecisions.from_log(log, horizon_days=horizon_days)
     warnings: list[str] = [] if log.records_cogs else [NO_COGS_WARNING]
+    members = _model_members(simulator, logs, decisions, horizon_days) if simulator is not None else []
     targets = {spec: load_target(spec, logs, decisions.action_map) for spec in policy}
     propensity = logged_propensities(decisions)
     if propensity is not None:
         warnings.append(CLONE_WARNING)
     steps = steps_from_decisions(decisions, propensity)
     results = evaluate_policies(steps, targets, n_bootstrap=n_bootstrap, seed=seed, sequential=sequential)
+    if members:
+        from retentionrl.evaluation.model_based import estimate_on_decisions
+
+        model = estimate_on_decisions(
+            members,
+            targets,
+            decisions,
+            horizon_days,
+            propensity=propensity,
+            rollouts=rollouts,
+            seed=seed,
+            progress=True,
+        )
+        results = {
+            name: dataclasses.replace(res, model=model[name].intervals, notes=res.notes + model[name].notes)
+            for name, res in results.items()
+        }
     for spec, res in results.items():
         line = f"{spec}: DR profit/visit {_shown(res.bandit['dr'], res.bandit_diagnostics)}"
         if sequential:
             line += f"; DR return visits {_shown(res.trajectory['dr'], res.trajectory_diagnostics)}"
+        if res.model:
+            from retentionrl.evaluation.diagnostics import not_estimable
+
+            magic = res.model["sim-magic"]
+            line += f"; simulator MAGIC return visits {not_estimable(magic.low, magic.high) or magic}"
         typer.echo(line)
     paths = write_report(out, list(results.values()), str(logs), warnings)
     for w in warnings:

@@ -140,6 +140,12 @@ class EvaluationSection(_Strict):
     users: int = Field(5_000, ge=2, description="fresh shoppers per rollout")
     bootstrap: int = Field(200, ge=2, description="bootstrap resamples over shoppers")
     sequential: bool = Field(True, description="also run the trajectory estimators (return visits)")
+    model_rollouts: int = Field(
+        4,
+        ge=0,
+        description="simulated continuations per held-out visit for the model-based trajectory estimates "
+        "of agents and baselines (retentionrl.evaluation.model_based; with sequential); 0: none",
+    )
     baselines: tuple[Literal["random", "popularity", "myopic-greedy", "logging-clone", "uplift"], ...] = Field(
         ("random", "popularity", "myopic-greedy", "logging-clone", "uplift"),
         description="baselines fit on the train logs; uplift needs the optional extra (pip install "

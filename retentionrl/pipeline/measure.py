@@ -28,10 +28,14 @@
   95% normal interval over states, and the arms with the most probability.
 * :func:`off_policy` runs :func:`retentionrl.evaluation.runner.evaluate_offline` as ``retentionrl ope``
   does (retentionrl/cli/ope.py), propensities from a clone of the logging policy where the
-  logs hold none.
+  logs hold none; with a :class:`SimulatorModel`, also the model-based trajectory estimates
+  (:mod:`retentionrl.evaluation.model_based`) with the run's simulators.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,6 +51,9 @@ from retentionrl.pipeline.results import ArmShare, Curve, OffPolicy, PlaceValue,
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.observation import column, visit_count
 from retentionrl.simulators.rollout import evaluate_policy
+
+if TYPE_CHECKING:
+    from retentionrl.simulators.learned.simulator import LearnedSimulator
 
 AT_RISK_DAYS = 30.0
 """Days since the previous visit from which a shopper counts as at risk."""
@@ -168,14 +175,21 @@ def off_policy(
     n_bootstrap: int,
     seed: int,
     sequential: bool,
+    model: SimulatorModel | None = None,
 ) -> dict[str, OffPolicy]:
-    """DR-family estimates with intervals and diagnostics of each policy on logged steps."""
+    """DR-family estimates with intervals and diagnostics of each policy on logged steps, and
+    with ``model`` the model-based trajectory estimates of the policies it names."""
     from retentionrl.evaluation.runner import evaluate_policies
     from retentionrl.evaluation.world_steps import steps_from_decisions
 
     steps = steps_from_decisions(decisions, propensity)
     out = {}
     results = evaluate_policies(steps, policies, n_bootstrap=n_bootstrap, seed=seed, sequential=sequential)
+    model_based = (
+        _model_based(decisions, propensity, {n: policies[n] for n in model.policies}, model, n_bootstrap, seed)
+        if model is not None and sequential and model.policies
+        else {}
+    )
     for name, res in results.items():
         diag = res.trajectory_diagnostics if sequential else res.bandit_diagnostics
         n_visits, n_trajectories = int(steps.action.shape[0]), int(np.unique(steps.trajectory_id).size)
@@ -194,5 +208,47 @@ def off_policy(
                     else res.bandit_diagnostics.warnings
                 )
             ),
+            model={
+                k: Interval(v.estimate, v.low, v.high, n_trajectories) for k, v in model_based.get(name, {}).items()
+            },
         )
     return out
+
+
+@dataclass(frozen=True)
+class SimulatorModel:
+    """What the model-based estimates use: the simulators (an ensemble's members), the
+    policies to estimate, the horizon and the continuations per visit."""
+
+    members: list[LearnedSimulator]
+    policies: list[str]
+    horizon_days: float
+    rollouts: int
+
+
+def _model_based(
+    decisions: LoggedDecisions,
+    propensity: np.ndarray | None,
+    policies: dict[str, Policy],
+    model: SimulatorModel,
+    n_bootstrap: int,
+    seed: int,
+) -> dict[str, dict[str, Interval]]:
+    """The model-based estimates of ``policies`` (none where some visit has no logged action)."""
+    from retentionrl.evaluation.model_based import estimate_on_decisions
+
+    try:
+        results = estimate_on_decisions(
+            model.members,
+            policies,
+            decisions,
+            model.horizon_days,
+            propensity=propensity,
+            rollouts=model.rollouts,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            progress=True,
+        )
+    except ValueError:  # visits without a logged action: no lifetime can be followed through
+        return {}
+    return {name: res.intervals for name, res in results.items()}

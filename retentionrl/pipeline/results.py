@@ -89,6 +89,8 @@ class OffPolicy:
     bandit_ess: float
     unsupported_mass: float
     warnings: list[str]
+    model: dict[str, Interval] = field(default_factory=dict)
+    """model-based trajectory estimates (sim-magic, sim-dm, sim-dr) with the run's simulators"""
 
 
 @dataclass(frozen=True)

@@ -413,8 +413,9 @@ def stage_evaluate(
         from retentionrl.agents.registry import logged_propensities, make_named_policy
         from retentionrl.agents.training import load_policy
         from retentionrl.evaluation.selection import recommend
-        from retentionrl.pipeline.measure import behaviour, off_policy, rollout
+        from retentionrl.pipeline.measure import SimulatorModel, behaviour, off_policy, rollout
         from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
+        from retentionrl.simulators.learned.simulator import LearnedSimulator
         from retentionrl.simulators.rollout import evaluate_policy
 
         simulator = _load_simulator(config, sim.folder)
@@ -473,8 +474,24 @@ def stage_evaluate(
                     "policy (multinomial logistic regression on the held-out logs). Every "
                     "importance-weighted estimate inherits its errors."
                 )
+            model = (
+                SimulatorModel(
+                    [m for m in members or [simulator] if isinstance(m, LearnedSimulator)],
+                    [name for name in policies if kinds[name] != "heuristic"],
+                    h,
+                    config.evaluation.model_rollouts,
+                )
+                if config.evaluation.model_rollouts > 0
+                else None
+            )
             ope = off_policy(
-                heldout, propensity, policies, config.evaluation.bootstrap, config.seed, config.evaluation.sequential
+                heldout,
+                propensity,
+                policies,
+                config.evaluation.bootstrap,
+                config.seed,
+                config.evaluation.sequential,
+                model,
             )
         else:
             notes.append(

@@ -29,6 +29,7 @@ OPE_COLUMNS = (
     ("bandit", "dr", "DR: profit / visit"),
     ("trajectory", "dr", "DR: return visits / lifetime"),
     ("trajectory", "wis", "WIS: return visits / lifetime"),
+    ("model", "sim-magic", "simulator MAGIC: return visits / lifetime"),
 )
 
 NO_COGS_NOTE = (
@@ -231,6 +232,15 @@ def _value_tables(results: EvaluateResults) -> list[tuple[str, dict]]:
                 ]
             )
             notes += [f"{name}: {w}" for w in o.warnings]
+        if any(o.model for o in ope.values()):
+            notes.insert(
+                0,
+                "Simulator MAGIC: the learned simulators' rollouts from each held-out shopper's logged history, "
+                "blended with the logged returns where their weights are stable (retentionrl.evaluation."
+                "model_based); its interval spans the held-out shoppers and the ensemble's members. Where the "
+                "ESS is low it rests on the simulators, so it is shown even where the importance-weighted "
+                "columns are not estimable. Heuristics are not estimated with it.",
+            )
         if results.propensity_note:
             notes.insert(0, "Rests on estimated propensities: " + results.propensity_note)
         tables.append(
@@ -258,6 +268,8 @@ def _ope_cell(o: OffPolicy, family: str, estimator: str) -> str:
     e = getattr(o, family).get(estimator)
     if e is None:
         return "—"
+    if family == "model":  # rests on the simulators where the weights do not: no ESS rule
+        return not_estimable(e.low, e.high) or fmt(e)
     ess, n = (o.bandit_ess, o.n_visits) if family == "bandit" else (o.ess, o.n_trajectories)
     return not_estimable(e.low, e.high, ess, n) or fmt(e)
 
