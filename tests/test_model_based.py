@@ -13,6 +13,7 @@ from retentionrl.evaluation.model_based import (
     Lifetimes,
     magic_weights,
     model_based_estimates,
+    model_intervals,
     simulated_q,
     step_returns,
 )
@@ -151,6 +152,38 @@ def test_magic_trusts_the_logs_when_the_model_is_off_and_the_model_when_the_logs
     model_close = np.full(n, truth + 0.05) + rng.normal(0, 0.05, n)
     x = magic_weights(np.stack([model_close, dr_noisy], axis=1))
     assert x[0] > 0.95
+
+
+def test_intervals_cover_when_members_scatter_around_the_truth() -> None:
+    """The bootstrap picture: a fit on the logs misses the truth by a relative error of sd
+    5%, and members fitted on resamples of those logs scatter around that fit as much
+    (3 members, 4 policies); lifetimes add their own noise. The pooled t interval covers
+    the truth about 95% of the time; a normal interval from each policy's own 3 members
+    (2 degrees of freedom of spread) covers far less often."""
+    rng = np.random.default_rng(0)
+    k, n, reps = 3, 400, 400
+    covered, naive = [], []
+    for _ in range(reps):
+        truth = rng.uniform(2.0, 4.0, size=4)
+        values = {}
+        for p, theta in enumerate(truth):
+            fit = theta * (1 + 0.05 * rng.standard_normal())
+            member = fit * (1 + 0.05 * rng.standard_normal(k))
+            values[str(p)] = np.repeat(member[:, None, None], 3, axis=2) + rng.normal(0, 1.0, (1, n, 1))
+        intervals = model_intervals(values)
+        for p, theta in enumerate(truth):
+            covered.append(intervals[str(p)]["sim-dm"].covers(theta))
+            m = values[str(p)].mean(axis=1)[:, 0]
+            naive.append(abs(m.mean() - theta) <= 1.96 * np.hypot(m.std(ddof=1), 1.0 / np.sqrt(n)))
+    assert 0.93 <= np.mean(covered) <= 0.99
+    assert np.mean(naive) < 0.90
+    one = model_intervals({"a": np.ones((1, n, 3)) + rng.normal(0, 1.0, (1, n, 1))})["a"]["sim-dm"]
+    assert one.high - one.low == pytest.approx(2 * 1.96 * one_sd(n), rel=0.15)
+
+
+def one_sd(n: int) -> float:
+    """Standard error of the mean of ``n`` unit-variance lifetimes."""
+    return 1.0 / np.sqrt(n)
 
 
 def test_the_value_at_the_first_visit_is_the_simulators_own_value(members, lifetimes) -> None:
