@@ -185,11 +185,25 @@ def off_policy(
     steps = steps_from_decisions(decisions, propensity)
     out = {}
     results = evaluate_policies(steps, policies, n_bootstrap=n_bootstrap, seed=seed, sequential=sequential)
-    model_based = (
-        _model_based(decisions, propensity, {n: policies[n] for n in model.policies}, model, n_bootstrap, seed)
-        if model is not None and sequential and model.policies
-        else {}
-    )
+    model_based: dict[str, dict[str, Interval]] = {}
+    if model is not None and sequential and model.policies:
+        from retentionrl.evaluation.model_based import estimate_on_decisions
+
+        try:
+            estimates = estimate_on_decisions(
+                model.members,
+                {name: policies[name] for name in model.policies},
+                decisions,
+                model.horizon_days,
+                propensity=propensity,
+                rollouts=model.rollouts,
+                n_bootstrap=n_bootstrap,
+                seed=seed,
+                progress=True,
+            )
+            model_based = {name: res.intervals for name, res in estimates.items()}
+        except ValueError:  # visits without a logged action: no lifetime can be followed through
+            pass
     for name, res in results.items():
         diag = res.trajectory_diagnostics if sequential else res.bandit_diagnostics
         n_visits, n_trajectories = int(steps.action.shape[0]), int(np.unique(steps.trajectory_id).size)
@@ -224,31 +238,3 @@ class SimulatorModel:
     policies: list[str]
     horizon_days: float
     rollouts: int
-
-
-def _model_based(
-    decisions: LoggedDecisions,
-    propensity: np.ndarray | None,
-    policies: dict[str, Policy],
-    model: SimulatorModel,
-    n_bootstrap: int,
-    seed: int,
-) -> dict[str, dict[str, Interval]]:
-    """The model-based estimates of ``policies`` (none where some visit has no logged action)."""
-    from retentionrl.evaluation.model_based import estimate_on_decisions
-
-    try:
-        results = estimate_on_decisions(
-            model.members,
-            policies,
-            decisions,
-            model.horizon_days,
-            propensity=propensity,
-            rollouts=model.rollouts,
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            progress=True,
-        )
-    except ValueError:  # visits without a logged action: no lifetime can be followed through
-        return {}
-    return {name: res.intervals for name, res in results.items()}
