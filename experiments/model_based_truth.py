@@ -13,7 +13,8 @@ shoppers, shared with ``ope_truth.py`` through its truth cache).
 
 Prints one line per seed and policy, then per policy and estimator the mean relative
 error :math:`|\\hat V - V| / V` over seeds and the share of seeds whose 95% interval
-covers :math:`V` (with its 95% Wilson interval).
+covers :math:`V` (with its 95% Wilson interval), and the intervals' mean half-width
+relative to :math:`V`.
 
     python experiments/model_based_truth.py --seeds 30 --csv runs/model_based_truth.csv
     python experiments/model_based_truth.py --summarise runs/part1.csv runs/part2.csv
@@ -118,15 +119,15 @@ def run(args: argparse.Namespace) -> pd.DataFrame:
 def summary(frame: pd.DataFrame) -> str:
     """Markdown: per policy and estimator, mean relative error and coverage over seeds."""
     lines = [
-        "| policy | estimator | mean relative error | covered (95% Wilson interval) | seeds |",
-        "|---|---|---|---|---|",
+        "| policy | estimator | mean relative error | covered (95% Wilson interval) | mean half-width / truth | seeds |",
+        "|---|---|---|---|---|---|",
     ]
     for (policy, est), part in frame.groupby(["policy", "estimator"], sort=False):
         k, n = int(part["covered"].sum()), len(part)
         low, high = wilson(k, n)
         lines.append(
             f"| {policy} | {est} | {part['rel_error'].mean():.3f} | {k} of {n} ({k / n:.0%}; [{low:.0%}, {high:.0%}])"
-            f" | {n} |"
+            f" | {((part['high'] - part['low']) / 2 / part['truth']).mean():.3f} | {n} |"
         )
     return "\n".join(lines)
 
