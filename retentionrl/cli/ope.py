@@ -17,6 +17,7 @@ from retentionrl.simulators.world.config import WorldConfig
 
 if TYPE_CHECKING:
     from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.simulators.learned.simulator import LearnedSimulator
 
 CLONE_WARNING = (
     "The logs have no propensities: they were estimated by a clone of the logging policy "
@@ -69,13 +70,13 @@ def _shown(iv, diag) -> str:
     return not_estimable(iv.low, iv.high, diag.ess, diag.n_units) or str(iv)
 
 
-def _model_members(folder: Path, logs: Path, decisions: LoggedDecisions, horizon_days: float) -> list:
+def _model_members(folder: Path, logs: Path, decisions: LoggedDecisions, horizon_days: float) -> list[LearnedSimulator]:
     """The simulators (an ensemble's members) in ``folder``, which must share the logs'
     action map and ``horizon_days``."""
     from retentionrl.simulators.learned.ensemble import load_members
-    from retentionrl.simulators.learned.simulator import LearnedSimulator
+    from retentionrl.simulators.learned.simulator import LearnedSimulator as Learned
 
-    members = [m for m in load_members(folder, device="cpu") if isinstance(m, LearnedSimulator)]
+    members = [m for m in load_members(folder, device="cpu") if isinstance(m, Learned)]
     card = members[0].card
     if card.spec.horizon_days != horizon_days:
         raise typer.BadParameter(
