@@ -196,35 +196,13 @@ class BanditEstimator:
             raise ValueError(f"{self.name} needs estimated_rewards (a reward model); none was given")
         return self.terms(inputs)
 
-    def estimate(
-        self,
-        reward: np.ndarray,
-        action: np.ndarray,
-        propensity: np.ndarray,
-        action_dist: np.ndarray,
-        position: np.ndarray | None = None,
-        estimated_rewards: np.ndarray | RewardFit | None = None,
-    ) -> float:
-        """The point estimate :math:`\\hat V` (arguments as :meth:`BanditInputs.prepare`)."""
-        inputs = BanditInputs.prepare(reward, action, propensity, action_dist, position, estimated_rewards)
+    def estimate(self, inputs: BanditInputs) -> float:
+        """The point estimate :math:`\\hat V` on rounds checked by :meth:`BanditInputs.prepare`."""
         return self._checked_terms(inputs).value()
 
-    def interval(
-        self,
-        reward: np.ndarray,
-        action: np.ndarray,
-        propensity: np.ndarray,
-        action_dist: np.ndarray,
-        position: np.ndarray | None = None,
-        estimated_rewards: np.ndarray | RewardFit | None = None,
-        groups: np.ndarray | None = None,
-        alpha: float = 0.05,
-        n_bootstrap: int = 200,
-        seed: int = 0,
-    ) -> Interval:
-        """Bootstrap percentile interval over units (``groups``) and the empirical-Bernstein
+    def interval(self, inputs: BanditInputs, alpha: float = 0.05, n_bootstrap: int = 200, seed: int = 0) -> Interval:
+        """Bootstrap percentile interval over the units of ``inputs`` and the empirical-Bernstein
         lower bound at level ``alpha``; see :func:`evaluate_bandit`."""
-        inputs = BanditInputs.prepare(reward, action, propensity, action_dist, position, estimated_rewards, groups)
         return evaluate_bandit([self], inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)[self.name]
 
 

@@ -15,6 +15,7 @@ model's coefficients and inverse Hessian, which give its first-order fit influen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +77,16 @@ class LogisticRewardFit:
     reward: np.ndarray
     position: np.ndarray
     parts: tuple[_Part, ...]
+
+    @property
+    def log_loss(self) -> float:
+        """Cross-fitted log-loss of the logged rounds,
+        :math:`-\\frac1n \\sum_i [r_i \\log \\hat q_i + (1 - r_i) \\log(1 - \\hat q_i)]` with
+        :math:`\\hat q_i` the prediction of round :math:`i`'s action and slot (from the folds
+        without round :math:`i`), clipped to :math:`[10^{-12}, 1 - 10^{-12}]`."""
+        rows = np.arange(self.reward.shape[0])
+        p = np.clip(self.estimated_rewards[rows, self.action, self.position], 1e-12, 1 - 1e-12)
+        return float(-np.mean(self.reward * np.log(p) + (1 - self.reward) * np.log(1 - p)))
 
     def _design(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         x = np.hstack([np.ones((actions.shape[0], 1)), self.context[rows]])
@@ -172,51 +183,23 @@ def logistic_reward_model(
 
 
 def select_logistic_reward_model(
-    context: np.ndarray,
-    action: np.ndarray,
-    reward: np.ndarray,
-    n_actions: int,
-    position: np.ndarray | None = None,
-    len_list: int = 1,
-    action_context: np.ndarray | None = None,
-    *,
-    l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6),
-    n_folds: int = 3,
-    seed: int = 0,
-    per_action: bool = False,
-    groups: np.ndarray | None = None,
+    *args: Any, l2_grid: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6), **kwargs: Any
 ) -> tuple[LogisticRewardFit, float, dict[float, float]]:
-    """:func:`logistic_reward_model` with the L2 penalty chosen by the cross-fitted log-loss
-    :math:`-\\frac1n \\sum_i [r_i \\log \\hat q_i + (1 - r_i) \\log(1 - \\hat q_i)]` of the
-    logged rounds (each :math:`\\hat q_i` from the folds without round :math:`i`; uses the
-    log only, never the target policy or a truth). The default grid ends at penalties under
+    """:func:`logistic_reward_model` (the same arguments but ``l2``) with the L2 penalty chosen
+    from ``l2_grid`` by the cross-fitted log-loss (:attr:`LogisticRewardFit.log_loss`; it uses
+    the log only, never the target policy or a truth). The default grid ends at penalties under
     which the features are all but off (the model is then each slot's click rate), so
     "no feature helps" is a candidate too. Returns (the chosen fit, its l2, log-loss per
     l2)."""
-    reward = float_vector("reward", reward)
-    n = reward.shape[0]
-    rows = np.arange(n)
-    pos = np.zeros(n, dtype=np.int64) if position is None else np.asarray(position, dtype=np.int64)
+    if "l2" in kwargs:
+        raise TypeError("select_logistic_reward_model chooses l2 from l2_grid; do not pass l2")
     losses: dict[float, float] = {}
-    best: tuple[float, LogisticRewardFit, float] | None = None
+    best: tuple[LogisticRewardFit, float] | None = None
     for l2 in l2_grid:
-        fit = logistic_reward_model(
-            context,
-            action,
-            reward,
-            n_actions,
-            position,
-            len_list,
-            action_context,
-            n_folds=n_folds,
-            l2=l2,
-            seed=seed,
-            per_action=per_action,
-            groups=groups,
-        )
-        p = np.clip(fit.estimated_rewards[rows, np.asarray(action, dtype=np.int64), pos], 1e-12, 1 - 1e-12)
-        losses[l2] = float(-np.mean(reward * np.log(p) + (1 - reward) * np.log(1 - p)))
-        if best is None or losses[l2] < best[0]:
-            best = (losses[l2], fit, l2)
-    assert best is not None
-    return best[1], best[2], losses
+        fit = logistic_reward_model(*args, l2=l2, **kwargs)
+        losses[l2] = fit.log_loss
+        if best is None or losses[l2] < losses[best[1]]:
+            best = (fit, l2)
+    if best is None:
+        raise ValueError("l2_grid is empty")
+    return best[0], best[1], losses

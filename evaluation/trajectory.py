@@ -182,41 +182,15 @@ class TrajectoryEstimator:
             raise ValueError(f"{self.name} needs q_factual and v_policy (a fitted Q); none were given")
         return self.terms(inputs)
 
-    def estimate(
-        self,
-        trajectory_id: np.ndarray,
-        step: np.ndarray,
-        reward: np.ndarray,
-        propensity: np.ndarray,
-        target_prob: np.ndarray,
-        q_factual: np.ndarray | None = None,
-        v_policy: np.ndarray | None = None,
-        gamma: float = 1.0,
-    ) -> float:
-        """Point estimate (arguments as :meth:`TrajectoryInputs.prepare`)."""
-        inputs = TrajectoryInputs.prepare(
-            trajectory_id, step, reward, propensity, target_prob, q_factual, v_policy, gamma
-        )
+    def estimate(self, inputs: TrajectoryInputs) -> float:
+        """Point estimate on trajectories padded by :meth:`TrajectoryInputs.prepare`."""
         return self._checked_terms(inputs).value()
 
     def interval(
-        self,
-        trajectory_id: np.ndarray,
-        step: np.ndarray,
-        reward: np.ndarray,
-        propensity: np.ndarray,
-        target_prob: np.ndarray,
-        q_factual: np.ndarray | None = None,
-        v_policy: np.ndarray | None = None,
-        gamma: float = 1.0,
-        alpha: float = 0.05,
-        n_bootstrap: int = 200,
-        seed: int = 0,
+        self, inputs: TrajectoryInputs, alpha: float = 0.05, n_bootstrap: int = 200, seed: int = 0
     ) -> Interval:
-        """Bootstrap interval over trajectories and empirical-Bernstein lower bound."""
-        inputs = TrajectoryInputs.prepare(
-            trajectory_id, step, reward, propensity, target_prob, q_factual, v_policy, gamma
-        )
+        """Bootstrap interval over trajectories and empirical-Bernstein lower bound; see
+        :func:`evaluate_trajectories`."""
         return evaluate_trajectories([self], inputs, alpha=alpha, n_bootstrap=n_bootstrap, seed=seed)[self.name]
 
 

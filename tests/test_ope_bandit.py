@@ -56,7 +56,7 @@ TINY = {
     ],
 )
 def test_hand_computed_values(estimator, expected):
-    assert estimator.estimate(**TINY) == pytest.approx(expected)
+    assert estimator.estimate(BanditInputs.prepare(**TINY)) == pytest.approx(expected)
 
 
 def test_positions_pick_the_logged_slot():
@@ -64,7 +64,9 @@ def test_positions_pick_the_logged_slot():
     dist = np.zeros((2, 2, 2))
     dist[:, 0, 0] = 1.0
     dist[:, 1, 1] = 1.0
-    value = IPS().estimate(np.array([1.0, 1.0]), np.array([0, 0]), np.array([0.5, 0.5]), dist, np.array([1, 0]))
+    value = IPS().estimate(
+        BanditInputs.prepare(np.array([1.0, 1.0]), np.array([0, 0]), np.array([0.5, 0.5]), dist, np.array([1, 0]))
+    )
     assert value == pytest.approx((0.0 + 2.0) / 2)
 
 
@@ -86,7 +88,7 @@ BAD = [
 @pytest.mark.parametrize(("change", "match"), BAD)
 def test_invalid_inputs_raise_with_values(change, match):
     with pytest.raises(ValueError, match=match):
-        DoublyRobust().estimate(**{**TINY, **change})
+        BanditInputs.prepare(**{**TINY, **change})
 
 
 @pytest.mark.parametrize(
@@ -95,17 +97,20 @@ def test_invalid_inputs_raise_with_values(change, match):
         (lambda: SwitchDR(tau=0.0), r"tau must be > 0"),
         (lambda: DRos(lam=-1.0), r"lam must be > 0"),
         (lambda: DRos(lam=float("nan")), r"lam must be > 0"),
-        (lambda: DoublyRobust().estimate(**{**TINY, "estimated_rewards": None}), r"dr needs estimated_rewards"),
         (
-            lambda: IPS().estimate(TINY["reward"], TINY["action"], TINY["propensity"], np.ones((2, 2, 2)) / 2),
+            lambda: DoublyRobust().estimate(BanditInputs.prepare(**{**TINY, "estimated_rewards": None})),
+            r"dr needs estimated_rewards",
+        ),
+        (
+            lambda: BanditInputs.prepare(TINY["reward"], TINY["action"], TINY["propensity"], np.ones((2, 2, 2)) / 2),
             r"len_list=2 slots but position is None",
         ),
         (
-            lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, alpha=1.5),
+            lambda: IPS().interval(BanditInputs.prepare(**TINY), alpha=1.5),
             r"alpha must lie in \(0, 1\)",
         ),
         (
-            lambda: IPS().interval(**{k: v for k, v in TINY.items() if k != "estimated_rewards"}, groups=[1]),
+            lambda: BanditInputs.prepare(**TINY, groups=[1]),
             r"groups must have shape \(2,\)",
         ),
         (lambda: resampled_sums(np.ones((5, 1)), 1, 0), r"n_bootstrap must be an integer >= 2"),
@@ -131,7 +136,7 @@ def test_invalid_settings_raise(make, match):
 def test_snips_stays_within_reward_range(data):
     reward, propensity, target = (np.array(x) for x in data)
     dist = np.stack([target, 1.0 - target], axis=1)
-    value = SNIPS().estimate(reward, np.zeros(reward.size, dtype=int), propensity, dist)
+    value = SNIPS().estimate(BanditInputs.prepare(reward, np.zeros(reward.size, dtype=int), propensity, dist))
     assert reward.min() - 1e-9 <= value <= reward.max() + 1e-9
 
 
@@ -149,7 +154,7 @@ def _synthetic_bandit(rng, n, n_actions=5):
 def test_ips_is_unbiased_on_a_synthetic_bandit():
     rng = np.random.default_rng(7)
     truth = np.mean([(t * q).sum(axis=1).mean() for _, _, _, t, q in [_synthetic_bandit(rng, 100_000)]])
-    estimates = [IPS().estimate(*_synthetic_bandit(rng, 400)[:4]) for _ in range(300)]
+    estimates = [IPS().estimate(BanditInputs.prepare(*_synthetic_bandit(rng, 400)[:4])) for _ in range(300)]
     se = np.std(estimates, ddof=1) / np.sqrt(len(estimates))
     assert abs(np.mean(estimates) - truth) < 3 * se + 0.002
 
@@ -172,8 +177,8 @@ def test_bootstrap_over_groups_is_wider_for_dependent_rounds():
     shopper_effect = np.repeat(rng.normal(size=100), 20)
     reward = shopper_effect + 0.1 * rng.normal(size=2000)
     args = (reward, np.zeros(2000, dtype=int), np.ones(2000), np.ones((2000, 1)))
-    by_round = IPS().interval(*args, n_bootstrap=200)
-    by_shopper = IPS().interval(*args, groups=np.repeat(np.arange(100), 20), n_bootstrap=200)
+    by_round = IPS().interval(BanditInputs.prepare(*args), n_bootstrap=200)
+    by_shopper = IPS().interval(BanditInputs.prepare(*args, groups=np.repeat(np.arange(100), 20)), n_bootstrap=200)
     assert (by_shopper.high - by_shopper.low) > 3 * (by_round.high - by_round.low)
 
 

@@ -15,7 +15,7 @@ from retentionrl.evaluation.bandit import (
     evaluate_bandit,
 )
 from retentionrl.evaluation.fqe import RidgeDesign
-from retentionrl.evaluation.reward_models import logistic_reward_model
+from retentionrl.evaluation.reward_models import logistic_reward_model, select_logistic_reward_model
 
 
 def _functional(
@@ -146,9 +146,31 @@ def test_dm_interval_with_the_fit_matches_its_sampling_spread():
         obs, action, reward, propensity, target = _synthetic_log(rng, 400)
         fit = RidgeDesign.build(obs, action, 3).cross_fit(obs, reward, rng.integers(0, 2, 400))
         for model, out in ((fit, se_fit), (fit.estimated_rewards, se_fixed)):
-            iv = DirectMethod().interval(reward, action, propensity, target, estimated_rewards=model, seed=1)
+            iv = DirectMethod().interval(
+                BanditInputs.prepare(reward, action, propensity, target, estimated_rewards=model), seed=1
+            )
             out.append((iv.high - iv.low) / 3.92)
         estimates.append(iv.estimate)
     spread = np.std(estimates, ddof=1)
     assert 0.75 < np.mean(se_fit) / spread < 1.35
     assert np.mean(se_fixed) / spread < 0.5
+
+
+def test_l2_selection_follows_the_cross_fitted_log_loss():
+    """Clicks driven by the context pick a light penalty; pure noise picks the heaviest
+    (the model falls back to the click rate); the chosen fit is the one of least log-loss."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    context = rng.normal(size=(n, 2))
+    action = rng.integers(0, 2, n)
+    driven = (rng.random(n) < 1 / (1 + np.exp(-3 * context[:, 0]))).astype(float)
+    noise = (rng.random(n) < 0.3).astype(float)
+    grid = (0.1, 1e6)
+    for reward, expected in ((driven, 0.1), (noise, 1e6)):
+        fit, chosen, losses = select_logistic_reward_model(context, action, reward, 2, l2_grid=grid, seed=1)
+        assert chosen == expected
+        assert losses[chosen] == min(losses.values()) == fit.log_loss
+        p = np.clip(fit.estimated_rewards[np.arange(n), action, 0], 1e-12, 1 - 1e-12)
+        assert fit.log_loss == pytest.approx(-np.mean(reward * np.log(p) + (1 - reward) * np.log(1 - p)))
+    with pytest.raises(TypeError, match="do not pass l2"):
+        select_logistic_reward_model(context, action, noise, 2, l2=1.0)

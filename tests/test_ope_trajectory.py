@@ -46,7 +46,7 @@ TINY = {
     ],
 )
 def test_hand_computed_values_on_variable_length_trajectories(estimator, expected):
-    assert estimator.estimate(**TINY) == pytest.approx(expected)
+    assert estimator.estimate(TrajectoryInputs.prepare(**TINY)) == pytest.approx(expected)
 
 
 def test_padding_keeps_ended_trajectories_absorbing():
@@ -72,12 +72,12 @@ def test_padding_keeps_ended_trajectories_absorbing():
 )
 def test_invalid_inputs(change, match):
     with pytest.raises(ValueError, match=match):
-        TrajectoryIS().estimate(**{**TINY, **change})
+        TrajectoryInputs.prepare(**{**TINY, **change})
 
 
 def test_dr_without_model_raises():
     with pytest.raises(ValueError, match="dr needs q_factual and v_policy"):
-        TrajectoryDR().estimate(**{**TINY, "q_factual": None, "v_policy": None})
+        TrajectoryDR().estimate(TrajectoryInputs.prepare(**{**TINY, "q_factual": None, "v_policy": None}))
 
 
 def _chain(rng, n, p_stop, behavior_p0, target_p0):
@@ -124,32 +124,15 @@ def test_estimators_recover_the_value_of_variable_length_trajectories():
     assert np.isnan(out["fqe"].low)
 
 
-def test_fqe_backs_up_a_two_step_chain():
-    # states 0 -> 1 -> end, one action, reward 1 per step: Q(0) = 2, Q(1) = 1
+@pytest.mark.parametrize(("gamma", "expected"), [(1.0, [2.0, 1.0]), (0.0, [1.0, 1.0])])
+def test_fqe_backs_up_a_two_step_chain(gamma, expected):
+    # states 0 -> 1 -> end, one action, reward 1 per step: Q(0) = 1 + gamma, Q(1) = 1
     obs = np.eye(2)[[0, 1, 0, 1]]
+    trajectory, step = np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1])
     q = fit_fqe(
-        obs,
-        np.zeros(4, dtype=int),
-        np.ones(4),
-        np.array([0, 0, 1, 1]),
-        np.array([0, 1, 0, 1]),
-        np.ones((4, 1)),
-        n_actions=1,
-        ridge=1e-8,
+        obs, np.zeros(4, dtype=int), np.ones(4), trajectory, step, np.ones((4, 1)), n_actions=1, ridge=1e-8, gamma=gamma
     )
-    np.testing.assert_allclose(q.q_all(np.eye(2)).ravel(), [2.0, 1.0], atol=1e-4)
-    q0 = fit_fqe(
-        obs,
-        np.zeros(4, dtype=int),
-        np.ones(4),
-        np.array([0, 0, 1, 1]),
-        np.array([0, 1, 0, 1]),
-        np.ones((4, 1)),
-        n_actions=1,
-        ridge=1e-8,
-        gamma=0.0,
-    )
-    np.testing.assert_allclose(q0.q_all(np.eye(2)).ravel(), [1.0, 1.0], atol=1e-4)
+    np.testing.assert_allclose(q.q_all(np.eye(2)).ravel(), expected, atol=1e-4)
 
 
 def test_dr_bootstrap_over_trajectories_covers_at_the_nominal_rate():
@@ -162,9 +145,8 @@ def test_dr_bootstrap_over_trajectories_covers_at_the_nominal_rate():
         dist = np.tile([0.8, 0.2], (tid.size, 1))
         obs = np.eye(20)[step]
         q = fit_fqe(obs, action, reward, tid, step, dist, n_actions=2, ridge=1e-3)
-        iv = TrajectoryDR().interval(
-            tid, step, reward, prop, target, q.q_logged(obs, action), q.v(obs, dist), n_bootstrap=200, seed=1
-        )
+        inputs = TrajectoryInputs.prepare(tid, step, reward, prop, target, q.q_logged(obs, action), q.v(obs, dist))
+        iv = TrajectoryDR().interval(inputs, n_bootstrap=200, seed=1)
         covered.append(iv.covers(truth))
     assert np.mean(covered) >= 0.85
 
