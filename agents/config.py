@@ -9,8 +9,9 @@ batched env.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from retentionrl.core.checks import require_int, require_positive_ints
 from retentionrl.core.errors import InputError
@@ -20,6 +21,12 @@ from retentionrl.envs.reward import check_reward_mode
 ALGOS: tuple[str, ...] = ("ppo", "dqn")
 PPO_HEADS: tuple[str, ...] = ("flat", "factorised")
 DEPLOY_MODES: tuple[str, ...] = ("greedy", "stochastic")
+_SB3_NAMES = {
+    "ppo_epochs": "n_epochs",
+    "dqn_target_update": "target_update_interval",
+    "dqn_final_eps": "exploration_final_eps",
+}
+"""Algorithm fields whose stable-baselines3 name is not the field's name without its prefix."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,17 @@ class TrainConfig:
     """DQN: share of training over which epsilon decays"""
     dqn_final_eps: float = 0.05
     """DQN: final epsilon (also the epsilon of its action_probs)"""
+
+    def algo_kwargs(self) -> dict[str, Any]:
+        """The ``<algo>_*`` fields of the config's algorithm as keyword arguments of its
+        stable-baselines3 class (``ppo_epochs`` is PPO's ``n_epochs``, ...); ``ppo_head`` shapes the
+        env's action space instead, so it is not among them."""
+        prefix = f"{self.algo}_"
+        return {
+            _SB3_NAMES.get(f.name, f.name.removeprefix(prefix)): getattr(self, f.name)
+            for f in fields(self)
+            if f.name.startswith(prefix) and f.name != "ppo_head"
+        }
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:

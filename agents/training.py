@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -93,39 +92,18 @@ def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
 
 def build_model(config: TrainConfig, env: VecMonitor, tensorboard_log: str | None) -> BaseAlgorithm:
     """PPO or DQN with the config's hyperparameters."""
-    device = resolve_device(config.device)
-    common: dict[str, Any] = dict(
+    algo_class: type[PPO | DQN] = PPO if config.algo == "ppo" else DQN
+    return algo_class(
+        "MlpPolicy",
+        env,
         learning_rate=config.learning_rate,
         gamma=config.gamma,
         seed=config.seed,
-        device=device,
+        device=resolve_device(config.device),
         tensorboard_log=tensorboard_log,
         policy_kwargs={"net_arch": list(config.net_arch)},
         verbose=0,
-    )
-    if config.algo == "ppo":
-        return PPO(
-            "MlpPolicy",
-            env,
-            n_steps=config.ppo_n_steps,
-            batch_size=config.ppo_batch_size,
-            n_epochs=config.ppo_epochs,
-            gae_lambda=config.ppo_gae_lambda,
-            ent_coef=config.ppo_ent_coef,
-            **common,
-        )
-    return DQN(
-        "MlpPolicy",
-        env,
-        buffer_size=config.dqn_buffer_size,
-        learning_starts=config.dqn_learning_starts,
-        batch_size=config.dqn_batch_size,
-        train_freq=config.dqn_train_freq,
-        gradient_steps=config.dqn_gradient_steps,
-        target_update_interval=config.dqn_target_update,
-        exploration_fraction=config.dqn_exploration_fraction,
-        exploration_final_eps=config.dqn_final_eps,
-        **common,
+        **config.algo_kwargs(),
     )
 
 

@@ -139,3 +139,27 @@ def test_resume_without_checkpoint_and_bad_config_are_rejected(tmp_path: Path) -
     (tmp_path / "config.json").write_text(json.dumps({"algo": "ppo", "learning_rte": 0.1}))
     with pytest.raises(ValueError, match=r"config.json: \$: unknown field 'learning_rte' for TrainConfig"):
         TrainConfig.from_json_file(tmp_path / "config.json")
+
+
+@pytest.mark.parametrize(
+    ("algo", "fields", "attributes"),
+    [
+        ("ppo", {"ppo_n_steps": 24, "ppo_epochs": 3, "ppo_gae_lambda": 0.8}, {"n_steps": 24, "n_epochs": 3}),
+        (
+            "dqn",
+            {"dqn_target_update": 123, "dqn_final_eps": 0.07, "dqn_learning_starts": 11},
+            {"target_update_interval": 123, "exploration_final_eps": 0.07, "learning_starts": 11},
+        ),
+    ],
+)
+def test_algorithm_fields_reach_stable_baselines3(algo, fields, attributes) -> None:
+    """Each ``<algo>_*`` field lands on the SB3 attribute it names (some under another name)."""
+    from retentionrl.agents.training import build_model, make_training_env
+
+    config = TrainConfig(algo=algo, simulator="world", num_envs=4, device="cpu", **fields)
+    assert set(config.algo_kwargs()) >= set(attributes)
+    model = build_model(config, make_training_env(config, 0), None)
+    for name, value in attributes.items():
+        assert getattr(model, name) == value, name
+    if algo == "ppo":
+        assert model.gae_lambda == 0.8

@@ -6,16 +6,52 @@ defaults) does not import torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from retentionrl.core.actions import DEFAULT_COUPON_LEVELS
 from retentionrl.core.checks import require_int, require_positive_ints
 from retentionrl.interactions.visits import VisitMode
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelSize:
+    """Sizes of a :class:`~retentionrl.simulators.learned.sequence_model.ShopperSequenceModel`,
+    set by whoever fits one: a :class:`FitConfig` carries them to the model's
+    :class:`~retentionrl.simulators.learned.sequence_model.ModelSpec`, which adds what the data fixes."""
+
+    hidden_size: int = 64
+    """GRU state size, >= 1 (64 costs about 50 kFLOP per shopper-step)"""
+    arm_embedding: int = 8
+    """size of the arm embedding E, >= 1"""
+    head_hidden: int = 64
+    """width of the shared head layer W_1, >= 1"""
+    hazard_knots: int = 12
+    """M: basis functions of the return hazard over days, >= 2"""
+    hazard_hidden: int = 32
+    """width of the return head's hidden layer W_3 (it reads the visit's outcome), >= 1"""
+    return_reads_arm: bool = False
+    """the return hazard also reads the shown arm's embedding directly, not only the shopper's
+    response to it (off: see retentionrl.simulators.learned.sequence_model, "the return law and the arm")"""
+
+    def __post_init__(self) -> None:
+        require_positive_ints(
+            hidden_size=self.hidden_size,
+            arm_embedding=self.arm_embedding,
+            head_hidden=self.head_hidden,
+            hazard_hidden=self.hazard_hidden,
+        )
+        require_int("hazard_knots", self.hazard_knots, 2)
+
+    def size_fields(self) -> dict[str, Any]:
+        """The :class:`ModelSize` fields, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(ModelSize)}
+
+
 @dataclass(frozen=True)
-class FitConfig:
-    """Hyperparameters of a fit (saved as JSON beside the checkpoint)."""
+class FitConfig(ModelSize):
+    """Hyperparameters of a fit (saved as JSON beside the checkpoint): the model's sizes
+    (:class:`ModelSize`) and the training's settings."""
 
     epochs: int = 30
     """most passes over the training windows, >= 1 (early stopping usually ends sooner)"""
@@ -51,19 +87,6 @@ class FitConfig:
     """H: return within H days, else churn; also scales the time features, >= 1"""
     spend_scale: float = 50.0
     """S: typical spend per purchase of the observable features, > 0 (use the world's price median on world logs)"""
-    hidden_size: int = 64
-    """GRU state size"""
-    arm_embedding: int = 8
-    """size of the arm embedding"""
-    head_hidden: int = 64
-    """width of the shared head layer"""
-    hazard_knots: int = 12
-    """M: basis functions of the return hazard over days (ModelSpec)"""
-    hazard_hidden: int = 32
-    """width of the return head's hidden layer, which reads the visit's outcome (ModelSpec)"""
-    return_reads_arm: bool = False
-    """the return law also reads the shown arm's embedding directly, not only the shopper's
-    response to it (ModelSpec; off: see retentionrl.simulators.learned.sequence_model, "the return law and the arm")"""
     max_item_arms: int = 50
     """most item arms when the log has no item groups (ActionMap.fit)"""
     coupon_levels: tuple[float, ...] = DEFAULT_COUPON_LEVELS
@@ -74,19 +97,14 @@ class FitConfig:
     """training visits a head needs to count as learned, >= 1"""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require_positive_ints(
-            **{
-                name: getattr(self, name)
-                for name in (
-                    "epochs",
-                    "patience",
-                    "batch_size",
-                    "window",
-                    "horizon_days",
-                    "min_head_examples",
-                    "hidden_size",
-                )
-            }
+            epochs=self.epochs,
+            patience=self.patience,
+            batch_size=self.batch_size,
+            window=self.window,
+            horizon_days=self.horizon_days,
+            min_head_examples=self.min_head_examples,
         )
         for name in ("learning_rate", "grad_clip", "spend_scale"):
             if not getattr(self, name) > 0:

@@ -105,12 +105,7 @@ def fit_simulator(
         n_features=train.features.shape[1],
         n_arms=action_map.space.n_arms,
         horizon_days=config.horizon_days,
-        hidden_size=config.hidden_size,
-        arm_embedding=config.arm_embedding,
-        head_hidden=config.head_hidden,
-        hazard_knots=config.hazard_knots,
-        hazard_hidden=config.hazard_hidden,
-        return_reads_arm=config.return_reads_arm,
+        **config.size_fields(),
     )
     coupons, counts = np.unique(train.coupon, return_counts=True)
     positives = {

@@ -94,8 +94,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from retentionrl.core.checks import require_int, require_positive_ints
+from retentionrl.core.checks import require_positive_ints
 from retentionrl.interactions.history import SCALAR_FEATURES
+from retentionrl.simulators.learned.config import ModelSize
 
 HEAD_LAYOUT: tuple[str, ...] = (
     "click",
@@ -126,53 +127,29 @@ _COL = {name: i for i, name in enumerate(SCALAR_FEATURES)}
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """Sizes of a :class:`ShopperSequenceModel` (saved with every checkpoint).
+class ModelSpec(ModelSize):
+    """Sizes of a :class:`ShopperSequenceModel` (saved with every checkpoint): the layer sizes
+    of :class:`~retentionrl.simulators.learned.config.ModelSize` (keyword arguments) and what
+    the data fixes.
 
     :param n_features: length of the observation vector :math:`x_k`: the layout of
         :func:`retentionrl.interactions.history.history_feature_names`, ``11 + n_arms``.
     :param n_arms: recommendation arms, >= 1 (the embedding has one more row: no action).
     :param horizon_days: :math:`H`, days of the return hazard, >= 1.
-    :param hidden_size: GRU state size, >= 1 (64 costs about 50 kFLOP per shopper-step).
-    :param arm_embedding: size of the arm embedding :math:`E`, >= 1.
-    :param head_hidden: width of the shared head layer :math:`W_1`, >= 1.
-    :param hazard_knots: :math:`M`, basis functions of the hazard over days, >= 2.
-    :param hazard_hidden: width of the return head's hidden layer :math:`W_3`, >= 1.
-    :param return_reads_arm: the return hazard reads :math:`g_k` (with the arm's embedding)
-        instead of :math:`\\bar g_k` (module docstring, "the return law and the arm").
     """
 
     n_features: int
     n_arms: int
     horizon_days: int
-    hidden_size: int = 64
-    arm_embedding: int = 8
-    head_hidden: int = 64
-    hazard_knots: int = 12
-    hazard_hidden: int = 32
-    return_reads_arm: bool = False
 
     def __post_init__(self) -> None:
-        require_positive_ints(
-            **{
-                name: getattr(self, name)
-                for name in (
-                    "n_features",
-                    "n_arms",
-                    "horizon_days",
-                    "hidden_size",
-                    "arm_embedding",
-                    "head_hidden",
-                    "hazard_hidden",
-                )
-            }
-        )
+        super().__post_init__()
+        require_positive_ints(n_features=self.n_features, n_arms=self.n_arms, horizon_days=self.horizon_days)
         if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
             raise ValueError(
                 f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
                 f"(retentionrl.interactions.history's layout), got {self.n_features}"
             )
-        require_int("hazard_knots", self.hazard_knots, 2)
 
     @property
     def n_outputs(self) -> int:

@@ -70,6 +70,8 @@ horizon is the caller's business (``days`` tells each shopper's day).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from retentionrl.core.checks import require_int
@@ -80,6 +82,21 @@ from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
 from retentionrl.simulators.world.catalog import Catalog
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.population import ShopperState
+
+
+class _After(NamedTuple):
+    """What a visit leaves besides its outcome (arrays, or numpy scalars of one shopper): the
+    shown item and units bought, the true P(click) and P(purchase | click), and the shoppers'
+    new satisfaction, expectation, satiety and satiety group."""
+
+    item: np.ndarray
+    units: np.ndarray
+    p_click: np.ndarray
+    p_buy: np.ndarray
+    satisfaction: np.ndarray
+    expectation: np.ndarray
+    satiety: np.ndarray
+    satiety_group: np.ndarray
 
 
 class GroundTruthWorld(ShopperSimulator):
@@ -185,48 +202,16 @@ class GroundTruthWorld(ShopperSimulator):
         # One shopper goes through the laws as numpy scalars (its row of the batch): the same
         # code and numbers, at a fraction of the per-call cost of one-element arrays.
         at = 0 if n == 1 else slice(None)
-        visit = self._visit(_shoppers(self._state, at), arm[at], coupon_index[at], u[:, at])
+        outcome, after = self._visit(_shoppers(self._state, at), arm[at], coupon_index[at], u[:, at])
         if n == 1:
-            visit = tuple(np.array([value]) for value in visit)
-        (
-            click,
-            purchase,
-            redeemed,
-            spend,
-            coupon_cost,
-            cogs,
-            gap,
-            churned,
-            item,
-            units,
-            p_click,
-            p_buy,
-            satisfaction,
-            expectation,
-            satiety,
-            satiety_group,
-        ) = visit
+            outcome = VisitOutcome(**{name: np.array([value]) for name, value in outcome.as_dict().items()})
+            after = _After(*(np.array([value]) for value in after))
         st = self._state
-        st.satisfaction, st.expectation, st.satiety, st.satiety_group = (
-            satisfaction,
-            expectation,
-            satiety,
-            satiety_group,
-        )
-        gap_days = np.where(churned, np.inf, gap)
-        self._days += np.where(churned, 0.0, gap)
-        self._last_item, self._last_units, self._last_probs = item, units, (p_click, p_buy)
-
-        outcome = VisitOutcome(
-            click=click,
-            purchase=purchase,
-            redeemed=redeemed,
-            spend=spend,
-            coupon_cost=coupon_cost,
-            cogs=cogs,
-            gap_days=gap_days,
-            churned=churned,
-        )
+        st.satisfaction, st.expectation = after.satisfaction, after.expectation
+        st.satiety, st.satiety_group = after.satiety, after.satiety_group
+        gap_days = outcome.gap_days
+        self._days += np.where(outcome.churned, 0.0, gap_days)
+        self._last_item, self._last_units, self._last_probs = after.item, after.units, (after.p_click, after.p_buy)
         self.history.record(arm, coupon_index, outcome, gap_days)
         return self.history.features(), outcome
 
@@ -250,12 +235,11 @@ class GroundTruthWorld(ShopperSimulator):
 
     def _visit(
         self, st: ShopperState, arm: np.ndarray, coupon_index: np.ndarray, u: np.ndarray
-    ) -> tuple[np.ndarray, ...]:
+    ) -> tuple[VisitOutcome, _After]:
         """The laws of the module docstring at one visit of shoppers ``st`` (arrays, or numpy
         scalars of one shopper) shown ``arm`` with coupon ``coupon_index``, from uniforms ``u``
-        (float32, one row per draw): click, purchase, redeemed, spend, coupon cost, cost of
-        goods, gap, churned, item, units, P(click), P(purchase | click), and the new
-        satisfaction, expectation, satiety and satiety group."""
+        (float32, one row per draw): the outcome (a churned shopper's gap is infinite) and what
+        else the visit leaves."""
         cfg, cat = self.config, self.catalog
         item = cat.draw_items(arm, u[2])
         p_click, p_buy, r, coupon_loss = self._response(st, arm, item, coupon_index)
@@ -276,24 +260,10 @@ class GroundTruthWorld(ShopperSimulator):
         # no return within the horizon is churn, by definition (as in the logs' trajectories)
         churned = (u[3] < p_churn) | (gap > self.horizon_days)
         satiety, satiety_group = self._satiate(st, arm, units, gap)
-        return (
-            click,
-            purchase,
-            redeemed,
-            spend,
-            coupon_cost,
-            cogs,
-            gap,
-            churned,
-            item,
-            units,
-            p_click,
-            p_buy,
-            s,
-            e,
-            satiety,
-            satiety_group,
+        outcome = VisitOutcome(
+            click, purchase, redeemed, spend, coupon_cost, cogs, np.where(churned, np.inf, gap), churned
         )
+        return outcome, _After(item, units, p_click, p_buy, s, e, satiety, satiety_group)
 
     def _response(
         self, st: ShopperState, arm: np.ndarray, item: np.ndarray, coupon_index: np.ndarray
