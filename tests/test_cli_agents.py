@@ -18,25 +18,15 @@ def flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
+def train_args(algo: str, steps: int, out: Path, *more: str) -> list[str]:
+    """``retentionrl train`` on the world with 16 shoppers per step, on CPU, quietly."""
+    options = f"--algo {algo} --steps {steps} --num-envs 16 --device cpu --no-progress".split()
+    return ["train", *options, "--out", str(out), *more]
+
+
 def test_train_then_evaluate_the_run_in_the_world(tmp_path: Path) -> None:
     out = tmp_path / "ppo"
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--algo",
-            "ppo",
-            "--steps",
-            "1024",
-            "--num-envs",
-            "16",
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ],
-    )
+    result = runner.invoke(app, train_args("ppo", 1024, out))
     assert result.exit_code == 0, result.output
     assert (
         "trained ppo for 1,024 steps" in result.output
@@ -83,20 +73,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
         sys.executable,
         "-m",
         "retentionrl.cli.main",
-        "train",
-        "--algo",
-        "dqn",
-        "--steps",
-        "1000000",
-        "--num-envs",
-        "16",
-        "--checkpoint-every",
-        "512",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--no-progress",
+        *train_args("dqn", 1_000_000, out, "--checkpoint-every", "512"),
     ]
     proc = subprocess.Popen(
         cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -110,24 +87,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     saved = json.loads(pointer.read_text())["num_timesteps"]
     assert saved >= 512
     target = saved + 512
-    result = runner.invoke(
-        app,
-        [
-            "train",
-            "--algo",
-            "dqn",
-            "--steps",
-            str(target),
-            "--num-envs",
-            "16",
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--resume",
-        ],
-    )
+    result = runner.invoke(app, train_args("dqn", target, out, "--resume"))
     assert result.exit_code == 0, result.output
     assert f"trained dqn for {target:,} steps" in result.output
     assert json.loads(pointer.read_text())["num_timesteps"] == target

@@ -47,6 +47,14 @@ CASES: list[tuple[str, list[str], list[str]]] = [
     ("train-algo", ["train", "--algo", "sac", "--out", "{out}"], ["algo", "sac"]),
     ("train-device", ["train", "--device", "gpu0", "--out", "{out}"], ["--device", "gpu0"]),
     ("train-unknown-option", ["train", "--stpes", "10", "--out", "{out}"], ["--stpes"]),
+    ("train-set-unknown", ["train", "--set", "ppo_ent=0.1", "--out", "{out}"], ["--set", "ppo_ent", "ppo_ent_coef"]),
+    ("train-set-type", ["train", "--set", "ppo_epochs=many", "--out", "{out}"], ["--set", "ppo_epochs", "many"]),
+    ("train-set-fixed", ["train", "--set", "total_steps=9", "--out", "{out}"], ["--set", "total_steps", "--steps"]),
+    (
+        "simulator-fit-set",
+        ["simulator", "fit", "--logs", "{in}/events.parquet", "--out", "{out}", "--set", "hazard_knots=1"],
+        ["--set", "hazard_knots", ">= 2"],
+    ),
     (
         "train-simulator-checkpoint",
         ["train", "--simulator", "{in}/" + CHECKPOINT, "--steps", "64", "--out", "{out}"],

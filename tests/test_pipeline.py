@@ -18,6 +18,7 @@ from retentionrl.pipeline.cache import StageRun, run_stage
 from retentionrl.pipeline.config import load_config, parse_config
 from retentionrl.pipeline.results import EvaluateResults, FidelityResults
 from retentionrl.pipeline.run import run_pipeline
+from retentionrl.simulators.world.heuristics import HEURISTICS
 
 TINY = {
     "seed": 0,
@@ -93,14 +94,7 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     # frontier weights [0, 1] on a retention run: one extra agent (profit); w = 1 is the run's own reward
     assert results.rewards == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit"}
     assert {n for n, k in kinds.items() if k == "agent"} == {"ppo", "dqn", "ppo (profit)"}
-    assert {n for n, k in kinds.items() if k == "heuristic"} == {
-        "always-coupon",
-        "never-coupon",
-        "targeted-coupon",
-        "myopic",
-        "satisfaction-aware",
-        "premium",
-    }
+    assert {n for n, k in kinds.items() if k == "heuristic"} == set(HEURISTICS)  # every one of the world's
     assert results.recommendation.policy not in {n for n, k in kinds.items() if k == "heuristic"}
     # a 3-member bootstrap ensemble by default: every candidate has its value in each member, and the
     # recommendation is the candidate whose least favourable member is best
@@ -257,8 +251,11 @@ def test_every_stage_code_names_importable_modules():
         ({"horizon": 30}, r"unknown key 'horizon'"),
         ({"agents": {"algos": ["a2c"]}}, r"key 'agents\.algos\.0'"),
         ({"horizon_days": 0}, r"key 'horizon_days'"),
-        ({"agents": {"gamma": 2}}, r"key 'agents': gamma must be in \[0, 1\], got 2"),  # TrainConfig's own check
-        ({"simulator": {"epochs": 0}}, r"key 'simulator': epochs must be a positive integer, got 0"),  # FitConfig's
+        ({"agents": {"gamma": 2}}, r"key 'agents': TrainConfig: gamma must be in \[0, 1\], got 2"),  # its own check
+        ({"simulator": {"epochs": 0}}, r"key 'simulator': FitConfig: epochs must be a positive integer, got 0"),
+        ({"simulator": {"hidden_sise": 8}}, r"unknown key 'simulator\.hidden_sise' \(known keys here: .*hidden_size"),
+        ({"agents": {"ppo_epochs": "x"}}, r"key 'agents': TrainConfig: ppo_epochs: .*integer.*\(got 'x'\)"),
+        ({"agents": {"seed": 1}}, r"key 'agents': TrainConfig: seed is set by the top-level key seed"),
         ({"reward_mode": "net_revenue"}, r"key 'reward_mode':.*renamed to 'profit' \(world v2\)"),
         ([1, 2], "expected a mapping"),
     ],
@@ -266,6 +263,20 @@ def test_every_stage_code_names_importable_modules():
 def test_config_rejects_bad_keys_by_name(data, match):
     with pytest.raises(ValueError, match=match):
         parse_config(data, "run.yaml")
+
+
+def test_sections_reach_every_field_of_the_fit_and_train_configs(tmp_path):
+    """A field the section does not declare is set by name and reaches the stage's config, typed."""
+    from retentionrl.envs.reward import RewardConfig
+    from retentionrl.pipeline.run import fit_config, train_config
+
+    config = parse_config({"seed": 7, "simulator": {"hidden_size": 16, "ensemble": 2}, "agents": {"net_arch": [8, 8]}})
+    fit = fit_config(config, member=1)
+    assert (fit.hidden_size, fit.seed, fit.bootstrap) == (16, 8, True)
+    train = train_config(config, "dqn", tmp_path, RewardConfig())
+    assert train.net_arch == (8, 8) and train.num_envs == 256 and train.algo == "dqn" and train.seed == 7
+    default = train_config(parse_config({}), "dqn", tmp_path, RewardConfig())
+    assert default.net_arch != (8, 8) and fit_config(parse_config({})).hidden_size != 16
 
 
 def test_config_from_yaml_file(tmp_path):

@@ -11,6 +11,22 @@ import typer
 from retentionrl.agents.config import ALGOS, TrainConfig
 from retentionrl.agents.registry import BASELINES
 from retentionrl.cli import Device
+from retentionrl.cli.fields import SET_HELP, apply_set, fields_callback
+
+TRAIN_OPTIONS = {
+    "algo": "--algo",
+    "simulator": "--simulator",
+    "total_steps": "--steps",
+    "seed": "--seed",
+    "device": "--device",
+    "num_envs": "--num-envs",
+    "reward_mode": "--reward",
+    "checkpoint_every": "--checkpoint-every",
+    "deploy": "--deploy",
+    "ppo_head": "--ppo-head",
+    "warm_start": "experiments/agent_ablation.py (it fits the teacher on logs)",
+}
+"""TrainConfig fields that ``retentionrl train`` sets from its own options."""
 
 
 def train_command(
@@ -39,6 +55,16 @@ def train_command(
             "over groups and one over coupons)."
         ),
     ] = TrainConfig.ppo_head,
+    set_fields: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    fields: Annotated[
+        bool,
+        typer.Option(
+            "--fields",
+            help="List the fields --set can reach, with their defaults, and exit.",
+            is_eager=True,
+            callback=fields_callback(TrainConfig, TRAIN_OPTIONS),
+        ),
+    ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in OUT from its last checkpoint.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
@@ -57,6 +83,7 @@ def train_command(
         deploy=deploy,
         ppo_head=ppo_head,
     )
+    config = apply_set(config, set_fields or [], TRAIN_OPTIONS)
     model = train(config, out, resume=resume, progress=progress)
     typer.echo(
         f"trained {algo} for {model.num_timesteps:,} steps; policy in {out}; tensorboard --logdir {out / 'tensorboard'}"

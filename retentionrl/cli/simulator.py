@@ -8,11 +8,23 @@ from pathlib import Path
 import typer
 
 from retentionrl.cli import Device
+from retentionrl.cli.fields import SET_HELP, apply_set, fields_callback
 from retentionrl.simulators.learned.config import FitConfig
 
 simulator_app = typer.Typer(
     help="The learned shopper simulator: fit it on logs, report its fidelity.", no_args_is_help=True
 )
+
+
+FIT_OPTIONS = {
+    "device": "--device",
+    "epochs": "--epochs",
+    "seed": "--seed or --seeds",
+    "horizon_days": "--horizon",
+    "spend_scale": "--spend-scale",
+    "bootstrap": "--bootstrap/--no-bootstrap with --seeds",
+}
+"""FitConfig fields that ``retentionrl simulator fit`` sets from its own options."""
 
 
 @simulator_app.callback()
@@ -48,6 +60,14 @@ def fit(
         help="With --seeds: each member trains on a bootstrap resample of the shoppers, "
         "so the members disagree as the logs' sampling noise says.",
     ),
+    set_fields: list[str] = typer.Option([], "--set", help=SET_HELP),
+    fields: bool = typer.Option(
+        False,
+        "--fields",
+        help="List the fields --set can reach, with their defaults, and exit.",
+        is_eager=True,
+        callback=fields_callback(FitConfig, FIT_OPTIONS),
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fit the simulator (or an ensemble of them, --seeds) on LOGS and write it to OUT."""
@@ -56,6 +76,7 @@ def fit(
 
     members = _parse_seeds(seeds) if seeds else None
     config = FitConfig(epochs=epochs, seed=seed, device=device, horizon_days=horizon, spend_scale=spend_scale)
+    config = apply_set(config, set_fields, FIT_OPTIONS)
     log = read_events(logs, format)
     if members is not None:
         for k, member_seed in enumerate(members):

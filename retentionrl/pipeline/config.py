@@ -16,6 +16,11 @@ runs on the embedded default, the ground-truth world::
     agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256, frontier: [0, 0.25, 0.5, 0.75, 1]}
     evaluation: {users: 5000, bootstrap: 200, sequential: true}
 
+The ``simulator`` and ``agents`` sections also take any other field of the fit's and the
+agents' configs by its name (``simulator: {hidden_size: 128}``, ``agents: {ppo_ent_coef:
+0.02}``; ``retentionrl simulator fit --fields`` and ``retentionrl train --fields`` list them):
+each component's settings are defined once, in its dataclass, which checks them.
+
 On one's own logs, ``logs: path/to/events.parquet`` and ``format: events`` (or a dataset
 adapter such as ``online-retail``) replace ``world``; there is then no truth to check
 against. Relative paths are read from the current directory.
@@ -23,13 +28,16 @@ against. Relative paths are read from the current directory.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from retentionrl.agents.config import TrainConfig
+from retentionrl.core.overrides import with_overrides
 from retentionrl.envs.reward import RewardConfig, check_reward_mode
 from retentionrl.interactions.visits import VisitMode
 from retentionrl.simulators.learned.config import FitConfig
@@ -55,20 +63,51 @@ class SplitSection(_Strict):
     heldout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
 
 
-class SimulatorSection(_Strict):
-    """The learned simulator's fit: the fields of
-    :class:`~retentionrl.simulators.learned.config.FitConfig` a run exposes, with FitConfig's
-    defaults and checks (nothing is declared twice), and the ensemble size."""
+class _ConfigSection(_Strict):
+    """A section that configures a dataclass of the library (``config_class``): the keys
+    declared on the section (its own keys, and fields with the run's own default or
+    description) and **any other field of** ``config_class`` by its name, converted and
+    checked by the dataclass (:mod:`retentionrl.core.overrides`). The fields in
+    ``run_fields`` come from elsewhere in the run; a section that names one is refused."""
 
-    epochs: int = FitConfig.epochs
-    patience: int = FitConfig.patience
-    lr_decay: float = FitConfig.lr_decay
-    batch_size: int = FitConfig.batch_size
-    hidden_size: int = FitConfig.hidden_size
-    learning_rate: float = FitConfig.learning_rate
-    valid_fraction: float = FitConfig.valid_fraction
-    num_threads: int = FitConfig.num_threads
-    spend_scale: float = FitConfig.spend_scale
+    model_config = ConfigDict(extra="allow", frozen=True)
+    config_class: ClassVar[type]
+    run_fields: ClassVar[dict[str, str]]
+    own_keys: ClassVar[frozenset[str]]
+    """Keys of the section that are not fields of ``config_class``."""
+
+    def config_fields(self) -> dict[str, Any]:
+        """The ``config_class`` fields this section sets, converted to their types, by name."""
+        given = self.model_dump(exclude=set(self.own_keys))
+        known = {f.name for f in dataclasses.fields(self.config_class)}
+        unknown = [name for name in given if name not in known]
+        if unknown:
+            keys = sorted(set(self.model_fields) | (known - set(self.run_fields)))
+            raise ValueError(f"unknown key {unknown[0]!r} (known keys here: {', '.join(keys)})")
+        converted = with_overrides(self.config_class(), given, source=self.config_class.__name__, fixed=self.run_fields)
+        return {name: getattr(converted, name) for name in given}
+
+    @model_validator(mode="after")
+    def _checked_by_config_class(self) -> _ConfigSection:
+        self.config_fields()
+        return self
+
+
+class SimulatorSection(_ConfigSection):
+    """The learned simulator's fit: any field of
+    :class:`~retentionrl.simulators.learned.config.FitConfig` (``epochs``, ``patience``,
+    ``hidden_size``, ...; ``retentionrl simulator fit --fields`` lists them) with FitConfig's
+    defaults and checks, and the ensemble size."""
+
+    config_class = FitConfig
+    run_fields = {
+        "seed": "the top-level key seed (member k of an ensemble: seed + k)",
+        "device": "the top-level key device",
+        "horizon_days": "the top-level key horizon_days",
+        "bootstrap": "simulator.ensemble (members of an ensemble > 1 train on bootstrap resamples)",
+    }
+    own_keys = frozenset({"ensemble"})
+
     visit_mode: VisitMode = Field(
         "auto",
         description="what a visit is (retentionrl.interactions.visits); auto on online-retail "
@@ -84,29 +123,28 @@ class SimulatorSection(_Strict):
         "chosen by its value in the least favourable one",
     )
 
-    def fit_fields(self) -> dict[str, Any]:
-        """The FitConfig fields of this section, by name."""
-        return self.model_dump(exclude={"ensemble"})
 
-    @model_validator(mode="after")
-    def _checked_by_fit_config(self) -> SimulatorSection:
-        FitConfig(**self.fit_fields())
-        return self
+class AgentsSection(_ConfigSection):
+    """PPO and DQN trained in the learned simulator: any field of
+    :class:`~retentionrl.agents.config.TrainConfig` (``total_steps``, ``learning_rate``,
+    ``ppo_ent_coef``, ...; ``retentionrl train --fields`` lists them) with TrainConfig's
+    defaults (but for ``num_envs``) and checks, which algorithms, and the frontier's reward weights."""
 
-
-class AgentsSection(_Strict):
-    """PPO and DQN trained in the learned simulator: the fields of
-    :class:`~retentionrl.agents.config.TrainConfig` a run exposes, with TrainConfig's defaults
-    (but for ``num_envs``) and checks, which algorithms, and the frontier's reward weights."""
+    config_class = TrainConfig
+    run_fields = {
+        "algo": "agents.algos",
+        "simulator": "the run (its fitted simulator)",
+        "seed": "the top-level key seed",
+        "device": "the top-level key device",
+        "reward_mode": "the top-level key reward_mode",
+        "retention_weight": "the top-level key retention_weight",
+        "revenue_scale": "the run's reward (retentionrl.envs.reward)",
+        "warm_start": "experiments/agent_ablation.py (it fits the teacher on logs)",
+    }
+    own_keys = frozenset({"algos", "frontier"})
 
     algos: tuple[Literal["ppo", "dqn"], ...] = ("ppo", "dqn")
-    total_steps: int = TrainConfig.total_steps
     num_envs: int = 256  # more shoppers per step than `retentionrl train` (64): the pipeline's agents train longer
-    gamma: float = TrainConfig.gamma
-    learning_rate: float = TrainConfig.learning_rate
-    dqn_learning_starts: int = TrainConfig.dqn_learning_starts
-    checkpoint_every: int = TrainConfig.checkpoint_every
-    deploy: Literal["greedy", "stochastic"] = TrainConfig.deploy  # type: ignore[assignment]
     frontier: tuple[float, ...] = Field(
         (0.0, 0.25, 0.5, 0.75, 1.0),
         description="retention weights w of the frontier agents (the first of `algos`, each trained on the reward "
@@ -123,15 +161,6 @@ class AgentsSection(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"frontier weights must differ, got {list(value)}")
         return value
-
-    def train_fields(self) -> dict[str, Any]:
-        """The TrainConfig fields of this section, by name."""
-        return self.model_dump(exclude={"algos", "frontier"})
-
-    @model_validator(mode="after")
-    def _checked_by_train_config(self) -> AgentsSection:
-        TrainConfig(**self.train_fields())
-        return self
 
 
 class EvaluationSection(_Strict):
@@ -229,7 +258,11 @@ def _message(source: str, error: ValidationError) -> str:
         return f"{source}: unknown key {key!r} (known keys here: {known})"
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     if isinstance(first.get("input"), dict):  # a check of the whole section: its message names the value
-        return f"{source}: key {key!r}: {first['msg'].removeprefix('Value error, ')}{more}"
+        text = first["msg"].removeprefix("Value error, ")
+        unknown = re.match(r"unknown key '([^']+)'(.*)", text)
+        if unknown:  # a key of a config section that is not a field of its dataclass
+            return f"{source}: unknown key '{key}.{unknown[1]}'{unknown[2]}"
+        return f"{source}: key {key!r}: {text}{more}"
     return f"{source}: key {key!r}: {first['msg']} (got {first.get('input')!r}){more}"
 
 

@@ -199,7 +199,7 @@ def fit_config(config: PipelineConfig, member: int = 0):
     from retentionrl.simulators.learned.config import FitConfig
 
     return FitConfig(
-        **{**config.simulator.fit_fields(), "visit_mode": config.visit_mode},
+        **{**config.simulator.config_fields(), "visit_mode": config.visit_mode},
         horizon_days=config.horizon_days,
         seed=config.seed + member,
         device=config.device,
@@ -371,7 +371,7 @@ def train_config(config: PipelineConfig, algo: str, simulator: Path, reward: Rew
     from retentionrl.agents.config import TrainConfig
 
     return TrainConfig(
-        **config.agents.train_fields(),
+        **config.agents.config_fields(),
         algo=algo,
         simulator=str(simulator),
         seed=config.seed,
