@@ -202,15 +202,17 @@ class GroundTruthWorld(ShopperSimulator):
         # One shopper goes through the laws as numpy scalars (its row of the batch): the same
         # code and numbers, at a fraction of the per-call cost of one-element arrays.
         at = 0 if n == 1 else slice(None)
-        outcome, after = self._visit(_shoppers(self._state, at), arm[at], coupon_index[at], u[:, at])
+        drawn, after = self._visit(_shoppers(self._state, at), arm[at], coupon_index[at], u[:, at])
         if n == 1:
-            outcome = VisitOutcome(**{name: np.array([value]) for name, value in outcome.as_dict().items()})
+            drawn = tuple(np.array([value]) for value in drawn)
             after = _After(*(np.array([value]) for value in after))
+        click, purchase, redeemed, spend, coupon_cost, cogs, gap, churned = drawn
+        gap_days = np.where(churned, np.inf, gap)
+        outcome = VisitOutcome(click, purchase, redeemed, spend, coupon_cost, cogs, gap_days, churned)
         st = self._state
         st.satisfaction, st.expectation = after.satisfaction, after.expectation
         st.satiety, st.satiety_group = after.satiety, after.satiety_group
-        gap_days = outcome.gap_days
-        self._days += np.where(outcome.churned, 0.0, gap_days)
+        self._days += np.where(churned, 0.0, gap)
         self._last_item, self._last_units, self._last_probs = after.item, after.units, (after.p_click, after.p_buy)
         self.history.record(arm, coupon_index, outcome, gap_days)
         return self.history.features(), outcome
@@ -235,11 +237,13 @@ class GroundTruthWorld(ShopperSimulator):
 
     def _visit(
         self, st: ShopperState, arm: np.ndarray, coupon_index: np.ndarray, u: np.ndarray
-    ) -> tuple[VisitOutcome, _After]:
+    ) -> tuple[tuple[np.ndarray, ...], _After]:
         """The laws of the module docstring at one visit of shoppers ``st`` (arrays, or numpy
         scalars of one shopper) shown ``arm`` with coupon ``coupon_index``, from uniforms ``u``
-        (float32, one row per draw): the outcome (a churned shopper's gap is infinite) and what
-        else the visit leaves."""
+        (float32, one row per draw): the outcome's values in :class:`VisitOutcome`'s order
+        but with the drawn gap (finite for a churned shopper too) in place of ``gap_days``,
+        and what else the visit leaves. Plain tuples, so one shopper's scalars are wrapped
+        into arrays once."""
         cfg, cat = self.config, self.catalog
         item = cat.draw_items(arm, u[2])
         p_click, p_buy, r, coupon_loss = self._response(st, arm, item, coupon_index)
@@ -260,10 +264,8 @@ class GroundTruthWorld(ShopperSimulator):
         # no return within the horizon is churn, by definition (as in the logs' trajectories)
         churned = (u[3] < p_churn) | (gap > self.horizon_days)
         satiety, satiety_group = self._satiate(st, arm, units, gap)
-        outcome = VisitOutcome(
-            click, purchase, redeemed, spend, coupon_cost, cogs, np.where(churned, np.inf, gap), churned
-        )
-        return outcome, _After(item, units, p_click, p_buy, s, e, satiety, satiety_group)
+        drawn = (click, purchase, redeemed, spend, coupon_cost, cogs, gap, churned)
+        return drawn, _After(item, units, p_click, p_buy, s, e, satiety, satiety_group)
 
     def _response(
         self, st: ShopperState, arm: np.ndarray, item: np.ndarray, coupon_index: np.ndarray
