@@ -18,6 +18,7 @@ from retentionrl.cli.data import data_app
 from retentionrl.cli.ope import ope_command
 from retentionrl.cli.pipeline import quickstart_command, run_command
 from retentionrl.cli.simulator import simulator_app
+from retentionrl.cli.tune import tune_command
 from retentionrl.cli.world import world_app
 from retentionrl.core.errors import LogError
 
@@ -37,6 +38,7 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("ope")(ope_command)
 app.command("certify")(certify_command)
+app.command("tune")(tune_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,6 +46,10 @@ class LogError(ValueError):
         self.reason = message
         super().__init__(self._format())
 
+    def __reduce__(self) -> tuple:
+        """Pickle by the arguments (an error raised in a worker process, e.g. a Ray trial, reaches the caller whole)."""
+        return _log_error, (self.source, self.reason, self.column, self.rows, self.values, self.n_bad)
+
     @classmethod
     def for_rows(
         cls, source: str | Path, message: str, column: str, bad: np.ndarray, values: object = None
@@ -91,3 +95,11 @@ class InputError(ValueError):
         self.source = str(source)
         self.reason = message
         super().__init__(f"{self.source}: {message}")
+
+    def __reduce__(self) -> tuple:
+        """Pickle by the arguments (see :meth:`LogError.__reduce__`)."""
+        return type(self), (self.source, self.reason)
+
+
+def _log_error(source: str, message: str, column: str | None, rows: list[int], values: list, n_bad: int) -> LogError:
+    return LogError(source, message, column=column, rows=rows, values=values, n_bad=n_bad)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -242,16 +242,19 @@ def quickstart_config(out: str | Path, quick: bool) -> PipelineConfig:
     )
 
 
+C = TypeVar("C", bound="PipelineConfig")
+
+
 def _location(loc: tuple) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def _message(source: str, error: ValidationError) -> str:
-    """One line for the first problem of a validation error, naming the key."""
+def _message(source: str, error: ValidationError, model: type[BaseModel]) -> str:
+    """One line for the first problem of a validation error of ``model``, naming the key."""
     first = error.errors()[0]
     key = _location(first["loc"])
     if first["type"] == "extra_forbidden":
-        parent: Any = PipelineConfig
+        parent: Any = model
         for part in first["loc"][:-1]:
             parent = parent.model_fields[str(part)].annotation
         known = ", ".join(getattr(parent, "model_fields", {}))
@@ -259,6 +262,8 @@ def _message(source: str, error: ValidationError) -> str:
     more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
     if isinstance(first.get("input"), dict):  # a check of the whole section: its message names the value
         text = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a check across sections names its keys itself
+            return f"{source}: {text}"
         unknown = re.match(r"unknown key '([^']+)'(.*)", text)
         if unknown:  # a key of a config section that is not a field of its dataclass
             return f"{source}: unknown key '{key}.{unknown[1]}'{unknown[2]}"
@@ -266,23 +271,24 @@ def _message(source: str, error: ValidationError) -> str:
     return f"{source}: key {key!r}: {first['msg']} (got {first.get('input')!r}){more}"
 
 
-def parse_config(data: object, source: str = "config") -> PipelineConfig:
-    """Validate a dict (from YAML) into a :class:`PipelineConfig`; ``ValueError`` names the key."""
+def parse_config(data: object, source: str = "config", model: type[C] = PipelineConfig) -> C:  # type: ignore[assignment]
+    """Validate a dict (from YAML) into a ``model`` (a :class:`PipelineConfig` by default, or
+    one that extends it); ``ValueError`` names the key."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a mapping of keys at the top level, got {type(data).__name__}")  # noqa: TRY004 (the CLI prints ValueError as one line)
     try:
-        return PipelineConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(_message(source, exc)) from None
+        raise ValueError(_message(source, exc, model)) from None
 
 
-def load_config(path: str | Path) -> PipelineConfig:
-    """Read a YAML config with ``yaml.safe_load`` and validate it."""
+def load_config(path: str | Path, model: type[C] = PipelineConfig) -> C:  # type: ignore[assignment]
+    """Read a YAML config with ``yaml.safe_load`` and validate it into ``model``."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), model)

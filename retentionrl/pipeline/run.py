@@ -207,34 +207,40 @@ def fit_config(config: PipelineConfig, member: int = 0):
     )
 
 
-def stage_simulator(config: PipelineConfig, split: StageRun, echo: Echo) -> StageRun:
-    """The learned simulator fitted on the train logs; with ``simulator.ensemble = K > 1``,
-    K of them (seeds ``seed .. seed + K - 1``, each on a bootstrap resample of the train
-    shoppers) in ``member_<k>`` folders of an ensemble (:mod:`retentionrl.simulators.learned.ensemble`)."""
+def fit_simulators(config: PipelineConfig, logs: Path, folder: Path, echo: Echo, *, progress: bool = True) -> None:
+    """Fit the run's learned simulator on ``logs`` (an events file) into ``folder``; with
+    ``simulator.ensemble = K > 1``, K of them (seeds ``seed .. seed + K - 1``, each on a
+    bootstrap resample of the shoppers) in ``member_<k>`` folders of an ensemble
+    (:mod:`retentionrl.simulators.learned.ensemble`)."""
+    from retentionrl.interactions.io import read_events
+    from retentionrl.simulators.learned.ensemble import write_ensemble
+    from retentionrl.simulators.learned.fit import fit_simulator
+
     k = config.simulator.ensemble
-    fits = [fit_config(config, m) for m in range(k)]
+    log = read_events(logs, "events")
+    if k == 1:
+        fit_simulator(log, fit_config(config), folder, progress=progress)
+        return
+    for m in range(k):
+        fit = fit_config(config, m)
+        echo(f"  ensemble member {m + 1} of {k} (seed {fit.seed})")
+        fit_simulator(log, fit, folder / f"member_{m}", progress=progress)
+    write_ensemble(folder, [f"member_{m}" for m in range(k)])
 
-    def compute(folder: Path) -> None:
-        from retentionrl.interactions.io import read_events
-        from retentionrl.simulators.learned.ensemble import write_ensemble
-        from retentionrl.simulators.learned.fit import fit_simulator
 
-        log = read_events(split.folder / "train.parquet", "events")
-        if k == 1:
-            fit_simulator(log, fits[0], folder, progress=True)
-            return
-        for m, fit in enumerate(fits):
-            echo(f"  ensemble member {m + 1} of {k} (seed {fit.seed})")
-            fit_simulator(log, fit, folder / f"member_{m}", progress=True)
-        write_ensemble(folder, [f"member_{m}" for m in range(k)])
+def simulator_key(config: PipelineConfig) -> dict:
+    """What a fitted simulator (or ensemble) of the run depends on in its config."""
+    return dataclasses.asdict(fit_config(config)) | {"ensemble": config.simulator.ensemble}
 
-    key = dataclasses.asdict(fits[0]) | {"ensemble": k}
+
+def stage_simulator(config: PipelineConfig, logs: Path, echo: Echo, *, name: str = "simulator") -> StageRun:
+    """The learned simulator (:func:`fit_simulators`) fitted on ``logs`` (the train split's)."""
     return run_stage(
         config.out,
-        "simulator",
-        key,
-        {"train": split.folder / "train.parquet"},
-        compute,
+        name,
+        simulator_key(config),
+        {"train": logs},
+        lambda folder: fit_simulators(config, logs, folder, echo),
         code=STAGE_CODE["simulator"],
         echo=echo,
     )
@@ -627,7 +633,7 @@ def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object
     atomic_write_text(config.out / "config.json", config.model_dump_json(indent=2))
     logs, fmt, logs_run = stage_logs(config, echo)
     split = stage_split(config, logs, fmt, echo)
-    sim = stage_simulator(config, split, echo)
+    sim = stage_simulator(config, split.folder / "train.parquet", echo)
     dataset = stage_dataset(config, split, sim, echo)
     fidelity = stage_fidelity(config, split, sim, dataset, echo)
     agents = {

@@ -36,7 +36,12 @@ class CheckpointError(ValueError):
 
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)
+        self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self) -> tuple:
+        """Pickle by the arguments (an error raised in a worker process reaches the caller whole)."""
+        return type(self), (self.path, self.reason)
 
 
 def save_checkpoint(directory: str | Path, state: dict[str, torch.Tensor], card: dict) -> Path:
