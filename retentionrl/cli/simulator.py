@@ -60,6 +60,15 @@ def fit(
         help="With --seeds: each member trains on a bootstrap resample of the shoppers, "
         "so the members disagree as the logs' sampling noise says.",
     ),
+    ray: bool | None = typer.Option(
+        None,
+        "--ray/--no-ray",
+        help="With --seeds: fit the members side by side, one Ray task each (default: when Ray is installed, "
+        "pip install 'retentionrl[ray]').",
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="With --ray: a running Ray cluster to join (auto or HOST:PORT); default a local one."
+    ),
     set_fields: list[str] = typer.Option([], "--set", help=SET_HELP),
     fields: bool = typer.Option(
         False,
@@ -73,20 +82,30 @@ def fit(
     """Fit the simulator (or an ensemble of them, --seeds) on LOGS and write it to OUT."""
     from retentionrl.interactions.io import read_events
     from retentionrl.simulators.learned.ensemble import write_ensemble
+    from retentionrl.simulators.learned.fit import fit_simulator
+    from retentionrl.tune.parallel import fit_members_on_ray, ray_installed
 
     members = _parse_seeds(seeds) if seeds else None
     config = FitConfig(epochs=epochs, seed=seed, device=device, horizon_days=horizon, spend_scale=spend_scale)
     config = apply_set(config, set_fields, FIT_OPTIONS)
-    log = read_events(logs, format)
-    if members is not None:
-        for k, member_seed in enumerate(members):
-            typer.echo(f"member {k} (seed {member_seed}):")
-            _fit_one(
-                log, dataclasses.replace(config, seed=member_seed, bootstrap=bootstrap), out / f"member_{k}", progress
-            )
-        typer.echo(f"wrote {write_ensemble(out, [f'member_{k}' for k in range(len(members))])}")
+    log = read_events(logs, format)  # read (and checked) here first: a bad log fails before any fit
+    if members is None:
+        result = fit_simulator(log, config, out, progress=progress)
+        _describe(result.card, len(result.history), out)
         return
-    _fit_one(log, config, out, progress)
+    configs = [dataclasses.replace(config, seed=s, bootstrap=bootstrap) for s in members]
+    outs = [out / f"member_{k}" for k in range(len(members))]
+    if ray if ray is not None else ray_installed() and len(members) > 1:
+        typer.echo(f"fitting {len(members)} members side by side on Ray ...")
+        for k, (card, n_epochs) in enumerate(fit_members_on_ray(logs, format, configs, outs, address=address)):
+            typer.echo(f"member {k} (seed {members[k]}):")
+            _describe(card, n_epochs, outs[k])
+    else:
+        for k, (c, o) in enumerate(zip(configs, outs)):
+            typer.echo(f"member {k} (seed {members[k]}):")
+            result = fit_simulator(log, c, o, progress=progress)
+            _describe(result.card, len(result.history), o)
+    typer.echo(f"wrote {write_ensemble(out, [o.name for o in outs])}")
 
 
 def _parse_seeds(text: str) -> list[int]:
@@ -102,15 +121,12 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _fit_one(log, config: FitConfig, out: Path, progress: bool) -> None:
-    """Fit one simulator into ``out`` and say what it learned."""
-    from retentionrl.simulators.learned.fit import fit_simulator
-
-    result = fit_simulator(log, config, out, progress=progress)
-    card, summary = result.card, result.card.data_summary
+def _describe(card, epochs: int, out: Path) -> None:
+    """Say what one fitted simulator learned and where it is."""
+    summary = card.data_summary
     typer.echo(
         f"fit on {summary['events']} events, {summary['visits']} visits, {summary['users']} shoppers "
-        f"({len(result.history)} epochs; best validation loss {card.metrics['valid/loss']:.4f})"
+        f"({epochs} epochs; best validation loss {card.metrics['valid/loss']:.4f})"
     )
     for head, info in card.heads.items():
         state = "learned" if info["learned"] else f"NOT learned: {info['reason']}"

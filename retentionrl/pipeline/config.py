@@ -82,7 +82,7 @@ class _ConfigSection(_Strict):
         known = {f.name for f in dataclasses.fields(self.config_class)}
         unknown = [name for name in given if name not in known]
         if unknown:
-            keys = sorted(set(self.model_fields) | (known - set(self.run_fields)))
+            keys = sorted(set(type(self).model_fields) | (known - set(self.run_fields)))
             raise ValueError(f"unknown key {unknown[0]!r} (known keys here: {', '.join(keys)})")
         converted = with_overrides(self.config_class(), given, source=self.config_class.__name__, fixed=self.run_fields)
         return {name: getattr(converted, name) for name in given}

@@ -207,24 +207,34 @@ def fit_config(config: PipelineConfig, member: int = 0):
     )
 
 
-def fit_simulators(config: PipelineConfig, logs: Path, folder: Path, echo: Echo, *, progress: bool = True) -> None:
+def fit_simulators(
+    config: PipelineConfig,
+    logs: Path,
+    folder: Path,
+    echo: Echo,
+    *,
+    progress: bool = True,
+    action_logs: Path | None = None,
+) -> None:
     """Fit the run's learned simulator on ``logs`` (an events file) into ``folder``; with
     ``simulator.ensemble = K > 1``, K of them (seeds ``seed .. seed + K - 1``, each on a
     bootstrap resample of the shoppers) in ``member_<k>`` folders of an ensemble
-    (:mod:`retentionrl.simulators.learned.ensemble`)."""
+    (:mod:`retentionrl.simulators.learned.ensemble`). ``action_logs``: an events file that
+    ``logs`` is part of, whose arms and coupon ladder the fit uses (default ``logs``')."""
     from retentionrl.interactions.io import read_events
     from retentionrl.simulators.learned.ensemble import write_ensemble
-    from retentionrl.simulators.learned.fit import fit_simulator
+    from retentionrl.simulators.learned.fit import action_map_of, fit_simulator
 
     k = config.simulator.ensemble
     log = read_events(logs, "events")
+    action_map = action_map_of(read_events(action_logs, "events"), fit_config(config)) if action_logs else None
     if k == 1:
-        fit_simulator(log, fit_config(config), folder, progress=progress)
+        fit_simulator(log, fit_config(config), folder, progress=progress, action_map=action_map)
         return
     for m in range(k):
         fit = fit_config(config, m)
         echo(f"  ensemble member {m + 1} of {k} (seed {fit.seed})")
-        fit_simulator(log, fit, folder / f"member_{m}", progress=progress)
+        fit_simulator(log, fit, folder / f"member_{m}", progress=progress, action_map=action_map)
     write_ensemble(folder, [f"member_{m}" for m in range(k)])
 
 
@@ -233,14 +243,16 @@ def simulator_key(config: PipelineConfig) -> dict:
     return dataclasses.asdict(fit_config(config)) | {"ensemble": config.simulator.ensemble}
 
 
-def stage_simulator(config: PipelineConfig, logs: Path, echo: Echo, *, name: str = "simulator") -> StageRun:
+def stage_simulator(
+    config: PipelineConfig, logs: Path, echo: Echo, *, name: str = "simulator", action_logs: Path | None = None
+) -> StageRun:
     """The learned simulator (:func:`fit_simulators`) fitted on ``logs`` (the train split's)."""
     return run_stage(
         config.out,
         name,
         simulator_key(config),
-        {"train": logs},
-        lambda folder: fit_simulators(config, logs, folder, echo),
+        {"train": logs, **({"actions": action_logs} if action_logs else {})},
+        lambda folder: fit_simulators(config, logs, folder, echo, action_logs=action_logs),
         code=STAGE_CODE["simulator"],
         echo=echo,
     )

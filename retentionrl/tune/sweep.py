@@ -40,6 +40,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from retentionrl.core.atomic import atomic_path, atomic_write_text
@@ -52,7 +53,7 @@ from retentionrl.tune.trial import TRIAL_FILE, TrialResult, TrialSpec, run_trial
 Echo = Callable[[str], None]
 EXPERIMENT = "ray"
 SUMMARY_SCHEMA, SUMMARY_VERSION = "retentionrl-tune-summary", 1
-INSTALL_HINT = "retentionrl tune runs on Ray Tune, which is not installed: pip install 'retentionrl[ray]'"
+INSTALL_HINT = "this runs on Ray (Ray Tune), which is not installed: pip install 'retentionrl[ray]'"
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,15 @@ def prepare(sweep: SweepConfig, echo: Echo = print) -> TrialSpec:
     logs, fmt, _ = stage_logs(run, echo)
     split = stage_split(run, logs, fmt, echo)
     parts = stage_tune_split(sweep, split, echo)
-    fit_logs = parts.folder / "fit.parquet"
-    simulator = stage_simulator(run, fit_logs, echo)
-    validation = stage_simulator(run, parts.folder / "validation.parquet", echo, name="validation_simulator")
-    return TrialSpec(sweep=sweep, simulator=simulator.folder, fit_logs=fit_logs, validation=validation.folder)
+    fit_logs, train = parts.folder / "fit.parquet", split.folder / "train.parquet"
+    # both simulators take their arms from every train shopper: one action space, so one agent acts in both
+    simulator = stage_simulator(run, fit_logs, echo, action_logs=train)
+    validation = stage_simulator(
+        run, parts.folder / "validation.parquet", echo, name="validation_simulator", action_logs=train
+    )
+    return TrialSpec(
+        sweep=sweep, simulator=simulator.folder, fit_logs=fit_logs, action_logs=train, validation=validation.folder
+    )
 
 
 # ----------------------------------------------------------------------------- Ray Tune
@@ -214,15 +220,21 @@ def _progress(echo: Echo):
     return Progress()
 
 
+def require_ray() -> ModuleType:
+    """The ``ray`` module; :class:`ImportError` saying how to install it where it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    return ray
+
+
 def init_ray(address: str | None) -> None:
     """Start a local Ray instance (``address`` None) or join the cluster at ``address``.
 
     :raises ImportError: Ray is not installed (with how to install it).
     """
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(INSTALL_HINT) from None
+    ray = require_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -236,10 +248,7 @@ def run_sweep(
     :param address: a Ray cluster to join (``auto`` or ``HOST:PORT``); None: a local instance.
     :param resume: restore the interrupted sweep in ``OUT/ray`` instead of starting one.
     """
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(INSTALL_HINT) from None
+    ray = require_ray()
     spec = prepare(sweep, echo)
     sweep = spec.sweep
     init_ray(address)

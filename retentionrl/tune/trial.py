@@ -53,12 +53,14 @@ class TrialSpec:
     :param sweep: the sweep's config.
     :param simulator: folder of the simulator fitted on the fit shoppers with the run's settings.
     :param fit_logs: the fit shoppers' events (a trial with its own fit settings fits on them).
+    :param action_logs: the events whose arms and coupon ladder every simulator of the sweep uses.
     :param validation: folder of the simulator fitted on the validation shoppers (the score).
     """
 
     sweep: SweepConfig
     simulator: Path
     fit_logs: Path
+    action_logs: Path
     validation: Path
 
 
@@ -181,7 +183,7 @@ def _simulator(spec: TrialSpec, config, folder: Path) -> tuple[Path, bool]:
     if not (marker.is_file() and marker.read_text() == key):
         if own.exists():
             shutil.rmtree(own)
-        fit_simulators(fit_run, spec.fit_logs, own, lambda _: None, progress=False)
+        fit_simulators(fit_run, spec.fit_logs, own, lambda _: None, progress=False, action_logs=spec.action_logs)
         atomic_write_text(marker, key)
     return own, True
 
@@ -216,16 +218,20 @@ def _score(spec: TrialSpec, agent: Path, reward: RewardConfig) -> tuple[list[flo
     return scores, values[scores.index(min(scores))]
 
 
-def _truth(sweep: SweepConfig, agent: Path) -> dict[str, Interval]:
+def _truth(sweep: SweepConfig, agent: Path) -> dict[str, Interval] | None:
     """The agent's true values per shopper on fresh world shoppers, the same for every trial
-    (for the record only)."""
+    (for the record only); None where the logs' action map is not the world's (logs too
+    small to show every group), so the agent cannot act in the world."""
     from retentionrl.agents.training import load_policy
     from retentionrl.simulators.rollout import evaluate_policy
     from retentionrl.simulators.world.config import WorldConfig
     from retentionrl.simulators.world.simulator import GroundTruthWorld
 
     world = GroundTruthWorld(dataclasses.replace(WorldConfig(), horizon_days=sweep.horizon_days))
-    return evaluate_policy(world, load_policy(agent), sweep.evaluation.users, sweep.seed + 1).metrics()
+    policy = load_policy(agent)
+    if policy.action_space != world.action_space:
+        return None
+    return evaluate_policy(world, policy, sweep.evaluation.users, sweep.seed + 1).metrics()
 
 
 def _hparams(folder: Path, result: TrialResult) -> None:

@@ -67,8 +67,19 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def action_map_of(log: EventLog, config: FitConfig) -> ActionMap:
+    """The action map (arms and coupon ladder) that :func:`fit_simulator` fits on ``log``."""
+    visits = visits_with_trajectories(log, horizon_days=config.horizon_days, mode=config.visit_mode)
+    return ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)
+
+
 def fit_simulator(
-    log: EventLog, config: FitConfig, out_dir: str | Path | None = None, *, progress: bool = False
+    log: EventLog,
+    config: FitConfig,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+    action_map: ActionMap | None = None,
 ) -> FitResult:
     """Fit the learned simulator on ``log`` (see the module docstring).
 
@@ -77,6 +88,9 @@ def fit_simulator(
     :param out_dir: where to write the checkpoint and TensorBoard events; ``None`` keeps
         the result in memory only.
     :param progress: show a progress bar.
+    :param action_map: the arms and coupon ladder to use (:func:`action_map_of` a larger log
+        that ``log`` is part of, so that simulators fitted on parts of it share one action
+        space and one policy acts in all of them); default: fitted on ``log``.
     """
     if log.report.world_version not in (None, str(WORLD_VERSION)):
         raise WorldVersionError(
@@ -85,7 +99,8 @@ def fit_simulator(
         )
     device = resolve_device(config.device)
     visits = visits_with_trajectories(log, horizon_days=config.horizon_days, mode=config.visit_mode)
-    action_map = ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)
+    if action_map is None:
+        action_map = ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)
     data = build_visit_data(visits, action_map, log.end, config.horizon_days, config.spend_scale)
     split = split_users(visits["user_id"], (1.0 - config.valid_fraction, config.valid_fraction, 0.0), seed=config.seed)
     if not split.valid.any() or not split.train.any():
