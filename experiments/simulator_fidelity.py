@@ -14,9 +14,16 @@ as :func:`retentionrl.simulators.rollout.evaluate_policy` does.
 
 With several ``--fit-seeds``, a simulator is fit per seed on the same logs and each is
 compared with the same world rollouts; a last table gives, per policy, the mean and the
-range of the differences over the fits.
+range of the differences over the fits. With ``--ensemble K`` (K >= 2), a bootstrap
+ensemble as the pipeline fits it (seeds ``seed .. seed + K - 1``, each member on a
+resample of the shoppers; :mod:`retentionrl.simulators.learned.ensemble`, each simulated
+shopper in one member) is compared too.
 
-Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--out runs/fidelity]``
+Counts and money: for each simulator a second table gives the relative error
+(simulated - true) / true of the return visits and of the profit per shopper, policy by
+policy, against a target of ``--tolerance-rel`` (5%).
+
+Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--ensemble 3] [--out runs/fidelity]``
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from retentionrl.core.policy import Policy
 from retentionrl.interactions.horizon import in_window
 from retentionrl.interactions.io import read_events
 from retentionrl.simulators.interface import ShopperSimulator
+from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
 from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.policy_registry import POLICY_NAMES, make_policy
 from retentionrl.simulators.world.config import WorldConfig
@@ -66,6 +74,10 @@ class Args:
     """where the logs, the checkpoint and fidelity.json go"""
     tolerance_pp: float = 2.0
     """the issue's target: |simulated - true| share active, in percentage points"""
+    ensemble: int = 0
+    """members of a bootstrap ensemble to compare too (0 or 1: none)"""
+    tolerance_rel: float = 0.05
+    """the target of |simulated - true| / true for return visits and profit per shopper"""
 
 
 def parse_args() -> Args:
@@ -84,18 +96,41 @@ def retention_rollout(sim: ShopperSimulator, policy: Policy, n: int, seed: int) 
     alive = np.ones(n, dtype=bool)
     churn_day = np.full(n, np.inf)
     visits = np.zeros(n)
+    profit = np.zeros(n)
     while alive.any():
         day = sim.days.copy()
         obs, out = sim.step(policy.act(obs, rng))
         visits += alive
+        profit += np.where(alive, out.profit, 0.0)
         churn_day = np.where(alive & out.churned, day, churn_day)
         alive &= ~out.churned & in_window(sim.days, horizon)
     metrics = {f"active_day_{t}": Interval.of(churn_day >= t) for t in CHECK_DAYS}
     metrics["return_visits"] = Interval.of(visits - 1)
+    metrics["profit"] = Interval.of(profit)
     return metrics
 
 
-METRICS = [f"active_day_{t}" for t in CHECK_DAYS] + ["return_visits"]
+METRICS = [f"active_day_{t}" for t in CHECK_DAYS] + ["return_visits", "profit"]
+MONEY = ("return_visits", "profit")
+
+
+def print_money(rows: list[dict]) -> float:
+    """Per policy, true and simulated return visits and profit per shopper and the relative
+    error of each; returns the largest |relative error|."""
+    print(f"\n{'policy':20s} " + " ".join(f"{m + ' true / sim (rel. error)':>40s}" for m in MONEY))
+    worst = 0.0
+    for row in rows:
+        cells = []
+        for m in MONEY:
+            w, s = row["world"][m].estimate, row["simulator"][m].estimate
+            rel = (s - w) / abs(w)
+            worst = max(worst, abs(rel))
+            cells.append(f"{w:8.2f} / {s:8.2f} ({100 * rel:+6.1f}%)")
+        print(f"{row['policy']:20s} " + " ".join(f"{c:>40s}" for c in cells))
+    print(
+        f"largest |relative error| of return visits and profit: {100 * worst:.1f}% (target <= {100 * args.tolerance_rel:g}%)"
+    )
+    return worst
 
 
 def separated_policies(rows: list[dict]) -> list[dict]:
@@ -111,11 +146,11 @@ def separated_policies(rows: list[dict]) -> list[dict]:
 def print_table(rows: list[dict], logging_policy: str) -> tuple[float, float, list[str]]:
     """The per-policy table; returns the largest |difference| in share active (pp),
     Spearman's rho of the 90-day retention, and the policies within tolerance at every day."""
-    print(f"\n{'policy':20s} " + " ".join(f"{m:>36s}" for m in METRICS))
+    print(f"\n{'policy':20s} " + " ".join(f"{m:>36s}" for m in METRICS[:-1]))
     worst, within = 0.0, []
     for row in rows:
         cells, row_worst = [], 0.0
-        for m in METRICS:
+        for m in METRICS[:-1]:
             w, s = row["world"][m], row["simulator"][m]
             scale = 100.0 if m.startswith("active") else 1.0
             diff = (s.estimate - w.estimate) * scale
@@ -172,6 +207,38 @@ truth = {
     name: retention_rollout(world, make_policy(name, config), args.eval_users, args.seed + 1) for name in POLICY_NAMES
 }
 
+
+def compare(label: str, simulator: ShopperSimulator, extra: dict) -> dict:
+    """Every named policy in ``simulator``, the same shoppers' seeds as the world's, against the truth."""
+    rows = [
+        {
+            "policy": name,
+            "world": truth[name],
+            "simulator": retention_rollout(simulator, make_policy(name, config), args.eval_users, args.seed + 1),
+        }
+        for name in POLICY_NAMES
+    ]
+    print(f"\n== {label}")
+    worst, rho, within = print_table(rows, args.logging_policy)
+    worst_rel = print_money(rows)
+    return {
+        "label": label,
+        **extra,
+        "rows": [
+            {
+                "policy": r["policy"],
+                "logging": r["policy"] == args.logging_policy,
+                **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in METRICS},
+            }
+            for r in rows
+        ],
+        "max_abs_diff_pp": worst,
+        "max_abs_rel_error_visits_profit": worst_rel,
+        "spearman_rho_active_day_90": rho,
+        "within_tolerance": within,
+    }
+
+
 fits = []
 for fit_seed in fit_seeds:
     # 3. fit on the logs only (default observation scale S = 50, as the world's)
@@ -183,44 +250,32 @@ for fit_seed in fit_seeds:
     print(
         f"fit (seed {fit_seed}): {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}"
     )
+    # 4. every named policy in the learned simulator
+    extra = {"fit_seed": fit_seed, "model": str(model_dir), "fit_seconds": fit_seconds, "card": result.card.to_dict()}
+    fits.append(compare(f"single fit, seed {fit_seed}", result.simulator, extra))
 
-    # 4. every named policy in the learned simulator, the same shoppers' seeds as the world's
-    rows = [
-        {
-            "policy": name,
-            "world": truth[name],
-            "simulator": retention_rollout(result.simulator, make_policy(name, config), args.eval_users, args.seed + 1),
-        }
-        for name in POLICY_NAMES
+ensemble = None
+if args.ensemble > 1:
+    t0 = time.perf_counter()
+    members = [
+        fit_simulator(
+            log,
+            FitConfig(epochs=args.epochs, seed=args.seed + k, horizon_days=config.horizon_days, bootstrap=True),
+            args.out / "ensemble" / f"member_{k}",
+            progress=True,
+        ).simulator
+        for k in range(args.ensemble)
     ]
-    worst, rho, within = print_table(rows, args.logging_policy)
-    fits.append(
-        {
-            "fit_seed": fit_seed,
-            "model": str(model_dir),
-            "fit_seconds": fit_seconds,
-            "card": result.card.to_dict(),
-            "rows": [
-                {
-                    "policy": r["policy"],
-                    "logging": r["policy"] == args.logging_policy,
-                    **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in METRICS},
-                }
-                for r in rows
-            ],
-            "max_abs_diff_pp": worst,
-            "spearman_rho_active_day_90": rho,
-            "within_tolerance": within,
-        }
-    )
+    label = f"bootstrap ensemble of {args.ensemble} (seeds {args.seed}..{args.seed + args.ensemble - 1})"
+    ensemble = compare(label, SimulatorEnsemble(members), {"fit_seconds": time.perf_counter() - t0})
 
 # 5. over the fits: mean and range of each difference
 if len(fits) > 1:
     print(f"\nover {len(fits)} fits (seeds {args.fit_seeds}): simulator - world in pp, mean [min, max]")
-    print(f"{'policy':20s} " + " ".join(f"{m:>24s}" for m in METRICS[:-1]) + "   within tolerance")
+    print(f"{'policy':20s} " + " ".join(f"{m:>24s}" for m in METRICS[: len(CHECK_DAYS)]) + "   within tolerance")
     for i, name in enumerate(POLICY_NAMES):
         cells = []
-        for m in METRICS[:-1]:
+        for m in METRICS[: len(CHECK_DAYS)]:
             d = np.array(
                 [
                     100 * (f["rows"][i][f"simulator/{m}"]["estimate"] - f["rows"][i][f"world/{m}"]["estimate"])
@@ -235,6 +290,6 @@ if len(fits) > 1:
             + f"   {hits}/{len(fits)} fits"
         )
     print("Spearman rho per fit: " + ", ".join(f"{f['spearman_rho_active_day_90']:.3f}" for f in fits))
-report = {"args": {k: str(v) for k, v in asdict(args).items()}, "fits": fits}
+report = {"args": {k: str(v) for k, v in asdict(args).items()}, "fits": fits, "ensemble": ensemble}
 atomic_write_text(args.out / "fidelity.json", json.dumps(report, indent=2))
 print(f"wrote {args.out / 'fidelity.json'}")
