@@ -8,7 +8,9 @@ the log (2011-12-09). For every customer with a calibration purchase:
   replayed through it and the simulator runs on through the holdout window
   (:func:`retentionrl.simulators.fidelity.holdout_forecast.forecast_visits`, ``--replicas`` runs); with ``--fits K``,
   K simulators fit with different seeds pool their runs (fit-to-fit variation is large on a
-  log of three thousand customers);
+  log of three thousand customers); ``--bootstrap`` makes them a bootstrap ensemble, each
+  fit on a resample of the customers, as ``retentionrl simulator fit --seeds`` and the
+  pipeline fit theirs;
 * **BG/NBD**: ``lifetimes.BetaGeoFitter`` on the calibration summary
   (:func:`retentionrl.simulators.fidelity.bgnbd.calibration_holdout_summary`), expected visits in the window,
   and as many draws from its predictive distribution (:func:`retentionrl.simulators.fidelity.bgnbd.sample_future_visits`).
@@ -69,6 +71,9 @@ def main() -> None:
         default=1,
         help="simulators fit with seeds seed, seed+1, ...; their replicas are pooled (bagging the fit)",
     )
+    parser.add_argument(
+        "--bootstrap", action="store_true", help="with --fits K: each fit on a bootstrap resample of the customers"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/online_retail"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -84,7 +89,14 @@ def main() -> None:
     draws, weekly, fit_s = [], [], 0.0
     for fit_seed in range(args.seed, args.seed + args.fits):
         t0 = time.perf_counter()
-        config = FitConfig(epochs=args.epochs, seed=fit_seed, device="cpu", visit_mode="day", horizon_days=args.horizon)
+        config = FitConfig(
+            epochs=args.epochs,
+            seed=fit_seed,
+            device="cpu",
+            visit_mode="day",
+            horizon_days=args.horizon,
+            bootstrap=args.bootstrap,
+        )
         result = fit_simulator(calibration, config, args.out / ("model" if args.fits == 1 else f"model_seed{fit_seed}"))
         fit_s += time.perf_counter() - t0
         print(
@@ -163,6 +175,7 @@ def main() -> None:
                 "holdout_days": holdout_days,
                 "horizon_days": args.horizon,
                 "fits": args.fits,
+                "bootstrap": args.bootstrap,
                 "customers": len(actual),
                 "fit_seconds": fit_s,
                 "per_customer": rows,
