@@ -16,6 +16,11 @@ key                                      meaning
 ``actions/histogram``                    histogram of the flat actions taken
 =======================================  ==========================================
 
+Over a simulator ensemble in shared mode (a ``disagreement_penalty``), it also records at the
+end of every rollout ``ensemble/disagreement``: the mean of the members' disagreement over
+the rollout's visits (:attr:`~retentionrl.simulators.learned.ensemble.SimulatorEnsemble.disagreement`,
+averaged over the rollouts between two logger dumps).
+
 All of it is computed on arrays over the batch (no loop over shoppers).
 """
 
@@ -44,6 +49,7 @@ class RetentionMetricsCallback(BaseCallback):
         self._gap_sum, self._gaps = np.zeros(n), np.zeros(n)
         self._ended: list[np.ndarray] = []
         self._actions: list[np.ndarray] = []
+        self._disagreement: list[float] = []
         self._coupon_index = (
             np.arange(env.env.simulator.action_space.n_actions) % env.env.simulator.action_space.n_coupons
         )
@@ -57,6 +63,8 @@ class RetentionMetricsCallback(BaseCallback):
         self._gap_sum += np.where(returned, info["gap_days"], 0.0)
         self._gaps += returned
         self._actions.append(np.asarray(self.env.last_actions).copy())
+        if "disagreement" in info:
+            self._disagreement.append(float(info["disagreement"].mean()))
         if done.any():
             active = done & ~info["churned"]
             self._ended.append(
@@ -77,6 +85,9 @@ class RetentionMetricsCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
+        if self._disagreement:  # every step has num_envs visits: the mean of the means
+            self.logger.record_mean("ensemble/disagreement", float(np.mean(self._disagreement)))
+            self._disagreement = []
         if not self._ended or sum(len(e) for e in self._ended) < self.min_episodes:
             return
         ended = np.concatenate(self._ended)

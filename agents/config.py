@@ -9,6 +9,7 @@ batched env.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,11 @@ class TrainConfig:
     """currency per reward unit in the profit and mixed modes"""
     retention_weight: float = 0.5
     """weight of retention in the mixed mode"""
+    disagreement_penalty: float = 0.0
+    """lambda >= 0: the reward of each visit is reduced by lambda x the ensemble's disagreement (MOPO,
+    Yu et al. 2020), the spread of its members' predicted purchase and return probabilities
+    (retentionrl.simulators.learned.ensemble); needs a simulator ensemble of >= 2 members, run in
+    shared mode; 0: off"""
     gamma: float = 0.95
     """discount per visit"""
     learning_rate: float = 3e-4
@@ -144,6 +150,8 @@ class TrainConfig:
         )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not (math.isfinite(self.disagreement_penalty) and self.disagreement_penalty >= 0):
+            raise ValueError(f"disagreement_penalty must be a finite number >= 0, got {self.disagreement_penalty!r}")
         require_int("dqn_learning_starts", self.dqn_learning_starts, 0)
         for name in ("gamma", "ppo_gae_lambda", "dqn_exploration_fraction", "dqn_final_eps", "warm_start_smoothing"):
             if not 0.0 <= getattr(self, name) <= 1.0:

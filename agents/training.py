@@ -73,7 +73,11 @@ class PeriodicCheckpoint(BaseCallback):
 
 
 def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
-    """The batched env of ``config`` as an SB3 ``VecEnv`` (same-step autoreset), seeded."""
+    """The batched env of ``config`` as an SB3 ``VecEnv`` (same-step autoreset), seeded; with a
+    ``disagreement_penalty`` > 0, over the simulator ensemble in shared mode, rewards penalised.
+
+    :raises ValueError: a ``disagreement_penalty`` > 0 with a simulator that is not an
+        ensemble of at least 2 learned members (the message names the field)."""
     env = ShopperSB3VecEnv(
         make_vector_env(
             config.num_envs,
@@ -84,6 +88,7 @@ def make_training_env(config: TrainConfig, seed: int) -> ShopperSB3VecEnv:
             action_type=config.action_type,
             autoreset_mode="SameStep",
             device=config.device,
+            disagreement_penalty=config.disagreement_penalty,
         )
     )
     env.seed(seed)

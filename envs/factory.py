@@ -2,7 +2,8 @@
 
 ``simulator`` is ``"world"`` for the ground-truth world (:class:`GroundTruthWorld` with
 the default :class:`WorldConfig`) or the directory of a fitted learned simulator (its
-``model.safetensors`` and ``config.json``, from ``retentionrl simulator fit``).
+``model.safetensors`` and ``config.json``, from ``retentionrl simulator fit``) or of an
+ensemble of them (split mode; shared mode with a ``disagreement_penalty`` > 0).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class EnvOptions(TypedDict, total=False):
     retention_weight: float
     action_type: str
     device: str
+    disagreement_penalty: float
 
 
 class VectorEnvOptions(EnvOptions, total=False):
@@ -39,9 +41,11 @@ class VectorEnvOptions(EnvOptions, total=False):
     autoreset_mode: AutoresetMode | str
 
 
-def load_simulator(simulator: str | Path | ShopperSimulator, device: str = "auto") -> ShopperSimulator:
-    """A simulator from ``"world"``, a learned-simulator directory (or an ensemble's,
-    :mod:`retentionrl.simulators.learned.ensemble`), or an instance (as is)."""
+def load_simulator(
+    simulator: str | Path | ShopperSimulator, device: str = "auto", ensemble_mode: str = "split"
+) -> ShopperSimulator:
+    """A simulator from ``"world"``, a learned-simulator directory (or an ensemble's, in
+    ``ensemble_mode``: :mod:`retentionrl.simulators.learned.ensemble`), or an instance (as is)."""
     if isinstance(simulator, ShopperSimulator):
         return simulator
     if str(simulator) == WORLD:
@@ -50,7 +54,7 @@ def load_simulator(simulator: str | Path | ShopperSimulator, device: str = "auto
         return GroundTruthWorld()
     from retentionrl.simulators.learned.ensemble import load_ensemble
 
-    return load_ensemble(Path(simulator), device=device)
+    return load_ensemble(Path(simulator), device=device, mode=ensemble_mode)
 
 
 def make_env(
@@ -60,10 +64,13 @@ def make_env(
     retention_weight: float = 0.5,
     action_type: str = "discrete",
     device: str = "auto",
+    disagreement_penalty: float = 0.0,
 ) -> ShopperEnv:
-    """A single-shopper env (arguments as in :class:`ShopperEnv` and :class:`RewardConfig`)."""
+    """A single-shopper env (arguments as in :class:`ShopperEnv` and :class:`RewardConfig`; an
+    ensemble's folder loads in shared mode when ``disagreement_penalty`` > 0)."""
     reward = RewardConfig(reward_mode, revenue_scale, retention_weight)
-    return ShopperEnv(load_simulator(simulator, device), reward, action_type)
+    sim = load_simulator(simulator, device, _ensemble_mode(disagreement_penalty))
+    return ShopperEnv(sim, reward, action_type, disagreement_penalty)
 
 
 def make_vector_env(
@@ -75,10 +82,19 @@ def make_vector_env(
     action_type: str = "discrete",
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     device: str = "auto",
+    disagreement_penalty: float = 0.0,
 ) -> ShopperVectorEnv:
-    """A batched env of ``num_envs`` shoppers stepped in one simulator call."""
+    """A batched env of ``num_envs`` shoppers stepped in one simulator call (an ensemble's
+    folder loads in shared mode when ``disagreement_penalty`` > 0)."""
     reward = RewardConfig(reward_mode, revenue_scale, retention_weight)
-    return ShopperVectorEnv(load_simulator(simulator, device), num_envs, reward, action_type, autoreset_mode)
+    sim = load_simulator(simulator, device, _ensemble_mode(disagreement_penalty))
+    return ShopperVectorEnv(sim, num_envs, reward, action_type, autoreset_mode, disagreement_penalty)
+
+
+def _ensemble_mode(disagreement_penalty: float) -> str:
+    """How an ensemble's folder loads: shared (every member holds every shopper, so they
+    disagree about the same visits) for a penalty > 0, else split."""
+    return "shared" if disagreement_penalty > 0 else "split"
 
 
 def make_learned_env(checkpoint: str | Path, **options: Unpack[EnvOptions]) -> ShopperEnv:

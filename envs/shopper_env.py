@@ -9,7 +9,13 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from retentionrl.envs.reward import RewardConfig
-from retentionrl.envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
+from retentionrl.envs.transition import (
+    check_disagreement_penalty,
+    flat_actions,
+    single_action_space,
+    single_observation_space,
+    visit_step,
+)
 from retentionrl.simulators.interface import ShopperSimulator
 
 
@@ -54,7 +60,9 @@ class ShopperEnv(gym.Env):
 
     ## Rewards
     See :mod:`retentionrl.envs.reward`: ``retention`` (1 per return visit within the horizon),
-    ``profit`` ((spend - coupon cost - cost of goods) / revenue_scale) or ``mixed``.
+    ``profit`` ((spend - coupon cost - cost of goods) / revenue_scale) or ``mixed``; with a
+    ``disagreement_penalty`` > 0 (a shared-mode simulator ensemble), minus that times the
+    members' disagreement about the visit (:mod:`retentionrl.envs.transition`).
 
     ## Starting State
     A fresh shopper drawn by the simulator, at the first visit (day 0, empty history).
@@ -67,13 +75,15 @@ class ShopperEnv(gym.Env):
 
     ## Info
     Per step: ``click``, ``purchase``, ``redeemed``, ``spend``, ``coupon_cost``, ``cogs``,
-    ``gap_days`` (``inf`` on churn), ``churned`` and ``day`` (day of the next visit).
+    ``gap_days`` (``inf`` on churn), ``churned`` and ``day`` (day of the next visit); over a
+    shared-mode ensemble, ``disagreement`` too.
 
     ## Arguments
     * ``simulator``: a :class:`retentionrl.simulators.interface.ShopperSimulator`; the env owns it and
       steps it with a batch of one.
     * ``reward``: a :class:`retentionrl.envs.reward.RewardConfig` (default: ``retention``).
     * ``action_type``: ``"discrete"`` (default) or ``"multidiscrete"``.
+    * ``disagreement_penalty``: :math:`\\lambda \\ge 0` (default 0), see Rewards.
 
     Make it with ``gymnasium.make("retentionrl/WorldShopper-v0")`` or
     ``gymnasium.make("retentionrl/Shopper-v0", checkpoint=DIR)`` after ``import retentionrl.envs``.
@@ -85,9 +95,14 @@ class ShopperEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(
-        self, simulator: ShopperSimulator, reward: RewardConfig | None = None, action_type: str = "discrete"
+        self,
+        simulator: ShopperSimulator,
+        reward: RewardConfig | None = None,
+        action_type: str = "discrete",
+        disagreement_penalty: float = 0.0,
     ) -> None:
         self.simulator = simulator
+        self.disagreement_penalty = check_disagreement_penalty(simulator, disagreement_penalty)
         self.reward = reward if reward is not None else RewardConfig()
         self.action_type = action_type
         self.action_space = single_action_space(simulator, action_type)
@@ -117,7 +132,9 @@ class ShopperEnv(gym.Env):
         if self._done:
             raise ResetNeeded("step() called after the shopper's episode ended (churn or horizon); call reset()")
         flat = flat_actions(self.simulator, np.asarray(action)[None], self.action_type, 1)
-        obs, reward, terminated, truncated, info = visit_step(self.simulator, flat, self.reward)
+        obs, reward, terminated, truncated, info = visit_step(
+            self.simulator, flat, self.reward, self.disagreement_penalty
+        )
         done, cut = terminated.item(), truncated.item()  # Python bools of the batch of one
         self._done = done or cut
         return obs[0], reward.item(), done, cut, {key: value.item() for key, value in info.items()}

@@ -12,10 +12,17 @@ termination and truncation of each shopper:
   (:func:`retentionrl.interactions.horizon.returned_in_window`), so an episode's retention return is
   its return visits at days :math:`0 < t < H`, as :func:`retentionrl.simulators.rollout.evaluate_policy`
   and the off-policy trajectories count them (:mod:`retentionrl.interactions.horizon`).
+
+Over an ensemble in shared mode (:class:`~retentionrl.simulators.learned.ensemble.SimulatorEnsemble`),
+``info["disagreement"]`` holds the members' disagreement :math:`u` about each visit, and a
+``disagreement_penalty`` :math:`\\lambda > 0` lowers each reward to :math:`r - \\lambda u`
+(MOPO, Yu et al. 2020: the reward of a model-based offline RL agent penalised by the models'
+uncertainty, so that it keeps to where the logs pin the models down).
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -24,6 +31,7 @@ from gymnasium import spaces
 from retentionrl.envs.reward import RewardConfig
 from retentionrl.interactions.horizon import in_window
 from retentionrl.simulators.interface import ShopperSimulator
+from retentionrl.simulators.learned.ensemble import SimulatorEnsemble
 
 ACTION_TYPES: tuple[str, ...] = ("discrete", "multidiscrete")
 
@@ -88,9 +96,33 @@ def flat_actions(simulator: ShopperSimulator, actions: np.ndarray, action_type: 
     return a.encode(actions[:, 0], actions[:, 1], check=False)
 
 
-def visit_step(simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConfig) -> VisitStep:
+def check_disagreement_penalty(simulator: ShopperSimulator, penalty: float) -> float:
+    """``penalty`` :math:`\\lambda` as a float, if it is finite and >= 0 and, when > 0, the
+    simulator an ensemble of at least two members in shared mode; else a ``ValueError`` naming
+    ``disagreement_penalty``."""
+    penalty = float(penalty)
+    if not (math.isfinite(penalty) and penalty >= 0.0):
+        raise ValueError(f"disagreement_penalty must be a finite number >= 0, got {penalty!r}")
+    if penalty == 0.0:
+        return penalty
+    if not isinstance(simulator, SimulatorEnsemble):
+        got = type(simulator).__name__
+    elif simulator.mode != "shared" or len(simulator.members) < 2:
+        got = f"an ensemble of {len(simulator.members)} in {simulator.mode} mode"
+    else:
+        return penalty
+    raise ValueError(
+        f"disagreement_penalty {penalty:g} needs a simulator ensemble of at least 2 learned members in "
+        f"shared mode (the folder of `retentionrl simulator fit --seeds ...`); got {got}"
+    )
+
+
+def visit_step(
+    simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConfig, disagreement_penalty: float = 0.0
+) -> VisitStep:
     """Step every shopper once under ``flat`` actions (see the module docstring).
 
+    :param disagreement_penalty: :math:`\\lambda`, checked by :func:`check_disagreement_penalty`.
     :raises ValueError: from the simulator's ``step``, on actions of the wrong shape or
         dtype or outside the action space; nothing has changed then.
     """
@@ -99,6 +131,11 @@ def visit_step(simulator: ShopperSimulator, flat: np.ndarray, reward: RewardConf
     terminated = outcome.churned
     # the next visit in the window and no churn: returned_in_window, sharing its two masks
     active, inside = ~terminated, in_window(days, simulator.horizon_days)
+    rewards = reward(outcome, active & inside)
     info = outcome.as_dict()
     info["day"] = days.copy()
-    return VisitStep(obs, reward(outcome, active & inside), terminated, active & ~inside, info)
+    if isinstance(simulator, SimulatorEnsemble) and simulator.mode == "shared":
+        info["disagreement"] = simulator.disagreement
+        if disagreement_penalty:
+            rewards = (rewards - disagreement_penalty * simulator.disagreement).astype(np.float32)
+    return VisitStep(obs, rewards, terminated, active & ~inside, info)

@@ -10,7 +10,13 @@ from gymnasium.vector.utils import batch_space
 
 from retentionrl.core.checks import require_int
 from retentionrl.envs.reward import RewardConfig
-from retentionrl.envs.transition import flat_actions, single_action_space, single_observation_space, visit_step
+from retentionrl.envs.transition import (
+    check_disagreement_penalty,
+    flat_actions,
+    single_action_space,
+    single_observation_space,
+    visit_step,
+)
 from retentionrl.simulators.interface import ShopperSimulator
 
 
@@ -37,6 +43,9 @@ class ShopperVectorEnv(VectorEnv):
     :param reward: reward mode and scale (default ``retention``).
     :param action_type: ``"discrete"`` or ``"multidiscrete"``.
     :param autoreset_mode: ``AutoresetMode.NEXT_STEP`` or ``AutoresetMode.SAME_STEP``.
+    :param disagreement_penalty: :math:`\\lambda \\ge 0`: each reward is lowered by
+        :math:`\\lambda` x the ensemble's disagreement (:mod:`retentionrl.envs.transition`); > 0
+        needs a shared-mode ensemble of at least 2 members.
     """
 
     def __init__(
@@ -46,8 +55,10 @@ class ShopperVectorEnv(VectorEnv):
         reward: RewardConfig | None = None,
         action_type: str = "discrete",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        disagreement_penalty: float = 0.0,
     ) -> None:
         require_int("num_envs", num_envs, 1)
+        self.disagreement_penalty = check_disagreement_penalty(simulator, disagreement_penalty)
         mode = AutoresetMode(autoreset_mode)
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {mode}")
@@ -75,7 +86,7 @@ class ShopperVectorEnv(VectorEnv):
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """One visit of every shopper; auto-resets as ``metadata["autoreset_mode"]`` says."""
         flat = flat_actions(self.simulator, actions, self.action_type, self.num_envs)
-        out = visit_step(self.simulator, flat, self.reward)
+        out = visit_step(self.simulator, flat, self.reward, self.disagreement_penalty)
         obs, reward, terminated, truncated = out.obs, out.reward, out.terminated, out.truncated
         info: dict[str, Any] = {}
         for key, value in out.info.items():

@@ -206,10 +206,14 @@ class NumpyStep:
         """Each shopper's GRU state ``(n, hidden)`` (a copy)."""
         return self._ws.state.copy()
 
-    def advance(self, features: np.ndarray, arm: Sequence[int], coupon: Sequence[float]) -> np.ndarray:
+    def advance(
+        self, features: np.ndarray, arm: Sequence[int], coupon: Sequence[float], move: bool = True
+    ) -> np.ndarray:
         """:meth:`FusedStep.advance` of the carried state and previous visit: the response
-        outputs ``(n, 6)`` of a visit of the ``n`` shoppers, whose state moves past it."""
+        outputs ``(n, 6)`` of a visit of the ``n`` shoppers, whose state moves past it (stays
+        where it was without ``move``: a prediction)."""
         ws = self._ws
+        kept = None if move else ws.state.copy()
         ws.features[:] = features if self._fill is None else np.where(self._fill[0], features, self._fill[1])
         np.matmul(ws.gru_in, self._w_gru, out=ws.gates)
         expit(ws.gates_ru, out=ws.reset_update)
@@ -221,6 +225,8 @@ class NumpyStep:
         for k, (x, a, c) in enumerate(zip(ws.features.tolist(), arm, coupon)):
             ws.extra[k] = self._head_extra(x, a, c)
         np.maximum(np.matmul(ws.head_in, self._w_head, out=ws.head), 0.0, out=ws.head)
+        if kept is not None:
+            ws.state[:] = kept
         return ws.shared @ self._w_out
 
     def _head_extra(self, x: list[float], arm: int, coupon: float) -> list[float]:

@@ -39,6 +39,13 @@ gap, churn  inverse CDF of the churn-or-return law (:mod:`retentionrl.simulators
             ``inf`` and churned when no return within :math:`H`
 ==========  =================================================================================
 
+A visit can also be taken in halves: :meth:`LearnedSimulator.open_visit` computes the
+response law (an :class:`OpenVisit`, whose :meth:`~OpenVisit.predict` gives the probabilities
+of purchase and of a return within :math:`H`, :meth:`LearnedSimulator.predict`), and
+:meth:`OpenVisit.close` records an outcome, the one :meth:`OpenVisit.draw` samples (that is
+:meth:`~LearnedSimulator.step`, draws unchanged) or one given (what another member of a shared
+:class:`~retentionrl.simulators.learned.ensemble.SimulatorEnsemble` drew).
+
 A head the log could not teach (:class:`~retentionrl.simulators.learned.model_card.ModelCard`) uses the log's
 constant rate instead of the model, and an action part the log never varied is fed to the
 model as the value it was trained on.
@@ -50,6 +57,7 @@ empty-history state: the simulator draws new shoppers, it never replays logged o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +69,7 @@ from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.learned import numpy_step
 from retentionrl.simulators.learned.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
 from retentionrl.simulators.learned.fused_step import FusedStep
-from retentionrl.simulators.learned.hazard import sample_gap_days
+from retentionrl.simulators.learned.hazard import sample_gap_days, survival
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
 
@@ -101,9 +109,24 @@ class _Law:
     """Per flat action: the model's arm input (int64), coupon input (float32), and whether a coupon is offered."""
 
 
+@dataclass(frozen=True)
+class _TorchVisit:
+    """A visit opened on the torch path: the model's inputs of its flat actions, and its
+    response outputs ``(n, 6)`` and return-law input (:class:`FusedStep` workspace tensors,
+    valid until the path's next advance)."""
+
+    arm: torch.Tensor
+    coupon: torch.Tensor
+    offered: torch.Tensor
+    out: torch.Tensor
+    shared: torch.Tensor
+
+
 class _TorchPath:
     """Any batch, stepped by :class:`FusedStep` on the device, where the carried GRU state,
-    previous arm and previous outcome live as tensors."""
+    previous arm and previous outcome live as tensors. A visit is :meth:`open`, then
+    :meth:`draw` (or :meth:`gaps` given a logged outcome, or :meth:`predict`), then
+    :meth:`record` of its outcome."""
 
     def __init__(self, model: ShopperSequenceModel, law: _Law, device: torch.device) -> None:
         self._fused, self._law, self._device = FusedStep(model), law, device
@@ -137,15 +160,31 @@ class _TorchPath:
         return self._state.clone()
 
     @torch.inference_mode()
-    def step(self, features: np.ndarray, actions: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Click, purchase, redeemed (0/1), spend and gap ``(5, n)`` of one sampled visit."""
+    def open(self, features: np.ndarray, actions: np.ndarray, move: bool) -> None:
+        """Open the visit of flat ``actions`` (one advance of the model); the GRU state moves
+        past it if ``move`` (the next state does not depend on the visit's outcome)."""
         arm, coupon, offered = (torch.as_tensor(t.take(actions), device=self._device) for t in self._law.inputs)
+        out, shared, state = self._fused.advance(
+            torch.as_tensor(features, device=self._device), self._prev_arm, self._prev_outcome, arm, coupon, self._state
+        )
+        if move:
+            self._state = state
+        self._visit = _TorchVisit(arm, coupon, offered, out, shared)
+
+    def _heads(self) -> torch.Tensor:
+        """The open visit's click, purchase after a click, purchase without one and redeemed probabilities ``(n, 4)``."""
+        return torch.where(self._learned, torch.sigmoid(self._visit.out[:, :4]), self._rates)
+
+    @torch.inference_mode()
+    def draw(self, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Click, purchase, redeemed (0/1), spend and gap ``(5, n)`` of the open visit, sampled
+        with uniforms ``u`` ``(4, n)`` and normals ``z`` ``(n,)`` (not recorded)."""
         uniform, normal = torch.as_tensor(u, device=self._device), torch.as_tensor(z, device=self._device)
-        out, shared = self._advance(features, arm, coupon)
-        p = torch.where(self._learned, torch.sigmoid(out[:, :4]), self._rates)
+        visit = self._visit
+        out, p = visit.out, self._heads()
         click = uniform[0] < p[:, 0]
         purchase = uniform[1] < torch.where(click, p[:, 1], p[:, 2])
-        redeemed = purchase & offered & (uniform[2] < p[:, 3])
+        redeemed = purchase & visit.offered & (uniform[2] < p[:, 3])
         if self._law.spend_learned:
             spend = torch.where(
                 purchase, torch.exp(out[:, 4] + torch.exp(out[:, 5]) * normal), torch.zeros_like(normal)
@@ -153,52 +192,45 @@ class _TorchPath:
         else:
             spend = torch.zeros_like(normal)
         drawn = [click.float(), purchase.float(), redeemed.float(), spend]
-        drawn.append(sample_gap_days(self._return_logits(shared, arm, drawn), uniform[3]))
-        self._record(arm, coupon, drawn)
+        drawn.append(sample_gap_days(self._return_logits(drawn), uniform[3]))
         return torch.stack(drawn).cpu().numpy().astype(np.float64)
 
     @torch.inference_mode()
-    def observe(
-        self, features: np.ndarray, actions: np.ndarray, logged: np.ndarray, u: np.ndarray | None, after_day: np.ndarray
-    ) -> np.ndarray | None:
-        """The gaps ``(n,)`` drawn given ``logged`` click, purchase, redeemed and spend
-        ``(4, n)`` and later than ``after_day`` with uniforms ``u`` (none without ``u``)."""
-        arm, coupon = (torch.as_tensor(t.take(actions), device=self._device) for t in self._law.inputs[:2])
-        _, shared = self._advance(features, arm, coupon)
+    def gaps(self, logged: np.ndarray, u: np.ndarray, after_day: np.ndarray) -> np.ndarray:
+        """The open visit's gaps ``(n,)`` drawn given ``logged`` click, purchase, redeemed and spend
+        ``(4, n)`` and later than ``after_day`` with uniforms ``u``."""
         drawn = list(torch.as_tensor(logged, device=self._device))
-        gaps = None
-        if u is not None:
-            gaps = (
-                sample_gap_days(
-                    self._return_logits(shared, arm, drawn),
-                    torch.as_tensor(u, device=self._device),
-                    torch.as_tensor(after_day, device=self._device),
-                )
-                .cpu()
-                .numpy()
-            )
-        self._record(arm, coupon, drawn)
-        return gaps
+        logits = self._return_logits(drawn)
+        uniform, after = (torch.as_tensor(a, device=self._device) for a in (u, after_day))
+        return sample_gap_days(logits, uniform, after).cpu().numpy()
 
-    def _advance(
-        self, features: np.ndarray, arm: torch.Tensor, coupon: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Response outputs and the return law's input of this visit; moves the GRU state past it."""
-        out, shared, self._state = self._fused.advance(
-            torch.as_tensor(features, device=self._device), self._prev_arm, self._prev_outcome, arm, coupon, self._state
-        )
-        return out, shared
+    @torch.inference_mode()
+    def predict(self) -> np.ndarray:
+        """:func:`_expected_responses` of the open visit, ``(n, 2)``."""
+        p = self._heads()
+        flags = (torch.zeros_like(p[:, 0]), torch.ones_like(p[:, 0]))
+        spend = torch.exp(self._visit.out[:, 4]) if self._law.spend_learned else flags[0]
 
-    def _return_logits(self, shared: torch.Tensor, arm: torch.Tensor, drawn: list[torch.Tensor]) -> torch.Tensor:
-        """Return logits given the visit's arm input and its click, purchase, redeemed and spend ``drawn``."""
+        def returns(click: int, purchase: int, redeemed: int) -> torch.Tensor:
+            drawn = [flags[click], flags[purchase], flags[redeemed], spend if purchase else flags[0]]
+            return self._return_logits(drawn).clone()  # the workspace's logits: the next call overwrites them
+
+        return _expected_responses(p, self._visit.offered, returns).cpu().numpy()
+
+    def _return_logits(self, drawn: list[torch.Tensor]) -> torch.Tensor:
+        """Return logits of the open visit given its click, purchase, redeemed and spend ``drawn``."""
         click, purchase, redeemed, spend = drawn[:4]
         redeemed_spend = torch.stack([redeemed, torch.log1p(spend / self._law.spend_scale)], dim=1)
-        return self._fused.return_logits(shared, arm, click, purchase, redeemed_spend)
+        return self._fused.return_logits(self._visit.shared, self._visit.arm, click, purchase, redeemed_spend)
 
-    def _record(self, arm: torch.Tensor, coupon: torch.Tensor, drawn: list[torch.Tensor]) -> None:
-        """Carry the visit's arm, coupon and outcome ``drawn`` into the next visit's inputs."""
-        self._prev_arm = arm
-        self._prev_outcome = torch.stack([coupon, *drawn[:3], torch.log1p(drawn[3] / self._law.spend_scale)], dim=1)
+    @torch.inference_mode()
+    def record(self, drawn: np.ndarray) -> None:
+        """Carry the open visit's arm, coupon and outcome ``drawn`` (click, purchase, redeemed,
+        spend, ...: ``(>= 4, n)``) into the next visit's inputs."""
+        click, purchase, redeemed, spend = torch.as_tensor(drawn[:4], dtype=torch.float32, device=self._device)
+        self._prev_arm = self._visit.arm
+        log_spend = torch.log1p(spend / self._law.spend_scale)
+        self._prev_outcome = torch.stack([self._visit.coupon, click, purchase, redeemed, log_spend], dim=1)
 
 
 def _sigmoid(x: float) -> float:
@@ -212,6 +244,48 @@ def _sigmoid(x: float) -> float:
 def _exp(x: float) -> float:
     """:math:`e^x`, ``inf`` past the largest float (as torch's ``exp``)."""
     return math.exp(x) if x < 709.0 else math.inf
+
+
+_OUTCOMES = ((0, 0, 0), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 1, 0), (1, 1, 1))
+"""The six outcomes (click, purchase, redeemed) of a visit that :meth:`LearnedSimulator.predict` sums over."""
+
+
+def _expected_responses(
+    p: torch.Tensor, offered: torch.Tensor, return_logits: Callable[[int, int, int], torch.Tensor]
+) -> torch.Tensor:
+    """:meth:`LearnedSimulator.predict`'s probabilities ``(n, 2)`` of purchase and of a return
+    within :math:`H` (the formulas there).
+
+    :param p: the click, purchase after a click, purchase without one and redeemed
+        probabilities ``(n, 4)`` (:math:`p_c, p_{b|1}, p_{b|0}, p_r`).
+    :param offered: a coupon is offered, bool ``(n,)``.
+    :param return_logits: the visit's return logits ``(n, 1 + H)`` given a 0/1 click, purchase
+        and redeemed (and the spend :math:`\\hat s` of a purchase), a tensor of its own.
+    """
+    click = p[:, 0]
+    redeem = torch.where(offered, p[:, 3], torch.zeros_like(click))
+    clicked = (1.0 - click, click)
+    buy = (p[:, 2], p[:, 1])  # given no click, a click
+    weights = torch.stack(
+        [
+            clicked[c] * (buy[c] if b else 1.0 - buy[c]) * ((redeem if r else 1.0 - redeem) if b else 1.0)
+            for c, b, r in _OUTCOMES
+        ]
+    )
+    churn = survival(torch.stack([return_logits(*outcome) for outcome in _OUTCOMES]))[..., -1]  # S(H), (6, n)
+    returned = (weights * (1.0 - churn)).sum(dim=0)
+    return torch.stack([click * p[:, 1] + (1.0 - click) * p[:, 2], returned], dim=1)
+
+
+@dataclass(frozen=True)
+class _NumpyVisit:
+    """A visit opened on the numpy path: the model's inputs of its flat actions and its
+    response outputs ``(n, 6)`` (the return law's input stays in the step's workspace)."""
+
+    arm: list[int]
+    coupon: list[float]
+    offered: list[bool]
+    out: np.ndarray
 
 
 class _NumpyPath:
@@ -236,15 +310,23 @@ class _NumpyPath:
     def state(self) -> torch.Tensor:
         return torch.from_numpy(self._step.state).to(self._device)
 
-    def step(self, features: np.ndarray, actions: np.ndarray, u: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """:meth:`_TorchPath.step`."""
-        arm, coupon, offered = self._action_inputs(actions)
-        out = self._step.advance(features, arm, coupon)
-        learned, rates = self._law.learned, self._law.rates
+    def open(self, features: np.ndarray, actions: np.ndarray, move: bool) -> None:
+        """:meth:`_TorchPath.open`."""
+        rows = [self._inputs[a] for a in actions.tolist()]
+        arm, coupon, offered = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+        self._visit = _NumpyVisit(arm, coupon, offered, self._step.advance(features, arm, coupon, move=move))
+
+    def _heads(self, out: list[float]) -> list[float]:
+        """:meth:`_TorchPath._heads` of one shopper's response outputs."""
+        return [_sigmoid(x) if learn else rate for x, learn, rate in zip(out, self._law.learned, self._law.rates)]
+
+    def draw(self, u: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """:meth:`_TorchPath.draw`."""
+        visit = self._visit
         u0, u1, u2, u3 = u.tolist()
         click, purchase, redeemed, spend = [], [], [], []
-        for o, u0_k, u1_k, u2_k, z_k, offered_k in zip(out.tolist(), u0, u1, u2, z.tolist(), offered):
-            p = [_sigmoid(x) if learn else rate for x, learn, rate in zip(o, learned, rates)]
+        for o, u0_k, u1_k, u2_k, z_k, offered_k in zip(visit.out.tolist(), u0, u1, u2, z.tolist(), visit.offered):
+            p = self._heads(o)
             clicked = u0_k < p[0]
             bought = u1_k < (p[1] if clicked else p[2])
             click.append(float(clicked))
@@ -253,46 +335,39 @@ class _NumpyPath:
             spend.append(
                 numpy_step.round_float32(_exp(o[4] + _exp(o[5]) * z_k)) if bought and self._law.spend_learned else 0.0
             )
-        gap = self._close(arm, coupon, click, purchase, redeemed, spend, u3)
-        return np.array([click, purchase, redeemed, spend, gap])
+        logits = self._step.return_logits(visit.arm, click, purchase, redeemed, self._log_spend(spend))
+        return np.array([click, purchase, redeemed, spend, numpy_step.sample_gap_days(logits, u3)])
 
-    def observe(
-        self, features: np.ndarray, actions: np.ndarray, logged: np.ndarray, u: np.ndarray | None, after_day: np.ndarray
-    ) -> np.ndarray | None:
-        """:meth:`_TorchPath.observe`."""
-        arm, coupon, _ = self._action_inputs(actions)
-        self._step.advance(features, arm, coupon)
+    def gaps(self, logged: np.ndarray, u: np.ndarray, after_day: np.ndarray) -> np.ndarray:
+        """:meth:`_TorchPath.gaps`."""
         click, purchase, redeemed, spend = logged.tolist()
-        gaps = self._close(
-            arm, coupon, click, purchase, redeemed, spend, None if u is None else u.tolist(), after_day.tolist()
-        )
-        return None if gaps is None else np.array(gaps)
+        logits = self._step.return_logits(self._visit.arm, click, purchase, redeemed, self._log_spend(spend))
+        return np.array(numpy_step.sample_gap_days(logits, u.tolist(), after_day.tolist()))
 
-    def _action_inputs(self, actions: np.ndarray) -> tuple[list[int], list[float], list[bool]]:
-        """The model's arm and coupon inputs and whether a coupon is offered, of each shopper's flat action."""
-        rows = [self._inputs[a] for a in actions.tolist()]
-        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    def predict(self) -> np.ndarray:
+        """:meth:`_TorchPath.predict`."""
+        visit = self._visit
+        out = visit.out.tolist()
+        n = len(out)
+        p = torch.tensor([self._heads(o) for o in out])
+        log_spend = self._log_spend([_exp(o[4]) if self._law.spend_learned else 0.0 for o in out])
 
-    def _close(
-        self,
-        arm: list[int],
-        coupon: list[float],
-        click: list[float],
-        purchase: list[float],
-        redeemed: list[float],
-        spend: list[float],
-        u: list[float] | None,
-        after_day: list[float] | None = None,
-    ) -> list[float] | None:
-        """The visit's gaps drawn with uniforms ``u`` given its outcome (none without ``u``);
-        the outcome is carried into the next visit's inputs."""
-        log_spend = [math.log1p(s / self._law.spend_scale) for s in spend]
-        gaps = None
-        if u is not None:
-            logits = self._step.return_logits(arm, click, purchase, redeemed, log_spend)
-            gaps = numpy_step.sample_gap_days(logits, u, after_day)
-        self._step.record(arm, coupon, click, purchase, redeemed, log_spend)
-        return gaps
+        def returns(click: int, purchase: int, redeemed: int) -> torch.Tensor:
+            spend = log_spend if purchase else [0.0] * n
+            return torch.from_numpy(
+                self._step.return_logits(visit.arm, [click] * n, [purchase] * n, [redeemed] * n, spend)
+            )
+
+        return _expected_responses(p, torch.tensor(visit.offered), returns).numpy()
+
+    def record(self, drawn: np.ndarray) -> None:
+        """:meth:`_TorchPath.record`."""
+        click, purchase, redeemed, spend = drawn[:4].tolist()
+        self._step.record(self._visit.arm, self._visit.coupon, click, purchase, redeemed, self._log_spend(spend))
+
+    def _log_spend(self, spend: list[float]) -> list[float]:
+        """:math:`\\log(1 + spend / S)` of each shopper's spend."""
+        return [math.log1p(s / self._law.spend_scale) for s in spend]
 
 
 class LearnedSimulator(ShopperSimulator):
@@ -397,6 +472,7 @@ class LearnedSimulator(ShopperSimulator):
         n = int(n)
         self._path: _NumpyPath | _TorchPath = self._numpy_path if n <= self._small_batch else self._torch_path
         self._path.reset(n)
+        self._open: OpenVisit | None = None
         self._days = np.zeros(n)
         self.history.reset(n)
         self._obs = self.history.features()
@@ -405,6 +481,7 @@ class LearnedSimulator(ShopperSimulator):
     def replace(self, mask: np.ndarray) -> np.ndarray:
         """New shoppers (empty history, day 0) in the slots where ``mask`` is true."""
         mask = self._row_mask(mask)
+        self._open = None
         self._path.replace(mask)
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
@@ -419,6 +496,7 @@ class LearnedSimulator(ShopperSimulator):
         """Carry on only the shoppers where ``mask`` is true (their state, history and day, in
         order); the batch shrinks to ``mask.sum()`` and stays on its path. Returns their observation."""
         mask = self._row_mask(mask)
+        self._open = None
         self._path.keep_rows(mask)
         self._days = self._days[mask]
         self.history.keep_rows(mask)
@@ -431,13 +509,48 @@ class LearnedSimulator(ShopperSimulator):
             raise ValueError(f"mask must be a bool array of shape {self._days.shape}, got {mask.dtype} {mask.shape}")
         return mask
 
+    def open_visit(self, actions: np.ndarray) -> OpenVisit:
+        """The visit of every shopper under flat ``actions`` (ints, shape ``(n,)``), its
+        response law computed and its outcome not yet drawn (:class:`OpenVisit`). The GRU
+        state moves past the visit now (the next state does not depend on the outcome), so
+        the visit must be closed before the simulator is used again."""
+        actions = self.action_space.check(actions, self._days.shape[0])
+        self._path.open(self._obs, actions, move=True)
+        self._open = OpenVisit(self, actions)
+        return self._open
+
+    def predict(self, actions: np.ndarray) -> np.ndarray:
+        """The model's probabilities that each shopper buys and that they come back within
+        the horizon :math:`H` at their current visit under flat ``actions``, ``(n, 2)``
+        float32: nothing drawn, nothing moved.
+
+        With the heads' probabilities of click :math:`p_c`, purchase after a click
+        :math:`p_{b|1}` and without one :math:`p_{b|0}`, and redemption
+        :math:`\\rho = p_r` where a coupon is offered (else 0), as :meth:`step` draws them:
+
+        .. math::
+
+            P(\\text{purchase}) = p_c\\, p_{b|1} + (1 - p_c)\\, p_{b|0}, \\qquad
+            P(\\text{return within } H) = \\sum_{c, b, r} P(c, b, r)\\,
+                \\big(1 - S(H \\mid c, b, r, \\hat s\\,b)\\big)
+
+        with :math:`P(c, b, r) = p_c^c (1 - p_c)^{1 - c}\\, p_{b|c}^b (1 - p_{b|c})^{1 - b}\\,
+        (\\rho^r (1 - \\rho)^{1 - r})^b` over the six outcomes (no redemption without a
+        purchase) and :math:`S(H \\mid \\cdot)` the churn probability of the churn-or-return law
+        given the outcome (:func:`retentionrl.simulators.learned.hazard.survival`): the
+        expectation over click, purchase and redemption is exact, and a purchase's spend enters
+        at its median :math:`\\hat s = e^{\\mu}` (0 where the spend head is not learned), not
+        integrated over the log-normal.
+        """
+        actions = self.action_space.check(actions, self._days.shape[0])
+        self._open = None  # the path's workspace holds this prediction now
+        self._path.open(self._obs, actions, move=False)
+        return self._path.predict()
+
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
         """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
-        actions = self.action_space.check(actions, self._days.shape[0])
-        n = actions.shape[0]
-        u = np.asarray(self._rng.random((4, n), dtype=np.float32))  # asarray: numpy's stubs say float
-        z = np.asarray(self._rng.standard_normal(n, dtype=np.float32))
-        return self._finish(actions, self._path.step(self._obs, actions, u, z))
+        visit = self.open_visit(actions)
+        return visit.close(visit.draw())
 
     def observe(
         self,
@@ -463,16 +576,25 @@ class LearnedSimulator(ShopperSimulator):
             raise ValueError(f"gap_days must have shape ({n},), got {gap.shape}")
         floor = np.zeros(n) if min_gap_days is None else np.floor(np.maximum(np.asarray(min_gap_days, float), 0.0))
         logged = np.array([outcome.click, outcome.purchase, outcome.redeemed, outcome.spend], dtype=np.float32)
+        self._path.open(self._obs, actions, move=True)
         unknown = np.isnan(gap)
-        u = np.asarray(self._rng.random(n, dtype=np.float32)) if unknown.any() else None
-        sampled = self._path.observe(self._obs, actions, logged, u, floor)
-        if sampled is not None:
-            gap = np.where(unknown, sampled, gap)
-        return self._finish(actions, np.concatenate([logged, gap[None].astype(np.float32)]).astype(np.float64))
+        if unknown.any():
+            u = np.asarray(self._rng.random(n, dtype=np.float32))
+            gap = np.where(unknown, self._path.gaps(logged, u, floor), gap)
+        return self._close(actions, np.concatenate([logged, gap[None].astype(np.float32)]).astype(np.float64))
 
-    def _finish(self, actions: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
-        """Record the visit of flat ``actions`` with outcome ``drawn`` ``(5, n)`` (click,
+    def _draw(self) -> np.ndarray:
+        """:meth:`OpenVisit.draw`: uniforms ``(4, n)`` then normals ``(n,)`` from the generator."""
+        n = self._days.shape[0]
+        u = np.asarray(self._rng.random((4, n), dtype=np.float32))  # asarray: numpy's stubs say float
+        z = np.asarray(self._rng.standard_normal(n, dtype=np.float32))
+        return self._path.draw(u, z)
+
+    def _close(self, actions: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+        """Record the open visit of flat ``actions`` with outcome ``drawn`` ``(5, n)`` (click,
         purchase, redeemed, spend, gap) and move on."""
+        self._open = None
+        self._path.record(drawn)
         arm, coupon_index = self.action_space.decode(actions, check=False)
         click, purchase, redeemed = drawn[:3] > 0
         spend, gap = drawn[3:]
@@ -492,3 +614,40 @@ class LearnedSimulator(ShopperSimulator):
         self.history.record(arm, coupon_index, outcome, gap)
         self._obs = self.history.features()
         return self._obs, outcome
+
+
+class OpenVisit:
+    """A visit of every shopper of a :class:`LearnedSimulator` whose response law is
+    computed and whose outcome is not yet drawn nor recorded (:meth:`LearnedSimulator.open_visit`):
+    :meth:`predict` and :meth:`draw` read it, :meth:`close` records an outcome, drawn by
+    :meth:`draw` or given (an ensemble records every member's visit with the outcome one
+    member drew: :class:`~retentionrl.simulators.learned.ensemble.SimulatorEnsemble`).
+    :meth:`LearnedSimulator.step` is ``close(draw())``. Valid until it is closed or the
+    simulator is used otherwise (``RuntimeError`` then).
+    """
+
+    def __init__(self, simulator: LearnedSimulator, actions: np.ndarray) -> None:
+        self._simulator = simulator
+        self.actions = actions
+        """The visit's flat actions, checked."""
+
+    def predict(self) -> np.ndarray:
+        """:meth:`LearnedSimulator.predict` of this visit, ``(n, 2)``."""
+        return self._live()._path.predict()
+
+    def draw(self) -> np.ndarray:
+        """Click, purchase, redeemed (0/1), spend and gap ``(5, n)`` sampled from the model
+        (module docstring) with the simulator's generator; nothing recorded."""
+        return self._live()._draw()
+
+    def close(self, drawn: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+        """Record outcome ``drawn`` ``(5, n)`` (as :meth:`draw` returns it) and move every
+        shopper to their next visit: the observations and the outcome, as
+        :meth:`LearnedSimulator.step` returns them."""
+        return self._live()._close(self.actions, drawn)
+
+    def _live(self) -> LearnedSimulator:
+        """The simulator, while this visit is its open one."""
+        if self._simulator._open is not self:
+            raise RuntimeError("this visit is closed (or the simulator has been used since it was opened)")
+        return self._simulator
