@@ -43,6 +43,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from retentionrl.core.atomic import atomic_path, atomic_write_text
 from retentionrl.core.records import read_record, write_record
 from retentionrl.pipeline.cache import StageRun, run_stage
@@ -297,17 +299,19 @@ def plot_sweep(summary: SweepSummary, path: Path) -> None:
 
     done = [r.result for r in summary.trials if r.result is not None]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    colors = ["tab:red" if r.trial == summary.best else "tab:blue" for r in done]
+    best = [r.trial == summary.best for r in done]
     if summary.has_truth and done:
-        x = [r.score for r in done]
-        y = [math.nan if r.true_score is None else r.true_score for r in done]
-        ax.scatter(x, y, c=colors)
-        ends = [min(*x, *y), max(*x, *y)]
-        ax.plot(ends, ends, "k--", lw=0.8)
+        x = np.array([r.score for r in done])
+        y = np.array([math.nan if r.true_score is None else r.true_score for r in done])
+        ax.scatter(x, y, c="tab:blue", label="trial")
+        ax.scatter(x[best], y[best], c="tab:red", s=60, zorder=3, label="best (by score)")
+        ends = [np.nanmin([x, y]), np.nanmax([x, y])]
+        ax.plot(ends, ends, "k--", lw=0.8, label="score = truth")
+        ax.legend(fontsize=8)
         ax.set_xlabel(f"score in the validation simulator ({summary.metric})")
         ax.set_ylabel(f"true value in the world ({summary.metric})")
     else:
-        ax.bar(range(len(done)), [r.score for r in done], color=colors)
+        ax.bar(range(len(done)), [r.score for r in done], color=["tab:red" if b else "tab:blue" for b in best])
         ax.set_xticks(range(len(done)), [r.trial for r in done], rotation=60, fontsize=7)
         ax.set_ylabel(f"score in the validation simulator ({summary.metric})")
     ax.set_title(f"{len(done)} trials; best (red): {summary.best}")
