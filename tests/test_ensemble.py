@@ -87,6 +87,7 @@ def test_simulator_fit_with_seeds_writes_an_ensemble_that_loads_as_one_simulator
     write_world_logs(WorldConfig(), 200, 45, 0, logs)
     folder = tmp_path / "ens"
     args = ["fit", "--logs", str(logs), "--out", str(folder), "--epochs", "1", "--device", "cpu", "--no-progress"]
+    args.append("--no-ray")  # in turn, in this process (the members fitted on Ray: tests/test_tune.py)
     bad = CliRunner().invoke(simulator_app, [*args, "--seeds", "0,x"])
     assert bad.exit_code == 2 and "--seeds" in bad.output and not folder.exists()
     result = CliRunner().invoke(simulator_app, [*args, "--seeds", "3,4"])

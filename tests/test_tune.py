@@ -165,6 +165,18 @@ def test_without_ray_tune_says_how_to_install_it(tmp_path, monkeypatch):
     assert "Ray Tune" in INSTALL_HINT
 
 
+def test_simulator_fit_on_ray_without_ray_says_how_to_install_it(prepared, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from retentionrl.cli.simulator import simulator_app
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    args = ["fit", "--logs", str(prepared.fit_logs), "--out", str(tmp_path / "e"), "--seeds", "0,1", "--ray"]
+    result = CliRunner().invoke(simulator_app, [*args, "--epochs", "1", "--device", "cpu"])
+    assert isinstance(result.exception, ImportError) and "pip install 'retentionrl[ray]'" in str(result.exception)
+    assert not (tmp_path / "e").exists()
+
+
 # ----------------------------------------------------------------------------- through Ray
 
 
