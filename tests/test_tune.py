@@ -147,13 +147,14 @@ def test_the_best_trial_is_chosen_by_its_validation_score_never_by_truth(tmp_pat
         TrialRow("a", "done", {"seed": 0}, _result("a", 3.0, 9.0), 1),
         TrialRow("b", "done", {"seed": 1}, _result("b", 4.0, 1.0), 1),
         TrialRow("c", "error", {"seed": 2}, None, 1, "boom"),
+        TrialRow("d", "done", {"seed": 3}, _result("d", 3.0, 2.0), 1),
     ]
     summary = summarize(rows, _sweep(tmp_path))
-    assert summary.best == "b" and [r.trial for r in summary.trials] == ["b", "a", "c"]
+    assert summary.best == "b" and [r.trial for r in summary.trials] == ["b", "a", "d", "c"]  # a tie: by id
     summary.save(tmp_path)
     assert json_text(SweepSummary.load(tmp_path)) == json_text(summary)
     lines = (tmp_path / "summary.csv").read_text().splitlines()
-    assert lines[0].startswith("trial,status,seed,algo,score,true_score") and len(lines) == 4
+    assert lines[0].startswith("trial,status,seed,algo,score,true_score") and len(lines) == 5
 
 
 def test_without_ray_tune_says_how_to_install_it(tmp_path, monkeypatch):

@@ -278,8 +278,9 @@ def _row(trials: Path, result) -> TrialRow:
 
 
 def summarize(rows: list[TrialRow], sweep: SweepConfig) -> SweepSummary:
-    """The trials best first (by score; failed ones last) and the best one."""
-    done = sorted((r for r in rows if r.result is not None), key=lambda r: -r.result.score)  # type: ignore[union-attr]
+    """The trials best first (by score, then id; failed ones last) and the best one."""
+    # ties go to the first trial by id, so that a resumed sweep picks what an uninterrupted one does
+    done = sorted((r for r in rows if r.result is not None), key=lambda r: (-r.result.score, r.trial))  # type: ignore[union-attr]
     failed = sorted((r for r in rows if r.result is None), key=lambda r: r.trial)
     return SweepSummary(
         metric=sweep.tune.metric,
