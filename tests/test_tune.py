@@ -309,3 +309,21 @@ def torch_allclose(a, b) -> bool:
     import torch
 
     return bool(torch.allclose(a, b, atol=1e-6, rtol=0, equal_nan=True))
+
+
+def test_samples_and_out_on_the_command_line_override_the_yaml(tmp_path, monkeypatch):
+    import retentionrl.tune.sweep as sweep_module
+    from retentionrl.cli.main import main
+
+    seen = {}
+
+    def fake_run_sweep(sweep, **kwargs):
+        seen.update(sweep=sweep, **kwargs)
+        return SweepSummary(metric="reward", best=None, trials=[], has_truth=True)
+
+    monkeypatch.setattr(sweep_module, "run_sweep", fake_run_sweep)
+    config = _write_sweep(tmp_path, [1e-3])
+    main(["tune", str(config), "--samples", "3", "--out", str(tmp_path / "elsewhere"), "--address", "auto"])
+    assert seen["sweep"].tune.samples == 3 and seen["sweep"].out == tmp_path / "elsewhere"
+    assert seen["address"] == "auto" and seen["resume"] is False
+    assert seen["sweep"].agents.config_fields() == _sweep(tmp_path).agents.config_fields()  # the rest as in the YAML
