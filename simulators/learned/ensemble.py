@@ -61,7 +61,9 @@ class SimulatorEnsemble(ShopperSimulator):
       it; for each shopper one member :math:`k_i`, drawn uniformly from the ensemble's own
       generator, draws the visit's outcome (as MBPO and MOPO draw the next state from a random
       member), and every member records that outcome (teacher forcing), so all of them keep
-      one observable history per shopper. The returned outcome is member :math:`k_i`'s (its
+      one observable history per shopper. Given the shared history, a member drawn
+      uniformly and then its law is a draw from the *mean* of the members' laws (their
+      uniform mixture): shared mode steps the ensemble's mean model. The returned outcome is member :math:`k_i`'s (its
       cost of goods at its own gross margins); the observation is the members' common one.
       The step costs about :math:`K` member steps plus :math:`K` predictions.
 
