@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from retentionrl.cli import Device
 from retentionrl.cli.fields import SET_HELP, apply_set, fields_callback
 from retentionrl.simulators.learned.config import FitConfig
+
+if TYPE_CHECKING:
+    from retentionrl.simulators.learned.model_card import ModelCard
 
 simulator_app = typer.Typer(
     help="The learned shopper simulator: fit it on logs, report its fidelity.", no_args_is_help=True
@@ -121,7 +125,7 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _describe(card, epochs: int, out: Path) -> None:
+def _describe(card: ModelCard, epochs: int, out: Path) -> None:
     """Say what one fitted simulator learned and where it is."""
     summary = card.data_summary
     typer.echo(

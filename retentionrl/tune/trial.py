@@ -35,6 +35,7 @@ from typing import Any
 
 from retentionrl.core.atomic import atomic_write_text
 from retentionrl.core.interval import Interval
+from retentionrl.core.policy import Policy
 from retentionrl.core.records import read_record, write_record
 from retentionrl.envs.reward import RewardConfig
 from retentionrl.evaluation.selection import score
@@ -126,13 +127,15 @@ def run_trial(spec: TrialSpec, params: Mapping[str, Any], folder: Path) -> Trial
     done = finished(folder, params)
     if done is not None:
         return done
+    from retentionrl.agents.training import load_policy
+
     started = time.perf_counter()
     config, algo = trial_config(spec.sweep, params)
     simulator, own = _simulator(spec, config, folder)
-    agent = _train(config, algo, simulator, folder / "agent")
+    policy = load_policy(_train(config, algo, simulator, folder / "agent"))
     reward = spec.sweep.tune.scoring_reward(spec.sweep)
-    member_scores, validation = _score(spec, agent, reward)
-    truth = _truth(spec.sweep, agent) if config.has_world else None
+    member_scores, validation = _score(spec, policy, reward)
+    truth = _truth(spec.sweep, policy) if config.has_world else None
     result = TrialResult(
         trial=folder.name,
         params=params,
@@ -202,14 +205,12 @@ def _train(config, algo: str, simulator: Path, out: Path) -> Path:
     return out
 
 
-def _score(spec: TrialSpec, agent: Path, reward: RewardConfig) -> tuple[list[float], dict[str, Interval]]:
+def _score(spec: TrialSpec, policy: Policy, reward: RewardConfig) -> tuple[list[float], dict[str, Interval]]:
     """The agent's score in each validation member, and its values in the lowest-scoring one."""
-    from retentionrl.agents.training import load_policy
     from retentionrl.simulators.learned.ensemble import load_members
     from retentionrl.simulators.rollout import evaluate_policy
 
     sweep = spec.sweep
-    policy = load_policy(agent)
     values = [
         evaluate_policy(m, policy, sweep.evaluation.users, sweep.seed + 1).metrics()
         for m in load_members(spec.validation, device=sweep.device)
@@ -218,17 +219,15 @@ def _score(spec: TrialSpec, agent: Path, reward: RewardConfig) -> tuple[list[flo
     return scores, values[scores.index(min(scores))]
 
 
-def _truth(sweep: SweepConfig, agent: Path) -> dict[str, Interval] | None:
+def _truth(sweep: SweepConfig, policy: Policy) -> dict[str, Interval] | None:
     """The agent's true values per shopper on fresh world shoppers, the same for every trial
     (for the record only); None where the logs' action map is not the world's (logs too
     small to show every group), so the agent cannot act in the world."""
-    from retentionrl.agents.training import load_policy
     from retentionrl.simulators.rollout import evaluate_policy
     from retentionrl.simulators.world.config import WorldConfig
     from retentionrl.simulators.world.simulator import GroundTruthWorld
 
     world = GroundTruthWorld(dataclasses.replace(WorldConfig(), horizon_days=sweep.horizon_days))
-    policy = load_policy(agent)
     if policy.action_space != world.action_space:
         return None
     return evaluate_policy(world, policy, sweep.evaluation.users, sweep.seed + 1).metrics()
