@@ -59,15 +59,22 @@ class SB3Policy(Policy):
                 f"MultiDiscrete([{action_space.n_arms} {action_space.n_coupons}])"
             )
         self._factorised = bool(factors)
+        self._factors = factors
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self.policy = policy.eval()
+        self._device = policy.device  # SB3 finds it by walking the parameters: once, not per call
         self.greedy = bool(greedy)
         self.epsilon = 0.0 if self.greedy else float(epsilon)
         self.name = name
 
+    @property
+    def factorised(self) -> bool:
+        """The policy acts in ``MultiDiscrete([n_arms, n_coupons])``: group and coupon drawn independently."""
+        return self._factorised
+
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.policy.device)
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self._device)
         with torch.no_grad():
             if isinstance(self.policy, DQNPolicy):
                 greedy = self.policy.q_net(obs_t).argmax(dim=1).cpu().numpy()
@@ -76,25 +83,31 @@ class SB3Policy(Policy):
                 return probs
             if not isinstance(self.policy, ActorCriticPolicy):
                 raise TypeError(f"expected an ActorCriticPolicy or a DQNPolicy, got {type(self.policy).__name__}")
-            dist = self.policy.get_distribution(obs_t).distribution
-            if self._factorised:  # [Categorical(groups), Categorical(coupons)]: the joint is their product
-                if not isinstance(dist, list):
-                    raise TypeError(f"expected one distribution per action factor, got {type(dist).__name__}")
-                arm, coupon = (_categorical_probs(d) for d in dist)
+            logits = self._logits(obs_t)
+            if self._factorised:  # Categorical(groups) x Categorical(coupons): the joint is their product
+                arm, coupon = (_softmax(part) for part in torch.split(logits, self._factors, dim=1))
                 probs = (arm[:, :, None] * coupon[:, None, :]).reshape(len(arm), -1)
             else:
-                if isinstance(dist, list):
-                    raise TypeError(f"expected one action distribution, got {len(dist)}")
-                probs = _categorical_probs(dist)
+                probs = _softmax(logits)
         if not self.greedy:
             return probs
         one_hot = np.zeros_like(probs)
         one_hot[np.arange(len(probs)), probs.argmax(axis=1)] = 1.0
         return one_hot
 
+    def _logits(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's action logits: ``get_distribution``'s path through the network (features,
+        actor MLP, action head) without building distribution objects."""
+        policy = self.policy
+        assert isinstance(policy, ActorCriticPolicy)
+        features = policy.extract_features(obs, policy.pi_features_extractor)
+        assert isinstance(features, torch.Tensor)  # one extractor given: one features tensor
+        return policy.action_net(policy.mlp_extractor.forward_actor(features))
 
-def _categorical_probs(distribution: torch.distributions.Distribution) -> np.ndarray:
-    """The action probabilities ``(n, k)`` (float64) of a categorical distribution."""
-    if not isinstance(distribution, torch.distributions.Categorical):
-        raise TypeError(f"expected a categorical action distribution, got {type(distribution).__name__}")
-    return distribution.probs.cpu().numpy().astype(np.float64)
+
+def _softmax(logits: torch.Tensor) -> np.ndarray:
+    """The probabilities ``(n, k)`` (float64) of categorical ``logits``, as
+    ``torch.distributions.Categorical(logits=...).probs`` computes them (softmax of the
+    logits normalised by their log-sum-exp): the same bits, without the distribution object."""
+    normalised = logits - logits.logsumexp(dim=-1, keepdim=True)
+    return torch.softmax(normalised, dim=-1).cpu().numpy().astype(np.float64)

@@ -6,7 +6,11 @@ A run folder ``OUT`` holds:
 ``config.json``          the :class:`~retentionrl.agents.config.TrainConfig` (readable, reloadable)
 ``policy.safetensors``   the final policy's tensors
 ``policy.json``          what is needed to rebuild the policy: algo, spaces, epsilon,
-                         deploy (greedy or stochastic)
+                         deploy (greedy or stochastic); and its observation contract:
+                         ``observation`` (:math:`H`, :math:`S` and the feature names of
+                         :class:`~retentionrl.interactions.history.HistoryFeatures`),
+                         ``arm_column`` and ``arm_type`` (what an arm label is in the logs),
+                         so that a service or an export rebuilds its inputs from events
 ``tensorboard/``         SB3's scalars plus :mod:`retentionrl.agents.callbacks` retention metrics;
                          a resumed run continues the same TensorBoard run
 ``checkpoints/``         resumable checkpoints (:mod:`retentionrl.agents.checkpoint`)
@@ -195,6 +199,13 @@ def save_policy(model: BaseAlgorithm, config: TrainConfig, simulator: ShopperSim
         "num_timesteps": int(model.num_timesteps),
         "deploy": config.deploy,
         "action_type": config.action_type,
+        "arm_column": card.arm_column if card is not None else "rec_group",  # the world's arms are item groups
+        "arm_type": "int" if all(isinstance(a, int | np.integer) for a in arms) else "str",
+        "observation": {
+            "horizon_days": float(simulator.horizon_days),
+            "spend_scale": float(simulator.history.spend_scale),
+            "features": list(simulator.history.names),
+        },
     }
     atomic_write_text(out / POLICY_META, json.dumps(meta, indent=2))
 
@@ -210,7 +221,7 @@ def load_policy(run_dir: str | Path, device: str = "cpu", *, deploy: str | None 
     if deploy is not None and deploy not in DEPLOY_MODES:
         raise ValueError(f"deploy must be one of {list(DEPLOY_MODES)}, got {deploy!r}")
     run_dir = Path(run_dir)
-    meta, action_space = _read_policy_meta(run_dir)
+    meta, action_space = read_policy_meta(run_dir)
     tensors_path = run_dir / POLICY_TENSORS
     try:
         tensors = load_file(tensors_path)
@@ -242,6 +253,11 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _is_positive_number(value: object) -> bool:
+    """A finite JSON number > 0 (``true`` is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
 _META_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     "algo": (lambda v: v in ALGOS, f"one of {list(ALGOS)}"),
     "n_features": (_is_count, "a positive integer"),
@@ -254,16 +270,22 @@ _META_KEYS: dict[str, tuple[Callable[[object], bool], str]] = {
     ),
 }
 """The keys of ``policy.json`` that :func:`load_policy` reads, with what each must be."""
-_OPTIONAL_META_KEYS: dict[str, tuple[str, ...]] = {"deploy": DEPLOY_MODES, "action_type": ("discrete", "multidiscrete")}
+_OPTIONAL_META_KEYS: dict[str, tuple[str | None, ...]] = {
+    "deploy": DEPLOY_MODES,
+    "action_type": ("discrete", "multidiscrete"),
+    "arm_column": ("rec_group", "rec_item", None),
+    "arm_type": ("int", "str"),
+}
 """Keys that older run folders lack, with their allowed values (``arms`` too: checked below)."""
 
 
-def _read_policy_meta(run_dir: Path) -> tuple[dict, ActionSpace]:
+def read_policy_meta(run_dir: str | Path) -> tuple[dict, ActionSpace]:
     """The checked ``policy.json`` of a run folder and the action space it names.
 
     :raises InputError: naming the folder (no ``policy.json``) or the file (not JSON, not an
         object, a key missing or of the wrong kind).
     """
+    run_dir = Path(run_dir)
     path = run_dir / POLICY_META
     if not path.is_file():
         raise InputError(run_dir, f"not a trained policy folder (no {POLICY_META})")
@@ -286,6 +308,14 @@ def _read_policy_meta(run_dir: Path) -> tuple[dict, ActionSpace]:
         space = ActionSpace(meta["n_arms"], tuple(meta["coupon_levels"]))
     except (TypeError, ValueError) as exc:
         raise InputError(path, f"key 'coupon_levels': {exc}") from None
+    observation = meta.get("observation", {})
+    if not (
+        isinstance(observation, dict)
+        and all(_is_positive_number(observation.get(k, 1.0)) for k in ("horizon_days", "spend_scale"))
+    ):
+        raise InputError(
+            path, f"key 'observation': expected positive horizon_days and spend_scale, got {observation!r}"
+        )
     arms = meta.get("arms", [])
     if "arms" in meta and not (
         isinstance(arms, list) and len(arms) == space.n_arms and all(isinstance(a, str) for a in arms)
