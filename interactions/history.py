@@ -141,6 +141,24 @@ class HistoryFeatures:
         self._stats = np.zeros((len(self._COUNTERS), int(n)))
         self._engagement = np.zeros((self.action_space.n_arms, int(n)), dtype=np.float32)
 
+    def state(self) -> np.ndarray:
+        """Every shopper's running counts, float64 ``(n, 11 + n_arms)`` (the counters of
+        ``_COUNTERS``, then the per-arm engagement counts): all :meth:`features` reads, so a
+        store can keep a shopper's history as these numbers and :meth:`set_state` resume it."""
+        return np.concatenate([self._stats, self._engagement.astype(np.float64)]).T.copy()
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Resume the histories :meth:`state` returned; the batch becomes ``len(state)`` shoppers.
+
+        :raises ValueError: ``state`` not of shape ``(n, 11 + n_arms)``.
+        """
+        state = np.asarray(state, dtype=np.float64)
+        width = len(self._COUNTERS) + self.action_space.n_arms
+        if state.ndim != 2 or state.shape[1] != width:
+            raise ValueError(f"state must have shape (n, {width}), got {state.shape}")
+        self._stats = state[:, : len(self._COUNTERS)].T.copy()
+        self._engagement = state[:, len(self._COUNTERS) :].T.astype(np.float32)
+
     def reset_rows(self, mask: np.ndarray) -> None:
         """Empty the history of the shoppers where ``mask`` (bool, shape ``(n,)``) is true."""
         mask = self._check_mask(mask)

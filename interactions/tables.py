@@ -3,6 +3,11 @@
 Every reader in retentionrl goes through :func:`read_table`, so that a missing,
 truncated or corrupt file always raises one :class:`~retentionrl.core.errors.LogError` naming
 the file, whatever library failed underneath. The file is opened read-only.
+
+A *folder of Parquet parts* (what a service appends to: ``part-*.parquet`` files, as the
+decision log of ``retentionrl serve`` writes them) reads as one table: its ``*.parquet``
+files in name order, concatenated; hidden files (an atomic write's temporary file) are not
+parts. Parts must share their columns' types; a part that cannot be read is named.
 """
 
 from __future__ import annotations
@@ -31,18 +36,27 @@ def _kind(path: Path) -> str:
 
 
 def check_file(path: str | Path) -> Path:
-    """The path as a :class:`Path`, after checking that it is an existing regular file."""
+    """The path as a :class:`Path`, after checking that it is an existing regular file or a
+    folder of Parquet parts (at least one)."""
     path = Path(path)
     if not path.exists():
         raise LogError(path, "no such file")
-    if path.is_dir():
-        raise LogError(path, "is a directory, expected a CSV or Parquet file")
+    if path.is_dir() and not parquet_parts(path):
+        raise LogError(path, "is a directory with no Parquet parts (*.parquet), expected a CSV or Parquet file")
     return path
 
 
+def parquet_parts(folder: Path) -> list[Path]:
+    """The Parquet parts of a folder, in name order (hidden files skipped)."""
+    return sorted(p for p in folder.glob("*.parquet") if p.is_file() and not p.name.startswith("."))
+
+
 def column_names(path: str | Path) -> list[str]:
-    """The column names of a CSV or Parquet file, read from its header or footer only."""
+    """The column names of a CSV or Parquet file (or of a folder's first Parquet part), read
+    from its header or footer only."""
     path = check_file(path)
+    if path.is_dir():
+        path = parquet_parts(path)[0]
     kind = _kind(path)
     try:
         if kind == "parquet":
@@ -68,6 +82,8 @@ def read_arrow(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
     :param columns: read only these columns (all when ``None``); a missing one raises.
     """
     path = check_file(path)
+    if path.is_dir():
+        return _read_parts(path, columns)
     kind = _kind(path)
     if columns is not None:
         _require(path, columns, set(column_names(path)))
@@ -83,6 +99,15 @@ def read_arrow(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
         )
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError, ValueError) as exc:
         raise LogError(path, f"cannot read {kind} file (truncated or corrupt?): {_first_line(exc)}") from exc
+
+
+def _read_parts(folder: Path, columns: Sequence[str] | None) -> pa.Table:
+    """The Parquet parts of ``folder`` as one table (module docstring)."""
+    tables = [read_arrow(part, columns) for part in parquet_parts(folder)]
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise LogError(folder, f"its Parquet parts do not share one schema: {_first_line(exc)}") from exc
 
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
