@@ -8,7 +8,7 @@ The library is layered, each layer importing only the ones above it in this list
     retentionrl.envs          Gymnasium environments over any simulator
     retentionrl.agents        PPO/DQN training, baselines, the policy factory
     retentionrl.evaluation    off-policy estimators, certificates, frontier
-    retentionrl.{pipeline,report,tune}  the application's stages, report and sweeps
+    retentionrl.{pipeline,report,tune,serve}  the application's stages, report, sweeps and service
     retentionrl.cli           the command line, which nothing imports
 
 No library module imports the application, and nothing installed imports a study from
@@ -34,10 +34,11 @@ FOLDERS = {  # import name -> folder in the checkout
     "retentionrl.pipeline": "retentionrl/pipeline",
     "retentionrl.report": "retentionrl/report",
     "retentionrl.tune": "retentionrl/tune",
+    "retentionrl.serve": "retentionrl/serve",
 }
 LAYER = {name: rank for rank, name in enumerate(list(FOLDERS)[:6])}
 APP_RANK = len(LAYER)
-for app in ("retentionrl.cli", "retentionrl.pipeline", "retentionrl.report", "retentionrl.tune"):
+for app in ("retentionrl.cli", "retentionrl.pipeline", "retentionrl.report", "retentionrl.tune", "retentionrl.serve"):
     LAYER[app] = APP_RANK
 
 

@@ -15,8 +15,10 @@ import typer
 from retentionrl.cli.agents import evaluate_command, train_command
 from retentionrl.cli.certify import certify_command
 from retentionrl.cli.data import data_app
+from retentionrl.cli.export import export_command
 from retentionrl.cli.ope import ope_command
 from retentionrl.cli.pipeline import quickstart_command, run_command
+from retentionrl.cli.serve import serve_command
 from retentionrl.cli.simulator import simulator_app
 from retentionrl.cli.tune import tune_command
 from retentionrl.cli.world import world_app
@@ -38,6 +40,8 @@ app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
 app.command("ope")(ope_command)
 app.command("certify")(certify_command)
+app.command("serve")(serve_command)
+app.command("export")(export_command)
 app.command("tune")(tune_command)
 
 

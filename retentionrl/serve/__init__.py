@@ -1,0 +1,1 @@
+"""The decision service and policy export: serving a trained policy outside training."""
