@@ -154,3 +154,26 @@ def test_the_one_shopper_path_gives_the_batched_paths_bits(spend_dtype) -> None:
         one.record(arm[:1], coupon[:1], first, gap[:1])
         two.record(arm, coupon, outcome, gap)
         np.testing.assert_array_equal(one.features()[0].view(np.uint32), two.features()[0].view(np.uint32))
+
+
+def test_state_resumes_the_same_histories():
+    h = HistoryFeatures(SPACE, horizon_days=90)
+    h.reset(3)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        h.update(
+            rng.integers(0, 3, 3),
+            rng.integers(0, 3, 3),
+            outcome([1, 0, 1], [1, 1, 0], [0, 1, 0], rng.random(3) * 50),
+            rng.random(3) * 30,
+        )
+    resumed = HistoryFeatures(SPACE, horizon_days=90)
+    resumed.set_state(h.state()[1:])  # a store keeps shoppers one by one
+    assert resumed.features().tobytes() == h.features()[1:].tobytes()
+    step = ([2, 0], [1, 2], outcome([0, 1], [1, 0], [1, 0], [12.0, 0.0]), [4.0, 7.0])
+    h.keep_rows(np.array([False, True, True]))
+    h.update(*step)
+    resumed.update(*step)
+    assert resumed.features().tobytes() == h.features().tobytes()
+    with pytest.raises(ValueError, match="shape"):
+        resumed.set_state(np.zeros((2, 5)))

@@ -29,6 +29,7 @@ from retentionrl.serve.service import DecisionService, RequestError
 from tests.conftest import run_cli
 
 T0 = datetime(2024, 3, 1, 9, 0, 0)
+NEEDS_SERVE = "needs FastAPI and uvicorn: pip install 'retentionrl[serve]'"
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +246,7 @@ def test_a_store_of_another_contract_or_a_bad_key_is_refused(policy_dir: Path, t
 
 
 def test_http_routes_answer_json_and_name_the_field(policy_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason=NEEDS_SERVE)
     from fastapi.testclient import TestClient
 
     from retentionrl.serve.app import create_app
@@ -290,6 +292,7 @@ def _free_port() -> int:
 
 
 def test_the_real_server_serves_over_http_and_sigterm_loses_no_decision(policy_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason=NEEDS_SERVE)
     from retentionrl.serve.client import DecisionClient, ServiceError
 
     port = _free_port()

@@ -175,3 +175,23 @@ def test_unreadable_files_raise_one_error_naming_the_file(
     with pytest.raises(LogError, match=message) as info:
         read_events(path, "events")
     assert str(path) in str(info.value)
+
+
+def test_a_folder_of_parquet_parts_reads_as_one_log(tmp_path: Path) -> None:
+    df = small_log()
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    _write(df.iloc[:3], folder / "part-2.parquet")
+    _write(df.iloc[3:], folder / "part-1.parquet")
+    (folder / ".part-3.parquet.tmp").write_bytes(b"an atomic write in progress")  # hidden: not a part
+    whole = read_events(_write(df, tmp_path / "e.parquet"), "events").events
+    pd.testing.assert_frame_equal(read_events(folder).events, whole, check_dtype=False)
+
+    _write(df.assign(price=df["price"].astype(str)).iloc[:2], folder / "part-0.parquet")
+    with pytest.raises(LogError, match="do not share one schema") as info:
+        read_events(folder)
+    assert str(folder) in str(info.value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LogError, match="no Parquet parts"):
+        read_events(empty, "events")

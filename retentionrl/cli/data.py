@@ -56,7 +56,7 @@ def describe(
 ) -> None:
     """Print users, events, visits per user, return gaps and retention at 7/30/90 days."""
     from retentionrl.interactions.adapters import BANDIT_ADAPTERS, detect_format
-    from retentionrl.interactions.tables import column_names
+    from retentionrl.interactions.tables import column_names, parquet_parts
 
     fmt = format.value
     if path is None and fmt != "complete-journey":
@@ -64,10 +64,10 @@ def describe(
             "a PATH is required (only --format complete-journey reads without one)", param_hint="PATH"
         )
     _check_session_gap(session_gap)
-    if fmt == "auto" and path is not None and not path.is_dir():
-        fmt = detect_format(column_names(path)) or "events"
+    if fmt == "auto" and path is not None and (not path.is_dir() or parquet_parts(path)):
+        fmt = detect_format(column_names(path)) or "events"  # a file, or a folder of Parquet parts
     elif fmt == "auto":
-        fmt = "obd"
+        fmt = "obd"  # an Open Bandit Dataset folder
     if fmt in BANDIT_ADAPTERS:
         assert path is not None  # only complete-journey reads without a PATH (checked above)
         feedback = BANDIT_ADAPTERS[fmt](path)
