@@ -16,11 +16,11 @@ from safetensors.torch import load_file, save_file
 from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import load_policy, train
 from retentionrl.core.actions import ActionSpace
-from retentionrl.core.atomic import sha256_file
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
 from retentionrl.serve import export
 from retentionrl.serve.export import METADATA_FILE, TOLERANCE, ExportMismatchError, export_policy
+from retentionrl.serve.policy import ServedPolicy
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
 from tests.conftest import run_cli
@@ -122,7 +122,7 @@ def test_default_check_runs_on_world_states_and_the_file_carries_the_contract(
     assert (embedded["horizon_days"], embedded["spend_scale"]) == (90.0, 50.0)
     assert (embedded["algo"], embedded["deploy"], embedded["epsilon"]) == ("dqn", "stochastic", 0.05)
     assert embedded["min_propensity"] == FLOOR
-    assert embedded["policy_version"] == sha256_file(folder / "policy.safetensors")[:16]
+    assert embedded["policy_version"] == ServedPolicy(folder, FLOOR).version  # what a service logs with each decision
 
 
 def test_check_observations_are_world_states_where_the_policy_fits_the_world_else_uniform() -> None:

@@ -371,7 +371,7 @@ def test_serve_cli_refuses_bad_input_in_one_line(policy_dir: Path, tmp_path: Pat
         (["--policy", str(tmp_path)], f"error: {tmp_path}: not a trained policy folder (no policy.json)"),
         (
             ["--policy", str(policy_dir), "--min-propensity", "0.5"],
-            "error: min_propensity (--min-propensity) must be in",
+            "error: min_propensity (--min-propensity): expected a number in [0, 1/A]",
         ),
     ]
     for args, message in cases:

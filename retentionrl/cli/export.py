@@ -31,7 +31,8 @@ def export_command(
     It is loaded back and compared with the policy before it is moved into place.
     """
     from retentionrl.agents.training import read_policy_meta
-    from retentionrl.serve.export import TOLERANCE, check_format, check_min_propensity, export_policy
+    from retentionrl.serve.export import TOLERANCE, check_format, export_policy
+    from retentionrl.serve.policy import check_min_propensity
 
     checked_fmt = check_format(fmt, "--format")
     _, space = read_policy_meta(policy)

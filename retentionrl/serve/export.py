@@ -25,8 +25,8 @@ model returns :math:`(1 - A p)\\, \\pi(a \\mid s) + p`: every action keeps at le
 The file carries its contract as metadata, every value JSON-encoded (ONNX
 ``metadata_props``; TorchScript the extra file ``retentionrl.json``, one JSON object):
 algo, deploy, epsilon, arms (labels in index order), arm_column, coupon_levels, features,
-horizon_days, spend_scale, min_propensity and policy_version (the first 16 hex digits of
-the SHA-256 of ``policy.safetensors``).
+horizon_days, spend_scale, min_propensity and policy_version (as the decision service
+logs it: :func:`~retentionrl.serve.policy.policy_version`).
 
 Every export is checked before it is moved into place: the written file is loaded back
 (onnxruntime on CPU, ``torch.jit.load``) and run on a batch of observations; if it differs
@@ -52,10 +52,11 @@ from stable_baselines3.dqn.policies import DQNPolicy
 from torch import nn
 
 from retentionrl.agents.policies import SB3Policy
-from retentionrl.agents.training import POLICY_TENSORS, load_policy, read_policy_meta
+from retentionrl.agents.training import load_policy, read_policy_meta
 from retentionrl.core.actions import ActionSpace
-from retentionrl.core.atomic import atomic_path, sha256_file
+from retentionrl.core.atomic import atomic_path
 from retentionrl.core.errors import InputError
+from retentionrl.serve.policy import check_min_propensity, policy_version
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
@@ -193,21 +194,6 @@ def check_format(fmt: str, name: str = "fmt") -> ExportFormat:
     raise ValueError(f"{name}: expected one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
-def check_min_propensity(value: float, n_actions: int, name: str = "min_propensity") -> float:
-    """The exploration floor :math:`p` as a float, checked: :math:`p \\ge 0` and
-    :math:`A p \\le 1` (the floor takes :math:`A p` of the mass from the policy).
-
-    :param name: how the caller calls it in the error (the CLI: ``--min-propensity``).
-    :raises ValueError: naming ``name``, the value and the largest allowed.
-    """
-    p = float(value)
-    if not (math.isfinite(p) and p >= 0.0 and p * n_actions <= 1.0):
-        raise ValueError(
-            f"{name}: expected a number in [0, 1/A] = [0, {1.0 / n_actions:.6g}] for A = {n_actions} actions, got {value!r}"
-        )
-    return p
-
-
 def export_policy(
     policy_dir: str | Path,
     fmt: ExportFormat,
@@ -242,7 +228,7 @@ def export_policy(
     n_features = int(meta["n_features"])
     check = check_observations(space, n_features) if obs is None else _checked_obs(obs, n_features)
     policy = load_policy(policy_dir)
-    metadata = _metadata(meta, space, policy, p, Path(policy_dir) / POLICY_TENSORS)
+    metadata = _metadata(meta, space, policy, p, policy_dir)
     module = DeployedPolicy(policy, p).eval()
     expected = policy.action_probs(check) * (1.0 - space.n_actions * p) + p
     with atomic_path(out) as tmp:
@@ -296,7 +282,7 @@ def _checked_obs(obs: np.ndarray, n_features: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _metadata(meta: dict, space: ActionSpace, policy: SB3Policy, p: float, tensors: Path) -> dict[str, object]:
+def _metadata(meta: dict, space: ActionSpace, policy: SB3Policy, p: float, policy_dir: str | Path) -> dict[str, object]:
     """The contract embedded in the file (module docstring); ``None`` where an older
     ``policy.json`` does not record it."""
     observation = meta.get("observation", {})
@@ -311,7 +297,7 @@ def _metadata(meta: dict, space: ActionSpace, policy: SB3Policy, p: float, tenso
         "horizon_days": observation.get("horizon_days"),
         "spend_scale": observation.get("spend_scale"),
         "min_propensity": p,
-        "policy_version": sha256_file(tensors)[:16],
+        "policy_version": policy_version(Path(policy_dir), p),
     }
 
 

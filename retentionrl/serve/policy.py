@@ -26,6 +26,7 @@ where every label reads as one.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,11 +75,7 @@ class ServedPolicy(Policy):
         self.path = Path(policy_dir)
         meta, space = read_policy_meta(self.path)
         n_actions = space.n_actions
-        if not (0.0 <= min_propensity <= 1.0 / n_actions):
-            raise ValueError(
-                f"min_propensity (--min-propensity) must be in [0, 1/{n_actions}] for {n_actions} actions (every action gets at least "
-                f"it), got {min_propensity!r}"
-            )
+        min_propensity = check_min_propensity(min_propensity, n_actions, "min_propensity (--min-propensity)")
         super().__init__(space)
         self.min_propensity = float(min_propensity)
         self.trained: Policy = NumpyPolicy(load_policy(self.path, deploy=deploy))
@@ -86,7 +83,7 @@ class ServedPolicy(Policy):
         self._keep = 1.0 - n_actions * self.min_propensity
         self.meta = meta
         self.contract = _contract(meta, space)
-        self.version = _version(self.path, self.min_propensity)
+        self.version = policy_version(self.path, self.min_propensity)
 
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
         """:math:`\\pi_{served}(\\cdot \\mid s)` for each row of ``obs``, float64 ``(n, A)``."""
@@ -116,11 +113,27 @@ def _is_int_label(label: str) -> bool:
         return False
 
 
-def _version(path: Path, min_propensity: float) -> str:
-    """``<algo-free hash>``: the first 16 hex digits of SHA-256 over the policy's tensors, its
-    metadata and the floor (the served distribution is a function of exactly these)."""
+def check_min_propensity(value: float, n_actions: int, name: str = "min_propensity") -> float:
+    """The exploration floor :math:`p` as a float, checked: :math:`p \\ge 0` and
+    :math:`A p \\le 1` (the floor takes :math:`A p` of the mass from the policy).
+
+    :param name: how the caller calls it in the error (the CLI: ``--min-propensity``).
+    :raises ValueError: naming ``name``, the value and the largest allowed.
+    """
+    p = float(value)
+    if not (math.isfinite(p) and p >= 0.0 and p * n_actions <= 1.0):
+        raise ValueError(
+            f"{name}: expected a number in [0, 1/A] = [0, {1.0 / n_actions:.6g}] for A = {n_actions} actions, got {value!r}"
+        )
+    return p
+
+
+def policy_version(policy_dir: Path, min_propensity: float) -> str:
+    """The version a service logs with each decision: the first 16 hex digits of SHA-256 over
+    the policy's tensors, its metadata and the floor (the served distribution is a function of
+    exactly these)."""
     digest = hashlib.sha256()
     for name in (POLICY_TENSORS, POLICY_META):
-        digest.update((path / name).read_bytes())
+        digest.update((policy_dir / name).read_bytes())
     digest.update(repr(float(min_propensity)).encode())
     return digest.hexdigest()[:16]

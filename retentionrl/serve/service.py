@@ -160,7 +160,7 @@ class DecisionService:
         decision = DecisionRecord(decision_id, key, visit, now, arm, coupon_index, propensity, self.policy.version)
         self._commit(records, [decision], event_ids, rows)
         self.served += 1
-        return Decision(
+        return Decision.model_construct(  # every field built here, of its declared type
             decision_id=decision_id,
             visit=visit,
             action=action,

@@ -21,7 +21,7 @@ import secrets
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +150,16 @@ CREATE TABLE IF NOT EXISTS log_rows (
     decision_id TEXT, policy_version TEXT);
 """
 _COUNT_TABLES = {"shoppers", "decisions", "events", "log_rows"}
+_INSERT_SHOPPER = "INSERT OR REPLACE INTO shoppers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_DECISION = "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?)"
+_INSERT_EVENT = "INSERT INTO events VALUES (?)"
+_INSERT_LOG_ROW = f"INSERT INTO log_rows ({','.join(LOG_COLUMNS)}) VALUES ({','.join('?' * len(LOG_COLUMNS))})"
+
+
+def _shopper_row(s: ShopperRecord) -> tuple:
+    counts = np.ascontiguousarray(s.counts, dtype=np.float64).tobytes()
+    flags = (int(s.click), int(s.purchase), int(s.redeemed), float(s.spend))
+    return (s.key, counts, s.n_decisions, s.last_us, s.decision_id, s.visit_us, s.arm, s.coupon_index, *flags)
 
 
 class SQLiteStore(ShopperStore):
@@ -222,48 +232,18 @@ class SQLiteStore(ShopperStore):
         event_ids: Sequence[str],
         log_rows: Sequence[tuple],
     ) -> None:
+        writes = [
+            (_INSERT_SHOPPER, [_shopper_row(s) for s in shoppers]),
+            (_INSERT_DECISION, [astuple(d) for d in decisions]),
+            (_INSERT_EVENT, [(e,) for e in event_ids]),
+            (_INSERT_LOG_ROW, log_rows),
+        ]
         db = self._db
         db.execute("BEGIN")
         try:
-            db.executemany(
-                "INSERT OR REPLACE INTO shoppers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        s.key,
-                        np.ascontiguousarray(s.counts, dtype=np.float64).tobytes(),
-                        s.n_decisions,
-                        s.last_us,
-                        s.decision_id,
-                        s.visit_us,
-                        s.arm,
-                        s.coupon_index,
-                        int(s.click),
-                        int(s.purchase),
-                        int(s.redeemed),
-                        float(s.spend),
-                    )
-                    for s in shoppers
-                ],
-            )
-            db.executemany(
-                "INSERT INTO decisions VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        d.decision_id,
-                        d.shopper,
-                        d.session_id,
-                        d.time_us,
-                        d.arm,
-                        d.coupon_index,
-                        d.propensity,
-                        d.policy_version,
-                    )
-                    for d in decisions
-                ],
-            )
-            db.executemany("INSERT INTO events VALUES (?)", [(e,) for e in event_ids])
-            marks = ",".join("?" * len(LOG_COLUMNS))
-            db.executemany(f"INSERT INTO log_rows ({','.join(LOG_COLUMNS)}) VALUES ({marks})", log_rows)
+            for statement, rows in writes:
+                if rows:
+                    db.executemany(statement, rows)
         except BaseException:
             db.execute("ROLLBACK")
             raise
