@@ -379,3 +379,26 @@ def test_serve_cli_refuses_bad_input_in_one_line(policy_dir: Path, tmp_path: Pat
             main(["serve", "--store", str(tmp_path / "s.sqlite"), *args])
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith(message), (args, err)
+
+
+def test_the_decision_log_feeds_simulator_fit_ope_and_certify_as_it_is(
+    policy_dir: Path, tmp_path: Path, capsys
+) -> None:
+    from retentionrl.cli.main import main
+
+    service = _service(policy_dir, tmp_path)
+    _drive(service, n_shoppers=80, n_visits=6, seed=3)
+    service.flush()
+    log = str(tmp_path / "log")  # a folder of Parquet parts
+    commands = [
+        ["simulator", "fit", "--logs", log, "--out", str(tmp_path / "sim"), "--epochs", "1"],
+        ["ope", "--logs", log, "--policy", str(policy_dir), "--out", str(tmp_path / "ope"), "--bootstrap", "20"],
+        ["certify", "--logs", log, "--policy", str(policy_dir), "--out", str(tmp_path / "cert")],
+    ]
+    for command in commands:
+        try:
+            main(command)  # returns on success
+        except SystemExit as exc:
+            pytest.fail(f"{command[0]} exited {exc.code}: {capsys.readouterr().err}")
+    assert (tmp_path / "sim" / "model.safetensors").exists()
+    assert (tmp_path / "ope" / "report.md").exists() and (tmp_path / "cert" / "certificate.json").exists()

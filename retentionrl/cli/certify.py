@@ -18,7 +18,9 @@ def certify_command(
     logs: Annotated[
         Path,
         typer.Option(
-            "--logs", exists=True, dir_okay=False, help="Held-out event log with logged propensities (Parquet or CSV)."
+            "--logs",
+            exists=True,
+            help="Held-out event log with logged propensities (Parquet or CSV, or a folder of Parquet parts).",
         ),
     ],
     policy: Annotated[str, typer.Option("--policy", help="Trained policy folder or world policy name.")],

@@ -34,7 +34,10 @@ class VisitKey(str, Enum):
 @data_app.command("describe")
 def describe(
     path: Annotated[
-        Path | None, typer.Argument(help="CSV or Parquet log (a folder for obd; none for complete-journey).")
+        Path | None,
+        typer.Argument(
+            help="CSV or Parquet log, or a folder of Parquet parts (an OBD folder for obd; none for complete-journey)."
+        ),
     ] = None,
     format: Annotated[
         Format, typer.Option("--format", "-f", help="Log format; auto detects it from the columns.")

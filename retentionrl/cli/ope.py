@@ -95,7 +95,9 @@ def _model_members(folder: Path, logs: Path, decisions: LoggedDecisions, horizon
 
 
 def ope_command(
-    logs: Annotated[Path, typer.Option("--logs", exists=True, dir_okay=False, help="Event log (Parquet or CSV).")],
+    logs: Annotated[
+        Path, typer.Option("--logs", exists=True, help="Event log (Parquet or CSV, or a folder of Parquet parts).")
+    ],
     policy: Annotated[
         list[str], typer.Option("--policy", help="Trained policy folder or world policy name; repeatable.")
     ],

@@ -38,7 +38,9 @@ def simulator() -> None:
 
 @simulator_app.command("fit")
 def fit(
-    logs: Path = typer.Option(..., "--logs", help="Event log (CSV or Parquet) to learn from."),
+    logs: Path = typer.Option(
+        ..., "--logs", help="Event log (CSV or Parquet, or a folder of Parquet parts) to learn from."
+    ),
     out: Path = typer.Option(..., "--out", help="Directory for model.safetensors, config.json, tensorboard/."),
     format: str = typer.Option("auto", "--format", help="Log format: auto, events, online-retail, complete-journey."),
     device: Device = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
@@ -147,7 +149,9 @@ def _describe(card: ModelCard, epochs: int, out: Path) -> None:
 @simulator_app.command("report")
 def report(
     model: Path = typer.Option(..., "--model", help="Directory of a fitted simulator (simulator fit --out)."),
-    logs: Path = typer.Option(..., "--logs", help="Event log (CSV or Parquet) to judge the simulator on."),
+    logs: Path = typer.Option(
+        ..., "--logs", help="Event log (CSV or Parquet, or a folder of Parquet parts) to judge the simulator on."
+    ),
     out: Path = typer.Option(..., "--out", help="Directory for report.html, report.json and the PNG plots."),
     format: str = typer.Option("auto", "--format", help="Log format: auto, events, online-retail, complete-journey."),
     device: Device = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
