@@ -29,7 +29,9 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("closed_loop")
     policy = root / "policy"
     train(
-        TrainConfig(algo="ppo", simulator="world", num_envs=4, total_steps=512, device="cpu", seed=0),
+        TrainConfig(
+            algo="ppo", simulator="world", num_envs=4, total_steps=512, ppo_batch_size=256, device="cpu", seed=0
+        ),
         policy,
         progress=False,
     )

@@ -216,7 +216,9 @@ def main() -> None:
     _, answered, errors, _ = load(port, per_client)
     out, err = server.communicate(timeout=120)
     describe = subprocess.run(
-        [sys.executable, "-m", "retentionrl", "data", "describe", str(folder / "log")], capture_output=True, text=True
+        [sys.executable, "-m", "retentionrl", "data", "describe", str(folder / "log"), "--no-plot"],
+        capture_output=True,
+        text=True,
     )
     audit = audit_decision_log(folder / "log", ServedPolicy(policy))
     logged = audit.n_impressions

@@ -80,5 +80,6 @@ def run_server(
         access_log=access_log,
         timeout_graceful_shutdown=30,
         server_header=False,
+        proxy_headers=False,  # the service does not read client addresses: no X-Forwarded-* rewriting per request
     )
     uvicorn.Server(config).run()
