@@ -115,6 +115,16 @@ CASES: list[tuple[str, list[str], list[str]]] = [
         ["certify", "--logs", "{in}/events.parquet", "--policy", "{in}/policy_no_key", "--out", "{out}"],
         ["{in}/policy_no_key/policy.json", "'n_arms'"],
     ),
+    (
+        "serve-policy-key",
+        ["serve", "--policy", "{in}/policy_no_key", "--store", "{out}/store.sqlite", "--decision-log", "{out}/log"],
+        ["{in}/policy_no_key/policy.json", "'n_arms'"],
+    ),
+    (
+        "export-format",
+        ["export", "--policy", "{in}/policy_no_key", "--format", "tflite", "--out", "{out}/p.onnx"],
+        ["--format", "tflite"],
+    ),
     ("run-yaml", ["run", "{in}/broken.yaml"], ["{in}/broken.yaml", "not valid YAML"]),
     ("run-unknown-key", ["run", "{in}/typo.yaml"], ["{in}/typo.yaml", "'agents.total_stpes'"]),
     ("quickstart-device", ["quickstart", "--device", "tpu", "--out", "{out}"], ["--device", "tpu"]),
