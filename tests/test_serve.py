@@ -374,11 +374,17 @@ def test_serve_cli_refuses_bad_input_in_one_line(policy_dir: Path, tmp_path: Pat
             "error: min_propensity (--min-propensity): expected a number in [0, 1/A]",
         ),
     ]
-    for args, message in cases:
-        with pytest.raises(SystemExit) as exit_info:
-            main(["serve", "--store", str(tmp_path / "s.sqlite"), *args])
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith(message), (args, err)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases.append((["--policy", str(policy_dir), "--port", str(port)], f"error: cannot listen on 127.0.0.1:{port}"))
+        for args, message in cases:
+            with pytest.raises(SystemExit) as exit_info:
+                main(["serve", "--store", str(tmp_path / "s.sqlite"), *args])
+            err = capsys.readouterr().err
+            assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.startswith(message), (args, err)
+    assert not (tmp_path / "s.sqlite").exists()  # refused before the store is opened
 
 
 def test_the_decision_log_feeds_simulator_fit_ope_and_certify_as_it_is(

@@ -61,8 +61,9 @@ def serve_command(
     `retentionrl simulator fit`, `ope` and `certify` as it is. SIGTERM or Ctrl-C finish the
     requests in flight and flush the log.
     """
-    from retentionrl.serve.server import open_service, run_server
+    from retentionrl.serve.server import check_can_listen, open_service, run_server
 
+    check_can_listen(host, port)  # before the store is opened: a port in use changes nothing
     service = open_service(
         policy,
         store=store,

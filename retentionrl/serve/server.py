@@ -7,6 +7,7 @@ gracefully (in-flight requests finish, the decision log is flushed: :mod:`retent
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -64,6 +65,7 @@ def run_server(
     once the log is flushed (uvicorn then re-raises the signal: the process ends by it).
 
     :raises ImportError: FastAPI or uvicorn is not installed (the ``serve`` extra).
+    :raises OSError: the address cannot be listened on (a port in use, an unknown host).
     """
     try:
         import uvicorn
@@ -71,6 +73,7 @@ def run_server(
         from retentionrl.serve.app import create_app
     except ImportError as exc:
         raise ImportError(f"serving needs FastAPI and uvicorn ({exc.name} is missing): {SERVE_EXTRA}") from None
+    check_can_listen(host, port)
     app = create_app(service, flush_seconds=flush_seconds, flush_rows=flush_rows, on_shutdown=on_shutdown)
     config = uvicorn.Config(
         app,
@@ -83,3 +86,17 @@ def run_server(
         proxy_headers=False,  # the service does not read client addresses: no X-Forwarded-* rewriting per request
     )
     uvicorn.Server(config).run()
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` once, as uvicorn will, so that a port in use is one clear error
+    before the service starts (uvicorn would log it and exit with status 3).
+
+    :raises OSError: naming the address.
+    """
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
