@@ -41,6 +41,7 @@ from retentionrl.interactions.trajectories import add_trajectories
 from retentionrl.interactions.visits import build_visits
 from retentionrl.simulators.fidelity.bgnbd import (
     calibration_holdout_summary,
+    expected_future_visits,
     fit_bgnbd,
     sample_future_visits,
 )
@@ -115,13 +116,10 @@ def main() -> None:
 
     bg = fit_bgnbd(summary["frequency_cal"], summary["recency_cal"], summary["T_cal"], penalizer=0.01)
     f, r, big_t = (summary[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
-    bg_counts = bg.conditional_expected_number_of_purchases_up_to_time(holdout_days, f, r, big_t)
+    bg_counts = expected_future_visits(bg, f, r, big_t, holdout_days)
     bg_draws = sample_future_visits(bg, f, r, big_t, holdout_days, sim_draws.shape[1], seed=args.seed)
     weeks = np.arange(int(np.ceil(holdout_days / 7)) + 1) * 7.0
-    bg_cum = np.stack(
-        [bg.conditional_expected_number_of_purchases_up_to_time(min(w, holdout_days), f, r, big_t) for w in weeks[1:]]
-    )
-    bg_cum = np.nansum(bg_cum, axis=1)
+    bg_cum = np.stack([expected_future_visits(bg, f, r, big_t, min(w, holdout_days)) for w in weeks[1:]]).sum(axis=1)
     bg_weekly = np.diff(np.r_[0.0, bg_cum])
 
     actual = summary["frequency_holdout"].to_numpy()
@@ -130,10 +128,10 @@ def main() -> None:
     ]
     real_weekly = np.bincount(((hold["start"] - cutoff) / pd.Timedelta("7D")).astype(int), minlength=len(sim_weekly))
     rows = {}
-    ok = np.isfinite(bg_counts)  # a degenerate BG/NBD fit (a, b -> 0) gives NaN for a few customers
-    if not ok.all():
-        print(f"BG/NBD gives NaN for {int((~ok).sum())} customers: every model is scored on the other {int(ok.sum())}")
-    actual, sim_draws, bg_counts, bg_draws = actual[ok], sim_draws[ok], bg_counts[ok], bg_draws[ok]
+    for name, values in (("simulator", sim_draws), ("BG/NBD", bg_counts), ("BG/NBD draws", bg_draws)):
+        bad = int((~np.isfinite(values)).reshape(len(actual), -1).any(axis=1).sum())
+        if bad:  # every model is scored on every customer, or not at all
+            raise SystemExit(f"{name} has no finite forecast for {bad} of {len(actual)} customers")
     forecasts = {
         "simulator (mean)": sim_draws.mean(axis=1),
         "simulator (median)": np.median(sim_draws, axis=1),
