@@ -264,13 +264,14 @@ def test_bad_fit_config(override, match):
         FitConfig(**override)
 
 
-def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history(world_log, checkpoint):
-    sim = LearnedSimulator.load(checkpoint, device="cpu")
+def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history(world_log):
     log = read_events(world_log)
     cutoff = log.start + pd.Timedelta("40D")
     calibration = EventLog(log.events.loc[log.events["timestamp"] < cutoff], log.report)
-    # a 10-day horizon marks the shoppers not seen in the last 10 days churned, so the
-    # 40-day calibration has some (the forecast reads only the flag)
+    # a 10-day horizon makes the shoppers not seen in the last 10 days dormant at the cutoff,
+    # and gives the 40-day calibration reactivations to fit the dormancy law on
+    sim = fit_simulator(calibration, FitConfig(**TINY, horizon_days=10)).simulator
+    assert sim.reactivation.reactivations > 0 and sim.reactivation.shape > 0
     visits = add_trajectories(build_visits(calibration), cutoff, horizon_days=10)
     counts, weekly = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
     again, _ = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
@@ -279,6 +280,16 @@ def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history
     assert np.all(counts.to_numpy() >= 0) and np.all(counts.to_numpy() == np.round(counts.to_numpy()))
     assert counts.to_numpy().sum(axis=0).mean() == pytest.approx(weekly.sum())  # every visit in some week
     last = visits.drop_duplicates("user_id", keep="last").set_index("user_id")
-    churned = last.index[last["churned"].to_numpy(bool)]
-    assert len(churned) and np.all(counts.loc[churned].to_numpy() == 0)  # no reactivation after churn
-    assert counts.to_numpy().sum() > 0
+    dormant = last.index[last["churned"].to_numpy(bool)]
+    assert len(dormant) and counts.loc[dormant].to_numpy().sum() > 0  # dormant shoppers come back
+
+    sim.card.reactivation = {}  # a simulator without the law: dormant shoppers never return
+    never, _ = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
+    assert np.all(never.loc[dormant].to_numpy() == 0)
+    active = last.index.difference(dormant)
+    assert never.loc[active].to_numpy().sum() > 0
+    assert never.to_numpy().sum() < counts.to_numpy().sum()
+
+    wrong = add_trajectories(build_visits(calibration), cutoff, horizon_days=20)
+    with pytest.raises(ValueError, match="horizon H = 10"):
+        forecast_visits(sim, wrong, cutoff, 20.0, replicas=2)

@@ -2,23 +2,28 @@
 
 For every shopper with visits before the cutoff, :func:`forecast_visits`
 
-1. feeds the visits of the shopper's current trajectory (the one the cutoff censors) through
+1. feeds the visits of the shopper's current lifetime (the one the cutoff censors) through
    :meth:`~retentionrl.simulators.learned.simulator.LearnedSimulator.observe` with the logged actions and outcomes
    (teacher forcing: GRU state and observable history as after the real visits);
 2. at the last visit, draws the gap from the model's return hazard *given that no return
    happened before the cutoff*, ``c`` days after it;
 3. steps the simulator on (action 0: purchase-only logs have no actions) until the visits
-   pass the end of the holdout window or the shopper churns, counting visits per week.
+   pass the end of the holdout window, counting visits per week.
+
+A lifetime that ends with churn makes the shopper **dormant** :math:`H` days after their
+last visit; they come back after the days the simulator's reactivation law draws
+(:mod:`retentionrl.simulators.learned.reactivation`), as a new lifetime: fresh model state, stepped on
+as in 3. A shopper already dormant at the cutoff (no visit in the :math:`H` days before
+it, :math:`c \\ge H`) starts there, the reactivation drawn given a dormancy already
+:math:`c - H` days long. A simulator whose law has no reactivation (``shape`` 0, as one
+fitted on a log where nobody came back) forecasts 0 visits for dormant shoppers.
 
 Each replica is one draw of the shopper's future, so the replicas are a sample of the
 predictive distribution of their visit count: its mean forecasts totals, its median is the
-point forecast that minimises the absolute error.
-
-A shopper whose trajectory already ended with churn before the cutoff (no visit within
-:math:`H` days of it) is forecast 0 visits: the simulator models returns within the horizon,
-not reactivations. Trajectories are right-aligned in the batch (shorter ones start later;
-slots before their start are reset after each step), and shoppers are processed in groups
-of similar length, so the work is about the number of logged visits.
+point forecast that minimises the absolute error. Trajectories are right-aligned in the
+batch (shorter ones start later; slots before their start are reset after each step), and
+shoppers are processed in groups of similar length, so the work is about the number of
+logged visits.
 """
 
 from __future__ import annotations
@@ -45,8 +50,8 @@ def forecast_visits(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Simulated visits per shopper in ``[cutoff, cutoff + holdout_days)``, and per week.
 
-    :param visits: calibration visits with trajectory columns (``log_end`` = ``cutoff``),
-        sorted by ``(user_id, start)``.
+    :param visits: calibration visits with trajectory columns computed with the simulator's
+        horizon and ``log_end`` = ``cutoff``, sorted by ``(user_id, start)``.
     :returns: the visit count of every shopper (rows, indexed by ``user_id``) in every
         replica (columns), and the mean over replicas of all shoppers' visits in each week
         of the holdout window.
@@ -56,22 +61,31 @@ def forecast_visits(
     per_user = pd.DataFrame(0.0, index=pd.Index(users, name="user_id"), columns=pd.RangeIndex(replicas, name="replica"))
     weekly = np.zeros(n_weeks)
     last = visits.drop_duplicates("user_id", keep="last")
-    active_traj = last.loc[~last["churned"].to_numpy(), "trajectory_id"].to_numpy()
-    current = visits.loc[visits["trajectory_id"].isin(active_traj)]
+    dormant = last["churned"].to_numpy()
+    if not np.array_equal(dormant, _days_since_last_visit(last, cutoff) >= sim.horizon_days):
+        raise ValueError(
+            f"the visits' lifetimes were not cut with the simulator's horizon H = {sim.horizon_days} days "
+            "at the cutoff: build them with add_trajectories(visits, cutoff, horizon_days=sim.horizon_days)"
+        )
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(groups + 1)]
+    if dormant.any():
+        counts, week_counts = _simulate_dormant(
+            sim, last.loc[dormant], cutoff, holdout_days, replicas, n_weeks, seeds[-1]
+        )
+        per_user.loc[counts.index] = counts.to_numpy()
+        weekly += week_counts
+    current = visits.loc[visits["trajectory_id"].isin(last.loc[~dormant, "trajectory_id"])]
     if current.empty:
         return per_user, weekly
     lengths = current.groupby("trajectory_id", sort=False).size()
     bounds = np.quantile(lengths.to_numpy(), np.linspace(0, 1, groups + 1)[1:-1]) if groups > 1 else []
     group_of = np.searchsorted(np.unique(bounds), lengths.to_numpy(), side="left")
-    rng_seeds = np.random.SeedSequence(seed).spawn(groups)
     for g in range(groups):
         chosen = lengths.index[group_of == g]
         if not len(chosen):
             continue
         part = current.loc[current["trajectory_id"].isin(chosen)]
-        counts, week_counts = _simulate_group(
-            sim, part, cutoff, holdout_days, replicas, n_weeks, int(rng_seeds[g].generate_state(1)[0])
-        )
+        counts, week_counts = _simulate_group(sim, part, cutoff, holdout_days, replicas, n_weeks, seeds[g])
         per_user.loc[counts.index] = counts.to_numpy()
         weekly += week_counts
     return per_user, weekly
@@ -86,6 +100,7 @@ def _simulate_group(
     n_weeks: int,
     seed: int,
 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Step 1-3 of the module docstring for the open lifetimes in ``part``."""
     first = part["visit_index"].to_numpy() == 0
     traj = np.cumsum(first) - 1
     n_traj = int(traj[-1]) + 1
@@ -107,8 +122,7 @@ def _simulate_group(
     grid["gap"][:] = 1.0
     for k, v in fields.items():
         grid[k][traj, step_of] = v
-    last_start = part["start"].to_numpy().astype("datetime64[ns]").view("int64")[np.r_[first[1:], True]]
-    since_last = (pd.Timestamp(cutoff).value - last_start) / DAY_NS  # days from last visit to the cutoff
+    since_last = _days_since_last_visit(part.loc[np.r_[first[1:], True]], cutoff)
     grid["gap"][np.arange(n_traj), longest - 1] = np.nan  # unknown: drawn given > since_last
 
     def tile(a: np.ndarray) -> np.ndarray:
@@ -116,8 +130,7 @@ def _simulate_group(
 
     grid = {k: tile(v) for k, v in grid.items()}
     offset_r, since_r = tile(offset), tile(since_last)
-    n = n_traj * replicas
-    sim.reset(n, seed=seed)
+    sim.reset(n_traj * replicas, seed=seed)
     for t in range(longest):
         outcome = SimpleNamespace(
             click=grid["click"][:, t],
@@ -134,16 +147,74 @@ def _simulate_group(
         waiting = offset_r > t
         if waiting.any():
             sim.replace(waiting)
-    at = -since_r + out.gap_days  # day of the next visit, from the cutoff
-    alive = ~out.churned & (at < holdout_days)
-    counts = np.zeros(n)
-    weekly = np.zeros(n_weeks)
-    zeros = np.zeros(n, dtype=np.int64)
-    while alive.any():
-        counts += alive
-        weekly += np.bincount(np.clip((at[alive] // 7).astype(np.int64), 0, n_weeks - 1), minlength=n_weeks)
-        _, out = sim.step(zeros)
-        at = at + np.where(out.churned, 0.0, out.gap_days)
-        alive &= ~out.churned & (at < holdout_days)
+    rng = np.random.default_rng(seed)
+    lifetime_visits = tile(length).astype(np.float64)
+    reactivation = sim.horizon_days + sim.reactivation.sample(lifetime_visits, rng)
+    at = -since_r + np.where(out.churned, reactivation, out.gap_days)  # day of the next visit, from the cutoff
+    counts, weekly = _continue(sim, rng, at, out.churned.copy(), lifetime_visits, holdout_days, n_weeks)
     users = part.loc[first, "user_id"].to_numpy()
     return pd.DataFrame(counts.reshape(replicas, n_traj).T, index=users), weekly / replicas
+
+
+def _simulate_dormant(
+    sim: LearnedSimulator,
+    last: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    holdout_days: float,
+    replicas: int,
+    n_weeks: int,
+    seed: int,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Shoppers dormant at the cutoff (``last``: their last visit): reactivation drawn given
+    the dormancy so far, then new lifetimes (module docstring)."""
+    since = np.tile(_days_since_last_visit(last, cutoff), replicas)
+    lifetime_visits = np.tile(last["visit_index"].to_numpy(np.float64) + 1.0, replicas)
+    rng = np.random.default_rng(seed)
+    dormant_days = since - sim.horizon_days
+    at = sim.reactivation.sample(lifetime_visits, rng, dormant_days) - dormant_days
+    sim.reset(at.size, seed=seed)
+    counts, weekly = _continue(sim, rng, at, np.ones(at.size, bool), lifetime_visits, holdout_days, n_weeks)
+    users = last["user_id"].to_numpy()
+    return pd.DataFrame(counts.reshape(replicas, len(users)).T, index=users), weekly / replicas
+
+
+def _days_since_last_visit(last: pd.DataFrame, cutoff: pd.Timestamp) -> np.ndarray:
+    start = last["start"].to_numpy().astype("datetime64[ns]").view("int64")
+    return (pd.Timestamp(cutoff).value - start) / DAY_NS
+
+
+def _continue(
+    sim: LearnedSimulator,
+    rng: np.random.Generator,
+    at: np.ndarray,
+    fresh: np.ndarray,
+    lifetime_visits: np.ndarray,
+    holdout_days: float,
+    n_weeks: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Visits of every row until its next one falls after the window (steps 3 and after).
+
+    :param at: day (from the cutoff) of each row's next visit; ``inf``: none.
+    :param fresh: that visit starts a new lifetime (a reactivation): the row's model state
+        is reset before it.
+    :param lifetime_visits: visits so far in each row's lifetime (the reactivation law's
+        :math:`n`).
+    :returns: visits per row, and all rows' visits per week.
+    """
+    counts, weekly = np.zeros(at.size), np.zeros(n_weeks)
+    actions = np.zeros(at.size, dtype=np.int64)
+    pending = at < holdout_days
+    while pending.any():
+        restart = pending & fresh
+        if restart.any():
+            sim.replace(restart)
+            lifetime_visits = np.where(restart, 0.0, lifetime_visits)
+        counts += pending
+        weekly += np.bincount(np.clip((at[pending] // 7).astype(np.int64), 0, n_weeks - 1), minlength=n_weeks)
+        lifetime_visits = lifetime_visits + pending
+        _, out = sim.step(actions)
+        reactivation = sim.horizon_days + sim.reactivation.sample(lifetime_visits, rng)
+        at = np.where(pending, at + np.where(out.churned, reactivation, out.gap_days), at)
+        fresh = np.where(pending, out.churned, fresh)
+        pending &= at < holdout_days
+    return counts, weekly

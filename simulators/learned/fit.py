@@ -44,6 +44,7 @@ from retentionrl.simulators.learned.config import FitConfig
 from retentionrl.simulators.learned.hazard import empirical_hazard
 from retentionrl.simulators.learned.losses import head_losses, total_loss
 from retentionrl.simulators.learned.model_card import ModelCard
+from retentionrl.simulators.learned.reactivation import dormancy_spells, fit_reactivation
 from retentionrl.simulators.learned.sequence_model import HEAD_LAYOUT, ModelSpec, ShopperSequenceModel
 from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
 from retentionrl.simulators.learned.visit_data import (
@@ -142,6 +143,9 @@ def fit_simulator(
     )
     card.fit_config = _plain_config(config)
     card.data_summary = _data_summary(log, visits, action_map, int(split.train.sum()), int(split.valid.sum()))
+    card.reactivation = fit_reactivation(
+        dormancy_spells(visits.loc[split.train], log.end, config.horizon_days)
+    ).to_dict()
 
     deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
     torch.use_deterministic_algorithms(True)

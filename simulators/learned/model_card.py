@@ -57,6 +57,9 @@ class ModelCard:
         ``world_version``: the ground-truth world's version where the log's Parquet
         metadata records one (else ``None``).
     :param metrics: validation metrics of the saved weights.
+    :param reactivation: the dormancy law's parameters
+        (:class:`retentionrl.simulators.learned.reactivation.ReactivationLaw` as a dict; empty
+        for a card written before it existed: dormant shoppers never return).
     :param model_version: :data:`~retentionrl.simulators.learned.sequence_model.MODEL_VERSION` of the model's
         equations; :meth:`from_dict` refuses a card of another version.
     """
@@ -77,6 +80,7 @@ class ModelCard:
     fit_config: dict = field(default_factory=dict)
     data_summary: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    reactivation: dict = field(default_factory=dict)
     model_version: int = MODEL_VERSION
 
     @property

@@ -71,6 +71,7 @@ from retentionrl.simulators.learned.checkpoint import TENSORS_FILE, CheckpointEr
 from retentionrl.simulators.learned.fused_step import FusedStep
 from retentionrl.simulators.learned.hazard import sample_gap_days, survival
 from retentionrl.simulators.learned.model_card import ModelCard
+from retentionrl.simulators.learned.reactivation import NEVER_REACTIVATE, ReactivationLaw
 from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
 
 SMALL_BATCH = 32
@@ -451,6 +452,12 @@ class LearnedSimulator(ShopperSimulator):
         except (TypeError, KeyError, ValueError, RuntimeError) as exc:
             raise CheckpointError(Path(directory) / TENSORS_FILE, f"does not match its config.json ({exc})") from None
         return cls(model, card, device)
+
+    @property
+    def reactivation(self) -> ReactivationLaw:
+        """The law by which churned (dormant) shoppers return (:mod:`retentionrl.simulators.learned.reactivation`);
+        a card without one gives the law under which they never do."""
+        return ReactivationLaw(**self.card.reactivation) if self.card.reactivation else NEVER_REACTIVATE
 
     @property
     def days(self) -> np.ndarray:
