@@ -55,3 +55,23 @@ def churned_after_gap(gap_days: np.ndarray, horizon_days: float) -> np.ndarray:
     or no next visit."""
     gap = np.asarray(gap_days, dtype=np.float64)
     return ~(gap <= horizon_days)
+
+
+def horizon_from_gaps(gap_days: np.ndarray, span_days: float, *, quantile: float = 0.9, least: int = 7) -> int:
+    """:math:`H` chosen from a log alone, by a stated rule: the ``quantile`` (default 0.9) of
+    the gaps between consecutive visits of the same shopper, rounded up to whole days, so
+    that 9 in 10 of the returns the log shows come within :math:`H`; at least ``least`` days
+    and at most half the log's span ``span_days``, so that what happens after :math:`H`
+    (the returns of dormant shoppers) stays observable for as long again.
+
+    :param gap_days: the gaps, in days (any order; NaN and non-positive values ignored).
+    :raises ValueError: when no gap is left (no shopper came back), naming the fix.
+    """
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile}")
+    gaps = np.asarray(gap_days, dtype=np.float64)
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
+    if gaps.size == 0:
+        raise ValueError("no shopper visits twice in this log, so no gap to choose H from: set the horizon")
+    chosen = int(np.ceil(np.quantile(gaps, quantile) - 1e-9))
+    return int(min(max(chosen, least), max(least, np.floor(span_days / 2))))

@@ -15,7 +15,7 @@ import pandas as pd
 from retentionrl.interactions.tables import column_names, read_arrow
 from retentionrl.interactions.validation import LoadReport, validate_events
 
-EVENT_FORMATS: tuple[str, ...] = ("events", "online-retail", "complete-journey")
+EVENT_FORMATS: tuple[str, ...] = ("events", "online-retail", "complete-journey", "cdnow")
 """Formats that hold shopper event sequences."""
 
 WORLD_VERSION_KEY = b"retentionrl.world_version"

@@ -16,11 +16,13 @@ from retentionrl.interactions.adapters import (
     SIGNATURES,
     detect_format,
     read_bts_action_dist,
+    read_cdnow,
     read_complete_journey,
     read_hillstrom,
     read_obd,
     read_online_retail,
 )
+from retentionrl.interactions.adapters.cdnow import lifetimes_copy
 from retentionrl.interactions.schema import EVENT_TYPES, REQUIRED_COLUMNS
 from tests.conftest import shared_file
 
@@ -478,7 +480,11 @@ def test_bts_action_dist_real_data() -> None:
 
 
 def test_registries_name_the_readers() -> None:
-    assert EVENT_ADAPTERS == {"online-retail": read_online_retail, "complete-journey": read_complete_journey}
+    assert EVENT_ADAPTERS == {
+        "online-retail": read_online_retail,
+        "complete-journey": read_complete_journey,
+        "cdnow": read_cdnow,
+    }
     assert BANDIT_ADAPTERS == {"hillstrom": read_hillstrom, "obd": read_obd}
 
 
@@ -501,3 +507,45 @@ def test_registries_name_the_readers() -> None:
 )
 def test_detect_format(columns: list[str], expected: str | None) -> None:
     assert detect_format(columns) == expected
+
+
+# --- CDNOW ---------------------------------------------------------------------------------------
+
+
+def _cdnow_text(lines: list[str]) -> str:
+    return " customer_id  date number_of_cds  dollar_value\r\n" + "".join(f" {line}\r\n" for line in lines)
+
+
+def test_cdnow_records_become_purchases_priced_per_cd(tmp_path) -> None:
+    path = tmp_path / "CDNOW_master.txt"
+    path.write_text(
+        _cdnow_text(["00001 19970101  1   11.77", "00002 19970112  5   77.00", "00002 19970320  2    0.00"])
+    )
+    before = path.read_bytes()
+    events, dropped = read_cdnow(path)
+    assert dropped == {} and path.read_bytes() == before
+    assert events["user_id"].tolist() == ["00001", "00002", "00002"]  # leading zeros kept
+    assert events["timestamp"].tolist() == [pd.Timestamp(d) for d in ("1997-01-01", "1997-01-12", "1997-03-20")]
+    assert events["event"].astype(str).tolist() == ["purchase"] * 3
+    np.testing.assert_allclose(events["price"], [11.77, 15.4, 0.0])  # a free purchase is kept
+    np.testing.assert_allclose(events["quantity"], [1.0, 5.0, 2.0])
+    assert set(REQUIRED_COLUMNS) <= set(events.columns)
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [("00001 1997013X  1   11.77", "date"), ("00001 19970101  0   11.77", "number_of_cds")],
+)
+def test_cdnow_bad_record_names_column_and_row(tmp_path, line, column) -> None:
+    path = tmp_path / "cdnow.txt"
+    path.write_text(_cdnow_text(["00003 19970102  2   20.76", line]))
+    with pytest.raises(LogError, match=rf"{column}.*row 2"):
+        read_cdnow(path)
+
+
+def test_cdnow_as_shipped_with_lifetimes() -> None:
+    """The copy inside the lifetimes wheel: Fader and Hardie's counts (23,570 customers, 69,659 records)."""
+    events, _ = read_cdnow(lifetimes_copy())
+    assert len(events) == 69_659 and events["user_id"].nunique() == 23_570
+    assert events["timestamp"].min() == pd.Timestamp("1997-01-01")
+    assert events["timestamp"].max() == pd.Timestamp("1998-06-30")

@@ -20,7 +20,7 @@ from retentionrl.evaluation.world_steps import steps_from_decisions
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.history import history_feature_names
-from retentionrl.interactions.horizon import churned_after_gap, in_window, returned_in_window
+from retentionrl.interactions.horizon import churned_after_gap, horizon_from_gaps, in_window, returned_in_window
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.retention import first_lifetimes, kaplan_meier, lifetime_durations
 from retentionrl.interactions.trajectories import trajectory_table, visits_with_trajectories
@@ -177,3 +177,15 @@ def test_retention_curves_read_at_h_agree(logged) -> None:
     first = first.loc[first["user_id"] != "zz-late"]
     duration, churned = lifetime_durations(first, log_end, H)
     assert kaplan_meier(duration, churned).at(H)[0] == pytest.approx(expected_active)
+
+
+def test_horizon_from_gaps_is_the_rounded_up_quantile_within_its_bounds():
+    gaps = np.arange(1.0, 101.0)  # the 0.9-quantile of 1..100 is 90.1: 91 days
+    assert horizon_from_gaps(gaps, span_days=365) == 91
+    assert horizon_from_gaps(gaps, span_days=100) == 50  # at most half the span
+    assert horizon_from_gaps(np.array([1.0, 2.0, np.nan, -3.0]), span_days=365) == 7  # at least 7 days
+    assert horizon_from_gaps(gaps, span_days=365, quantile=0.5) == 51
+    with pytest.raises(ValueError, match="no shopper visits twice"):
+        horizon_from_gaps(np.array([np.nan]), span_days=365)
+    with pytest.raises(ValueError, match="quantile"):
+        horizon_from_gaps(gaps, span_days=365, quantile=1.0)

@@ -5,6 +5,7 @@ format            reader                          result
 ================  ==============================  ============================================
 online-retail     :func:`read_online_retail`      ``(events, dropped rows by reason)``
 complete-journey  :func:`read_complete_journey`   ``(events, dropped rows by reason)``
+cdnow             :func:`read_cdnow`              ``(events, dropped rows by reason)``
 hillstrom         :func:`read_hillstrom`          :class:`~retentionrl.interactions.bandit.BanditFeedback`
 obd               :func:`read_obd`                :class:`~retentionrl.interactions.bandit.BanditFeedback`
 ================  ==============================  ============================================
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from retentionrl.interactions.adapters import complete_journey, hillstrom, obd, online_retail
+from retentionrl.interactions.adapters import cdnow, complete_journey, hillstrom, obd, online_retail
+from retentionrl.interactions.adapters.cdnow import read_cdnow
 from retentionrl.interactions.adapters.complete_journey import read_complete_journey
 from retentionrl.interactions.adapters.hillstrom import read_hillstrom
 from retentionrl.interactions.adapters.obd import read_bts_action_dist, read_obd
@@ -29,6 +31,7 @@ from retentionrl.interactions.bandit import BanditFeedback
 EVENT_ADAPTERS: dict[str, Callable[[str | Path], tuple[pd.DataFrame, dict[str, int]]]] = {
     "online-retail": read_online_retail,
     "complete-journey": read_complete_journey,
+    "cdnow": read_cdnow,
 }
 """Formats read as event logs: ``reader(path) -> (events, dropped)``."""
 
@@ -41,6 +44,7 @@ BANDIT_ADAPTERS: dict[str, Callable[[str | Path], BanditFeedback]] = {
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "online-retail": online_retail.SIGNATURE_COLUMNS,
     "complete-journey": complete_journey.SIGNATURE_COLUMNS,
+    "cdnow": cdnow.SIGNATURE_COLUMNS,
     "hillstrom": hillstrom.SIGNATURE_COLUMNS,
     "obd": obd.SIGNATURE_COLUMNS,
 }
@@ -65,6 +69,7 @@ __all__ = [
     "SIGNATURES",
     "detect_format",
     "read_bts_action_dist",
+    "read_cdnow",
     "read_complete_journey",
     "read_hillstrom",
     "read_obd",
