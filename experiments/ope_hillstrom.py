@@ -44,8 +44,8 @@ model moved with each resample by its fit influence, :mod:`retentionrl.evaluatio
 the mean reward of the logged rows where the log's arm equals the policy's, which ignores
 the propensities.
 
-Run: ``python -m experiments.ope_hillstrom [--data ../shared/data/hillstrom/hillstrom.csv]
-[--reward visit] [--seed 0]``.
+Run: ``python -m experiments.ope_hillstrom [--data hillstrom.csv] [--reward visit] [--seed 0]``;
+``--data`` defaults to the copy ``retentionrl data fetch hillstrom`` cached.
 """
 
 from __future__ import annotations
@@ -60,8 +60,12 @@ from retentionrl.evaluation.bandit import IPS, SNIPS, BanditInputs, evaluate_ban
 from retentionrl.evaluation.reward_models import logistic_reward_model
 from retentionrl.interactions.adapters import read_hillstrom
 from retentionrl.interactions.bandit import BanditFeedback
+from retentionrl.interactions.datasets import cached_path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hillstrom" / "hillstrom.csv"
+DEFAULT_DATA = (
+    cached_path("hillstrom") or Path(__file__).resolve().parents[2] / "shared" / "data" / "hillstrom" / "hillstrom.csv"
+)
+"""The copy ``retentionrl data fetch hillstrom`` cached, else this machine's ../shared/data copy."""
 TAUS = (1.0, 2.0, 5.0, 10.0, 20.0, float("inf"))
 LAMBDAS = (0.1, 1.0, 5.0, 10.0, 50.0, 1000.0)
 NO_EMAIL, MENS, WOMENS = 0, 1, 2

@@ -31,7 +31,9 @@ Published figures are printed only beside the data they were measured on, labell
 external reference with their source: obp's relative errors are for the small sample of
 campaign "all" (10,000 rounds per log); for any other campaign or sample none is shown.
 
-Run: ``python -m experiments.ope_obd [--data ../shared/data/obd] [--campaign all] [--resamples 10]``.
+Run: ``python -m experiments.ope_obd [--data obd] [--campaign all] [--resamples 10]``; ``--data``
+defaults to the copy ``retentionrl data fetch obd`` cached (the evaluation policy's
+``bts_action_dist_<campaign>.csv`` is not in obp's sample: ``--from ../shared/data/obd`` brings it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from retentionrl.core.errors import LogError
 from retentionrl.evaluation.bandit import BanditInputs, tuned_estimators
 from retentionrl.evaluation.reward_models import logistic_reward_model, select_logistic_reward_model
 from retentionrl.interactions.adapters import read_bts_action_dist, read_obd
+from retentionrl.interactions.datasets import cached_path
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ OBP_SMALL_SAMPLE = ExternalReference(
     },
 )
 CAMPAIGNS: tuple[str, ...] = ("all", "men", "women")
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "obd"
+DEFAULT_DATA = cached_path("obd") or Path(__file__).resolve().parents[2] / "shared" / "data" / "obd"
+"""The copy ``retentionrl data fetch obd`` cached, else this machine's ../shared/data copy."""
 TAUS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, float("inf"))
 LAMBDAS = (0.1, 0.5, 1.0, 5.0, 10.0, 50.0, 100.0, 1000.0)
 

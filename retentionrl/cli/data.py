@@ -1,4 +1,4 @@
-"""``retentionrl data ...``: look at a log before anything learns from it."""
+"""``retentionrl data ...``: fetch the public datasets, and look at a log before anything learns from it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from retentionrl.interactions.datasets import DATASETS
 
 data_app = typer.Typer(help="Inspect interaction logs and public datasets.", no_args_is_help=True)
 
@@ -18,6 +20,7 @@ class Format(str, Enum):
     events = "events"
     online_retail = "online-retail"
     complete_journey = "complete-journey"
+    cdnow = "cdnow"
     obd = "obd"
     hillstrom = "hillstrom"
 
@@ -111,3 +114,64 @@ def _readable(value: object) -> str:
     if isinstance(value, tuple):
         return "(" + ", ".join(_readable(v) for v in value) + ")"
     return str(value)
+
+
+def _known_dataset(name: str) -> str:
+    """``NAME`` must be a dataset of the registry; a usage error listing them otherwise."""
+    if name not in DATASETS:
+        raise typer.BadParameter(f"{name!r} is not a dataset; the datasets are {', '.join(DATASETS)}")
+    return name
+
+
+@data_app.command("fetch")
+def fetch_command(
+    name: Annotated[
+        str, typer.Argument(callback=_known_dataset, metavar="NAME", help=f"One of: {', '.join(DATASETS)}.")
+    ],
+    dest: Annotated[
+        Path | None,
+        typer.Option(help="Cache folder (default: $RETENTIONRL_DATA_DIR, else the user's data folder)."),
+    ] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            help="Import this file or folder instead of downloading: the upstream file downloaded by hand "
+            "(checked by its SHA-256) or a converted copy (checked by its row and customer counts).",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Fetch again even when a verified copy is cached.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar while downloading.")] = False,
+) -> None:
+    """Download a public dataset (or import a copy with --from), check it, and keep it in the cache."""
+    from retentionrl.interactions.datasets import DownloadError, fetch
+
+    try:
+        fetch(name, dest, source, progress=not no_progress, force=force, report=typer.echo)
+    except DownloadError as exc:  # no network: one line, exit status 1 (bad input is 2)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@data_app.command("list")
+def list_command(
+    dest: Annotated[
+        Path | None,
+        typer.Option(help="Cache folder (default: $RETENTIONRL_DATA_DIR, else the user's data folder)."),
+    ] = None,
+) -> None:
+    """Show each public dataset, where it comes from, and whether and where it is cached."""
+    from retentionrl.interactions.datasets import cached_path, default_data_dir
+
+    typer.echo(f"cache             {dest if dest is not None else default_data_dir()}")
+    for name, dataset in DATASETS.items():
+        path = cached_path(name, dest)
+        typer.echo(f"{name:<17} {'cached' if path else 'absent':<7} {path or 'retentionrl data fetch ' + name}")
+        typer.echo(f"{'':<17} {'about':<7} {dataset.title}; {dataset.license}; {dataset.homepage}")
+        if dataset.upstream:
+            first = dataset.upstream[0]
+            digest = f"SHA-256 {first.sha256[:12]}..." if first.sha256 else "SHA-256 not published"
+            typer.echo(f"{'':<17} {'from':<7} {first.url} ({digest})")
+        else:
+            typer.echo(f"{'':<17} {'from':<7} the installed package {dataset.package}")
+        typer.echo(f"{'':<17} {'--from':<7} {'the upstream file, or ' if dataset.upstream else ''}{dataset.copies}")

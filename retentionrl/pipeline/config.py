@@ -23,7 +23,9 @@ each component's settings are defined once, in its dataclass, which checks them.
 
 On one's own logs, ``logs: path/to/events.parquet`` and ``format: events`` (or a dataset
 adapter such as ``online-retail``) replace ``world``; there is then no truth to check
-against. Relative paths are read from the current directory.
+against. Relative paths are read from the current directory. ``logs: dataset:NAME`` (e.g.
+``dataset:online-retail``) is the copy of a public dataset that ``retentionrl data fetch NAME``
+put in the data cache (:func:`retentionrl.interactions.datasets.dataset_path`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from retentionrl.agents.config import TrainConfig
 from retentionrl.core.overrides import with_overrides
 from retentionrl.envs.reward import RewardConfig, check_reward_mode
+from retentionrl.interactions.datasets import DatasetError, dataset_path
 from retentionrl.interactions.visits import VisitMode
 from retentionrl.simulators.learned.config import FitConfig
 
@@ -188,6 +192,10 @@ class EvaluationSection(_Strict):
     )
 
 
+DATASET_PREFIX = "dataset:"
+"""``logs: dataset:NAME`` names a public dataset in the data cache."""
+
+
 class PipelineConfig(_Strict):
     """One pipeline run (see the module docstring)."""
 
@@ -197,13 +205,28 @@ class PipelineConfig(_Strict):
     horizon_days: int = Field(90, ge=1)
     reward_mode: Literal["retention", "profit", "mixed"] = "retention"
     retention_weight: float = Field(0.5, ge=0.0, le=1.0, description="w of the mixed reward (retentionrl.envs.reward)")
-    logs: Path | None = Field(None, description="a log file; absent: the ground-truth world writes the logs")
+    logs: Path | None = Field(
+        None,
+        description="a log file, or dataset:NAME for a fetched public dataset (retentionrl data fetch NAME); "
+        "absent: the ground-truth world writes the logs",
+    )
     format: str = Field("auto", description="format of `logs`: auto, events, online-retail, complete-journey")
     world: WorldSection = WorldSection()
     split: SplitSection = SplitSection()
     simulator: SimulatorSection = SimulatorSection()
     agents: AgentsSection = AgentsSection()
     evaluation: EvaluationSection = EvaluationSection()
+
+    @field_validator("logs", mode="before")
+    @classmethod
+    def _dataset_location(cls, value: object) -> object:
+        """``dataset:NAME`` becomes the cached copy of that dataset; not cached: the error says how to fetch it."""
+        if isinstance(value, str) and value.startswith(DATASET_PREFIX):
+            try:
+                return dataset_path(value.removeprefix(DATASET_PREFIX))
+            except DatasetError as exc:
+                raise PydanticCustomError("dataset_not_fetched", str(exc)) from None
+        return value
 
     @field_validator("reward_mode", mode="before")
     @classmethod

@@ -129,9 +129,9 @@ def fit_reactivation(spells: pd.DataFrame) -> ReactivationLaw:
     n = spells["visits"].to_numpy(np.float64)
     d = spells["days"].to_numpy(np.float64)
     e = spells["event"].to_numpy(bool)
-    summary = {"spells": int(len(spells)), "reactivations": int(e.sum()), "exposure_days": float(d.sum())}
-    if not e.any():
-        return ReactivationLaw(shape=0.0, scale=1.0, coef=0.0, **summary)  # NEVER_REACTIVATE, with counts
+    spells_n, events_n, exposure = int(len(spells)), int(e.sum()), float(d.sum())
+    if not e.any():  # NEVER_REACTIVATE, with the counts
+        return ReactivationLaw(0.0, 1.0, 0.0, spells=spells_n, reactivations=events_n, exposure_days=exposure)
     z = np.log1p(n)
     z_mean = float(z.mean())  # centred: a better-conditioned optimisation
 
@@ -156,5 +156,10 @@ def fit_reactivation(spells: pd.DataFrame) -> ReactivationLaw:
     )
     log_s, log_b, g = result.x
     return ReactivationLaw(
-        shape=float(np.exp(log_s - g * z_mean)), scale=float(np.exp(log_b)), coef=float(g), **summary
+        shape=float(np.exp(log_s - g * z_mean)),
+        scale=float(np.exp(log_b)),
+        coef=float(g),
+        spells=spells_n,
+        reactivations=events_n,
+        exposure_days=exposure,
     )
