@@ -536,6 +536,19 @@ def dataset_path(name: str, dest: str | Path | None = None) -> Path:
 # ---- downloading ------------------------------------------------------------------------------
 
 
+DATASET_PREFIX = "dataset:"
+"""A location written ``dataset:NAME`` names a public dataset in the data cache."""
+
+
+def resolve_location(value: str | Path, dest: str | Path | None = None) -> Path:
+    """``dataset:NAME`` → the cached copy of that dataset (:func:`dataset_path`, whose error
+    says how to fetch it); any other value is a path, returned as is."""
+    text = str(value)
+    if text.startswith(DATASET_PREFIX):
+        return dataset_path(text.removeprefix(DATASET_PREFIX), dest)
+    return Path(value)
+
+
 def open_url(url: str, timeout: float) -> BinaryIO:
     """Open ``url`` for reading with urllib (http, https, file); tests replace this function."""
     import urllib.request

@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 from lifetimes import BetaGeoFitter
 
-from retentionrl.simulators.fidelity.bgnbd import expected_future_visits, fit_bgnbd, sample_future_visits
+from retentionrl.simulators.fidelity.bgnbd import (
+    expected_future_visits,
+    fit_bgnbd,
+    sample_future_visits,
+    series_expected_visits,
+)
 
 
 def _shoppers(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,6 +27,7 @@ def test_it_is_lifetimes_closed_form_where_that_is_finite() -> None:
     closed = model.conditional_expected_number_of_purchases_up_to_time(92, x, recency, T)
     assert np.isfinite(closed).all()
     np.testing.assert_allclose(expected_future_visits(model, x, recency, T, 92), closed, rtol=1e-10)
+    np.testing.assert_allclose(series_expected_visits(model, x, recency, T, 92), closed, rtol=1e-10)
 
 
 def test_it_is_finite_and_right_where_the_closed_form_is_nan() -> None:
@@ -38,6 +44,7 @@ def test_it_is_finite_and_right_where_the_closed_form_is_nan() -> None:
     expected = expected_future_visits(model, x, recency, T, 92)
     assert np.isfinite(expected).all()
     np.testing.assert_allclose(expected[1:], closed[1:], rtol=1e-10)
+    np.testing.assert_allclose(series_expected_visits(model, x, recency, T, 92)[1:], closed[1:], rtol=1e-10)
     draws = sample_future_visits(model, x, recency, T, 92, replicas=100_000, seed=1)
     standard_error = draws.std(axis=1) / np.sqrt(draws.shape[1])
     assert (np.abs(draws.mean(axis=1) - expected) < 4 * standard_error).all()  # the predictive law's own mean

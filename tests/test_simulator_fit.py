@@ -273,9 +273,13 @@ def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history
     sim = fit_simulator(calibration, FitConfig(**TINY, horizon_days=10)).simulator
     assert sim.reactivation.reactivations > 0 and sim.reactivation.shape > 0
     visits = add_trajectories(build_visits(calibration), cutoff, horizon_days=10)
-    counts, weekly = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
-    again, _ = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
-    pd.testing.assert_frame_equal(counts, again)
+    forecast = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
+    counts, weekly = forecast.visits, forecast.weekly
+    again = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
+    pd.testing.assert_frame_equal(counts, again.visits)
+    pd.testing.assert_frame_equal(forecast.spend, again.spend)
+    spend = forecast.spend.to_numpy()
+    assert np.all(spend >= 0) and np.all(spend[counts.to_numpy() == 0] == 0) and spend.sum() > 0
     assert counts.shape == (visits["user_id"].nunique(), 4)
     assert np.all(counts.to_numpy() >= 0) and np.all(counts.to_numpy() == np.round(counts.to_numpy()))
     assert counts.to_numpy().sum(axis=0).mean() == pytest.approx(weekly.sum())  # every visit in some week
@@ -284,7 +288,7 @@ def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history
     assert len(dormant) and counts.loc[dormant].to_numpy().sum() > 0  # dormant shoppers come back
 
     sim.card.reactivation = {}  # a simulator without the law: dormant shoppers never return
-    never, _ = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3)
+    never = forecast_visits(sim, visits, cutoff, 20.0, replicas=4, seed=3).visits
     assert np.all(never.loc[dormant].to_numpy() == 0)
     active = last.index.difference(dormant)
     assert never.loc[active].to_numpy().sum() > 0

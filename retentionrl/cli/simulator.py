@@ -162,3 +162,78 @@ def report(
 
     files = write_report(model, logs, out, log_format=format, device=device, seed=seed)
     typer.echo(f"wrote {files.html}, {files.json} and {len(files.pngs)} plots")
+
+
+@simulator_app.command("holdout")
+def holdout(
+    logs: str = typer.Option(
+        ...,
+        "--logs",
+        help="Purchase log (CSV or Parquet, a folder of Parquet parts, or dataset:NAME after retentionrl data fetch).",
+    ),
+    cutoff: str = typer.Option(
+        ..., "--cutoff", help="End of calibration (a date, e.g. 2011-09-09); after it: holdout."
+    ),
+    holdout_days: float | None = typer.Option(
+        None, "--holdout-days", help="Days of holdout after the cutoff (default: to the end of the log).", min=1
+    ),
+    out: Path = typer.Option(..., "--out", help="Directory for holdout.json, holdout.png, forecasts.parquet, model/."),
+    format: str = typer.Option(
+        "auto", "--format", help="Log format: auto, events, online-retail, complete-journey, cdnow."
+    ),
+    horizon: str = typer.Option(
+        "auto",
+        "--horizon",
+        help="H in days, or auto: the 0.9-quantile of the calibration's return gaps, within [7, half its span].",
+    ),
+    fits: int = typer.Option(1, "--fits", min=1, help="Simulators fit with seeds SEED, SEED+1, ...; replicas pooled."),
+    bootstrap: bool = typer.Option(False, "--bootstrap", help="With --fits: each fit on a bootstrap resample."),
+    epochs: int = typer.Option(30, "--epochs", min=1, help="Most training epochs of each fit."),
+    replicas: int = typer.Option(20, "--replicas", min=1, help="Simulated futures of each customer, per fit."),
+    visit: str = typer.Option("day", "--visit", help="What a visit is: day (a purchase day), session, session_id."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first fit, of the replicas and of the BTYD draws."),
+    device: Device = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),
+) -> None:
+    """Forecast every calibration customer's visits after --cutoff with the simulator, BG/NBD and
+    Pareto/NBD (spend by Gamma-Gamma), and score them on the holdout (retentionrl.simulators.fidelity.holdout)."""
+    import json
+
+    import pandas as pd
+
+    from retentionrl.core.atomic import atomic_path, atomic_write_text
+    from retentionrl.interactions.datasets import resolve_location
+    from retentionrl.interactions.io import read_events
+    from retentionrl.simulators.fidelity.holdout import HoldoutConfig, plot_weekly, run_holdout
+
+    try:
+        when = pd.Timestamp(cutoff)
+    except ValueError:
+        raise typer.BadParameter(f"{cutoff!r} is not a date such as 2011-09-09", param_hint="--cutoff") from None
+    if horizon != "auto" and not (horizon.isdigit() and int(horizon) >= 1):
+        raise typer.BadParameter(
+            f"expected auto or a whole number of days >= 1, got {horizon!r}", param_hint="--horizon"
+        )
+    if visit not in ("day", "session", "session_id"):
+        raise typer.BadParameter(f"expected day, session or session_id, got {visit!r}", param_hint="--visit")
+    config = HoldoutConfig(
+        cutoff=when,
+        holdout_days=holdout_days,
+        horizon=None if horizon == "auto" else int(horizon),
+        fits=fits,
+        bootstrap=bootstrap,
+        epochs=epochs,
+        replicas=replicas,
+        seed=seed,
+        device=device,
+        visit_mode=visit,  # type: ignore[arg-type]  # checked above
+    )
+    log = read_events(resolve_location(logs), format)
+    report = run_holdout(log, config, out)
+    for line in report.lines():
+        typer.echo(line)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "holdout.json", json.dumps(report.to_dict(), indent=2, default=float))
+    with atomic_path(out / "forecasts.parquet") as tmp:
+        report.per_customer.to_parquet(tmp)
+    plot_weekly(report, out / "holdout.png")
+    typer.echo(f"wrote {out / 'holdout.json'}, {out / 'forecasts.parquet'} and {out / 'holdout.png'}")

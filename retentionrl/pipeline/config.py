@@ -42,7 +42,7 @@ from pydantic_core import PydanticCustomError
 from retentionrl.agents.config import TrainConfig
 from retentionrl.core.overrides import with_overrides
 from retentionrl.envs.reward import RewardConfig, check_reward_mode
-from retentionrl.interactions.datasets import DatasetError, dataset_path
+from retentionrl.interactions.datasets import DATASET_PREFIX, DatasetError, resolve_location
 from retentionrl.interactions.visits import VisitMode
 from retentionrl.simulators.learned.config import FitConfig
 
@@ -192,10 +192,6 @@ class EvaluationSection(_Strict):
     )
 
 
-DATASET_PREFIX = "dataset:"
-"""``logs: dataset:NAME`` names a public dataset in the data cache."""
-
-
 class PipelineConfig(_Strict):
     """One pipeline run (see the module docstring)."""
 
@@ -223,7 +219,7 @@ class PipelineConfig(_Strict):
         """``dataset:NAME`` becomes the cached copy of that dataset; not cached: the error says how to fetch it."""
         if isinstance(value, str) and value.startswith(DATASET_PREFIX):
             try:
-                return dataset_path(value.removeprefix(DATASET_PREFIX))
+                return resolve_location(value)
             except DatasetError as exc:
                 raise PydanticCustomError("dataset_not_fetched", str(exc)) from None
         return value

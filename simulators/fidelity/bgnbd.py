@@ -26,6 +26,8 @@ then :math:`N = \\min(K, G)` with :math:`K \\sim Poisson(\\lambda t)` arrivals a
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -79,24 +81,42 @@ def whole_log_summary(visits: pd.DataFrame, log_end: pd.Timestamp) -> pd.DataFra
     ]
 
 
+PENALIZER_LADDER = (0.001, 0.01, 0.1, 1.0)
+"""L2 penalties tried in turn after a fit fails to converge, as lifetimes' own error message advises."""
+
+
+def fit_with_penalizer_ladder(fitter_class: Any, data: tuple[np.ndarray, ...], penalizer: float, name: str) -> Any:
+    """``fitter_class(penalizer_coef=c).fit(*data)`` at the first ``c`` that converges.
+
+    ``c`` runs over ``penalizer`` and then every larger value of :data:`PENALIZER_LADDER`; a
+    fit that raises ``lifetimes.utils.ConvergenceError`` moves on to the next. The one used is
+    the model's ``penalizer_coef``.
+
+    :raises ValueError: no penalty converges.
+    """
+    from lifetimes.utils import ConvergenceError
+
+    for coef in (penalizer, *(c for c in PENALIZER_LADDER if c > penalizer)):
+        try:
+            return fitter_class(penalizer_coef=coef).fit(*data)
+        except ConvergenceError:
+            continue
+    raise ValueError(
+        f"{name} did not converge on {data[0].size} shoppers, even with penalizer {max(penalizer, PENALIZER_LADDER[-1])}"
+    )
+
+
 def fit_bgnbd(frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, penalizer: float = 0.0):
     """A fitted ``lifetimes.BetaGeoFitter`` (imported here: lifetimes is heavy).
 
     When the fit does not converge at ``penalizer``, larger L2 penalties are tried in turn
-    (0.001, 0.01, 0.1, 1), as lifetimes' own error message advises; the one used is the
-    model's ``penalizer_coef``. Small logs whose shoppers show no dropout yet (BG/NBD's
-    a, b tending to 0) may need the largest.
+    (:func:`fit_with_penalizer_ladder`). Small logs whose shoppers show no dropout yet
+    (BG/NBD's a, b tending to 0) may need the largest.
     """
     from lifetimes import BetaGeoFitter
-    from lifetimes.utils import ConvergenceError
 
-    data = [np.asarray(v, dtype=float) for v in (frequency, recency, T)]
-    for coef in (penalizer, *(c for c in (0.001, 0.01, 0.1, 1.0) if c > penalizer)):
-        try:
-            return BetaGeoFitter(penalizer_coef=coef).fit(*data)
-        except ConvergenceError:
-            continue
-    raise ValueError(f"BG/NBD did not converge on {data[0].size} shoppers, even with penalizer 1")
+    data = tuple(np.asarray(v, dtype=float) for v in (frequency, recency, T))
+    return fit_with_penalizer_ladder(BetaGeoFitter, data, penalizer, "BG/NBD")
 
 
 def prob_return_within(model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float) -> np.ndarray:
@@ -107,16 +127,30 @@ def prob_return_within(model, frequency: np.ndarray, recency: np.ndarray, T: np.
     return alive * (1.0 - ((alpha + T) / (alpha + T + days)) ** (r + x))
 
 
-def expected_future_visits(
-    model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float, *, tol: float = 1e-13
-) -> np.ndarray:
+def expected_future_visits(model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float) -> np.ndarray:
     """E[visits within ``days`` after ``T``] under a fitted BG/NBD, finite for every shopper.
 
     lifetimes' closed form (``conditional_expected_number_of_purchases_up_to_time``) divides
     by :math:`a - 1` and evaluates :math:`{}_2F_1(r + x, b + x; a + b + x - 1; \\cdot)`, which is
     NaN where :math:`a + b + x \\le 1`: every shopper with one calibration visit once a fit
-    has :math:`a + b < 1`. Here the same expectation is summed term by term from the
-    predictive law of the module docstring: given alive, the arrivals
+    has :math:`a + b < 1`. It is used where it is finite (fast); the other shoppers get
+    :func:`series_expected_visits`, the same expectation summed term by term, which agrees
+    with it wherever both exist (tested).
+    """
+    x, t_x, t_cal = (np.asarray(v, float) for v in (frequency, recency, T))
+    with np.errstate(all="ignore"):
+        closed = np.asarray(model.conditional_expected_number_of_purchases_up_to_time(days, x, t_x, t_cal), float)
+    broken = ~np.isfinite(closed) | (closed < 0)
+    if broken.any():
+        closed[broken] = series_expected_visits(model, x[broken], t_x[broken], t_cal[broken], days)
+    return closed
+
+
+def series_expected_visits(
+    model, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, days: float, *, tol: float = 1e-13
+) -> np.ndarray:
+    """E[visits within ``days`` after ``T``] under a fitted BG/NBD, summed from the predictive
+    law of the module docstring: given alive, the arrivals
     :math:`K \\sim NB(r + x, \\frac{\\alpha + T}{\\alpha + T + t})` (:math:`\\lambda` integrated out)
     and the visits :math:`\\min(K, G)` with :math:`P(G \\ge k \\mid p) = (1 - p)^{k - 1}`, so
 
@@ -124,8 +158,7 @@ def expected_future_visits(
               \\frac{B(a, b + x + k - 1)}{B(a, b + x)},
 
     every term positive and finite for :math:`a, b > 0`; the sum stops where the tail
-    :math:`P(K \\ge k)` of every shopper is below ``tol``. Where lifetimes' form is finite the
-    two agree (tested).
+    :math:`P(K \\ge k)` of every shopper is below ``tol``.
     """
     from scipy.special import betaln
     from scipy.stats import nbinom

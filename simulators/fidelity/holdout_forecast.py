@@ -28,6 +28,7 @@ logged visits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -36,6 +37,22 @@ import pandas as pd
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 
 DAY_NS = 86_400 * 10**9
+
+
+@dataclass(frozen=True)
+class HoldoutForecast:
+    """Simulated futures of every shopper in the holdout window.
+
+    :param visits: visits of each shopper (rows, indexed by ``user_id``) in each replica
+        (columns).
+    :param spend: what each shopper spent in those visits, same shape.
+    :param weekly: the mean over replicas of all shoppers' visits in each week of the
+        window (the last week partial where the window is not whole weeks).
+    """
+
+    visits: pd.DataFrame
+    spend: pd.DataFrame
+    weekly: np.ndarray
 
 
 def forecast_visits(
@@ -47,18 +64,20 @@ def forecast_visits(
     replicas: int = 10,
     seed: int = 0,
     groups: int = 4,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Simulated visits per shopper in ``[cutoff, cutoff + holdout_days)``, and per week.
+) -> HoldoutForecast:
+    """Simulated visits (and spend) per shopper in ``[cutoff, cutoff + holdout_days)``.
 
     :param visits: calibration visits with trajectory columns computed with the simulator's
         horizon and ``log_end`` = ``cutoff``, sorted by ``(user_id, start)``.
-    :returns: the visit count of every shopper (rows, indexed by ``user_id``) in every
-        replica (columns), and the mean over replicas of all shoppers' visits in each week
-        of the holdout window.
+    :param replicas: draws of each shopper's future.
+    :param groups: trajectories are replayed in this many groups of similar length.
+    :raises ValueError: when the visits' lifetimes were cut with another horizon.
     """
     n_weeks = int(np.ceil(holdout_days / 7))
     users = visits["user_id"].drop_duplicates().to_numpy()
-    per_user = pd.DataFrame(0.0, index=pd.Index(users, name="user_id"), columns=pd.RangeIndex(replicas, name="replica"))
+    index, columns = pd.Index(users, name="user_id"), pd.RangeIndex(replicas, name="replica")
+    per_user = pd.DataFrame(0.0, index=index, columns=columns)
+    spend = pd.DataFrame(0.0, index=index, columns=columns)
     weekly = np.zeros(n_weeks)
     last = visits.drop_duplicates("user_id", keep="last")
     dormant = last["churned"].to_numpy()
@@ -68,27 +87,41 @@ def forecast_visits(
             "at the cutoff: build them with add_trajectories(visits, cutoff, horizon_days=sim.horizon_days)"
         )
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(groups + 1)]
+    parts: list[tuple[np.ndarray, _Futures]] = []
     if dormant.any():
-        counts, week_counts = _simulate_dormant(
-            sim, last.loc[dormant], cutoff, holdout_days, replicas, n_weeks, seeds[-1]
+        chosen = last.loc[dormant]
+        parts.append(
+            (
+                chosen["user_id"].to_numpy(),
+                _simulate_dormant(sim, chosen, cutoff, holdout_days, replicas, n_weeks, seeds[-1]),
+            )
         )
-        per_user.loc[counts.index] = counts.to_numpy()
-        weekly += week_counts
     current = visits.loc[visits["trajectory_id"].isin(last.loc[~dormant, "trajectory_id"])]
-    if current.empty:
-        return per_user, weekly
-    lengths = current.groupby("trajectory_id", sort=False).size()
-    bounds = np.quantile(lengths.to_numpy(), np.linspace(0, 1, groups + 1)[1:-1]) if groups > 1 else []
-    group_of = np.searchsorted(np.unique(bounds), lengths.to_numpy(), side="left")
-    for g in range(groups):
-        chosen = lengths.index[group_of == g]
-        if not len(chosen):
-            continue
-        part = current.loc[current["trajectory_id"].isin(chosen)]
-        counts, week_counts = _simulate_group(sim, part, cutoff, holdout_days, replicas, n_weeks, seeds[g])
-        per_user.loc[counts.index] = counts.to_numpy()
-        weekly += week_counts
-    return per_user, weekly
+    if not current.empty:
+        lengths = current.groupby("trajectory_id", sort=False).size()
+        bounds = np.quantile(lengths.to_numpy(), np.linspace(0, 1, groups + 1)[1:-1]) if groups > 1 else []
+        group_of = np.searchsorted(np.unique(bounds), lengths.to_numpy(), side="left")
+        for g in range(groups):
+            chosen_traj = lengths.index[group_of == g]
+            if len(chosen_traj):
+                part = current.loc[current["trajectory_id"].isin(chosen_traj)]
+                owners = part.loc[part["visit_index"].to_numpy() == 0, "user_id"].to_numpy()
+                parts.append((owners, _simulate_group(sim, part, cutoff, holdout_days, replicas, n_weeks, seeds[g])))
+    for owners, futures in parts:
+        per_user.loc[owners] = futures.visits.reshape(replicas, len(owners)).T
+        spend.loc[owners] = futures.spend.reshape(replicas, len(owners)).T
+        weekly += futures.weekly / replicas
+    return HoldoutForecast(per_user, spend, weekly)
+
+
+@dataclass(frozen=True)
+class _Futures:
+    """Per row (replica-major: row ``r * n + i`` is shopper ``i`` in replica ``r``): visits and
+    spend in the window; and all rows' visits per week."""
+
+    visits: np.ndarray
+    spend: np.ndarray
+    weekly: np.ndarray
 
 
 def _simulate_group(
@@ -99,7 +132,7 @@ def _simulate_group(
     replicas: int,
     n_weeks: int,
     seed: int,
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> _Futures:
     """Step 1-3 of the module docstring for the open lifetimes in ``part``."""
     first = part["visit_index"].to_numpy() == 0
     traj = np.cumsum(first) - 1
@@ -151,9 +184,7 @@ def _simulate_group(
     lifetime_visits = tile(length).astype(np.float64)
     reactivation = sim.horizon_days + sim.reactivation.sample(lifetime_visits, rng)
     at = -since_r + np.where(out.churned, reactivation, out.gap_days)  # day of the next visit, from the cutoff
-    counts, weekly = _continue(sim, rng, at, out.churned.copy(), lifetime_visits, holdout_days, n_weeks)
-    users = part.loc[first, "user_id"].to_numpy()
-    return pd.DataFrame(counts.reshape(replicas, n_traj).T, index=users), weekly / replicas
+    return _continue(sim, rng, at, out.churned.copy(), lifetime_visits, holdout_days, n_weeks)
 
 
 def _simulate_dormant(
@@ -164,7 +195,7 @@ def _simulate_dormant(
     replicas: int,
     n_weeks: int,
     seed: int,
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> _Futures:
     """Shoppers dormant at the cutoff (``last``: their last visit): reactivation drawn given
     the dormancy so far, then new lifetimes (module docstring)."""
     since = np.tile(_days_since_last_visit(last, cutoff), replicas)
@@ -173,9 +204,7 @@ def _simulate_dormant(
     dormant_days = since - sim.horizon_days
     at = sim.reactivation.sample(lifetime_visits, rng, dormant_days) - dormant_days
     sim.reset(at.size, seed=seed)
-    counts, weekly = _continue(sim, rng, at, np.ones(at.size, bool), lifetime_visits, holdout_days, n_weeks)
-    users = last["user_id"].to_numpy()
-    return pd.DataFrame(counts.reshape(replicas, len(users)).T, index=users), weekly / replicas
+    return _continue(sim, rng, at, np.ones(at.size, bool), lifetime_visits, holdout_days, n_weeks)
 
 
 def _days_since_last_visit(last: pd.DataFrame, cutoff: pd.Timestamp) -> np.ndarray:
@@ -191,7 +220,7 @@ def _continue(
     lifetime_visits: np.ndarray,
     holdout_days: float,
     n_weeks: int,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> _Futures:
     """Visits of every row until its next one falls after the window (steps 3 and after).
 
     :param at: day (from the cutoff) of each row's next visit; ``inf``: none.
@@ -199,9 +228,8 @@ def _continue(
         is reset before it.
     :param lifetime_visits: visits so far in each row's lifetime (the reactivation law's
         :math:`n`).
-    :returns: visits per row, and all rows' visits per week.
     """
-    counts, weekly = np.zeros(at.size), np.zeros(n_weeks)
+    counts, spend, weekly = np.zeros(at.size), np.zeros(at.size), np.zeros(n_weeks)
     actions = np.zeros(at.size, dtype=np.int64)
     pending = at < holdout_days
     while pending.any():
@@ -213,8 +241,9 @@ def _continue(
         weekly += np.bincount(np.clip((at[pending] // 7).astype(np.int64), 0, n_weeks - 1), minlength=n_weeks)
         lifetime_visits = lifetime_visits + pending
         _, out = sim.step(actions)
+        spend += np.where(pending, out.spend, 0.0)
         reactivation = sim.horizon_days + sim.reactivation.sample(lifetime_visits, rng)
         at = np.where(pending, at + np.where(out.churned, reactivation, out.gap_days), at)
         fresh = np.where(pending, out.churned, fresh)
         pending &= at < holdout_days
-    return counts, weekly
+    return _Futures(counts, spend, weekly)
