@@ -297,3 +297,21 @@ def test_holdout_forecast_draws_each_shoppers_future_from_their_replayed_history
     wrong = add_trajectories(build_visits(calibration), cutoff, horizon_days=20)
     with pytest.raises(ValueError, match="horizon H = 10"):
         forecast_visits(sim, wrong, cutoff, 20.0, replicas=2)
+
+
+def test_memory_gap_keeps_a_churned_shoppers_history_as_a_gap_of_that_many_days(checkpoint):
+    sim = LearnedSimulator.load(checkpoint, device="cpu")
+    actions = np.zeros(2_000, dtype=np.int64)
+    days_since_last = list(sim.observation_names).index("days_since_last")
+    log_visits = list(sim.observation_names).index("log_visits")
+    for memory in (None, sim.horizon_days):
+        sim.reset(actions.size, seed=5)
+        obs, out = sim.step(actions, memory_gap=memory)
+        assert out.churned.any() and (~out.churned).any()
+        assert np.all(np.isinf(out.gap_days[out.churned]))  # the outcome reads churn either way
+        np.testing.assert_allclose(obs[~out.churned, days_since_last], out.gap_days[~out.churned] / sim.horizon_days)
+        # without a memory gap the churned shopper's history counts no gap; with one, H days (1 in H units)
+        expected = 0.0 if memory is None else 1.0
+        np.testing.assert_allclose(obs[out.churned, days_since_last], expected)
+        np.testing.assert_allclose(obs[:, log_visits], np.log(2.0))
+        np.testing.assert_allclose(sim.days[out.churned], 0.0 if memory is None else sim.horizon_days)

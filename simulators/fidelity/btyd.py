@@ -271,7 +271,8 @@ def pareto_sample_future_visits(
     alive = rng.random(shape) < alive_p[:, None]
     lam = rng.gamma(r + x[:, None], 1.0 / (alpha + T[:, None]), size=shape)
     mu = rng.gamma(s, 1.0 / (beta + T[:, None]), size=shape)
-    lifetime = rng.exponential(1.0 / mu)
+    with np.errstate(divide="ignore"):  # mu drawn as 0 (underflow): a lifetime without end
+        lifetime = rng.exponential(1.0 / mu)
     visits = rng.poisson(lam * np.minimum(lifetime, float(days)))
     return np.where(alive, visits, 0).astype(np.float64)
 

@@ -554,10 +554,11 @@ class LearnedSimulator(ShopperSimulator):
         self._path.open(self._obs, actions, move=False)
         return self._path.predict()
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
-        """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``)."""
+    def step(self, actions: np.ndarray, *, memory_gap: float | None = None) -> tuple[np.ndarray, VisitOutcome]:
+        """One sampled visit of every shopper under flat ``actions`` (ints, shape ``(n,)``);
+        ``memory_gap`` as in :meth:`OpenVisit.close`."""
         visit = self.open_visit(actions)
-        return visit.close(visit.draw())
+        return visit.close(visit.draw(), memory_gap=memory_gap)
 
     def observe(
         self,
@@ -565,6 +566,8 @@ class LearnedSimulator(ShopperSimulator):
         outcome: VisitOutcomeLike,
         gap_days: np.ndarray,
         min_gap_days: np.ndarray | None = None,
+        *,
+        memory_gap: float | None = None,
     ) -> tuple[np.ndarray, VisitOutcome]:
         """One *logged* visit of every shopper: the model state moves as in :meth:`step`, but
         the outcome is the given one (teacher forcing, to start shoppers from their history).
@@ -575,6 +578,7 @@ class LearnedSimulator(ShopperSimulator):
             the gap is sampled from the model's churn-or-return law given the outcome and
             that it exceeds ``min_gap_days`` (e.g. the days from the visit to the end of the log;
             default 0).
+        :param memory_gap: as in :meth:`OpenVisit.close`.
         """
         actions = self.action_space.check(actions, self._days.shape[0])
         n = actions.shape[0]
@@ -588,7 +592,8 @@ class LearnedSimulator(ShopperSimulator):
         if unknown.any():
             u = np.asarray(self._rng.random(n, dtype=np.float32))
             gap = np.where(unknown, self._path.gaps(logged, u, floor), gap)
-        return self._close(actions, np.concatenate([logged, gap[None].astype(np.float32)]).astype(np.float64))
+        drawn = np.concatenate([logged, gap[None].astype(np.float32)]).astype(np.float64)
+        return self._close(actions, drawn, memory_gap)
 
     def _draw(self) -> np.ndarray:
         """:meth:`OpenVisit.draw`: uniforms ``(4, n)`` then normals ``(n,)`` from the generator."""
@@ -597,9 +602,11 @@ class LearnedSimulator(ShopperSimulator):
         z = np.asarray(self._rng.standard_normal(n, dtype=np.float32))
         return self._path.draw(u, z)
 
-    def _close(self, actions: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+    def _close(
+        self, actions: np.ndarray, drawn: np.ndarray, memory_gap: float | None = None
+    ) -> tuple[np.ndarray, VisitOutcome]:
         """Record the open visit of flat ``actions`` with outcome ``drawn`` ``(5, n)`` (click,
-        purchase, redeemed, spend, gap) and move on."""
+        purchase, redeemed, spend, gap) and move on (``memory_gap``: :meth:`OpenVisit.close`)."""
         self._open = None
         self._path.record(drawn)
         arm, coupon_index = self.action_space.decode(actions, check=False)
@@ -617,8 +624,9 @@ class LearnedSimulator(ShopperSimulator):
             gap_days=gap,
             churned=churned,
         )
-        self._days += np.where(churned, 0.0, gap)
-        self.history.record(arm, coupon_index, outcome, gap)
+        remembered = gap if memory_gap is None else np.where(churned, float(memory_gap), gap)
+        self._days += np.where(np.isinf(remembered), 0.0, remembered)
+        self.history.record(arm, coupon_index, outcome, remembered)
         self._obs = self.history.features()
         return self._obs, outcome
 
@@ -647,11 +655,18 @@ class OpenVisit:
         (module docstring) with the simulator's generator; nothing recorded."""
         return self._live()._draw()
 
-    def close(self, drawn: np.ndarray) -> tuple[np.ndarray, VisitOutcome]:
+    def close(self, drawn: np.ndarray, *, memory_gap: float | None = None) -> tuple[np.ndarray, VisitOutcome]:
         """Record outcome ``drawn`` ``(5, n)`` (as :meth:`draw` returns it) and move every
         shopper to their next visit: the observations and the outcome, as
-        :meth:`LearnedSimulator.step` returns them."""
-        return self._live()._close(self.actions, drawn)
+        :meth:`LearnedSimulator.step` returns them.
+
+        :param memory_gap: where the visit ends in churn, the shopper's history (and day)
+            records a gap of this many days instead of none, so that the shopper carries on
+            with their memory when they come back (the holdout forecast enters a dormancy
+            spell as :math:`H` days: :mod:`retentionrl.simulators.fidelity.holdout_forecast`); the
+            outcome still reads churn. ``None``: a churned shopper's history is final.
+        """
+        return self._live()._close(self.actions, drawn, memory_gap)
 
     def _live(self) -> LearnedSimulator:
         """The simulator, while this visit is its open one."""
