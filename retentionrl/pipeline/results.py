@@ -17,6 +17,7 @@ from retentionrl.core.interval import Interval
 from retentionrl.core.records import read_record, write_record
 from retentionrl.evaluation.certify import Certificate
 from retentionrl.evaluation.selection import Recommendation
+from retentionrl.interactions.adapters.complete_journey import CampaignSummary
 
 SCHEMA_VERSION = 2
 """Version 1 was the untyped layout (``{"mean", "low", "high", "n"}`` dicts)."""
@@ -149,7 +150,8 @@ class HeadCard:
 @dataclass(frozen=True)
 class FidelityResults(StageRecord):
     """The ``fidelity`` stage's output: logged vs simulated retention of held-out shoppers,
-    what the logs identify and the simulator's heads."""
+    what the logs identify and the simulator's heads; on Complete Journey logs, also what
+    its campaigns and coupons hold (``campaigns``; None for other logs)."""
 
     horizon_days: int
     logged_curve: Curve
@@ -159,5 +161,6 @@ class FidelityResults(StageRecord):
     heads: dict[str, HeadCard]
     identifies_recommendation: bool
     identifies_coupon: bool
+    campaigns: CampaignSummary | None = None
 
     SCHEMA: ClassVar[str] = "retentionrl.fidelity"

@@ -15,7 +15,8 @@ stage           does                                                        depe
 ``dataset``     train / held-out decisions in the simulator's action map,   simulator, split
                 and the logging-policy clone fit on the train decisions
 ``fidelity``    simulated (logging clone) vs Kaplan-Meier retention of      dataset, logs,
-                held-out shoppers at 7 / 30 / H days                        evaluation.users
+                held-out shoppers at 7 / 30 / H days; on Complete Journey   evaluation.users
+                logs, what its campaigns and coupons hold
 ``agent_<a>``   PPO / DQN trained in the learned simulator                  simulator, agents.*,
                                                                             reward_mode
 ``evaluate``    baselines; values in the simulator and (world) the world;  all of the above,
@@ -34,6 +35,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,6 +54,9 @@ from retentionrl.pipeline.results import (
     PolicyResult,
 )
 
+if TYPE_CHECKING:
+    from retentionrl.interactions.adapters.complete_journey import CampaignSummary
+
 Echo = Callable[[str], None]
 # The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
 # with this file). _LOADING is what the helpers _load_simulator and _dataset run.
@@ -69,7 +74,12 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "retentionrl.simulators.learned.ensemble",
     ),
     "dataset": (*_LOADING, "retentionrl.interactions.io", "retentionrl.interactions.trajectories"),
-    "fidelity": (*_LOADING, "retentionrl.interactions.io", "retentionrl.pipeline.measure"),
+    "fidelity": (
+        *_LOADING,
+        "retentionrl.interactions.io",
+        "retentionrl.interactions.adapters.complete_journey",
+        "retentionrl.pipeline.measure",
+    ),
     "agent": ("retentionrl.agents.training",),
     "evaluate": (
         *_LOADING,
@@ -104,8 +114,8 @@ def _read(path: Path) -> dict:
 def stage_logs(config: PipelineConfig, echo: Echo) -> tuple[Path, str, StageRun | None]:
     """The log file to learn from, its format and the stage run (None: the user's logs)."""
     if config.logs is not None:
-        if not config.logs.is_file():
-            raise ValueError(f"logs: {config.logs} is not a file")
+        if not config.logs.exists():  # a file, a folder of Parquet parts, or Complete Journey's tables
+            raise ValueError(f"logs: {config.logs}: no such file or folder")
         return config.logs, config.format, None
 
     def compute(folder: Path) -> None:
@@ -357,6 +367,7 @@ def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, datas
             },
             identifies_recommendation=bool(card.action_inputs["arm"]),
             identifies_coupon=bool(card.action_inputs["coupon"]),
+            campaigns=campaign_summary(config, split),
         ).save(folder / "fidelity.json")
 
     cfg = {
@@ -366,8 +377,28 @@ def stage_fidelity(config: PipelineConfig, split: StageRun, sim: StageRun, datas
         "device": config.device,
         "visit_mode": config.visit_mode,
     }
-    inputs = {"simulator": sim.folder, "split": split.folder, "dataset": dataset.folder}
+    inputs = {
+        "simulator": sim.folder,
+        "split": split.folder,
+        "dataset": dataset.folder,
+        **({"logs": config.logs} if config.logs is not None and _format(split) == "complete-journey" else {}),
+    }
     return run_stage(config.out, "fidelity", cfg, inputs, compute, code=STAGE_CODE["fidelity"], echo=echo)
+
+
+def _format(split: StageRun) -> str:
+    """The format the split stage read the logs in (``auto`` resolved)."""
+    return str(_read(split.folder / "summary.json")["format"])
+
+
+def campaign_summary(config: PipelineConfig, split: StageRun) -> CampaignSummary | None:
+    """What the campaigns and coupons of Complete Journey logs hold
+    (:func:`retentionrl.interactions.adapters.complete_journey.summarize_campaigns`); None for other logs."""
+    from retentionrl.interactions.adapters.complete_journey import summarize_campaigns
+
+    if config.logs is None or _format(split) != "complete-journey":
+        return None
+    return summarize_campaigns(config.logs)
 
 
 def agent_specs(config: PipelineConfig) -> dict[str, tuple[str, RewardConfig]]:

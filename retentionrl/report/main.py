@@ -1,7 +1,8 @@
 """The pipeline's report: one self-contained HTML page (Jinja2, autoescape on) and its PNGs.
 
 Sections, in order (fidelity first where the logs cannot identify any action effect):
-what the logs identify; per policy the true value in the world, the value in the learned
+what the logs identify (on Complete Journey logs, with the counts of its campaigns and
+coupons and what they do and do not identify: :func:`campaign_section`); per policy the true value in the world, the value in the learned
 simulator and the off-policy estimates, each with its 95% interval and sample size;
 the retention-profit frontier (which agent dominates which baseline and world heuristic);
 retention curves of all policies on one plot; coupon spend vs retention; simulator
@@ -16,6 +17,7 @@ from pathlib import Path
 from retentionrl.core.interval import Interval
 from retentionrl.core.report import pyplot, render, save_png, write_page
 from retentionrl.evaluation.diagnostics import not_estimable
+from retentionrl.interactions.adapters.complete_journey import PACKAGE_SOURCE, CampaignSummary
 from retentionrl.pipeline.measure import AT_RISK_DAYS, LOYAL_VISITS, SEGMENTS
 from retentionrl.pipeline.results import Curve, EvaluateResults, FidelityResults, OffPolicy
 
@@ -333,6 +335,161 @@ def _identification(fid: FidelityResults, has_world: bool) -> tuple[list, list[s
     return table, warnings
 
 
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.1%}" if whole else "—"
+
+
+def _types(counts: dict[str, int]) -> str:
+    return ", ".join(f"{kind} {n:,}" for kind, n in counts.items())
+
+
+def campaign_section(fid: FidelityResults) -> dict | None:
+    """What the campaigns and coupons of Complete Journey logs hold (``rows``: what, count)
+    and what they do and do not identify (``statements``), from the fidelity stage's counts
+    (:class:`~retentionrl.interactions.adapters.complete_journey.CampaignSummary`) and the
+    simulator's card; None for other logs."""
+    s = fid.campaigns
+    if s is None:
+        return None
+    rows = [
+        ("households in the log", f"{s.households:,}"),
+        (
+            "baskets",
+            f"{s.baskets:,}; with a coupon discount: {s.coupon_baskets:,} ({_share(s.coupon_baskets, s.baskets)})",
+        ),
+        (
+            "transaction lines",
+            f"{s.lines:,}; with a coupon discount (coupon_disc): {s.coupon_lines:,} ({_share(s.coupon_lines, s.lines)}); "
+            f"with the store's match of one (coupon_match_disc): {s.match_lines:,}",
+        ),
+        ("households with a coupon discount", f"{s.coupon_households:,} ({_share(s.coupon_households, s.households)})"),
+    ]
+    if s.campaigns_by_type is not None:
+        rows.append(("campaigns", f"{s.campaigns:,} ({_types(s.campaigns_by_type)})"))
+    if s.households_reached is not None:
+        by_type = f"; by campaign type: {_types(s.reached_by_type)}" if s.reached_by_type is not None else ""
+        rows.append(
+            (
+                "households that received at least one campaign",
+                f"{s.households_reached:,} ({_share(s.households_reached, s.households)}){by_type}",
+            )
+        )
+        if s.reached_baskets is not None:
+            rows.append(("baskets per household in the log", _baskets_per_household(s)))
+        rows.append(("households with a coupon discount and no campaign", f"{s.coupon_households_not_reached:,}"))
+    if s.coupons is not None:
+        rows.append(("coupons (coupons table)", f"{s.coupons:,} coupon UPCs on {s.coupon_products:,} products"))
+    if s.redemptions is not None:
+        rows.append(("campaign coupon redemptions", f"{s.redemptions:,} by {s.redeeming_households:,} households"))
+    source = s.source if s.source == PACKAGE_SOURCE else f"the folder {s.source}"
+    return {"source": source, "absent": s.absent, "rows": rows, "statements": _campaign_statements(s, fid)}
+
+
+def _per(total: int, n: int) -> str:
+    return f"{total / n:.1f}" if n else "—"
+
+
+def _baskets_per_household(s: CampaignSummary) -> str:
+    """Mean baskets of the households that received a campaign and of the others."""
+    reached, baskets = s.households_reached or 0, s.reached_baskets or 0
+    return (
+        f"{_per(baskets, reached)} for households that received a campaign, "
+        f"{_per(s.baskets - baskets, s.households - reached)} for the others"
+    )
+
+
+def _campaign_statements(s: CampaignSummary, fid: FidelityResults) -> list[str]:
+    """What the campaigns and coupons identify, in words, from the counts."""
+    coupon_tables = (
+        f"The coupons table maps each campaign's coupons to products ({s.coupons:,} coupon UPCs, "
+        f"{s.coupon_products:,} products), not to households or baskets, so the logs say at most which "
+        "campaigns a household received, never"
+        if s.coupons is not None
+        else "The coupons table is absent here; in any case the transactions never say"
+    )
+    not_reached = (
+        f" {s.coupon_households_not_reached:,} households with coupon discounts received no campaign: the "
+        "discounts are not only the campaigns' coupons."
+        if s.coupon_households_not_reached
+        else ""
+    )
+    statements = [
+        "Coupons redeemed are recorded, coupons offered are not. A line's coupon_disc says a manufacturer "
+        f"coupon paid part of it ({s.coupon_lines:,} lines, {_share(s.coupon_lines, s.lines)}; "
+        f"{s.coupon_baskets:,} baskets, {_share(s.coupon_baskets, s.baskets)}), not which coupon. "
+        f"{coupon_tables} which coupon it was offered at a visit: no visit carries an offer to compare with a "
+        f"visit without one.{not_reached}"
+    ]
+    if s.households_reached is not None:
+        types = f" ({_types(s.campaigns_by_type)})" if s.campaigns_by_type is not None else ""
+        campaigns = f"the {s.campaigns:,} campaigns{types}" if s.campaigns is not None else "the campaigns"
+        differ = (
+            " The two groups differ: households that received a campaign made "
+            f"{_per(s.reached_baskets, s.households_reached)} baskets each in the log, the others "
+            f"{_per(s.baskets - s.reached_baskets, s.households - s.households_reached)}."
+            if s.reached_baskets is not None
+            else ""
+        )
+        statements.append(
+            "Campaigns were sent to chosen households, not assigned at random. The campaigns table lists "
+            f"{s.households_reached:,} of the {s.households:,} households "
+            f"({_share(s.households_reached, s.households)}) as receiving at least one of {campaigns}; the other "
+            f"{s.households - s.households_reached:,} received none.{differ} The data do not say how households "
+            "were chosen, so any comparison of households that received a campaign with those that did not "
+            "mixes the campaign's effect with the reasons for the choice. No assignment probabilities "
+            "(propensities) are recorded, so no reweighting can undo the selection, and no date says when a "
+            "household received a campaign (only each campaign's start and end)."
+        )
+    else:
+        statements.append(
+            "The campaigns table (which households received which campaign) is absent here: who received a "
+            "campaign cannot be counted. The transactions record no assignment probabilities (propensities)."
+        )
+    statements.append(
+        "No recommendation impressions: the logs hold purchases only, so what a household was shown at a "
+        "visit is unknown."
+    )
+    redeemed = fid.heads.get("redeemed")
+    if redeemed is None:
+        head = ""
+    elif redeemed.learned:
+        head = (
+            f" Its redemption head learned, on {redeemed.examples:,} training visits, how often a purchase "
+            "redeems a coupon: that is not the effect of offering one."
+        )
+    else:
+        never = ": no simulated household ever redeems a coupon" if redeemed.examples == 0 else ""
+        head = f" Its redemption head is not learned ({redeemed.reason}){never}."
+    if fid.identifies_recommendation or fid.identifies_coupon:
+        simulator = (
+            "So no action effect the learned simulator learns from these logs is causal: the actions it varies "
+            "were not assigned at random and carry no propensities."
+        )
+    else:
+        simulator = (
+            "So the learned simulator learns no action effect from these logs, causally or otherwise: "
+            "neither the recommendation nor the coupon varies in them, so both are fixed inputs of the model "
+            "and a policy's actions change nothing a simulated household does."
+        )
+    statements.append(
+        f"{simulator}{head} Logged redemptions enter only as an outcome of a logged visit (a basket with a "
+        "coupon discount), which the model reads when it predicts the household's next return: that "
+        "association of redeeming with returning is not the effect of a coupon."
+    )
+    statements.append(
+        "The agents' and baselines' values in this report are values in the learned simulator: the "
+        "simulator's extrapolation, not evidence of what a campaign, a coupon or a recommendation would do "
+        "to these households."
+    )
+    statements.append(
+        "What an experiment would need: campaigns or coupon offers assigned to households at random, or with "
+        "recorded assignment probabilities; each offer logged per household with its date and coupon, and "
+        "each redemption linked to its offer; for recommendations, the impressions shown at each visit with "
+        "their propensities."
+    )
+    return statements
+
+
 def _recommendation(results: EvaluateResults) -> dict[str, str]:
     """The selection's headline, and the chosen policy's true return visits and profit when the world is known."""
     world = results.policies[results.recommendation.policy].world
@@ -369,6 +526,7 @@ def write_report(
         warnings=warnings,
         notes=notes,
         identification=identification,
+        campaigns=campaign_section(fidelity),
         heads=sorted(fidelity.heads.items()),
         fidelity_first=bool(warnings and not (fidelity.identifies_recommendation and fidelity.identifies_coupon)),
         fid_policy=fidelity.policy,

@@ -46,7 +46,8 @@ import torch.nn.functional as F
 
 
 def gap_day_index(gap_days: np.ndarray) -> np.ndarray:
-    """Day :math:`d = \\lceil g \\rceil` (at least 1) of each finite gap :math:`g > 0`."""
+    """Day :math:`d = \\lceil g \\rceil` (at least 1) of each finite gap :math:`g \\ge 0`: a gap of 0
+    (two visits at one timestamp, e.g. two baskets paid one after the other) is a return on day 1."""
     return np.maximum(np.ceil(np.asarray(gap_days, dtype=np.float64) - 1e-9), 1.0)
 
 
@@ -55,7 +56,8 @@ def survival_targets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Survival index :math:`s` and event flag :math:`e` of each visit (module docstring).
 
-    :param gap_days: days to the next visit, NaN where none followed within the horizon.
+    :param gap_days: days to the next visit (0 allowed: day 1), NaN where none followed within
+        the horizon.
     :param churned: the visit ended its trajectory with churn.
     :param observed_days: days from the visit to the end of the log (read where neither a
         return nor churn was observed: censored).
@@ -66,9 +68,9 @@ def survival_targets(
         raise ValueError(f"horizon_days must be a positive integer, got {horizon_days!r}")
     gap = np.asarray(gap_days, dtype=np.float64)
     event = np.isfinite(gap)
-    if np.any(gap[event] <= 0) or np.any(gap[event] > horizon_days):
-        bad = gap[event & ((gap <= 0) | (gap > horizon_days))][:3]
-        raise ValueError(f"return gaps must lie in (0, {horizon_days}] days, got {bad.tolist()}")
+    if np.any(gap[event] < 0) or np.any(gap[event] > horizon_days):
+        bad = gap[event & ((gap < 0) | (gap > horizon_days))][:3]
+        raise ValueError(f"return gaps must lie in [0, {horizon_days}] days, got {bad.tolist()}")
     censored_days = np.floor(np.clip(np.nan_to_num(observed_days, nan=0.0), 0.0, horizon_days))
     index = np.where(
         event, gap_day_index(np.where(event, gap, 1.0)) - 1, np.where(churned, horizon_days, censored_days)
