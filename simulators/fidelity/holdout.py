@@ -61,7 +61,10 @@ class HoldoutConfig:
     :param bootstrap: each fit on a bootstrap resample of the calibration trajectories.
     :param epochs: most training epochs of each fit (early stopping may end sooner).
     :param replicas: simulated futures of each customer, per fit; also the number of draws
-        from each BTYD model's predictive distribution (for its median).
+        from each BTYD model's predictive distribution (for its median). The mean of R
+        replicas adds its Monte Carlo variance :math:`\\sigma_i^2 / R` to each customer's squared
+        error, so RMSE needs many: with 20, Online Retail's RMSE reads 1.542, with 100 1.528
+        (the model's own expectation is the same).
     :param visit_mode: what a visit is (``day``: a purchase day).
     """
 
@@ -71,7 +74,7 @@ class HoldoutConfig:
     fits: int = 1
     bootstrap: bool = False
     epochs: int = 30
-    replicas: int = 20
+    replicas: int = 100
     seed: int = 0
     device: str = "auto"
     visit_mode: VisitMode = "day"
