@@ -137,9 +137,8 @@ class HoldoutReport:
             f"{'model':<12} {'MAE':>8} {'MAE(med)':>9} {'RMSE':>8} {'total':>10} {'vs actual':>10}",
         ]
         for name, row in self.scores.iterrows():
-            med = "" if np.isnan(row["mae_median"]) else f"{row['mae_median']:.4f}"
             out.append(
-                f"{name:<12} {row['mae']:8.4f} {med:>9} {row['rmse']:8.4f} {row['total']:10,.0f} "
+                f"{name:<12} {row['mae']:8.4f} {row['mae_median']:9.4f} {row['rmse']:8.4f} {row['total']:10,.0f} "
                 f"{row['total_error']:+10.1%}"
             )
         out.append(f"{'actual':<12} {'':>8} {'':>9} {'':>8} {self.actual_visits:10,.0f}")
@@ -156,18 +155,26 @@ class HoldoutReport:
 
 @dataclass(frozen=True)
 class _Btyd:
-    """A BTYD visit model: ``fit(x, t_x, T)``, ``expected(model, x, t_x, T, days)`` and
-    ``sample(model, x, t_x, T, days, replicas, seed)``."""
+    """A BTYD visit model: ``fit(x, t_x, T)``, ``expected(model, x, t_x, T, days)``,
+    ``sample(model, x, t_x, T, days, replicas, seed)``, and where it has a stated fallback
+    for some customers, ``fallback(model, x, t_x, T)``: the mask of those who got it."""
 
     name: str
     fit: Callable
     expected: Callable
     sample: Callable
+    fallback: Callable | None = None
 
 
 BTYD_MODELS: tuple[_Btyd, ...] = (
     _Btyd("BG/NBD", bgnbd.fit_bgnbd, bgnbd.expected_future_visits, bgnbd.sample_future_visits),
-    _Btyd("Pareto/NBD", btyd.fit_pareto_nbd, btyd.pareto_expected_future_visits, btyd.pareto_sample_future_visits),
+    _Btyd(
+        "Pareto/NBD",
+        btyd.fit_pareto_nbd,
+        btyd.pareto_expected_future_visits,
+        btyd.pareto_sample_future_visits,
+        lambda model, x, t_x, T: btyd.pareto_prob_alive(model, x, t_x, T).fallback,
+    ),
 )
 
 
@@ -225,17 +232,13 @@ def run_holdout(log: EventLog, config: HoldoutConfig, out_dir: str | Path | None
         weekly[model.name] = btyd.expected_weekly_visits(model.expected, fitted, x, t_x, big_t, holdout_days).sum(0)
         spend[model.name] = expected * per_visit.value
         params[model.name] = _plain_params(fitted)
-        if model.name == "Pareto/NBD":
-            fallbacks["Pareto/NBD: P(alive) by quadrature"] = int(
-                btyd.pareto_prob_alive(fitted, x, t_x, big_t).fallback.sum()
-            )
+        if model.fallback is not None:
+            fallbacks[f"{model.name}: P(alive) by quadrature"] = int(np.sum(model.fallback(fitted, x, t_x, big_t)))
     seconds["btyd"] = time.perf_counter() - t0
     means["zero"], medians["zero"] = np.zeros_like(actual), np.zeros_like(actual)
 
     scores = _scores(actual, means)
-    scores["mae_median"] = [
-        float(np.abs(medians[name] - actual).mean()) if name in medians else np.nan for name in scores.index
-    ]
+    scores["mae_median"] = [float(np.abs(medians[name] - actual).mean()) for name in scores.index]
     real_weekly = btyd.holdout_weekly_visits(all_visits, cutoff, holdout_end)
     weekly_frame = pd.DataFrame({"actual": real_weekly, **weekly})
     weekly_frame.index = pd.RangeIndex(1, len(real_weekly) + 1, name="week")
