@@ -47,7 +47,6 @@ import io
 import json
 import math
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -71,6 +70,7 @@ from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.io import read_events
 from retentionrl.serve.client import DecisionClient
 from retentionrl.serve.policy import DEFAULT_MIN_PROPENSITY, ServedPolicy
+from retentionrl.serve.server import free_port
 from retentionrl.simulators.learned.fit import FitConfig, action_map_of, fit_simulator
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
@@ -132,13 +132,6 @@ def parse_args() -> Args:
 
 
 # --- the service as a subprocess -----------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

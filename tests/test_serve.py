@@ -24,7 +24,7 @@ from retentionrl.interactions.io import read_events
 from retentionrl.serve.audit import audit_decision_log
 from retentionrl.serve.policy import ServedPolicy
 from retentionrl.serve.schemas import Decision, OutcomeEvent
-from retentionrl.serve.server import open_service
+from retentionrl.serve.server import free_port, open_service
 from retentionrl.serve.service import DecisionService, RequestError
 from tests.conftest import run_cli
 
@@ -285,17 +285,11 @@ def test_http_routes_answer_json_and_name_the_field(policy_dir: Path, tmp_path: 
     assert read_events(tmp_path / "log").events["event"].tolist() == ["impression", "click"]  # flushed at shutdown
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_real_server_serves_over_http_and_sigterm_loses_no_decision(policy_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("uvicorn", reason=NEEDS_SERVE)
     from retentionrl.serve.client import DecisionClient, ServiceError
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "retentionrl", "serve", "--policy", str(policy_dir), "--port", str(port)]
     command += ["--store", str(tmp_path / "store.sqlite"), "--decision-log", str(tmp_path / "log"), "--seed", "0"]

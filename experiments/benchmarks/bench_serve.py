@@ -45,7 +45,7 @@ from retentionrl.agents.config import TrainConfig
 from retentionrl.agents.training import train
 from retentionrl.serve.audit import audit_decision_log
 from retentionrl.serve.policy import ServedPolicy
-from retentionrl.serve.server import open_service
+from retentionrl.serve.server import free_port, open_service
 
 T0 = datetime(2024, 1, 1, 9, 0, 0)
 SHOPPERS_PER_CLIENT = 64
@@ -101,12 +101,6 @@ def load(port: int, per_client: list[list[bytes]]) -> tuple[np.ndarray, list[str
     start = time.perf_counter()
     asyncio.run(run())
     return np.array(latencies), answered, errors, time.perf_counter() - start
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_server(policy: Path, folder: Path, port: int) -> subprocess.Popen:

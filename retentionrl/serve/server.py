@@ -88,6 +88,14 @@ def run_server(
     uvicorn.Server(config).run()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago (the OS's choice), for tests and
+    benchmarks that start a service; another process may take it before it is used."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def check_can_listen(host: str, port: int) -> None:
     """Bind ``host:port`` once, as uvicorn will, so that a port in use is one clear error
     before the service starts (uvicorn would log it and exit with status 3).
