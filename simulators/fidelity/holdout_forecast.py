@@ -39,9 +39,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from retentionrl.interactions.trajectories import DAY_NS
 from retentionrl.simulators.learned.simulator import LearnedSimulator
-
-DAY_NS = 86_400 * 10**9
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-DAY_NS = 86_400 * 10**9
+from retentionrl.interactions.trajectories import DAY_NS
 
 
 @dataclass(frozen=True)

@@ -624,8 +624,12 @@ class LearnedSimulator(ShopperSimulator):
             gap_days=gap,
             churned=churned,
         )
-        remembered = gap if memory_gap is None else np.where(churned, float(memory_gap), gap)
-        self._days += np.where(np.isinf(remembered), 0.0, remembered)
+        if memory_gap is None:
+            remembered = gap
+            self._days += np.where(churned, 0.0, gap)
+        else:
+            remembered = np.where(churned, float(memory_gap), gap)
+            self._days += remembered
         self.history.record(arm, coupon_index, outcome, remembered)
         self._obs = self.history.features()
         return self._obs, outcome
