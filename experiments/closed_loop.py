@@ -68,8 +68,9 @@ from retentionrl.core.policy import Policy
 from retentionrl.envs.factory import load_simulator
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.io import read_events
+from retentionrl.serve import DEFAULT_MIN_PROPENSITY
 from retentionrl.serve.client import DecisionClient
-from retentionrl.serve.policy import DEFAULT_MIN_PROPENSITY, ServedPolicy
+from retentionrl.serve.policy import ServedPolicy
 from retentionrl.serve.server import free_port
 from retentionrl.simulators.learned.fit import FitConfig, action_map_of, fit_simulator
 from retentionrl.simulators.policy_registry import make_policy

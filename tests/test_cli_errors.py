@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,28 @@ def test_bad_input_is_one_error_line(inputs: Path, tmp_path: Path, args: list[st
         assert thing in line, line
     assert _digests(inputs) == before
     assert not list(tmp_path.iterdir()), "nothing is written on bad input"
+
+
+def test_the_cli_starts_without_torch_scipy_or_stable_baselines3():
+    """``retentionrl --help`` and every argument check run before the heavy libraries load:
+    the command modules import them inside the commands, after the checks."""
+    code = (
+        "import sys, retentionrl.cli.main; "
+        "print(sorted(m for m in ('torch', 'scipy.stats', 'stable_baselines3', 'ray') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_a_bad_train_argument_is_refused_before_torch_loads(tmp_path: Path):
+    """The train command checks its config before importing torch: a wrong --algo fails fast."""
+    code = (
+        "import sys\n"
+        "from retentionrl.cli.main import main\n"
+        "try:\n    main(['train', '--algo', 'sac', '--out', 'out'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
+    assert "algo" in result.stderr and "sac" in result.stderr

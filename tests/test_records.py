@@ -79,3 +79,14 @@ def test_interval_of_a_mean_and_its_text():
     assert iv.high - iv.estimate == pytest.approx(1.959963984540054 * math.sqrt(5 / 3) / 2)
     assert Interval.of([7.0]).format() == "7" and Interval(float("nan"), 0, 1).format() == "—"
     assert Interval(3.14159, 3.0, 3.3).format(3) == "3.14 [3, 3.3]"
+
+
+def test_the_95_percent_quantile_literal_is_scipys_to_the_last_bit_and_other_levels_use_scipy():
+    from scipy.stats import norm
+
+    from retentionrl.core.interval import Z95
+
+    assert Z95 == float(norm.ppf(0.975))
+    values = [1.0, 2.0, 3.0, 4.0]
+    iv90 = Interval.of(values, alpha=0.1)
+    assert iv90.high - iv90.estimate == pytest.approx(float(norm.ppf(0.95)) * math.sqrt(5 / 3) / 2, rel=1e-12)

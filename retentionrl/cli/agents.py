@@ -69,8 +69,6 @@ def train_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
     """Train PPO or DQN on a simulator; watch it with `tensorboard --logdir OUT/tensorboard`."""
-    from retentionrl.agents.training import train
-
     config = TrainConfig(
         algo=algo,
         simulator=simulator,
@@ -84,6 +82,8 @@ def train_command(
         ppo_head=ppo_head,
     )
     config = apply_set(config, set_fields or [], TRAIN_OPTIONS)
+    from retentionrl.agents.training import train  # torch and stable-baselines3: after the checks
+
     model = train(config, out, resume=resume, progress=progress)
     typer.echo(
         f"trained {algo} for {model.num_timesteps:,} steps; policy in {out}; tensorboard --logdir {out / 'tensorboard'}"
@@ -110,6 +110,10 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Per-shopper value of a policy over the horizon, with 95% intervals."""
+    if env not in ("world", "simulator"):
+        raise typer.BadParameter(f"{env!r} is not world or simulator", param_hint="--env")
+    if env == "simulator" and simulator is None:
+        raise typer.BadParameter("--env simulator needs --simulator DIR", param_hint="--simulator")
     from retentionrl.agents.registry import make_named_policy
     from retentionrl.envs.factory import load_simulator
     from retentionrl.interactions.action_map import ActionMap
@@ -118,10 +122,6 @@ def evaluate_command(
     from retentionrl.interactions.trajectories import visits_with_trajectories
     from retentionrl.simulators.rollout import evaluate_policy, format_table
 
-    if env not in ("world", "simulator"):
-        raise typer.BadParameter(f"{env!r} is not world or simulator", param_hint="--env")
-    if env == "simulator" and simulator is None:
-        raise typer.BadParameter("--env simulator needs --simulator DIR", param_hint="--simulator")
     sim = load_simulator(simulator if env == "simulator" and simulator is not None else "world", device="cpu")
     space = sim.action_space
     decisions = None

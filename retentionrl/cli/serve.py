@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from retentionrl.serve.policy import DEFAULT_MIN_PROPENSITY
+from retentionrl.serve import DEFAULT_MIN_PROPENSITY
 
 
 def serve_command(

@@ -87,14 +87,16 @@ def fit(
 ) -> None:
     """Fit the simulator (or an ensemble of them, --seeds) on LOGS and write it to OUT."""
     from retentionrl.interactions.io import read_events
-    from retentionrl.simulators.learned.ensemble import write_ensemble
-    from retentionrl.simulators.learned.fit import fit_simulator
-    from retentionrl.tune.parallel import fit_members_on_ray, ray_installed
 
     members = _parse_seeds(seeds) if seeds else None
     config = FitConfig(epochs=epochs, seed=seed, device=device, horizon_days=horizon, spend_scale=spend_scale)
     config = apply_set(config, set_fields, FIT_OPTIONS)
     log = read_events(logs, format)  # read (and checked) here first: a bad log fails before any fit
+    # torch (and Ray) only once the arguments and the log have passed their checks
+    from retentionrl.simulators.learned.ensemble import write_ensemble
+    from retentionrl.simulators.learned.fit import fit_simulator
+    from retentionrl.tune.parallel import fit_members_on_ray, ray_installed
+
     if members is None:
         result = fit_simulator(log, config, out, progress=progress)
         _describe(result.card, len(result.history), out)

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 
 class LogError(ValueError):
@@ -54,13 +53,13 @@ class LogError(ValueError):
     def for_rows(
         cls, source: str | Path, message: str, column: str, bad: np.ndarray, values: object = None
     ) -> LogError:
-        """The error for the rows where ``bad`` is true, showing their ``values`` (a Series or
-        anything ``np.asarray`` reads, indexed like ``bad``)."""
+        """The error for the rows where ``bad`` is true, showing their ``values`` (a pandas
+        Series, read by position, or anything ``np.asarray`` reads, indexed like ``bad``)."""
         rows = np.flatnonzero(bad)
         shown = rows[: cls.max_rows_shown]
         if values is None:
             first: list = []
-        elif isinstance(values, pd.Series):
+        elif hasattr(values, "iloc"):  # a Series, by position (pandas is not imported here)
             first = values.iloc[shown].tolist()
         else:
             first = np.asarray(values)[shown].tolist()

@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
-Z95 = float(norm.ppf(0.975))
-"""The standard normal's 97.5% quantile: the half-width of a 95% interval in standard errors."""
+Z95 = 1.959963984540054
+"""The standard normal's 97.5% quantile, ``scipy.stats.norm.ppf(0.975)`` to the last bit: the
+half-width of a 95% interval in standard errors (a literal, so that importing this module,
+which every command does, does not import scipy.stats)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,13 @@ class Interval:
         mean = float(values.mean())
         if values.size < 2:
             return cls(mean, float("nan"), float("nan"), int(values.size), alpha=alpha)
-        half = float(norm.ppf(1.0 - alpha / 2.0)) * float(values.std(ddof=1)) / math.sqrt(values.size)
+        if alpha == 0.05:
+            z = Z95
+        else:
+            from scipy.stats import norm
+
+            z = float(norm.ppf(1.0 - alpha / 2.0))
+        half = z * float(values.std(ddof=1)) / math.sqrt(values.size)
         return cls(mean, mean - half, mean + half, int(values.size), alpha=alpha)
 
     def covers(self, value: float) -> bool:

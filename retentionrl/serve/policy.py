@@ -36,11 +36,7 @@ from retentionrl.agents.inference import NumpyPolicy
 from retentionrl.agents.training import POLICY_META, POLICY_TENSORS, load_policy, read_policy_meta
 from retentionrl.core.actions import ActionSpace
 from retentionrl.core.policy import Policy
-
-DEFAULT_MIN_PROPENSITY = 1e-3
-"""Default exploration floor :math:`p`: with the default 20 groups x 4 coupon levels
-(:math:`A = 80`) the service explores on 8% of decisions, and the least likely action's
-importance weight in a later OPE is at most :math:`1 / p = 1000`."""
+from retentionrl.serve import DEFAULT_MIN_PROPENSITY
 
 
 @dataclass(frozen=True)

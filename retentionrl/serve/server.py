@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from retentionrl.serve.policy import DEFAULT_MIN_PROPENSITY, ServedPolicy
+from retentionrl.serve import DEFAULT_MIN_PROPENSITY
+from retentionrl.serve.policy import ServedPolicy
 from retentionrl.serve.service import DecisionService
 from retentionrl.serve.store import SQLiteStore, load_or_create_key
 
