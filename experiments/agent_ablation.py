@@ -35,6 +35,11 @@ from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
 from retentionrl.simulators.world.config import WorldConfig
 
+BALANCED_SCALE = 3.2
+"""Currency per unit of the ``balanced-*`` variants' mixed reward: the quickstart's train
+split's logged profit per visit over its share of visits followed by a return (1.82 / 0.576),
+so that w = 0.5 weighs a return and its profit as the logs trade them."""
+
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},
     "gamma99": {"gamma": 0.99},
@@ -52,6 +57,18 @@ VARIANTS: dict[str, dict[str, object]] = {
     "world-warm-popularity": {"simulator": "world", "warm_start": "popularity"},
     "warm-soft": {"warm_start": "popularity", "warm_start_smoothing": 0.5},
     "world-warm-soft": {"simulator": "world", "warm_start": "popularity", "warm_start_smoothing": 0.5},
+    "profit": {"reward_mode": "profit"},
+    **{
+        f"balanced-w{w}": {"reward_mode": "mixed", "retention_weight": w, "revenue_scale": BALANCED_SCALE}
+        for w in (0.5, 0.65, 0.72, 0.8, 0.9)
+    },
+    "warm-popularity-profit": {"warm_start": "popularity", "reward_mode": "profit"},
+    "warm-popularity-balanced-w0.8": {
+        "warm_start": "popularity",
+        "reward_mode": "mixed",
+        "retention_weight": 0.8,
+        "revenue_scale": BALANCED_SCALE,
+    },
 }
 """Named overrides of :class:`TrainConfig`; ``simulator: world`` trains in the referee;
 ``warm_start`` names the baseline (fit on ``--logs``) that PPO is cloned from first."""
