@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,3 +69,13 @@ def error_line(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
+
+
+def btyd_customers(n: int, seed: int, mean_repeats: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A BTYD calibration summary of ``n`` made-up customers: repeat purchases ``x`` ~
+    Poisson(``mean_repeats``), age ``T`` ~ U(30, 300) days, recency uniform in (0, T) when
+    ``x`` > 0, else 0."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(mean_repeats, n).astype(float)
+    T = rng.uniform(30, 300, n)
+    return x, np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0), T

@@ -12,13 +12,11 @@ from retentionrl.simulators.fidelity.bgnbd import (
     sample_future_visits,
     series_expected_visits,
 )
+from tests.conftest import btyd_customers
 
 
 def _shoppers(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.poisson(1.5, n).astype(float)
-    T = rng.uniform(30, 300, n)
-    return x, np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0), T
+    return btyd_customers(n, seed, mean_repeats=1.5)
 
 
 def test_it_is_lifetimes_closed_form_where_that_is_finite() -> None:

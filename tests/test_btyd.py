@@ -26,6 +26,7 @@ from retentionrl.simulators.fidelity.btyd import (
     score_forecasts,
     weekly_curve_mae,
 )
+from tests.conftest import btyd_customers
 
 TRUE = {"r": 0.6, "alpha": 80.0, "s": 0.5, "beta": 70.0}
 
@@ -49,10 +50,7 @@ def _simulate_pareto_nbd(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _customers(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    x = rng.poisson(2.0, n).astype(float)
-    T = rng.uniform(30, 300, n)
-    return x, np.where(x > 0, rng.uniform(0, 1, n) * T, 0.0), T
+    return btyd_customers(n, seed, mean_repeats=2.0)
 
 
 def test_pareto_nbd_fit_recovers_the_simulated_population() -> None:
