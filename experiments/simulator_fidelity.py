@@ -21,9 +21,17 @@ shopper in one member) is compared too.
 
 Counts and money: for each simulator a second table gives the relative error
 (simulated - true) / true of the return visits and of the profit per shopper, policy by
-policy, against a target of ``--tolerance-rel`` (5%).
+policy, against a target of ``--tolerance-rel`` (5%). A third table does the same for the
+*static* policies, "always show group g, no coupon" for every group g: the policies
+farthest from the logging policy's variety, where a simulator must extrapolate what a
+shopper does when shown the same group visit after visit; it gives the mean and largest
+|relative error| over the groups and Spearman's rho of their return visits.
 
-Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--ensemble 3] [--out runs/fidelity]``
+``--fit-set`` sets fields of every fit's :class:`~retentionrl.simulators.learned.config.FitConfig`
+(``retentionrl simulator fit --fields`` lists them), e.g. ``--fit-set exposure_input=true``
+to compare a model that reads the ignored showings.
+
+Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--ensemble 3] [--fit-set exposure_input=true] [--out runs/fidelity]``
 """
 
 from __future__ import annotations
@@ -37,8 +45,11 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from retentionrl.agents.baselines import PopularityPolicy
+from retentionrl.core.actions import ActionSpace
 from retentionrl.core.atomic import atomic_write_text
 from retentionrl.core.interval import Interval
+from retentionrl.core.overrides import parse_assignments, with_overrides
 from retentionrl.core.policy import Policy
 from retentionrl.interactions.horizon import in_window
 from retentionrl.interactions.io import read_events
@@ -78,6 +89,8 @@ class Args:
     """members of a bootstrap ensemble to compare too (0 or 1: none)"""
     tolerance_rel: float = 0.05
     """the target of |simulated - true| / true for return visits and profit per shopper"""
+    fit_set: str = ""
+    """comma-separated FitConfig fields for every fit, NAME=VALUE (e.g. exposure_input=true)"""
 
 
 def parse_args() -> Args:
@@ -131,6 +144,39 @@ def print_money(rows: list[dict]) -> float:
         f"largest |relative error| of return visits and profit: {100 * worst:.1f}% (target <= {100 * args.tolerance_rel:g}%)"
     )
     return worst
+
+
+def static_policies(space: ActionSpace) -> dict[str, Policy]:
+    """The policies "always show group g, no coupon", by name, for every group g of ``space``."""
+    return {f"group {g}": PopularityPolicy(space, g) for g in range(space.n_arms)}
+
+
+def print_static(rows: list[dict]) -> dict[str, float]:
+    """Per static policy, true and simulated return visits and profit per shopper; returns
+    the mean and largest |relative error| of each and Spearman's rho of the return visits."""
+    print(f"\n{'static policy':14s} " + " ".join(f"{m + ' true / sim (rel. error)':>40s}" for m in MONEY))
+    errors: dict[str, list[float]] = {m: [] for m in MONEY}
+    for row in rows:
+        cells = []
+        for m in MONEY:
+            w, s = row["world"][m].estimate, row["simulator"][m].estimate
+            errors[m].append((s - w) / abs(w))
+            cells.append(f"{w:8.2f} / {s:8.2f} ({100 * errors[m][-1]:+6.1f}%)")
+        print(f"{row['policy']:14s} " + " ".join(f"{c:>40s}" for c in cells))
+    rho = spearmanr(
+        [r["world"]["return_visits"].estimate for r in rows], [r["simulator"]["return_visits"].estimate for r in rows]
+    ).statistic
+    summary = {"spearman_rho_return_visits": float(rho)}
+    for m in MONEY:
+        summary[f"mean_abs_rel_error_{m}"] = float(np.mean(np.abs(errors[m])))
+        summary[f"max_abs_rel_error_{m}"] = float(np.max(np.abs(errors[m])))
+    print(
+        f"{len(rows)} static policies: mean |relative error| return visits "
+        f"{100 * summary['mean_abs_rel_error_return_visits']:.1f}% (largest "
+        f"{100 * summary['max_abs_rel_error_return_visits']:.1f}%), profit {100 * summary['mean_abs_rel_error_profit']:.1f}% "
+        f"(largest {100 * summary['max_abs_rel_error_profit']:.1f}%); Spearman rho of return visits {rho:.3f}"
+    )
+    return summary
 
 
 def separated_policies(rows: list[dict]) -> list[dict]:
@@ -189,6 +235,7 @@ def print_table(rows: list[dict], logging_policy: str) -> tuple[float, float, li
 args = parse_args()
 args.out.mkdir(parents=True, exist_ok=True)
 config = WorldConfig()
+fit_overrides = parse_assignments([item for item in args.fit_set.split(",") if item], "--fit-set")
 log_path = args.out / "world_logs.parquet"
 fit_seeds = [int(v) for v in args.fit_seeds.split(",")]
 
@@ -206,6 +253,16 @@ world = GroundTruthWorld(config)
 truth = {
     name: retention_rollout(world, make_policy(name, config), args.eval_users, args.seed + 1) for name in POLICY_NAMES
 }
+static = static_policies(world.action_space)
+static_truth = {
+    name: retention_rollout(world, policy, args.eval_users, args.seed + 1) for name, policy in static.items()
+}
+
+
+def fit_config(**values: object) -> FitConfig:
+    """The fit's config: these values, then ``--fit-set``."""
+    base = FitConfig(epochs=args.epochs, horizon_days=config.horizon_days, **values)  # type: ignore[arg-type]
+    return with_overrides(base, fit_overrides, source="--fit-set")
 
 
 def compare(label: str, simulator: ShopperSimulator, extra: dict) -> dict:
@@ -221,8 +278,27 @@ def compare(label: str, simulator: ShopperSimulator, extra: dict) -> dict:
     print(f"\n== {label}")
     worst, rho, within = print_table(rows, args.logging_policy)
     worst_rel = print_money(rows)
+    static_rows = [
+        {
+            "policy": name,
+            "world": static_truth[name],
+            "simulator": retention_rollout(simulator, policy, args.eval_users, args.seed + 1),
+        }
+        for name, policy in static.items()
+    ]
+    static_summary = print_static(static_rows)
     return {
         "label": label,
+        "static": {
+            **static_summary,
+            "rows": [
+                {
+                    "policy": r["policy"],
+                    **{f"{src}/{m}": asdict(r[src][m]) for src in ("world", "simulator") for m in MONEY},
+                }
+                for r in static_rows
+            ],
+        },
         **extra,
         "rows": [
             {
@@ -243,9 +319,8 @@ fits = []
 for fit_seed in fit_seeds:
     # 3. fit on the logs only (default observation scale S = 50, as the world's)
     t0 = time.perf_counter()
-    fit_config = FitConfig(epochs=args.epochs, seed=fit_seed, horizon_days=config.horizon_days)
     model_dir = args.out / ("model" if len(fit_seeds) == 1 else f"model_seed{fit_seed}")
-    result = fit_simulator(log, fit_config, model_dir, progress=True)
+    result = fit_simulator(log, fit_config(seed=fit_seed), model_dir, progress=True)
     fit_seconds = time.perf_counter() - t0
     print(
         f"fit (seed {fit_seed}): {len(result.history)} epochs in {fit_seconds:.1f} s; validation {result.card.metrics}"
@@ -260,7 +335,7 @@ if args.ensemble > 1:
     members = [
         fit_simulator(
             log,
-            FitConfig(epochs=args.epochs, seed=args.seed + k, horizon_days=config.horizon_days, bootstrap=True),
+            fit_config(seed=args.seed + k, bootstrap=True),
             args.out / "ensemble" / f"member_{k}",
             progress=True,
         ).simulator

@@ -11,12 +11,15 @@ from retentionrl.simulators.learned.sequence_model import ModelSpec, ShopperSequ
 N_ARMS = 3
 
 
-def random_model(seed: int, constant_columns: tuple[int, ...] = (), reads_arm: bool = False) -> ShopperSequenceModel:
-    """A model with every weight drawn at random (so no table or fold is trivially zero)."""
+def random_model(
+    seed: int, constant_columns: tuple[int, ...] = (), reads_arm: bool = False, exposure: bool = False
+) -> ShopperSequenceModel:
+    """A model with every weight drawn at random (so no table or fold is trivially zero); with
+    ``exposure`` it reads the ignored showings (features ``11 + 2 N_ARMS`` wide)."""
     torch.manual_seed(seed)
     model = ShopperSequenceModel(
         ModelSpec(
-            n_features=11 + N_ARMS,
+            n_features=11 + (2 if exposure else 1) * N_ARMS,
             n_arms=N_ARMS,
             horizon_days=9,
             hidden_size=8,
@@ -25,6 +28,7 @@ def random_model(seed: int, constant_columns: tuple[int, ...] = (), reads_arm: b
             hazard_knots=4,
             hazard_hidden=5,
             return_reads_arm=reads_arm,
+            exposure_input=exposure,
         )
     )
     with torch.no_grad():
@@ -35,8 +39,9 @@ def random_model(seed: int, constant_columns: tuple[int, ...] = (), reads_arm: b
     return model
 
 
-def random_inputs(b: int, t: int, seed: int) -> VisitInputs:
-    """Visits as the simulator feeds them: 0/1 clicks and purchases, arm ``N_ARMS`` = none."""
+def random_inputs(b: int, t: int, seed: int, exposure: bool = False) -> VisitInputs:
+    """Visits as the simulator feeds them: 0/1 clicks and purchases, arm ``N_ARMS`` = none;
+    with ``exposure`` the features end with ignored showings, ``log(1 + count)``, some 0."""
     gen = torch.Generator().manual_seed(seed)
 
     def binary(*shape: int) -> torch.Tensor:
@@ -48,8 +53,11 @@ def random_inputs(b: int, t: int, seed: int) -> VisitInputs:
     prev_outcome = torch.cat([uniform(b, t, 1), binary(b, t, 3), 2 * uniform(b, t, 1)], dim=-1)
     outcome = torch.cat([binary(b, t, 3), 2 * uniform(b, t, 1)], dim=-1)
     outcome[..., 1] *= outcome[..., 0]  # no purchase without a click, as the world logs
+    features = uniform(b, t, 11 + N_ARMS)
+    if exposure:
+        features = torch.cat([features, torch.log1p(torch.randint(0, 3, (b, t, N_ARMS), generator=gen).float())], -1)
     return VisitInputs(
-        uniform(b, t, 11 + N_ARMS),
+        features,
         torch.randint(0, N_ARMS + 1, (b, t), generator=gen),
         prev_outcome,
         torch.randint(0, N_ARMS + 1, (b, t), generator=gen),
@@ -74,11 +82,11 @@ def step_through(fused: FusedStep, inputs: VisitInputs, state: torch.Tensor) -> 
     return torch.stack(outputs, dim=1), state
 
 
-@pytest.mark.parametrize("reads_arm", [False, True])
+@pytest.mark.parametrize(("reads_arm", "exposure"), [(False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("constant_columns", [(), (2, 5, 12)])
-def test_stepping_a_sequence_equals_the_models_forward(constant_columns, reads_arm):
-    model = random_model(0, constant_columns, reads_arm)
-    inputs = random_inputs(b=7, t=5, seed=1)
+def test_stepping_a_sequence_equals_the_models_forward(constant_columns, reads_arm, exposure):
+    model = random_model(0, constant_columns, reads_arm, exposure)
+    inputs = random_inputs(b=7, t=5, seed=1, exposure=exposure)
     with torch.no_grad():
         expected, last = model(inputs)
         got, state = step_through(FusedStep(model), inputs, model.empty_state.expand(7, -1).clone())

@@ -9,6 +9,7 @@ import torch
 from retentionrl.core.actions import ActionSpace
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.history import history_feature_names
+from retentionrl.simulators.learned.exposure import ignored_showings_from_visits
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.sequence_model import ModelSpec, ShopperSequenceModel, VisitInputs
 from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
@@ -22,12 +23,20 @@ def toy_simulator(
     support: int = 100,
     seed: int = 0,
     margins: tuple[float, ...] = (1.0,) * N_ARMS,
+    exposure: bool = False,
 ) -> LearnedSimulator:
-    """A randomly initialised model behind the simulator interface (no fitting needed)."""
+    """A randomly initialised model behind the simulator interface (no fitting needed);
+    ``exposure``: the model reads the ignored showings."""
     space = ActionSpace(N_ARMS)
     amap = ActionMap("rec_group", tuple(range(N_ARMS)), space, {"arms_seen": 3.0, "coupon_levels_seen": 4.0})
     spec = ModelSpec(
-        n_features=11 + N_ARMS, n_arms=N_ARMS, horizon_days=30, hidden_size=16, arm_embedding=4, head_hidden=16
+        n_features=11 + (2 if exposure else 1) * N_ARMS,
+        n_arms=N_ARMS,
+        horizon_days=30,
+        hidden_size=16,
+        arm_embedding=4,
+        head_hidden=16,
+        exposure_input=exposure,
     )
     positives = positives or {"click": 50, "purchase": 50, "redeemed": 50}
     card = ModelCard.describe(
@@ -49,8 +58,9 @@ def toy_simulator(
     return LearnedSimulator(model, card, "cpu")
 
 
-def test_simulator_carries_the_gru_state_of_its_whole_history():
-    sim = toy_simulator()
+@pytest.mark.parametrize("exposure", [False, True])
+def test_simulator_carries_the_gru_state_of_its_whole_history(exposure):
+    sim = toy_simulator(exposure=exposure)
     n, k = 6, 5
     obs = sim.reset(n, seed=1)
     rng = np.random.default_rng(0)
@@ -65,8 +75,15 @@ def test_simulator_carries_the_gru_state_of_its_whole_history():
         outcomes.append(np.stack([coupons[-1], out.click, out.purchase, out.redeemed, np.log1p(out.spend / 50.0)], 1))
     prev_arm = np.stack([np.full(n, N_ARMS), *arms[:-1]], 1)
     prev_outcome = np.stack([np.zeros((n, 5)), *outcomes[:-1]], 1)
+    features = np.stack(feats, 1)
+    if exposure:  # the ignored showings as training computes them from the same visits, shopper by shopper
+        ignored = np.stack(outcomes, 1)[..., 1:3].sum(-1) == 0
+        starts = np.arange(n * k) % k == 0
+        block = ignored_showings_from_visits(np.stack(arms, 1).ravel(), ignored.ravel(), starts, N_ARMS)
+        assert block.any()
+        features = np.concatenate([features, block.reshape(n, k, N_ARMS)], axis=-1)
     inputs = VisitInputs(
-        torch.tensor(np.stack(feats, 1)),
+        torch.tensor(features),
         torch.tensor(prev_arm),
         torch.tensor(prev_outcome).float(),
         torch.tensor(np.stack(arms, 1)),

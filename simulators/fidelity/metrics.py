@@ -140,7 +140,9 @@ def predict_visits(
     """
     card, model = sim.card, sim.model
     horizon = int(card.spec.horizon_days)
-    data = build_visit_data(visits, card.action_map, log_end, horizon, card.spend_scale)
+    data = build_visit_data(
+        visits, card.action_map, log_end, horizon, card.spend_scale, exposure=card.spec.exposure_input
+    )
     # as the simulator does: action parts the log never varied are fed their trained value
     if not card.action_inputs["arm"]:
         data.arm[:] = card.fixed_arm

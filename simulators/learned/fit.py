@@ -102,7 +102,9 @@ def fit_simulator(
     visits = visits_with_trajectories(log, horizon_days=config.horizon_days, mode=config.visit_mode)
     if action_map is None:
         action_map = ActionMap.fit(visits, max_item_arms=config.max_item_arms, coupon_levels=config.coupon_levels)
-    data = build_visit_data(visits, action_map, log.end, config.horizon_days, config.spend_scale)
+    data = build_visit_data(
+        visits, action_map, log.end, config.horizon_days, config.spend_scale, exposure=config.exposure_input
+    )
     split = split_users(visits["user_id"], (1.0 - config.valid_fraction, config.valid_fraction, 0.0), seed=config.seed)
     if not split.valid.any() or not split.train.any():
         raise ValueError(

@@ -62,7 +62,7 @@ from scipy.special import expit
 
 from retentionrl.interactions.history import SCALAR_FEATURES
 from retentionrl.simulators.learned.fused_step import fold
-from retentionrl.simulators.learned.sequence_model import N_ACTION_FEATURES, N_PREV_OUTCOMES, ShopperSequenceModel
+from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
 
 _COL = {name: i for i, name in enumerate(SCALAR_FEATURES)}
 _FLOAT32 = struct.Struct("f")
@@ -126,6 +126,7 @@ class NumpyStep:
         w = fold(model)
         hidden, head, n_arms = spec.hidden_size, spec.head_hidden, spec.n_arms
         self._n_arms, self._n_scalar = n_arms, len(SCALAR_FEATURES)
+        self._exposure, self._n_action = spec.exposure_input, spec.n_action_features
         self._fill = None if w.fill is None else (np.isnan(_numpy(w.fill)), _numpy(w.fill))
 
         # GRU rows: p | one-hot row of T_gru' | x | h; columns: ru (input + recurrent) | n input | n recurrent
@@ -178,7 +179,7 @@ class NumpyStep:
             N_PREV_OUTCOMES + t_gru.shape[0],
             spec.n_features,
             hidden,
-            2 + N_ACTION_FEATURES + n_arms + 1,
+            2 + spec.n_action_features + n_arms + 1,
             self._w_ret.shape[0],
             self._w_ret.shape[1],
             2 * head + 1,
@@ -246,8 +247,11 @@ class NumpyStep:
             max(last - coupon, 0.0),
             1.0,
         ]
+        if self._exposure:
+            ignored = x[self._n_scalar + self._n_arms + arm] if arm < self._n_arms else 0.0
+            extra[-1:-1] = [ignored, float(ignored > 0.0)]
         extra += [0.0] * (self._n_arms + 1)
-        extra[2 + N_ACTION_FEATURES + arm] = 1.0
+        extra[2 + self._n_action + arm] = 1.0
         return extra
 
     def return_logits(

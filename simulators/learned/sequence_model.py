@@ -35,7 +35,11 @@ shopper's engagement share of arm :math:`a_k`, :math:`\\log(1 + n_{a_k})` and
 offer against their habit, :math:`(c_k - \\bar c)^+, (\\bar c - c_k)^+, (c_k - c_{k-1})^+,
 (c_{k-1} - c_k)^+` (:math:`\\bar c` the mean coupon offered so far). An MLP over
 :math:`[x_k, E(a_k)]` alone can hardly learn "this shopper likes this arm"; :math:`q_k`
-states it. :math:`o_k` are the response head outputs (:data:`HEAD_LAYOUT`), and
+states it. With ``ModelSpec.exposure_input``, :math:`x_k` ends with the shopper's ignored
+showings of every arm (:mod:`retentionrl.simulators.learned.exposure`) and :math:`q_k` adds
+the shown arm's, :math:`\\mathrm{ignored}_{a_k}` and :math:`[\\mathrm{ignored}_{a_k} > 0]`: "shown
+this arm before and did not respond", which the engagement counts cannot tell from "never
+shown it". :math:`o_k` are the response head outputs (:data:`HEAD_LAYOUT`), and
 :math:`\\theta_k` the return hazard's coefficients, which also read :math:`y_k`, the visit's
 own outcome :math:`y_k = [click_k, buy_k, red_k, \\log(1 + spend_k/S)]` and the response
 embeddings of this visit's arm: when a shopper comes back depends on what happened at this
@@ -116,7 +120,9 @@ N_RETURN_CHURN = 1
 N_OUTCOMES = 4
 """This visit's outcome :math:`y_k` read by the return head: click, purchase, redeemed, log spend."""
 N_ACTION_FEATURES = 7
-"""Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`)."""
+"""Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`) of every model."""
+N_EXPOSURE_FEATURES = 2
+"""More of them with ``ModelSpec.exposure_input``: the shown arm's ignored showings, and whether any."""
 MODEL_VERSION = 5
 """Version of the model's equations and card; a checkpoint of another version does not load
 (1: no action-specific inputs, no previous arm x response in the GRU input; 2: a return
@@ -132,8 +138,10 @@ class ModelSpec(ModelSize):
     of :class:`~retentionrl.simulators.learned.config.ModelSize` (keyword arguments) and what
     the data fixes.
 
-    :param n_features: length of the observation vector :math:`x_k`: the layout of
-        :func:`retentionrl.interactions.history.history_feature_names`, ``11 + n_arms``.
+    :param n_features: length of the feature vector :math:`x_k`: the layout of
+        :func:`retentionrl.interactions.history.history_feature_names`, ``11 + n_arms``, then
+        with ``exposure_input`` the ``n_arms`` ignored-showing columns
+        (:mod:`retentionrl.simulators.learned.exposure`).
     :param n_arms: recommendation arms, >= 1 (the embedding has one more row: no action).
     :param horizon_days: :math:`H`, days of the return hazard, >= 1.
     """
@@ -145,11 +153,18 @@ class ModelSpec(ModelSize):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_positive_ints(n_features=self.n_features, n_arms=self.n_arms, horizon_days=self.horizon_days)
-        if self.n_features != len(SCALAR_FEATURES) + self.n_arms:
+        blocks = 2 if self.exposure_input else 1
+        if self.n_features != len(SCALAR_FEATURES) + blocks * self.n_arms:
             raise ValueError(
-                f"n_features must be {len(SCALAR_FEATURES)} + n_arms = {len(SCALAR_FEATURES) + self.n_arms} "
-                f"(retentionrl.interactions.history's layout), got {self.n_features}"
+                f"n_features must be {len(SCALAR_FEATURES)} + {blocks} x n_arms = "
+                f"{len(SCALAR_FEATURES) + blocks * self.n_arms} (retentionrl.interactions.history's layout"
+                f"{', then the ignored showings' if self.exposure_input else ''}), got {self.n_features}"
             )
+
+    @property
+    def n_action_features(self) -> int:
+        """Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`)."""
+        return N_ACTION_FEATURES + (N_EXPOSURE_FEATURES if self.exposure_input else 0)
 
     @property
     def n_outputs(self) -> int:
@@ -217,7 +232,7 @@ class ShopperSequenceModel(nn.Module):
         )
         self.empty_state = nn.Parameter(torch.zeros(spec.hidden_size))
         self.head_in = nn.Linear(
-            spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + N_ACTION_FEATURES, spec.head_hidden
+            spec.hidden_size + spec.n_features + spec.arm_embedding + 1 + spec.n_action_features, spec.head_hidden
         )
         self.head_out = nn.Linear(spec.head_hidden, N_SCALAR_HEADS)
         self.hazard_in = nn.Linear(spec.head_hidden + N_OUTCOMES + 2 * spec.arm_embedding, spec.hazard_hidden)
@@ -252,27 +267,33 @@ class ShopperSequenceModel(nn.Module):
         )
 
     def action_features(self, features: torch.Tensor, arm: torch.Tensor, coupon: torch.Tensor) -> torch.Tensor:
-        """Action-specific inputs :math:`q_k` ``(..., 7)`` of the heads: what the history says
-        about *this* arm and *this* coupon (module docstring)."""
-        n_scalar = len(SCALAR_FEATURES)
-        shown = arm < self.spec.n_arms
-        share = features[..., n_scalar:].gather(-1, arm.clamp(max=self.spec.n_arms - 1).unsqueeze(-1)).squeeze(-1)
-        share = torch.where(shown, share, torch.zeros_like(share))
+        """Action-specific inputs :math:`q_k` ``(..., spec.n_action_features)`` of the heads: what
+        the history says about *this* arm and *this* coupon (module docstring)."""
+        n_scalar, n_arms = len(SCALAR_FEATURES), self.spec.n_arms
+        shown = arm < n_arms
+        index = arm.clamp(max=n_arms - 1).unsqueeze(-1)
+
+        def of_arm(block: torch.Tensor) -> torch.Tensor:  # the shown arm's column of a per-arm block, 0 if none
+            value = block.gather(-1, index).squeeze(-1)
+            return torch.where(shown, value, torch.zeros_like(value))
+
+        share = of_arm(features[..., n_scalar : n_scalar + n_arms])
         visits = torch.expm1(features[..., _COL["log_visits"]])
         engaged = share * (features[..., _COL["click_rate"]] + features[..., _COL["purchase_rate"]]) * visits
         mean_c, last_c = features[..., _COL["mean_coupon"]], features[..., _COL["last_coupon"]]
-        return torch.stack(
-            [
-                share,
-                torch.log1p(engaged),
-                (engaged > 0.5).to(share.dtype),
-                torch.relu(coupon - mean_c),
-                torch.relu(mean_c - coupon),
-                torch.relu(coupon - last_c),
-                torch.relu(last_c - coupon),
-            ],
-            dim=-1,
-        )
+        q = [
+            share,
+            torch.log1p(engaged),
+            (engaged > 0.5).to(share.dtype),
+            torch.relu(coupon - mean_c),
+            torch.relu(mean_c - coupon),
+            torch.relu(coupon - last_c),
+            torch.relu(last_c - coupon),
+        ]
+        if self.spec.exposure_input:
+            ignored = of_arm(features[..., n_scalar + n_arms :])
+            q += [ignored, (ignored > 0).to(share.dtype)]
+        return torch.stack(q, dim=-1)
 
     def heads(self, hidden: torch.Tensor, inputs: VisitInputs) -> torch.Tensor:
         """Fused outputs ``(..., n_outputs)`` of GRU states and the visits' inputs: the

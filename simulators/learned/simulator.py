@@ -68,6 +68,7 @@ from retentionrl.interactions.history import HistoryFeatures, VisitOutcomeLike
 from retentionrl.simulators.interface import ShopperSimulator, VisitOutcome
 from retentionrl.simulators.learned import numpy_step
 from retentionrl.simulators.learned.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
+from retentionrl.simulators.learned.exposure import IgnoredShowings
 from retentionrl.simulators.learned.fused_step import FusedStep
 from retentionrl.simulators.learned.hazard import sample_gap_days, survival
 from retentionrl.simulators.learned.model_card import ModelCard
@@ -394,6 +395,7 @@ class LearnedSimulator(ShopperSimulator):
         self.action_space = card.action_map.space
         self.horizon_days = int(card.spec.horizon_days)
         self.history = HistoryFeatures(self.action_space, self.horizon_days, spend_scale=card.spend_scale)
+        self._exposure = IgnoredShowings(self.action_space.n_arms) if card.spec.exposure_input else None
         self.observation_names = self.history.names
         if list(self.observation_names) != list(card.feature_names):
             raise ValueError(
@@ -482,6 +484,8 @@ class LearnedSimulator(ShopperSimulator):
         self._open: OpenVisit | None = None
         self._days = np.zeros(n)
         self.history.reset(n)
+        if self._exposure is not None:
+            self._exposure.reset(n)
         self._obs = self.history.features()
         return self._obs
 
@@ -492,6 +496,8 @@ class LearnedSimulator(ShopperSimulator):
         self._path.replace(mask)
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
+        if self._exposure is not None:
+            self._exposure.reset_rows(mask)
         # an empty history's features are all 0: no need to recompute the others (a copy:
         # the caller may hold the previous observation)
         obs = self._obs.copy(order="K")
@@ -507,6 +513,8 @@ class LearnedSimulator(ShopperSimulator):
         self._path.keep_rows(mask)
         self._days = self._days[mask]
         self.history.keep_rows(mask)
+        if self._exposure is not None:
+            self._exposure.keep_rows(mask)
         self._obs = self._obs[mask]
         return self._obs
 
@@ -522,7 +530,7 @@ class LearnedSimulator(ShopperSimulator):
         state moves past the visit now (the next state does not depend on the outcome), so
         the visit must be closed before the simulator is used again."""
         actions = self.action_space.check(actions, self._days.shape[0])
-        self._path.open(self._obs, actions, move=True)
+        self._path.open(self._model_features(), actions, move=True)
         self._open = OpenVisit(self, actions)
         return self._open
 
@@ -551,7 +559,7 @@ class LearnedSimulator(ShopperSimulator):
         """
         actions = self.action_space.check(actions, self._days.shape[0])
         self._open = None  # the path's workspace holds this prediction now
-        self._path.open(self._obs, actions, move=False)
+        self._path.open(self._model_features(), actions, move=False)
         return self._path.predict()
 
     def step(self, actions: np.ndarray, *, memory_gap: float | None = None) -> tuple[np.ndarray, VisitOutcome]:
@@ -587,7 +595,7 @@ class LearnedSimulator(ShopperSimulator):
             raise ValueError(f"gap_days must have shape ({n},), got {gap.shape}")
         floor = np.zeros(n) if min_gap_days is None else np.floor(np.maximum(np.asarray(min_gap_days, float), 0.0))
         logged = np.array([outcome.click, outcome.purchase, outcome.redeemed, outcome.spend], dtype=np.float32)
-        self._path.open(self._obs, actions, move=True)
+        self._path.open(self._model_features(), actions, move=True)
         unknown = np.isnan(gap)
         if unknown.any():
             u = np.asarray(self._rng.random(n, dtype=np.float32))
@@ -631,8 +639,17 @@ class LearnedSimulator(ShopperSimulator):
             remembered = np.where(churned, float(memory_gap), gap)
             self._days += remembered
         self.history.record(arm, coupon_index, outcome, remembered)
+        if self._exposure is not None:
+            self._exposure.record(arm, click, purchase)
         self._obs = self.history.features()
         return self._obs, outcome
+
+    def _model_features(self) -> np.ndarray:
+        """The model's features :math:`x_k`: the observation, then the ignored showings where
+        the model reads them (``ModelSpec.exposure_input``)."""
+        if self._exposure is None:
+            return self._obs
+        return np.concatenate([self._obs, self._exposure.features()], axis=1)
 
 
 class OpenVisit:

@@ -31,6 +31,7 @@ import torch
 
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.replay import history_features_from_visits
+from retentionrl.simulators.learned.exposure import ignored_showings_from_visits
 from retentionrl.simulators.learned.hazard import survival_targets
 from retentionrl.simulators.learned.sequence_model import VisitInputs
 
@@ -93,9 +94,17 @@ class VisitData:
 
 
 def build_visit_data(
-    visits: pd.DataFrame, action_map: ActionMap, log_end: pd.Timestamp, horizon_days: int, spend_scale: float
+    visits: pd.DataFrame,
+    action_map: ActionMap,
+    log_end: pd.Timestamp,
+    horizon_days: int,
+    spend_scale: float,
+    *,
+    exposure: bool = False,
 ) -> VisitData:
-    """Inputs and targets of every visit of ``visits`` (with trajectory columns)."""
+    """Inputs and targets of every visit of ``visits`` (with trajectory columns); with
+    ``exposure`` the features end with the ignored showings of every arm
+    (:mod:`retentionrl.simulators.learned.exposure`, ``ModelSpec.exposure_input``)."""
     n_arms = action_map.space.n_arms
     levels = np.asarray(action_map.space.coupon_levels)
     coupon_scale = levels[-1] if levels[-1] > 0 else 1.0
@@ -117,8 +126,12 @@ def build_visit_data(
         visits["gap_days"].to_numpy(dtype=np.float64), visits["churned"].to_numpy(dtype=bool), observed, horizon_days
     )
     bought = purchase > 0
+    features = history_features_from_visits(visits, action_map, horizon_days, spend_scale)
+    if exposure:
+        ignored = ignored_showings_from_visits(arm, (click <= 0) & ~bought, first, n_arms)
+        features = np.concatenate([features, ignored], axis=1)
     return VisitData(
-        features=history_features_from_visits(visits, action_map, horizon_days, spend_scale),
+        features=features,
         prev_arm=prev_arm.astype(np.int64),
         prev_outcome=prev_outcome,
         arm=arm.astype(np.int64),
