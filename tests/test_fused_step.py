@@ -12,10 +12,15 @@ N_ARMS = 3
 
 
 def random_model(
-    seed: int, constant_columns: tuple[int, ...] = (), reads_arm: bool = False, exposure: bool = False
+    seed: int,
+    constant_columns: tuple[int, ...] = (),
+    reads_arm: bool = False,
+    exposure: bool = False,
+    arm_bias: bool = False,
 ) -> ShopperSequenceModel:
     """A model with every weight drawn at random (so no table or fold is trivially zero); with
-    ``exposure`` it reads the ignored showings (features ``11 + 2 N_ARMS`` wide)."""
+    ``exposure`` it reads the ignored showings (features ``11 + 2 N_ARMS`` wide), with
+    ``arm_bias`` its heads have an intercept per arm."""
     torch.manual_seed(seed)
     model = ShopperSequenceModel(
         ModelSpec(
@@ -29,6 +34,7 @@ def random_model(
             hazard_hidden=5,
             return_reads_arm=reads_arm,
             exposure_input=exposure,
+            arm_bias=arm_bias,
         )
     )
     with torch.no_grad():
@@ -82,10 +88,13 @@ def step_through(fused: FusedStep, inputs: VisitInputs, state: torch.Tensor) -> 
     return torch.stack(outputs, dim=1), state
 
 
-@pytest.mark.parametrize(("reads_arm", "exposure"), [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize(
+    ("reads_arm", "exposure", "arm_bias"),
+    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+)
 @pytest.mark.parametrize("constant_columns", [(), (2, 5, 12)])
-def test_stepping_a_sequence_equals_the_models_forward(constant_columns, reads_arm, exposure):
-    model = random_model(0, constant_columns, reads_arm, exposure)
+def test_stepping_a_sequence_equals_the_models_forward(constant_columns, reads_arm, exposure, arm_bias):
+    model = random_model(0, constant_columns, reads_arm, exposure, arm_bias)
     inputs = random_inputs(b=7, t=5, seed=1, exposure=exposure)
     with torch.no_grad():
         expected, last = model(inputs)

@@ -25,11 +25,14 @@ EXACT = ("click", "purchase", "redeemed", "gap_days", "churned")
 """Outcome fields drawn by comparisons with uniforms: equal on both paths, not just close."""
 
 
-@pytest.mark.parametrize(("reads_arm", "exposure"), [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize(
+    ("reads_arm", "exposure", "arm_bias"),
+    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+)
 @pytest.mark.parametrize("constant_columns", [(), (2, 5, 12)])
 @pytest.mark.parametrize("n", [1, 3])
-def test_the_numpy_step_returns_the_fused_steps_outputs(n, constant_columns, reads_arm, exposure):
-    model = random_model(n, constant_columns, reads_arm, exposure)
+def test_the_numpy_step_returns_the_fused_steps_outputs(n, constant_columns, reads_arm, exposure, arm_bias):
+    model = random_model(n, constant_columns, reads_arm, exposure, arm_bias)
     inputs = random_inputs(b=n, t=5, seed=n, exposure=exposure)
     fused, step = FusedStep(model), NumpyStep(model)
     state = model.empty_state.detach().expand(n, -1).clone()
@@ -63,16 +66,21 @@ def test_gap_days_are_drawn_as_torch_draws_them_from_the_same_uniforms(after):
 
 
 def random_simulator_parts(
-    seed: int, reads_arm: bool, positives: dict[str, int] | None = None, exposure: bool = False
+    seed: int,
+    reads_arm: bool,
+    positives: dict[str, int] | None = None,
+    exposure: bool = False,
+    arm_bias: bool = False,
 ) -> tuple[ShopperSequenceModel, ModelCard]:
     """A model with every weight drawn at random (so every input and table matters) and its card;
-    ``exposure``: the model reads the ignored showings."""
+    ``exposure``: the model reads the ignored showings; ``arm_bias``: its heads have an intercept per arm."""
     toy = toy_simulator(positives=positives)
     n_arms = toy.action_space.n_arms
     spec = replace(
         toy.model.spec,
         return_reads_arm=reads_arm,
         exposure_input=exposure,
+        arm_bias=arm_bias,
         n_features=toy.model.spec.n_features + (n_arms if exposure else 0),
     )
     torch.manual_seed(seed)
@@ -130,10 +138,13 @@ def assert_same_outputs(got: list[dict], expected: list[dict]) -> None:
 
 
 @pytest.mark.parametrize("positives", [None, {"click": 0, "purchase": 100, "redeemed": 0}])
-@pytest.mark.parametrize(("reads_arm", "exposure"), [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize(
+    ("reads_arm", "exposure", "arm_bias"),
+    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+)
 @pytest.mark.parametrize("n", [1, 3])
-def test_the_simulator_draws_the_same_outcomes_on_either_path(n, reads_arm, exposure, positives):
-    model, card = random_simulator_parts(1, reads_arm, positives, exposure)
+def test_the_simulator_draws_the_same_outcomes_on_either_path(n, reads_arm, exposure, arm_bias, positives):
+    model, card = random_simulator_parts(1, reads_arm, positives, exposure, arm_bias)
     on_numpy = trajectory(LearnedSimulator(model, card, "cpu", small_batch=n), n, seed=5, observe=True)
     on_torch = trajectory(LearnedSimulator(model, card, "cpu", small_batch=0), n, seed=5, observe=True)
     assert_same_outputs(on_numpy, on_torch)

@@ -39,6 +39,7 @@ from retentionrl.interactions.history import history_feature_names
 from retentionrl.interactions.io import EventLog
 from retentionrl.interactions.splits import split_users
 from retentionrl.interactions.trajectories import visits_with_trajectories
+from retentionrl.simulators.learned.arm_bias import initial_arm_bias
 from retentionrl.simulators.learned.checkpoint import save_checkpoint
 from retentionrl.simulators.learned.config import FitConfig
 from retentionrl.simulators.learned.hazard import empirical_hazard
@@ -159,6 +160,22 @@ def fit_simulator(
         constant = np.all(features == features[:1], axis=0) if len(features) else np.ones(spec.n_features, bool)
         fill = np.where(constant, features[0] if len(features) else 0.0, np.nan).astype(np.float32)
         model.get_buffer("feature_fill").copy_(torch.as_tensor(fill))
+        if spec.arm_bias:  # from the visits this fit trains on (a bootstrap member: its resample)
+            seen = train.take(
+                np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(lengths.cumsum() - lengths, lengths)
+            )
+            start = initial_arm_bias(
+                seen.arm,
+                seen.click,
+                seen.purchase,
+                seen.redeemed,
+                seen.log_spend,
+                seen.click_mask,
+                seen.redeemed_mask,
+                seen.spend_mask,
+                spec.n_arms,
+            )
+            model.arm_bias.data.copy_(torch.as_tensor(start))
         hazard = empirical_hazard(train.survival_index, train.event, config.horizon_days)
         model.hazard_baseline.data.copy_(torch.as_tensor(np.log(hazard / (1.0 - hazard)), dtype=torch.float32))
         writer = SummaryWriter(str(Path(out_dir) / "tensorboard")) if out_dir is not None else None

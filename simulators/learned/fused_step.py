@@ -18,7 +18,9 @@ the weights (:math:`W_{\\cdot}` the columns of a layer's weight that read the na
 * **Shared head layer.** :math:`g_k = \\mathrm{relu}(\\beta_k + T_{head}[a_k])` with
   :math:`\\beta_k = W_h h' + W_x x_k + w_c c_k + W_q q_k + b` and
   :math:`T_{head}[a] = W_E E(a)`; the return law's :math:`\\bar g_k = \\mathrm{relu}(\\beta_k)`
-  (or :math:`g_k` where the spec says the return reads the arm).
+  (or :math:`g_k` where the spec says the return reads the arm). The response outputs
+  :math:`o_k = W_{out} g_k + b_{out}`, plus the arm's row :math:`b_{a_k}` where the spec has
+  per-arm intercepts (:mod:`retentionrl.simulators.learned.arm_bias`).
 * **Return logits.** The hazard layer's input :math:`[\\bar g_k, y_k, R_c(a) click, R_b(a) buy]`
   becomes :math:`W_g g_k + w_r\\, redeemed + w_s \\log spend + T_{ret}[a_k, click, buy]`,
   and the hazard output layer is composed with the fixed day basis:
@@ -115,6 +117,8 @@ class FoldedWeights:
     b_ret: torch.Tensor
     reads_arm: bool
     """``ModelSpec.return_reads_arm``: the return law reads :math:`g_k`, else :math:`\\bar g_k`."""
+    arm_bias: torch.Tensor | None
+    """The response heads' intercept per arm, ``(A + 1, 6)`` (``ModelSpec.arm_bias``), else ``None``."""
 
 
 def fold(model: ShopperSequenceModel) -> FoldedWeights:
@@ -172,6 +176,7 @@ def fold(model: ShopperSequenceModel) -> FoldedWeights:
             w_ret=torch.cat([w_o[:N_RETURN_CHURN], basis.T @ w_o[N_RETURN_CHURN:]]).T.contiguous(),
             b_ret=torch.cat([b_o[:N_RETURN_CHURN], model.hazard_baseline + basis.T @ b_o[N_RETURN_CHURN:]]),
             reads_arm=spec.return_reads_arm,
+            arm_bias=model.arm_bias.clone() if spec.arm_bias else None,
         )
 
 
@@ -243,6 +248,8 @@ class FusedStep:
         blind.addmm_(self.model.action_features(features, arm, coupon), w.w_q)
         shared = torch.index_select(w.t_head, 0, arm, out=ws.shared).add_(blind).relu_()
         outputs = torch.addmm(w.b_out, shared, w.w_out, out=ws.outputs)
+        if w.arm_bias is not None:
+            outputs += torch.index_select(w.arm_bias, 0, arm)
         return outputs, (shared if w.reads_arm else blind.relu_()), state
 
     def return_logits(

@@ -21,7 +21,7 @@ and purchase:
         \\qquad h' = n + u \\odot (h - n) \\\\
     [\\mathrm{relu}(\\beta),\\ g,\\ 1] &= \\mathrm{relu}\\Big([x,\\ h',\\ c,\\ q,\\ 1,\\ e_a]
         \\begin{bmatrix} W_1 & W_1 & 0 \\\\ b_1 & b_1 & 1 \\\\ 0 & T_{head} & 0 \\end{bmatrix}\\Big),
-        \\qquad o = [g,\\ 1] \\begin{bmatrix} W_{out} \\\\ b_{out} \\end{bmatrix} \\\\
+        \\qquad o = [g,\\ 1] \\begin{bmatrix} W_{out} \\\\ b_{out} \\end{bmatrix} \\ (+\\, b_a) \\\\
     [\\psi,\\ \\ell] &= \\mathrm{relu}\\Big([\\bar g,\\ \\log(1 + spend / S),\\ e_{8a + 4 click + 2 buy + red}]
         \\begin{bmatrix} W_g & 0 \\\\ w_s & 0 \\\\ T_{ret}' & 1 \\end{bmatrix}\\Big)
         \\begin{bmatrix} W_{out}' \\\\ b_{out}' \\end{bmatrix}
@@ -157,6 +157,7 @@ class NumpyStep:
             ]
         )
         self._w_out = np.concatenate([_numpy(w.w_out), _numpy(w.b_out)[None]])
+        self._arm_bias = None if w.arm_bias is None else _numpy(w.arm_bias)
 
         # return rows: blind | shared | 1 | log spend | one-hot of 2 (4 a + 2 click + buy) + redeemed
         # (the return input is one of the first two); the last column is 1 (one one-hot entry)
@@ -228,7 +229,10 @@ class NumpyStep:
         np.maximum(np.matmul(ws.head_in, self._w_head, out=ws.head), 0.0, out=ws.head)
         if kept is not None:
             ws.state[:] = kept
-        return ws.shared @ self._w_out
+        out = ws.shared @ self._w_out
+        if self._arm_bias is not None:
+            out += self._arm_bias[np.asarray(arm, dtype=np.int64)]
+        return out
 
     def _head_extra(self, x: list[float], arm: int, coupon: float) -> list[float]:
         """The head inputs after :math:`[x, h]` of one shopper: :math:`c`, :math:`q` (the

@@ -19,13 +19,14 @@ At visit :math:`k` of a trajectory (inputs of :class:`VisitInputs`):
     h_k &= \\mathrm{GRU}(z_k, h_{k-1}), \\qquad h_{-1} = h_\\varnothing \\text{ (learned:
           the state of an empty history)} \\\\
     g_k &= \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ E(a_k),\\ c_k,\\ q_k] + b_1), \\qquad
-    o_k = W_2\\, g_k + b_2 \\\\
+    o_k = W_2\\, g_k + b_2\\ (+\\, b_{a_k}) \\\\
     \\bar g_k &= \\mathrm{ReLU}(W_1 [h_k,\\ x_k,\\ 0,\\ c_k,\\ q_k] + b_1) \\quad
           \\text{(the same layer blind to the arm's embedding)} \\\\
     \\theta_k &= W_4\\, \\mathrm{ReLU}(W_3 [\\bar g_k,\\ y_k,\\ R_c(a_k)\\, click_k,\\ R_b(a_k)\\, buy_k] + b_3) + b_4
 
-where :math:`x_k` are the observable features at the visit, :math:`E` an arm embedding
-(row ``n_arms`` = no action: before the first visit, or not logged), :math:`R_c, R_b`
+where :math:`b_{a_k}` is a learned intercept per arm (with ``ModelSpec.arm_bias``:
+:mod:`retentionrl.simulators.learned.arm_bias`), :math:`x_k` are the observable features at
+the visit, :math:`E` an arm embedding (row ``n_arms`` = no action: before the first visit, or not logged), :math:`R_c, R_b`
 arm embeddings of the response to the previous visit (a click on a clickbait group can move
 the state unlike a click on a favourite), :math:`c` the coupon fraction over the largest
 level, and :math:`q_k` the *action-specific* inputs (:meth:`ShopperSequenceModel.action_features`),
@@ -240,6 +241,8 @@ class ShopperSequenceModel(nn.Module):
         self.hazard_baseline = nn.Parameter(torch.full((spec.horizon_days,), -3.4))  # about 1/30 a day
         self.register_buffer("hazard_basis", hat_basis(spec.horizon_days, spec.hazard_knots))
         self.register_buffer("feature_fill", torch.full((spec.n_features,), float("nan")))
+        if spec.arm_bias:  # b_a of retentionrl.simulators.learned.arm_bias; row n_arms: no arm
+            self.arm_bias = nn.Parameter(torch.zeros(spec.n_arms + 1, N_SCALAR_HEADS))
         with torch.no_grad():  # start near a spend of e^3 and a churn of 5% a visit
             self.head_out.bias[HEAD_LAYOUT.index("spend_mu")] = 3.0
             self.hazard_out.bias[0] = -3.0
@@ -323,7 +326,10 @@ class ShopperSequenceModel(nn.Module):
         )
         blind = self.head_in(z)  # W_1 [h, x, 0, c, q] + b_1
         shared = torch.relu(blind + embed @ self.head_in.weight[:, start : start + m].T)
-        return self.head_out(shared), (shared if self.spec.return_reads_arm else torch.relu(blind))
+        out = self.head_out(shared)
+        if self.spec.arm_bias:
+            out = out + self.arm_bias[arm]
+        return out, (shared if self.spec.return_reads_arm else torch.relu(blind))
 
     def return_logits(self, shared: torch.Tensor, arm: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
         """Return logits ``(..., 1 + H)`` (:mod:`retentionrl.simulators.learned.hazard`): the churn logit
