@@ -110,7 +110,7 @@ def test_cli_fit_writes_checkpoint_config_and_tensorboard(checkpoint):
 def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     """Broken copies of a checkpoint: (directory, the file the error must name)."""
     cases = {}
-    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "old_model", "no_margins", "missing"):
+    for name in ("truncated", "flipped", "bad_json", "foreign_shapes", "old_model", "no_margins", "v5", "missing"):
         target = tmp / name
         shutil.copytree(checkpoint, target)
         cases[name] = target
@@ -128,6 +128,10 @@ def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
     meta["card"]["model_version"] = 3  # world v1's simulator: no gross margins
     del meta["card"]["gross_margins"], meta["card"]["records_cogs"]
     (cases["no_margins"] / CONFIG_FILE).write_text(json.dumps(meta))
+    meta = json.loads((checkpoint / CONFIG_FILE).read_text())
+    meta["card"]["model_version"] = 5  # heads without an intercept per arm
+    del meta["card"]["spec"]["arm_bias"]
+    (cases["v5"] / CONFIG_FILE).write_text(json.dumps(meta))
     (cases["missing"] / TENSORS_FILE).unlink()
     return {
         "truncated": (cases["truncated"] / TENSORS_FILE, "checksum mismatch"),
@@ -139,6 +143,7 @@ def corrupt_copies(checkpoint: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
             cases["no_margins"] / TENSORS_FILE,
             f"model version 3, this code reads version {MODEL_VERSION}; refit the simulator",
         ),
+        "v5": (cases["v5"] / TENSORS_FILE, f"model version 5, this code reads version {MODEL_VERSION}; refit"),
         "missing": (cases["missing"] / TENSORS_FILE, "cannot read"),
     }
 

@@ -33,9 +33,10 @@ class ModelSize:
     return_reads_arm: bool = False
     """the return hazard also reads the shown arm's embedding directly, not only the shopper's
     response to it (off: see retentionrl.simulators.learned.sequence_model, "the return law and the arm")"""
-    arm_bias: bool = False
+    arm_bias: bool = True
     """the response heads add a learned intercept per arm, started at the logged rates
-    (retentionrl.simulators.learned.arm_bias): a rare arm keeps its own rates"""
+    (retentionrl.simulators.learned.arm_bias): a rare arm keeps its own rates (on: a lower held-out
+    loss on every head in 4 of 4 paired fits on world logs; off: model version 5's heads)"""
     exposure_input: bool = False
     """the model also reads, per arm, the shopper's ignored showings (shown, neither clicked nor bought:
     retentionrl.simulators.learned.exposure), and those of the shown arm among its action-specific inputs"""

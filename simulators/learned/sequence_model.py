@@ -124,12 +124,12 @@ N_ACTION_FEATURES = 7
 """Action-specific head inputs :math:`q_k` (:meth:`ShopperSequenceModel.action_features`) of every model."""
 N_EXPOSURE_FEATURES = 2
 """More of them with ``ModelSpec.exposure_input``: the shown arm's ignored showings, and whether any."""
-MODEL_VERSION = 5
+MODEL_VERSION = 6
 """Version of the model's equations and card; a checkpoint of another version does not load
 (1: no action-specific inputs, no previous arm x response in the GRU input; 2: a return
 hazard blind to the visit's own outcome and without a churn logit; 3: no gross margins,
 so no cost of goods: world v1's net revenue; 4: the return hazard read the arm's
-embedding directly)."""
+embedding directly; 5: the response heads had no intercept per arm, ``ModelSpec.arm_bias``)."""
 _COL = {name: i for i, name in enumerate(SCALAR_FEATURES)}
 
 
