@@ -51,3 +51,23 @@ def test_with_an_ensemble_the_least_favourable_member_decides():
     assert recommend(sim, ["ppo"], RewardConfig("retention"), members).policy == "ppo"
     with pytest.raises(ValueError, match=r"no ensemble member values for \['popularity'\]"):
         recommend(sim, ["ppo"], RewardConfig("retention"), {"ppo": members["ppo"]})
+
+
+def test_with_an_ensemble_an_agent_must_beat_the_baseline_in_every_member_not_only_its_worst_member():
+    # the quickstart's numbers (simulator v6): ppo's least score beats popularity's least
+    # (3.19 > 2.92), but the two minima come from different members and ppo loses in member 1
+    members = {
+        "ppo": [values(3.74, 0.0), values(3.19, 0.0), values(3.20, 0.0)],
+        "popularity": [values(3.25, 0.0), values(3.55, 0.0), values(2.92, 0.0)],
+    }
+    sim = {name: values(sum(v["return_visits"].estimate for v in vs) / 3, 0.0) for name, vs in members.items()}
+    chosen = recommend(sim, ["ppo"], RewardConfig("retention"), members)
+    assert (chosen.policy, chosen.is_agent, chosen.members) == ("popularity", False, 3)
+    assert chosen.gain == pytest.approx(3.19 - 3.55)
+    assert chosen.headline().startswith("No agent beats the best baseline in every one of the 3 learned simulators")
+    members["ppo"][1] = values(3.60, 0.0)  # now ahead in every member: by 0.05 at least
+    chosen = recommend(sim, ["ppo"], RewardConfig("retention"), members)
+    assert (chosen.policy, chosen.gain) == ("ppo", pytest.approx(0.05))
+    assert "beats the best baseline popularity (2.920) by +0.050 at least" in chosen.headline()
+    with pytest.raises(ValueError, match="different numbers of ensemble members"):
+        recommend(sim, ["ppo"], RewardConfig("retention"), {**members, "ppo": members["ppo"][:2]})
