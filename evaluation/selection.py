@@ -69,23 +69,23 @@ class Recommendation:
 
     def headline(self) -> str:
         """The report's first line."""
-        where = (
-            "in the learned simulator"
-            if self.members == 1
-            else f"in every one of the {self.members} learned simulators"
-        )
-        by = "" if self.gain is None else f" by {self.gain:+.3f}" + (" at least" if self.members > 1 else "")
+        every = "" if self.members == 1 else f" in every one of the {self.members} learned simulators"
         if self.is_agent:
-            base = (
-                f"; it beats the best baseline {self.best_baseline[0]} ({self.best_baseline[1]:.3f}){by}"
-                if self.best_baseline
-                else ""
-            )
+            base = ""
+            if self.best_baseline and self.gain is not None:
+                least = " at least" if self.members > 1 else ""
+                base = f"; it beats the best baseline {self.best_baseline[0]} ({self.best_baseline[1]:.3f}){every}, by {self.gain:.3f}{least}"
             return f"Recommended: {self.policy} ({self.criterion} in the learned simulator: {self.score:.3f}{base})."
-        agent = f" (best agent {self.best_agent[0]}: {self.best_agent[1]:.3f}, gain{by})" if self.best_agent else ""
+        agent = ""
+        if self.best_agent:
+            agent = f" (best agent {self.best_agent[0]}: {self.best_agent[1]:.3f}"
+            if self.gain is not None:
+                where = "" if self.members == 1 else " in its least favourable simulator"
+                agent += f"; it trails {self.policy} by {-self.gain:.3f}{where}"
+            agent += ")"
         return (
-            f"No agent beats the best baseline {where}{agent}: recommended: the baseline "
-            f"{self.policy} ({self.criterion}: {self.score:.3f})."
+            f"No agent beats the best baseline{every or ' in the learned simulator'}{agent}: recommended: the "
+            f"baseline {self.policy} ({self.criterion}: {self.score:.3f})."
         )
 
     def to_dict(self) -> dict[str, object]:

@@ -64,10 +64,15 @@ def test_with_an_ensemble_an_agent_must_beat_the_baseline_in_every_member_not_on
     chosen = recommend(sim, ["ppo"], RewardConfig("retention"), members)
     assert (chosen.policy, chosen.is_agent, chosen.members) == ("popularity", False, 3)
     assert chosen.gain == pytest.approx(3.19 - 3.55)
-    assert chosen.headline().startswith("No agent beats the best baseline in every one of the 3 learned simulators")
+    assert chosen.headline().startswith(
+        "No agent beats the best baseline in every one of the 3 learned simulators (best agent ppo: 3.190; it trails "
+        "popularity by 0.360 in its least favourable simulator)"
+    )
     members["ppo"][1] = values(3.60, 0.0)  # now ahead in every member: by 0.05 at least
     chosen = recommend(sim, ["ppo"], RewardConfig("retention"), members)
     assert (chosen.policy, chosen.gain) == ("ppo", pytest.approx(0.05))
-    assert "beats the best baseline popularity (2.920) by +0.050 at least" in chosen.headline()
+    assert "beats the best baseline popularity (2.920) in every one of the 3 learned simulators, by 0.050 at least" in (
+        chosen.headline()
+    )
     with pytest.raises(ValueError, match="different numbers of ensemble members"):
         recommend(sim, ["ppo"], RewardConfig("retention"), {**members, "ppo": members["ppo"][:2]})
