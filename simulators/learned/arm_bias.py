@@ -29,7 +29,8 @@ within-arm variance of one visit (:math:`\\bar y (1 - \\bar y)` for a rate) and
 :math:`\\tau^2` the variance of the arms' means less its sampling part, clipped to
 :math:`[1, 10^4]`. Arms that differ a lot (the world's purchase rates run from 0.02 to
 0.76) get a small :math:`m`: each arm keeps its own rate once it has a few dozen visits.
-The row of "no arm" and the spend's :math:`\\log \\sigma` start at 0.
+The spend's :math:`\\log \\sigma` starts at 0. Visits without a logged action get no
+intercept (the heads' pooled bias), so a log of purchases alone fits as without intercepts.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def initial_arm_bias(
     spend_mask: np.ndarray,
     n_arms: int,
 ) -> np.ndarray:
-    """The start of the per-arm intercepts, float32 ``(n_arms + 1, 6)`` (columns as
+    """The start of the per-arm intercepts, float32 ``(n_arms, 6)`` (columns as
     :data:`~retentionrl.simulators.learned.sequence_model.HEAD_LAYOUT`), from training
     visits' arrays of :class:`~retentionrl.simulators.learned.visit_data.VisitData` (``arm``
     ``n_arms`` = not logged: counted for no arm). Purchases split by click as the heads do:
@@ -92,13 +93,13 @@ def initial_arm_bias(
     arm = np.asarray(arm, dtype=np.int64)
     logged = arm < n_arms
     clicked = np.asarray(click) > 0
-    bias = np.zeros((n_arms + 1, len(HEAD_LAYOUT)))
+    bias = np.zeros((n_arms, len(HEAD_LAYOUT)))
     col = {name: i for i, name in enumerate(HEAD_LAYOUT)}
     y = np.asarray(purchase, dtype=np.float64)
-    bias[:n_arms, col["click"]] = _binary_row(np.asarray(click, float), arm, logged & click_mask, n_arms)
-    bias[:n_arms, col["purchase_click"]] = _binary_row(y, arm, logged & clicked, n_arms)
-    bias[:n_arms, col["purchase_noclick"]] = _binary_row(y, arm, logged & ~clicked, n_arms)
-    bias[:n_arms, col["redeemed"]] = _binary_row(np.asarray(redeemed, float), arm, logged & redeemed_mask, n_arms)
+    bias[:, col["click"]] = _binary_row(np.asarray(click, float), arm, logged & click_mask, n_arms)
+    bias[:, col["purchase_click"]] = _binary_row(y, arm, logged & clicked, n_arms)
+    bias[:, col["purchase_noclick"]] = _binary_row(y, arm, logged & ~clicked, n_arms)
+    bias[:, col["redeemed"]] = _binary_row(np.asarray(redeemed, float), arm, logged & redeemed_mask, n_arms)
     spend = logged & spend_mask
     if spend.any():
         s = np.asarray(log_spend, dtype=np.float64)
@@ -106,5 +107,5 @@ def initial_arm_bias(
         count = np.bincount(arm[spend], minlength=n_arms + 1)[:n_arms].astype(np.float64)
         pooled = float(s[spend].mean())
         within = float(np.var(s[spend] - (total / np.maximum(count, 1))[arm[spend]], ddof=1)) if spend.sum() > 1 else 0
-        bias[:n_arms, col["spend_mu"]] = _shrunk(total, count, pooled, within) - pooled
+        bias[:, col["spend_mu"]] = _shrunk(total, count, pooled, within) - pooled
     return bias.astype(np.float32)

@@ -176,7 +176,7 @@ def fold(model: ShopperSequenceModel) -> FoldedWeights:
             w_ret=torch.cat([w_o[:N_RETURN_CHURN], basis.T @ w_o[N_RETURN_CHURN:]]).T.contiguous(),
             b_ret=torch.cat([b_o[:N_RETURN_CHURN], model.hazard_baseline + basis.T @ b_o[N_RETURN_CHURN:]]),
             reads_arm=spec.return_reads_arm,
-            arm_bias=model.arm_bias.clone() if spec.arm_bias else None,
+            arm_bias=model.arm_bias_table().clone() if spec.arm_bias else None,
         )
 
 

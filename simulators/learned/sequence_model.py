@@ -241,11 +241,17 @@ class ShopperSequenceModel(nn.Module):
         self.hazard_baseline = nn.Parameter(torch.full((spec.horizon_days,), -3.4))  # about 1/30 a day
         self.register_buffer("hazard_basis", hat_basis(spec.horizon_days, spec.hazard_knots))
         self.register_buffer("feature_fill", torch.full((spec.n_features,), float("nan")))
-        if spec.arm_bias:  # b_a of retentionrl.simulators.learned.arm_bias; row n_arms: no arm
-            self.arm_bias = nn.Parameter(torch.zeros(spec.n_arms + 1, N_SCALAR_HEADS))
+        if spec.arm_bias:  # b_a of retentionrl.simulators.learned.arm_bias (no action: no intercept)
+            self.arm_bias = nn.Parameter(torch.zeros(spec.n_arms, N_SCALAR_HEADS))
         with torch.no_grad():  # start near a spend of e^3 and a churn of 5% a visit
             self.head_out.bias[HEAD_LAYOUT.index("spend_mu")] = 3.0
             self.hazard_out.bias[0] = -3.0
+
+    def arm_bias_table(self) -> torch.Tensor:
+        """The per-arm intercepts ``(n_arms + 1, 6)`` with a row of zeros for "no action"
+        (visits without a logged action keep the heads' pooled bias; a log without any
+        trains no intercept at all)."""
+        return nn.functional.pad(self.arm_bias, (0, 0, 0, 1))
 
     def _features(self, features: torch.Tensor) -> torch.Tensor:
         fill = self.feature_fill
@@ -328,7 +334,7 @@ class ShopperSequenceModel(nn.Module):
         shared = torch.relu(blind + embed @ self.head_in.weight[:, start : start + m].T)
         out = self.head_out(shared)
         if self.spec.arm_bias:
-            out = out + self.arm_bias[arm]
+            out = out + self.arm_bias_table()[arm]
         return out, (shared if self.spec.return_reads_arm else torch.relu(blind))
 
     def return_logits(self, shared: torch.Tensor, arm: torch.Tensor, outcome: torch.Tensor) -> torch.Tensor:
