@@ -10,6 +10,10 @@
    at 1,024 on CPU. A width-64 GRU step costs about 50 kFLOP per shopper, so a 2-core
    machine's ceiling is near 1,000,000/s.
 
+3. The cost of simulator v6's per-arm intercepts (``ModelSize.arm_bias``): the same fitted
+   weights stepped with and without them (the intercepts dropped), alternating, ``--rounds``
+   times at 1 and 1,024 shoppers on one thread; the median ratio of the two speeds.
+
 With ``--model DIR`` (a fitted simulator, e.g. ``runs/fidelity/model_seed0``) part 1 is
 skipped and that model is stepped.
 
@@ -19,6 +23,7 @@ Usage: ``python experiments/benchmarks/bench_simulator.py [--events 1000000] [--
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +33,7 @@ import torch
 
 from retentionrl.interactions.io import read_events
 from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
+from retentionrl.simulators.learned.sequence_model import ShopperSequenceModel
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.world.config import WorldConfig
 from retentionrl.simulators.world.logs import write_world_logs
@@ -52,6 +58,33 @@ def steps_per_second(sim: LearnedSimulator, n: int, seconds: float, seed: int = 
         done += n
         k += 1
     return done / (time.perf_counter() - start)
+
+
+def without_arm_bias(sim: LearnedSimulator) -> LearnedSimulator:
+    """``sim``'s model with its per-arm intercepts dropped (simulator v5's heads), the other weights shared."""
+    spec = dataclasses.replace(sim.card.spec, arm_bias=False)
+    model = ShopperSequenceModel(spec)
+    model.load_state_dict({k: v for k, v in sim.model.state_dict().items() if k != "arm_bias"})
+    return LearnedSimulator(model, dataclasses.replace(sim.card, spec=spec), "cpu")
+
+
+def arm_bias_cost(sim: LearnedSimulator, seconds: float, rounds: int) -> None:
+    """Part 3 of the module docstring: speeds with and without the intercepts, alternating."""
+    if not sim.card.spec.arm_bias:
+        print("\nthis model has no per-arm intercepts: their cost not measured")
+        return
+    plain = without_arm_bias(sim)
+    torch.set_num_threads(1)
+    print(f"\nper-arm intercepts, 1 thread, {rounds} alternating rounds of {seconds:g} s (shopper-visits/s):")
+    print(f"{'n':>6s} {'with (median)':>14s} {'without':>14s} {'ratio median [min, max]':>28s}")
+    for n in (1, 1024):
+        pairs = [(steps_per_second(sim, n, seconds), steps_per_second(plain, n, seconds)) for _ in range(rounds)]
+        ratios = np.array([a / b for a, b in pairs])
+        with_, without = np.median([a for a, _ in pairs]), np.median([b for _, b in pairs])
+        print(
+            f"{n:6,d} {with_:14,.0f} {without:14,.0f} "
+            f"{np.median(ratios):>12.3f} [{ratios.min():.3f}, {ratios.max():.3f}]"
+        )
 
 
 def fit_and_time(args: argparse.Namespace) -> LearnedSimulator:
@@ -84,6 +117,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="stepping time per setting")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of the fit")
     parser.add_argument("--model", type=Path, default=None, help="step this fitted simulator instead of fitting one")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of the intercepts' cost (part 3)")
     args = parser.parse_args()
     sim = LearnedSimulator.load(args.model, device="cpu") if args.model is not None else fit_and_time(args)
     rows = []
@@ -101,6 +135,8 @@ def main() -> None:
     for name, speeds in rows:
         print(f"{name:22s}" + "".join(f"{s:14,.0f}" for s in speeds))
     print("target: >= 300,000/s at n=1,024 on CPU; ceiling near 1,000,000/s (50 kFLOP per shopper-step, 2 cores)")
+    arm_bias_cost(sim, args.seconds, args.rounds)
+    torch.set_num_threads(default_threads)
 
 
 if __name__ == "__main__":
