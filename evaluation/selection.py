@@ -81,7 +81,10 @@ class Recommendation:
             agent = f" (best agent {self.best_agent[0]}: {self.best_agent[1]:.3f}"
             if self.gain is not None:
                 where = "" if self.members == 1 else " in its least favourable simulator"
-                agent += f"; it trails {self.policy} by {-self.gain:.3f}{where}"
+                behind = (
+                    f"ties {self.policy}" if round(self.gain, 3) == 0 else f"trails {self.policy} by {-self.gain:.3f}"
+                )
+                agent += f"; it {behind}{where}"
             agent += ")"
         return (
             f"No agent beats the best baseline{every or ' in the learned simulator'}{agent}: recommended: the "

@@ -76,3 +76,12 @@ def test_with_an_ensemble_an_agent_must_beat_the_baseline_in_every_member_not_on
     )
     with pytest.raises(ValueError, match="different numbers of ensemble members"):
         recommend(sim, ["ppo"], RewardConfig("retention"), {**members, "ppo": members["ppo"][:2]})
+
+
+def test_an_agent_that_acts_as_the_baseline_ties_it_and_the_baseline_is_recommended():
+    same = [values(3.25, 0.0), values(2.84, 0.0)]
+    members = {"ppo": same, "popularity": list(same)}
+    sim = {name: values(3.0, 0.0) for name in members}
+    chosen = recommend(sim, ["ppo"], RewardConfig("retention"), members)
+    assert (chosen.policy, chosen.gain) == ("popularity", 0.0)
+    assert "it ties popularity in its least favourable simulator" in chosen.headline()
