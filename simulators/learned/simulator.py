@@ -4,7 +4,9 @@
 :class:`~retentionrl.simulators.learned.sequence_model.ShopperSequenceModel`. It keeps, per shopper slot, the
 GRU state and the previous visit's action and outcome (on the device, or in numpy for a
 small batch), and the observable history (:class:`~retentionrl.interactions.history.HistoryFeatures`,
-the world's very layout, so one policy runs on both) in numpy. One
+the world's very layout, so one policy runs on both) in numpy, and where the model reads them
+its ignored showings (:class:`~retentionrl.simulators.learned.exposure.IgnoredShowings`, fed to the
+model after the observation, never to the policy). One
 :meth:`~LearnedSimulator.step` of ``n`` shoppers is one GRU cell and the heads, with the
 model's weights folded for speed: O(1) in history length.
 
