@@ -17,7 +17,9 @@ compared with the same world rollouts; a last table gives, per policy, the mean 
 range of the differences over the fits. With ``--ensemble K`` (K >= 2), a bootstrap
 ensemble as the pipeline fits it (seeds ``seed .. seed + K - 1``, each member on a
 resample of the shoppers; :mod:`retentionrl.simulators.learned.ensemble`, each simulated
-shopper in one member) is compared too.
+shopper in one member) is compared too, and with ``--ensemble-sizes 1,3,5`` also the
+ensembles of its first k members (how many members the counts need; a last table puts the
+relative errors of every size side by side).
 
 Counts and money: for each simulator a second table gives the relative error
 (simulated - true) / true of the return visits and of the profit per shopper, policy by
@@ -31,7 +33,8 @@ shopper does when shown the same group visit after visit; it gives the mean and 
 (``retentionrl simulator fit --fields`` lists them), e.g. ``--fit-set exposure_input=true``
 to compare a model that reads the ignored showings.
 
-Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--ensemble 3] [--fit-set exposure_input=true] [--out runs/fidelity]``
+Usage: ``python experiments/simulator_fidelity.py [--users 20000] [--days 180] [--fit-seeds 0,1,2] [--ensemble 3]
+[--ensemble-sizes 1,2] [--fit-set exposure_input=true] [--out runs/fidelity]``
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class Args:
     """the issue's target: |simulated - true| share active, in percentage points"""
     ensemble: int = 0
     """members of a bootstrap ensemble to compare too (0 or 1: none)"""
+    ensemble_sizes: str = ""
+    """comma-separated sizes k < ensemble: also compare the ensembles of the first k members"""
     tolerance_rel: float = 0.05
     """the target of |simulated - true| / true for return visits and profit per shopper"""
     fit_set: str = ""
@@ -177,6 +182,25 @@ def print_static(rows: list[dict]) -> dict[str, float]:
         f"(largest {100 * summary['max_abs_rel_error_profit']:.1f}%); Spearman rho of return visits {rho:.3f}"
     )
     return summary
+
+
+def print_sizes(by_size: dict[int, dict]) -> None:
+    """Per named policy, the relative error of return visits / profit of each ensemble size,
+    and per size the cells within ``--tolerance-rel``."""
+    print(f"\n{'policy':20s}" + "".join(f"{f'{k} member(s)':>22s}" for k in by_size))
+    within = dict.fromkeys(by_size, 0)
+    for i, name in enumerate(POLICY_NAMES):
+        cells = []
+        for k, result in by_size.items():
+            row = result["rows"][i]
+            errors = [row[f"simulator/{m}"]["estimate"] / row[f"world/{m}"]["estimate"] - 1 for m in MONEY]
+            within[k] += sum(abs(e) <= args.tolerance_rel for e in errors)
+            cells.append(" / ".join(f"{100 * e:+.1f}%" for e in errors))
+        print(f"{name:20s}" + "".join(f"{c:>22s}" for c in cells))
+    print(
+        f"{'cells within ' + format(100 * args.tolerance_rel, 'g') + '%':20s}"
+        + "".join(f"{f'{n} of {2 * len(POLICY_NAMES)}':>22s}" for n in within.values())
+    )
 
 
 def separated_policies(rows: list[dict]) -> list[dict]:
@@ -330,6 +354,7 @@ for fit_seed in fit_seeds:
     fits.append(compare(f"single fit, seed {fit_seed}", result.simulator, extra))
 
 ensemble = None
+subsets: dict[int, dict] = {}
 if args.ensemble > 1:
     t0 = time.perf_counter()
     members = [
@@ -343,6 +368,12 @@ if args.ensemble > 1:
     ]
     label = f"bootstrap ensemble of {args.ensemble} (seeds {args.seed}..{args.seed + args.ensemble - 1})"
     ensemble = compare(label, SimulatorEnsemble(members), {"fit_seconds": time.perf_counter() - t0})
+    sizes = sorted({int(v) for v in args.ensemble_sizes.split(",") if v} - {args.ensemble})
+    if any(not 1 <= k < args.ensemble for k in sizes):
+        raise SystemExit(f"--ensemble-sizes must lie in [1, {args.ensemble - 1}], got {args.ensemble_sizes!r}")
+    subsets = {k: compare(f"the first {k} of those members", SimulatorEnsemble(members[:k]), {}) for k in sizes}
+    if subsets:
+        print_sizes({**subsets, args.ensemble: ensemble})
 
 # 5. over the fits: mean and range of each difference
 if len(fits) > 1:
@@ -365,6 +396,11 @@ if len(fits) > 1:
             + f"   {hits}/{len(fits)} fits"
         )
     print("Spearman rho per fit: " + ", ".join(f"{f['spearman_rho_active_day_90']:.3f}" for f in fits))
-report = {"args": {k: str(v) for k, v in asdict(args).items()}, "fits": fits, "ensemble": ensemble}
+report = {
+    "args": {k: str(v) for k, v in asdict(args).items()},
+    "fits": fits,
+    "ensemble": ensemble,
+    "ensemble_subsets": {str(k): v for k, v in subsets.items()},
+}
 atomic_write_text(args.out / "fidelity.json", json.dumps(report, indent=2))
 print(f"wrote {args.out / 'fidelity.json'}")
