@@ -136,7 +136,6 @@ def recommend(
     agents = set(agents)
     if member_values is None:
         per_member = {name: [score(values, reward)] for name, values in simulator_values.items()}
-        words = criterion(reward)
     else:
         missing = sorted(n for n in simulator_values if not member_values.get(n))
         if missing:
@@ -146,9 +145,9 @@ def recommend(
             raise ValueError(
                 f"candidates have different numbers of ensemble members: { {n: len(v) for n, v in per_member.items()} }"
             )
-        words = f"{criterion(reward)}, the least of {len(next(iter(per_member.values())))} simulators"
-    scores = {name: min(v) for name, v in per_member.items()}
     k = len(next(iter(per_member.values())))
+    words = criterion(reward) if member_values is None else f"{criterion(reward)}, the least of {k} simulators"
+    scores = {name: min(v) for name, v in per_member.items()}
 
     def best(names: list[str], key: dict[str, float]) -> str | None:
         return max(names, key=lambda n: key[n]) if names else None

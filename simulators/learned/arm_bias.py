@@ -65,11 +65,16 @@ def _logit(p: np.ndarray | float) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
+def _arm_sums(y: np.ndarray, arm: np.ndarray, mask: np.ndarray, n_arms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per arm, the sum of ``y`` and the number of visits where ``mask`` holds."""
+    total = np.bincount(arm[mask], y[mask], n_arms + 1)[:n_arms]
+    return total, np.bincount(arm[mask], minlength=n_arms + 1)[:n_arms].astype(np.float64)
+
+
 def _binary_row(y: np.ndarray, arm: np.ndarray, mask: np.ndarray, n_arms: int) -> np.ndarray:
     if not mask.any():
         return np.zeros(n_arms)
-    total = np.bincount(arm[mask], y[mask], n_arms + 1)[:n_arms]
-    count = np.bincount(arm[mask], minlength=n_arms + 1)[:n_arms].astype(np.float64)
+    total, count = _arm_sums(y, arm, mask, n_arms)
     pooled = float(y[mask].mean())
     return _logit(_shrunk(total, count, pooled, pooled * (1.0 - pooled))) - _logit(pooled)
 
@@ -103,8 +108,7 @@ def initial_arm_bias(
     spend = logged & spend_mask
     if spend.any():
         s = np.asarray(log_spend, dtype=np.float64)
-        total = np.bincount(arm[spend], s[spend], n_arms + 1)[:n_arms]
-        count = np.bincount(arm[spend], minlength=n_arms + 1)[:n_arms].astype(np.float64)
+        total, count = _arm_sums(s, arm, spend, n_arms)
         pooled = float(s[spend].mean())
         within = float(np.var(s[spend] - (total / np.maximum(count, 1))[arm[spend]], ddof=1)) if spend.sum() > 1 else 0
         bias[:, col["spend_mu"]] = _shrunk(total, count, pooled, within) - pooled
