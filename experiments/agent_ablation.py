@@ -31,14 +31,16 @@ from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.decisions import LoggedDecisions
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.trajectories import visits_with_trajectories
+from retentionrl.pipeline.run import logged_reward_scale
 from retentionrl.simulators.policy_registry import make_policy
 from retentionrl.simulators.rollout import PolicyValue, evaluate_policy
 from retentionrl.simulators.world.config import WorldConfig
 
-BALANCED_SCALE = 3.2
-"""Currency per unit of the ``balanced-*`` variants' mixed reward: the quickstart's train
-split's logged profit per visit over its share of visits followed by a return (1.82 / 0.576),
-so that w = 0.5 weighs a return and its profit as the logs trade them."""
+LOGS_SCALE = "logs"
+"""``revenue_scale`` of the ``balanced-*`` variants' mixed reward, resolved from ``--logs``: their
+profit per visit over their share of visits followed by a return within H
+(:func:`retentionrl.pipeline.run.logged_reward_scale`, the pipeline's default), so that w = 0.5
+weighs a return and its profit as the logs trade them (2.44 on the quickstart's train split)."""
 
 VARIANTS: dict[str, dict[str, object]] = {
     "default": {},
@@ -59,7 +61,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "world-warm-soft": {"simulator": "world", "warm_start": "popularity", "warm_start_smoothing": 0.5},
     "profit": {"reward_mode": "profit"},
     **{
-        f"balanced-w{w}": {"reward_mode": "mixed", "retention_weight": w, "revenue_scale": BALANCED_SCALE}
+        f"balanced-w{w}": {"reward_mode": "mixed", "retention_weight": w, "revenue_scale": LOGS_SCALE}
         for w in (0.5, 0.65, 0.72, 0.8, 0.9)
     },
     "warm-popularity-profit": {"warm_start": "popularity", "reward_mode": "profit"},
@@ -67,7 +69,7 @@ VARIANTS: dict[str, dict[str, object]] = {
         "warm_start": "popularity",
         "reward_mode": "mixed",
         "retention_weight": 0.8,
-        "revenue_scale": BALANCED_SCALE,
+        "revenue_scale": LOGS_SCALE,
     },
 }
 """Named overrides of :class:`TrainConfig`; ``simulator: world`` trains in the referee;
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     sim, world = load_simulator(str(args.simulator), device="cpu"), load_simulator("world", device="cpu")
+    scale = logged_reward_scale(read_events(args.logs), sim.horizon_days, "auto")["revenue_scale"]
     rows = []
 
     def score(policy: Policy, name: str, minutes: float | None = None) -> None:
@@ -134,6 +137,10 @@ def main(argv: list[str] | None = None) -> None:
             "device": "cpu",
             **VARIANTS[variant],
         }
+        if overrides.get("revenue_scale") == LOGS_SCALE:
+            if scale is None:
+                parser.error(f"{args.logs} gives no revenue scale for the balanced variants")
+            overrides["revenue_scale"] = scale
         config = TrainConfig(**overrides)
         t = time.perf_counter()
         train(config, args.out / variant, progress=False, teacher=by_name.get(config.warm_start))

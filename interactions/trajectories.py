@@ -76,6 +76,15 @@ def add_trajectories(visits: pd.DataFrame, log_end: pd.Timestamp, *, horizon_day
     return out
 
 
+def window_closed(visits: pd.DataFrame, log_end: pd.Timestamp, horizon_days: float) -> np.ndarray:
+    """Bool ``(n,)``: the visit's trajectory window, days :math:`[0, H)` from its first visit, ended
+    before the log did, so its ``returned`` is known (elsewhere a return after the log's end
+    reads False). ``visits`` has the :func:`add_trajectories` columns."""
+    start = visits["start"].to_numpy().view("int64")
+    first_start = start - visits["day"].to_numpy() * DAY_NS
+    return first_start + horizon_days * DAY_NS <= pd.Timestamp(log_end).value
+
+
 def trajectory_table(visits: pd.DataFrame) -> pd.DataFrame:
     """One row per trajectory from a visit table that has :func:`add_trajectories` columns."""
     ends = visits["churned"].to_numpy() | visits["censored"].to_numpy()

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from retentionrl import envs
 from retentionrl.envs.factory import make_env, make_vector_env
-from retentionrl.envs.reward import RewardConfig
+from retentionrl.envs.reward import RewardConfig, logged_revenue_scale
 from retentionrl.envs.sb3 import ShopperSB3VecEnv
 from retentionrl.simulators.interface import VisitOutcome
 
@@ -238,6 +238,32 @@ def test_profit_reward_on_a_hand_made_outcome() -> None:
         rtol=1e-6,
     )
     assert RewardConfig("profit")(outcome, returned).dtype == np.float32
+
+
+def test_the_logs_scale_makes_profit_weigh_as_much_as_retention_on_the_logs() -> None:
+    """S = mean profit / return share, so that the logged visits' mean profit / S equals their return share."""
+    rng = np.random.default_rng(0)
+    profit, returned = rng.gamma(2.0, 1.5, 500) * (rng.random(500) < 0.3), rng.random(500) < 0.7
+    scale = logged_revenue_scale(profit, returned)
+    assert scale == pytest.approx(profit.mean() / returned.mean())
+    assert np.mean(profit / scale) == pytest.approx(returned.mean())
+    # the mixed reward at w = 0.5 then gives both terms the same mean on the logs
+    assert logged_revenue_scale(np.array([2.0, 0.0, 4.0, -1.0]), np.array([1, 0, 1, 1])) == pytest.approx(1.25 / 0.75)
+
+
+@pytest.mark.parametrize(
+    ("profit", "returned", "match"),
+    [
+        ([], [], "no logged visits whose return within the horizon is known"),
+        ([1.0, -2.0], [1, 1], r"mean profit is -0\.5, not > 0"),
+        ([1.0, 2.0], [0, 0], "none of the 2 logged visits is followed by a return"),
+        ([1.0, 2.0], [1], "1-d of one length"),
+    ],
+)
+def test_the_logs_scale_refuses_logs_that_give_none(profit, returned, match) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        logged_revenue_scale(np.array(profit), np.array(returned))
+    assert "1-d" in match or "set revenue_scale to a currency amount instead" in str(info.value)
 
 
 def test_the_world_v1_reward_name_says_it_was_renamed() -> None:

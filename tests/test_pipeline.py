@@ -22,6 +22,7 @@ from retentionrl.simulators.world.heuristics import HEURISTICS
 
 TINY = {
     "seed": 0,
+    "revenue_scale": "logs",  # the profit scale from the train split (tested below)
     "device": "cpu",
     "horizon_days": 60,
     "world": {"users": 300, "days": 90},
@@ -122,6 +123,51 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     assert cert.policy == results.recommendation.policy and cert.verdict in ("improves", "not certified")
     assert cert.n > 0 and cert.lower_bound <= cert.estimate
     assert html.index('id="certificate"') < html.index("<h2") and cert.headline() in html
+
+
+def test_the_rewards_take_their_profit_scale_from_the_train_logs(world_run):
+    """revenue_scale: logs is the train split's profit per visit over its return
+    share, recomputed here from the split's own file; every agent trains on it, the report says it."""
+    from retentionrl.envs.reward import logged_revenue_scale
+    from retentionrl.interactions.io import read_events
+    from retentionrl.interactions.trajectories import visits_with_trajectories, window_closed
+
+    config, result = world_run
+    out = Path(config["out"])
+    stats = json.loads((out / "split" / "summary.json").read_text())["reward_scale"]
+    log = read_events(out / "split" / "train.parquet", "events")
+    end = pd.Timestamp(json.loads((out / "split" / "summary.json").read_text())["log_end"])
+    v = visits_with_trajectories(log, horizon_days=config["horizon_days"])
+    known = v["in_window"].to_numpy() & window_closed(v, end, config["horizon_days"])
+    profit = (v["spend"] - v["coupon_cost"] - v["cogs"]).to_numpy()[known]
+    assert 0 < stats["visits"] == known.sum() < len(v)
+    expected = logged_revenue_scale(profit, v["returned"].to_numpy()[known])
+    assert stats["revenue_scale"] == pytest.approx(expected) and stats["revenue_scale"] != 50.0
+    for name in ("ppo", "dqn", "ppo_profit"):
+        trained = json.loads((out / f"agent_{name}" / "stage.json").read_text())["config"]
+        assert trained["revenue_scale"] == pytest.approx(expected), name
+    html = Path(result["report"]).read_text()
+    assert f"S = {expected:.3g}" in html and "the profit per visit of the train logs" in html
+
+
+def test_an_amount_for_revenue_scale_is_kept_and_a_bad_one_refused(tmp_path):
+    from retentionrl.pipeline.run import resolve_revenue_scale
+
+    assert parse_config({}).revenue_scale == 50.0 and parse_config({}).reward.revenue_scale == 50.0
+    with pytest.raises(RuntimeError, match="resolve it before the reward"):
+        _ = parse_config({"revenue_scale": "logs"}).reward
+    fixed = parse_config({"revenue_scale": 40})
+    assert fixed.reward.revenue_scale == 40.0
+    assert resolve_revenue_scale(fixed, StageRun("split", tmp_path, "key", False, 0.0)) is fixed  # no split read
+    for bad in (0, -3, "median"):
+        with pytest.raises(ValueError, match="key 'revenue_scale'"):
+            parse_config({"revenue_scale": bad}, "run.yaml")
+    # a split whose logs give no scale: one error naming the split and what to do
+    (tmp_path / "summary.json").write_text(
+        json.dumps({"reward_scale": {"visits": 0, "revenue_scale": None, "error": "no logged visits (set it)"}})
+    )
+    with pytest.raises(ValueError, match=r"revenue_scale: logs: the train split .*train\.parquet.*no logged visits"):
+        resolve_revenue_scale(parse_config({"revenue_scale": "logs"}), StageRun("split", tmp_path, "key", False, 0.0))
 
 
 def test_off_policy_estimates_with_too_small_an_ess_are_not_shown_as_numbers(world_run):

@@ -10,7 +10,7 @@ import pytest
 
 from retentionrl.interactions.io import read_events
 from retentionrl.interactions.retention import kaplan_meier
-from retentionrl.interactions.trajectories import add_trajectories, trajectory_table
+from retentionrl.interactions.trajectories import add_trajectories, trajectory_table, window_closed
 from retentionrl.interactions.visits import build_visits
 from tests.conftest import small_log
 
@@ -89,6 +89,23 @@ def test_trajectories_churn_and_censoring(log, horizon, trajectory, churned, cen
         np.testing.assert_allclose(v["day"], [0.0, 2 / 24, 0.0])
     t = trajectory_table(v)
     assert len(t) == len(set(trajectory)) and t["n_visits"].sum() == 3
+
+
+@pytest.mark.parametrize(
+    ("horizon", "closed"),
+    [
+        (90.0, [False, False, False]),  # no window closes within the log's 3 days
+        (1.0, [True, True, True]),  # windows close on Jan 2 10:00 and Jan 3 10:00
+        (2.5, [True, True, False]),  # the second trajectory (from Jan 2 10:00) closes Jan 4 22:00, after the end
+    ],
+)
+def test_a_window_is_closed_when_it_ends_before_the_log(log, horizon, closed) -> None:
+    # visits Jan 1 10:00 and 12:00 and Jan 2 10:00; the log ends Jan 4 10:00
+    v = add_trajectories(build_visits(log), log.end, horizon_days=horizon)
+    assert window_closed(v, log.end, horizon).tolist() == closed
+    # a window that ends exactly at the log's end is closed: its last day is observed
+    assert window_closed(v, log.end, 3.0).tolist()[:2] == [True, True]
+    assert window_closed(v, log.end - pd.Timedelta(seconds=1), 3.0).tolist()[:2] == [False, False]
 
 
 def test_visit_totals_conserve_events(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ runs on the embedded default, the ground-truth world::
     horizon_days: 90            # H: no return within H days is churn
     reward_mode: retention      # retention, profit or mixed (retentionrl.envs.reward)
     retention_weight: 0.5       # w of the mixed reward
+    revenue_scale: 50           # S of the profit terms: an amount, or logs (train logs' profit per visit / return share)
     world: {users: 20000, days: 180}
     split: {heldout_fraction: 0.2}
     simulator: {epochs: 30, patience: 4, lr_decay: 0.3, ensemble: 3}
@@ -142,7 +143,7 @@ class AgentsSection(_ConfigSection):
         "device": "the top-level key device",
         "reward_mode": "the top-level key reward_mode",
         "retention_weight": "the top-level key retention_weight",
-        "revenue_scale": "the run's reward (retentionrl.envs.reward)",
+        "revenue_scale": "the top-level key revenue_scale",
         "warm_start": "experiments/agent_ablation.py (it fits the teacher on logs)",
     }
     own_keys = frozenset({"algos", "frontier"})
@@ -152,7 +153,8 @@ class AgentsSection(_ConfigSection):
     frontier: tuple[float, ...] = Field(
         (0.0, 0.25, 0.5, 0.75, 1.0),
         description="retention weights w of the frontier agents (the first of `algos`, each trained on the reward "
-        "w x retention + (1 - w) x profit / 50: 0 is the profit reward, 1 the retention reward); the "
+        "w x retention + (1 - w) x profit / S, S the top-level revenue_scale: 0 is the profit reward, 1 the "
+        "retention reward); the "
         "run's own reward is not trained twice; [] for none",
     )
 
@@ -201,6 +203,13 @@ class PipelineConfig(_Strict):
     horizon_days: int = Field(90, ge=1)
     reward_mode: Literal["retention", "profit", "mixed"] = "retention"
     retention_weight: float = Field(0.5, ge=0.0, le=1.0, description="w of the mixed reward (retentionrl.envs.reward)")
+    revenue_scale: float | Literal["logs"] = Field(
+        50.0,
+        description="S, currency per reward unit of the profit and mixed rewards (retentionrl.envs.reward; 50: a "
+        "typical basket); logs: the train logs' profit per visit over their share of visits followed by a return "
+        "within H (retentionrl.envs.reward.logged_revenue_scale), so that w = 0.5 weighs retention and profit as "
+        "the logs trade them",
+    )
     logs: Path | None = Field(
         None,
         description="a log file, or dataset:NAME for a fetched public dataset (retentionrl data fetch NAME); "
@@ -224,6 +233,20 @@ class PipelineConfig(_Strict):
                 raise PydanticCustomError("dataset_not_fetched", str(exc)) from None
         return value
 
+    @field_validator("revenue_scale", mode="before")
+    @classmethod
+    def _revenue_scale(cls, value: object) -> object:
+        """``logs`` or an amount > 0 (one message for both, rather than one per type)."""
+        if value == "logs":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise PydanticCustomError(
+                "revenue_scale",
+                "must be 'logs' or an amount > 0 (currency per reward unit)",
+                {"value": value},
+            )
+        return float(value)
+
     @field_validator("reward_mode", mode="before")
     @classmethod
     def _renamed_reward_mode(cls, value: object) -> object:
@@ -239,8 +262,14 @@ class PipelineConfig(_Strict):
 
     @property
     def reward(self) -> RewardConfig:
-        """The run's reward (:class:`retentionrl.envs.reward.RewardConfig`): the agents', and the selection's score."""
-        return RewardConfig(mode=self.reward_mode, retention_weight=self.retention_weight)
+        """The run's reward (:class:`retentionrl.envs.reward.RewardConfig`): the agents', and the
+        selection's score. ``revenue_scale: logs`` must have been resolved first
+        (:func:`retentionrl.pipeline.run.resolve_revenue_scale`, from the train split)."""
+        if self.revenue_scale == "logs":
+            raise RuntimeError("revenue_scale 'logs' is read from the train split: resolve it before the reward")
+        return RewardConfig(
+            mode=self.reward_mode, revenue_scale=float(self.revenue_scale), retention_weight=self.retention_weight
+        )
 
     @property
     def has_world(self) -> bool:

@@ -56,6 +56,8 @@ from retentionrl.pipeline.results import (
 
 if TYPE_CHECKING:
     from retentionrl.interactions.adapters.complete_journey import CampaignSummary
+    from retentionrl.interactions.io import EventLog
+    from retentionrl.interactions.visits import VisitMode
 
 Echo = Callable[[str], None]
 # The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
@@ -67,7 +69,12 @@ _LOADING = (
 )
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "logs": ("retentionrl.simulators.world.logs",),
-    "split": ("retentionrl.interactions.io", "retentionrl.interactions.splits"),
+    "split": (
+        "retentionrl.interactions.io",
+        "retentionrl.interactions.splits",
+        "retentionrl.interactions.trajectories",
+        "retentionrl.envs.reward",
+    ),
     "simulator": (
         "retentionrl.interactions.io",
         "retentionrl.simulators.learned.fit",
@@ -152,7 +159,7 @@ def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> Sta
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from retentionrl.interactions.io import read_events
+        from retentionrl.interactions.io import EventLog, read_events
         from retentionrl.interactions.splits import split_users
 
         log = read_events(logs, fmt)
@@ -177,18 +184,65 @@ def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> Sta
                 "log_start": str(log.start),
                 "log_end": str(log.end),
                 "dropped": dict(log.report.dropped),
+                "reward_scale": logged_reward_scale(
+                    EventLog(log.events.loc[split.train], log.report), config.horizon_days, config.visit_mode, log.end
+                ),
             },
         )
 
     return run_stage(
         config.out,
         "split",
-        {"format": fmt, "heldout_fraction": config.split.heldout_fraction, "seed": config.seed},
+        {
+            "format": fmt,
+            "heldout_fraction": config.split.heldout_fraction,
+            "seed": config.seed,
+            "horizon_days": config.horizon_days,
+            "visit_mode": config.visit_mode,
+        },
         {"logs": logs},
         compute,
         code=STAGE_CODE["split"],
         echo=echo,
     )
+
+
+def logged_reward_scale(log: EventLog, horizon_days: int, visit_mode: VisitMode, log_end=None) -> dict[str, object]:
+    """:func:`retentionrl.envs.reward.logged_revenue_scale` of ``log``'s visits in the retention
+    window whose window closed before the log ended (``log_end``, default ``log.end``: their
+    return is known), with what it reads: their number, profit per visit and share followed by
+    a return within H; where the log gives no scale, ``revenue_scale`` is None and ``error`` says why."""
+    from retentionrl.envs.reward import logged_revenue_scale
+    from retentionrl.interactions.trajectories import visits_with_trajectories, window_closed
+
+    visits = visits_with_trajectories(log, horizon_days=horizon_days, mode=visit_mode)
+    end = log.end if log_end is None else log_end
+    known = visits["in_window"].to_numpy() & window_closed(visits, end, horizon_days)
+    profit = (visits["spend"] - visits["coupon_cost"] - visits["cogs"]).to_numpy()[known]
+    returned = visits["returned"].to_numpy()[known]
+    stats: dict[str, object] = {
+        "visits": int(known.sum()),
+        "profit_per_visit": float(profit.mean()) if known.any() else None,
+        "return_share": float(returned.mean()) if known.any() else None,
+    }
+    try:
+        return {**stats, "revenue_scale": logged_revenue_scale(profit, returned)}
+    except ValueError as exc:
+        return {**stats, "revenue_scale": None, "error": str(exc)}
+
+
+def resolve_revenue_scale(config: PipelineConfig, split: StageRun) -> PipelineConfig:
+    """``config`` with ``revenue_scale: logs`` replaced by the train split's
+    :func:`~retentionrl.envs.reward.logged_revenue_scale` (an amount stays as it is).
+
+    :raises ValueError: the train split gives no scale (the message says why and how to set one).
+    """
+    if config.revenue_scale != "logs":
+        return config
+    stats = _read(split.folder / "summary.json")["reward_scale"]
+    if stats["revenue_scale"] is None:
+        raise ValueError(f"revenue_scale: logs: the train split ({split.folder / 'train.parquet'}): {stats['error']}")
+    return config.model_copy(update={"revenue_scale": float(stats["revenue_scale"])})
 
 
 def _retentionrl_metadata(path: Path) -> dict[bytes, bytes]:
@@ -676,6 +730,7 @@ def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object
     atomic_write_text(config.out / "config.json", config.model_dump_json(indent=2))
     logs, fmt, logs_run = stage_logs(config, echo)
     split = stage_split(config, logs, fmt, echo)
+    config = resolve_revenue_scale(config, split)
     sim = stage_simulator(config, split.folder / "train.parquet", echo)
     dataset = stage_dataset(config, split, sim, echo)
     fidelity = stage_fidelity(config, split, sim, dataset, echo)

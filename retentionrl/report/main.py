@@ -499,6 +499,22 @@ def _recommendation(results: EvaluateResults) -> dict[str, str]:
     return {"headline": results.recommendation.headline(), "true_value": true_value}
 
 
+def reward_scale_note(run: dict, data: dict) -> str:
+    """The report's sentence on the profit terms' scale :math:`S` (:mod:`retentionrl.envs.reward`)
+    and where it came from: the train logs (the split's ``reward_scale``) or the config."""
+    scale = float(run["revenue_scale"])
+    head = f"Profit enters the rewards as profit / S, S = {scale:.3g} (the mixed reward: w x return + (1 - w) x profit / S)"
+    stats = data.get("reward_scale") or {}
+    if stats.get("revenue_scale") is not None and abs(stats["revenue_scale"] - scale) <= 1e-9 * scale:
+        return (
+            f"{head}: the profit per visit of the train logs ({stats['profit_per_visit']:.3g}) over their share of visits "
+            f"followed by a return within H ({stats['return_share']:.3f}; {stats['visits']:,} visits whose window "
+            "closed before the logs ended), so that w = 0.5 weighs a return and the profit of a visit as the logs "
+            "trade them."
+        )
+    return f"{head}, as the config sets it."
+
+
 def write_report(
     out_dir: str | Path, data: dict, fidelity: FidelityResults, results: EvaluateResults, run: dict
 ) -> Path:
@@ -542,6 +558,7 @@ def write_report(
         out=run["out"],
         recommendation=_recommendation(results),
         rewards=list(results.rewards.items()),
+        reward_scale=reward_scale_note(run, data),
         certificate=results.certificate.headline()
         if results.certificate is not None
         else f"no certificate: {results.no_certificate}",

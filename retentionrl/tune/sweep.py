@@ -48,7 +48,7 @@ import numpy as np
 from retentionrl.core.atomic import atomic_path, atomic_write_text
 from retentionrl.core.records import read_record, write_record
 from retentionrl.pipeline.cache import StageRun, run_stage
-from retentionrl.pipeline.run import stage_logs, stage_simulator, stage_split
+from retentionrl.pipeline.run import resolve_revenue_scale, stage_logs, stage_simulator, stage_split
 from retentionrl.tune.config import SweepConfig
 from retentionrl.tune.trial import TRIAL_FILE, TrialResult, TrialSpec, run_trial, starts
 
@@ -151,6 +151,7 @@ def prepare(sweep: SweepConfig, echo: Echo = print) -> TrialSpec:
     run = sweep.run_config()
     logs, fmt, _ = stage_logs(run, echo)
     split = stage_split(run, logs, fmt, echo)
+    sweep = resolve_revenue_scale(sweep, split)  # every trial's reward, and the score, on the train logs' scale
     parts = stage_tune_split(sweep, split, echo)
     fit_logs, train = parts.folder / "fit.parquet", split.folder / "train.parquet"
     # both simulators take their arms from every train shopper: one action space, so one agent acts in both
