@@ -35,7 +35,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from retentionrl.interactions.visits import VisitMode
 
 Echo = Callable[[str], None]
+ConfigT = TypeVar("ConfigT", bound=PipelineConfig)  # a run's config, or a sweep's (its subclass)
 # The modules each stage runs (run_stage's ``code``: they and what they import key the stage,
 # with this file). _LOADING is what the helpers _load_simulator and _dataset run.
 _LOADING = (
@@ -231,7 +232,7 @@ def logged_reward_scale(log: EventLog, horizon_days: int, visit_mode: VisitMode,
         return {**stats, "revenue_scale": None, "error": str(exc)}
 
 
-def resolve_revenue_scale(config: PipelineConfig, split: StageRun) -> PipelineConfig:
+def resolve_revenue_scale(config: ConfigT, split: StageRun) -> ConfigT:
     """``config`` with ``revenue_scale: logs`` replaced by the train split's
     :func:`~retentionrl.envs.reward.logged_revenue_scale` (an amount stays as it is).
 
