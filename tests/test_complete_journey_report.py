@@ -235,7 +235,7 @@ SECTION = re.compile(r'\n<h3 id="campaigns">.*?</ul>', re.DOTALL)
 
 
 def _page(tmp_path: Path, name: str, campaigns: CampaignSummary | None) -> str:
-    run = {"out": "run", "logs": None}
+    run = {"out": "run", "logs": None, "revenue_scale": 50.0}  # run_summary of a config: the keys the page reads
     return write_report(tmp_path / name, DATA, _fidelity(campaigns), _results(), run).read_text()
 
 

@@ -55,6 +55,8 @@ from retentionrl.pipeline.results import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from retentionrl.interactions.adapters.complete_journey import CampaignSummary
     from retentionrl.interactions.io import EventLog
     from retentionrl.interactions.visits import VisitMode
@@ -208,7 +210,9 @@ def stage_split(config: PipelineConfig, logs: Path, fmt: str, echo: Echo) -> Sta
     )
 
 
-def logged_reward_scale(log: EventLog, horizon_days: int, visit_mode: VisitMode, log_end=None) -> dict[str, object]:
+def logged_reward_scale(
+    log: EventLog, horizon_days: int, visit_mode: VisitMode, log_end: pd.Timestamp | None = None
+) -> dict[str, object]:
     """:func:`retentionrl.envs.reward.logged_revenue_scale` of ``log``'s visits in the retention
     window whose window closed before the log ended (``log_end``, default ``log.end``: their
     return is known), with what it reads: their number, profit per visit and share followed by
