@@ -29,7 +29,7 @@ from retentionrl.core.policy import Policy
 from retentionrl.envs.factory import load_simulator
 from retentionrl.interactions.action_map import ActionMap
 from retentionrl.interactions.decisions import LoggedDecisions
-from retentionrl.interactions.io import read_events
+from retentionrl.interactions.io import EventLog, read_events
 from retentionrl.interactions.trajectories import visits_with_trajectories
 from retentionrl.pipeline.run import logged_reward_scale
 from retentionrl.simulators.policy_registry import make_policy
@@ -76,9 +76,9 @@ VARIANTS: dict[str, dict[str, object]] = {
 ``warm_start`` names the baseline (fit on ``--logs``) that PPO is cloned from first."""
 
 
-def baselines(logs: Path, simulator) -> list[Policy]:
-    """Popularity and the logging clone fit on ``logs``, and the world's never- and always-coupon."""
-    visits = visits_with_trajectories(read_events(logs), horizon_days=simulator.horizon_days)
+def baselines(log: EventLog, simulator) -> list[Policy]:
+    """Popularity and the logging clone fit on ``log``, and the world's never- and always-coupon."""
+    visits = visits_with_trajectories(log, horizon_days=simulator.horizon_days)
     amap = ActionMap.fit(visits, coupon_levels=simulator.action_space.coupon_levels)
     decisions = LoggedDecisions.from_visits(visits, amap, simulator.horizon_days, simulator.history.spend_scale)
     return [
@@ -111,7 +111,12 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     sim, world = load_simulator(str(args.simulator), device="cpu"), load_simulator("world", device="cpu")
-    scale = logged_reward_scale(read_events(args.logs), sim.horizon_days, "auto")["revenue_scale"]
+    log = read_events(args.logs)
+    scale = None
+    if any(VARIANTS[v].get("revenue_scale") == LOGS_SCALE for v in args.variants.split(",")):
+        scale = logged_reward_scale(log, sim.horizon_days, "auto")["revenue_scale"]
+        if scale is None:
+            parser.error(f"{args.logs} gives no revenue scale for the balanced variants")
     rows = []
 
     def score(policy: Policy, name: str, minutes: float | None = None) -> None:
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
 
-    fitted = baselines(args.logs, sim)
+    fitted = baselines(log, sim)
     for policy in fitted:
         score(policy, policy.name)
     by_name = {policy.name: policy for policy in fitted}
@@ -138,8 +143,6 @@ def main(argv: list[str] | None = None) -> None:
             **VARIANTS[variant],
         }
         if overrides.get("revenue_scale") == LOGS_SCALE:
-            if scale is None:
-                parser.error(f"{args.logs} gives no revenue scale for the balanced variants")
             overrides["revenue_scale"] = scale
         config = TrainConfig(**overrides)
         t = time.perf_counter()
