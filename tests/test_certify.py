@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from retentionrl.evaluation.certify import certify, improvement_bound, lifetimes
+from retentionrl.evaluation.certify import MIXES, certify, improvement_bound, lifetimes, predicted_bound
 from retentionrl.evaluation.runner import LoggedSteps
 
 
@@ -82,6 +82,35 @@ def test_a_clearly_better_policy_is_certified_on_the_other_half_and_the_logging_
     assert "lower bound" in same.reason and same.validation == {}
 
 
+def test_separate_validation_logs_choose_the_mix_and_every_lifetime_certifies():
+    steps, target = bandit_lifetimes(4000, 0, p_good=0.7)
+
+    def validation(p_good: float) -> tuple[LoggedSteps, np.ndarray]:
+        other, other_target = bandit_lifetimes(2000, 1, p_good=p_good)
+        return LoggedSteps(**{**vars(other), "trajectory_id": other.trajectory_id + 10_000}), other_target
+
+    good = certify(steps, target, policy="always-1", validation=validation(0.7))
+    assert good.n == 4000 and good.validation["lifetimes"] == 2000 and good.validation["separate"] == 1.0
+    assert good.verdict == "improves" and good.mix < 0.5
+    # the same certification logs, validation logs on which always-1 is worse than logging: the
+    # choice follows the validation logs (as much of the logging policy as the grid has)
+    bad = certify(steps, target, policy="always-1", validation=validation(0.1))
+    assert bad.mix == max(MIXES) and bad.validation["predicted_lower_bound"] < 0
+    four_actions = LoggedSteps(**{**vars(validation(0.7)[0]), "n_actions": 4})
+    with pytest.raises(ValueError, match="validation logs have 4 actions, the certification logs 2"):
+        certify(steps, target, policy="x", validation=(four_actions, validation(0.7)[1]))
+
+
+def test_the_predicted_bound_scales_the_validation_width_to_the_certificates_size():
+    steps, target = bandit_lifetimes(1000, 3, p_good=0.6)
+    w, g = lifetimes(steps, target, "return_visits", 0.0, clip=2.0)
+    for method in ("bernstein", "bootstrap"):
+        estimate, lower = improvement_bound(w, g, 2.0, 0.95, method)
+        assert predicted_bound(w, g, 2.0, 0.95, method, n=1000) == pytest.approx(lower)
+        # four times the lifetimes: half the width
+        assert estimate - predicted_bound(w, g, 2.0, 0.95, method, n=4000) == pytest.approx((estimate - lower) / 2)
+
+
 def test_negative_lifetime_values_break_the_assumption_and_are_refused():
     steps, target = bandit_lifetimes(400, 1, p_good=0.9)
     negative = LoggedSteps(**{**vars(steps), "bandit_reward": steps.bandit_reward - 5.0})
@@ -129,6 +158,49 @@ def test_cli_writes_the_certificate_and_a_bound_at_or_below_zero_is_a_verdict_no
     assert {"policy", "baseline", "metric", "method", "n", "ess", "estimate", "lower_bound", "verdict"} <= set(cert)
 
 
+def split_by_shopper(path, folder):
+    """The log at ``path`` as two logs of disjoint shoppers (first half, second half of the ids)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    users = sorted(frame["user_id"].unique())
+    first = frame["user_id"].isin(users[: len(users) // 2])
+    paths = folder / "validation.parquet", folder / "certification.parquet"
+    frame[first].to_parquet(paths[0])
+    frame[~first].to_parquet(paths[1])
+    return paths
+
+
+def test_cli_validation_logs_choose_the_mix_and_must_hold_other_shoppers(held_out_log, tmp_path, capsys):
+    from retentionrl.cli.main import main
+
+    validation, certification = split_by_shopper(held_out_log, tmp_path)
+    n_shoppers = pd_users(certification)
+    result = CliRunner().invoke(
+        _cli(),
+        ["--logs", str(certification), "--validation-logs", str(validation), "--policy", "never-coupon"]
+        + ["--out", str(tmp_path / "c")],
+    )
+    assert result.exit_code == 0, result.output
+    cert = json.loads((tmp_path / "c" / "certificate.json").read_text())
+    assert cert["validation"]["separate"] == 1.0 and cert["validation"]["lifetimes"] > 0
+    assert cert["n"] == n_shoppers  # every certification lifetime (one per shopper in a 90-day log)
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["certify", "--logs", str(held_out_log), "--validation-logs", str(validation)]
+            + ["--policy", "never-coupon", "--out", str(tmp_path / "d")]
+        )
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "shares" in err and "shoppers with" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "d").exists()
+
+
+def pd_users(path) -> int:
+    import pandas as pd
+
+    return int(pd.read_parquet(path)["user_id"].nunique())
+
+
 def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, capsys):
     import pandas as pd
 
@@ -158,8 +230,15 @@ def test_cli_bad_input_is_one_line_naming_the_problem(held_out_log, tmp_path, ca
     frame.assign(
         item_group=frame["item_group"].map(lambda g: None if pd.isna(g) else f"shelf-{int(g):02d}")
     ).to_parquet(relabelled)
+    other_shoppers = tmp_path / "ten_groups_other_shoppers.parquet"
+    frame = pd.read_parquet(other)
+    frame.assign(user_id="other-" + frame["user_id"]).to_parquet(other_shoppers)
     cases = [
         (["--logs", str(bare), "--policy", "never-coupon"], "have no propensity (column 'propensity')"),
+        (
+            ["--logs", str(held_out_log), "--validation-logs", str(other_shoppers), "--policy", "never-coupon"],
+            "its action map (arms and coupon levels) differs from",
+        ),
         (
             ["--logs", str(other), "--policy", str(agent)],
             "acts on 20 arms x coupon levels [0.0, 0.05, 0.1, 0.2]; these logs' action map is 10 arms x",

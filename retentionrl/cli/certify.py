@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 
 from retentionrl.evaluation.certify import METHODS, METRICS
+
+if TYPE_CHECKING:
+    from retentionrl.core.policy import Policy
+    from retentionrl.evaluation.runner import LoggedSteps
+    from retentionrl.interactions.action_map import ActionMap
+    from retentionrl.interactions.decisions import LoggedDecisions
 
 CERTIFICATE_FILE = "certificate.json"
 
@@ -45,6 +51,16 @@ def certify_command(
             "auto (chosen on a validation half) or a number in [0, 1].",
         ),
     ] = "auto",
+    validation_logs: Annotated[
+        Path | None,
+        typer.Option(
+            "--validation-logs",
+            exists=True,
+            help="Other logs of the same logging policy, disjoint from --logs (e.g. the train split): "
+            "--mix auto chooses there and the certificate uses every lifetime of --logs "
+            "(default: a random half of --logs chooses, the other half certifies).",
+        ),
+    ] = None,
     horizon_days: Annotated[float, typer.Option("--horizon-days", min=1.0, help="Retention horizon H in days.")] = 90.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the validation split and the bootstrap.")] = 0,
 ) -> None:
@@ -55,7 +71,6 @@ def certify_command(
     from retentionrl.cli.ope import load_target
     from retentionrl.core.atomic import atomic_write_text
     from retentionrl.evaluation.certify import certify
-    from retentionrl.evaluation.world_steps import steps_from_decisions
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
 
@@ -65,26 +80,64 @@ def certify_command(
         if value not in allowed:
             raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
     share = None if mix == "auto" else _share(mix)
-    decisions = LoggedDecisions.from_log(read_events(logs), horizon_days=horizon_days)
-    logged = decisions.logged
-    if not logged.any():
-        raise ValueError(f"{logs}: no logged decisions (impressions): nothing to certify a policy on")
-    missing = int(np.isnan(decisions.propensity[logged]).sum())
-    if missing:
-        raise ValueError(
-            f"{logs}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
-            "'propensity'): a certificate needs the probabilities the logging policy actually used"
-        )
+    log = read_events(logs)
+    decisions = LoggedDecisions.from_log(log, horizon_days=horizon_days)
     target = load_target(policy, logs, decisions.action_map)
-    steps = steps_from_decisions(decisions)
-    taken = target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+    steps, taken = _logged_steps(logs, decisions, target)
+    validation = None
+    if validation_logs is not None:
+        other_log = read_events(validation_logs)
+        shared = np.intersect1d(other_log.events["user_id"].unique(), log.events["user_id"].unique())
+        if shared.size:
+            raise ValueError(
+                f"{validation_logs} shares {shared.size:,} shoppers with {logs} (e.g. {shared[0]!r}): the "
+                "certificate must not be computed on the lifetimes that chose its mix"
+            )
+        other = LoggedDecisions.from_log(other_log, horizon_days=horizon_days)
+        if _actions(other.action_map) != _actions(decisions.action_map):
+            raise ValueError(
+                f"{validation_logs}: its action map (arms and coupon levels) differs from {logs}'s: "
+                "validation logs must come from the same shop and logging policy"
+            )
+        validation = _logged_steps(validation_logs, other, target)
     cert = certify(
-        steps, taken, policy=policy, metric=metric, confidence=confidence, method=method, mix=share, seed=seed
+        steps,
+        taken,
+        policy=policy,
+        metric=metric,
+        confidence=confidence,
+        method=method,
+        mix=share,
+        seed=seed,
+        validation=validation,
     )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / CERTIFICATE_FILE, json.dumps(cert.to_dict(), indent=2))
     typer.echo(cert.headline())
     typer.echo(f"wrote {out / CERTIFICATE_FILE}")
+
+
+def _logged_steps(path: Path, decisions: LoggedDecisions, target: Policy) -> tuple[LoggedSteps, np.ndarray]:
+    """The logged steps of ``decisions`` (read from ``path``) and ``target``'s probability of
+    each logged action; an error naming ``path`` where they hold no propensities."""
+    from retentionrl.evaluation.world_steps import steps_from_decisions
+
+    logged = decisions.logged
+    if not logged.any():
+        raise ValueError(f"{path}: no logged decisions (impressions): nothing to certify a policy on")
+    missing = int(np.isnan(decisions.propensity[logged]).sum())
+    if missing:
+        raise ValueError(
+            f"{path}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
+            "'propensity'): a certificate needs the probabilities the logging policy actually used"
+        )
+    steps = steps_from_decisions(decisions)
+    return steps, target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+
+
+def _actions(action_map: ActionMap) -> tuple:
+    """What a log's actions mean (its arms and coupon levels), not how often it took them."""
+    return action_map.arm_column, action_map.arms, action_map.space
 
 
 def _share(text: str) -> float:

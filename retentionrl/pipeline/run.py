@@ -615,7 +615,7 @@ def stage_evaluate(
             {name: results[name].members for name in candidates} if members else None,
         )
         certificate, no_certificate = recommended_certificate(
-            config, heldout, policies[recommendation.policy], recommendation.policy
+            config, heldout, policies[recommendation.policy], recommendation.policy, train
         )
         EvaluateResults(
             recommendation=recommendation,
@@ -646,32 +646,51 @@ def stage_evaluate(
 
 
 def recommended_certificate(
-    config: PipelineConfig, heldout, policy, name: str
+    config: PipelineConfig, heldout, policy, name: str, train=None
 ) -> tuple[Certificate | None, str | None]:
     """The certificate (:mod:`retentionrl.evaluation.certify`) of the recommended policy against the
     logging policy on the held-out logs, in the run's metric (profit for the profit reward,
-    else return visits); ``(None, why)`` where the logs cannot give one."""
+    else return visits); ``(None, why)`` where the logs cannot give one. The mix and clip are
+    chosen on the ``train`` decisions where they hold propensities (then every held-out lifetime
+    certifies), else on a half of the held-out ones."""
     from retentionrl.evaluation.certify import certify
-    from retentionrl.evaluation.world_steps import steps_from_decisions
 
-    logged = heldout.logged & heldout.in_window
-    if not logged.any() or np.isnan(heldout.propensity[logged]).any():
+    steps = _certifiable_steps(heldout)
+    if steps is None:
         return None, (
             "the held-out logs hold no logged propensities: a certificate needs the probabilities the "
             "logging policy actually used"
         )
-    steps = steps_from_decisions(heldout)
     if np.unique(steps.trajectory_id).size < 4:
         return None, "fewer than 4 held-out lifetimes"
-    taken = policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+    train_steps = _certifiable_steps(train) if train is not None else None
+    validation = None
+    if train_steps is not None and np.unique(train_steps.trajectory_id).size >= 4:
+        validation = (train_steps, _taken(policy, train_steps))
     cert = certify(
         steps,
-        taken,
+        _taken(policy, steps),
         policy=name,
         metric="profit" if config.reward_mode == "profit" else "return_visits",
         seed=config.seed,
+        validation=validation,
     )
     return cert, None
+
+
+def _certifiable_steps(decisions):
+    """The logged steps of ``decisions``, or None where some logged visit lacks its propensity."""
+    from retentionrl.evaluation.world_steps import steps_from_decisions
+
+    logged = decisions.logged & decisions.in_window
+    if not logged.any() or np.isnan(decisions.propensity[logged]).any():
+        return None
+    return steps_from_decisions(decisions)
+
+
+def _taken(policy, steps) -> np.ndarray:
+    """``policy``'s probability of each logged action of ``steps``."""
+    return policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
 
 
 def frontier_summary(results: dict[str, PolicyResult]) -> dict[str, FrontierPlace]:
