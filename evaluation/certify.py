@@ -102,11 +102,17 @@ class Certificate:
 
     def headline(self) -> str:
         """One line: the verdict and its numbers."""
+        chosen = (
+            f"; mix and clip chosen on {self.validation['lifetimes']:,.0f} lifetimes of "
+            f"{'separate logs' if self.validation.get('separate') else 'the other half'}"
+            if self.validation
+            else ""
+        )
         who = self.policy if self.mix == 0 else f"{self.policy} mixed with the logging policy (alpha = {self.mix:g})"
         return (
             f"{self.verdict}: {who} vs {self.baseline}, {self.metric} per lifetime: improvement "
             f"{self.estimate:+.3f}, {self.confidence:.0%} lower bound {self.lower_bound:+.3f} ({self.method}, "
-            f"n = {self.n:,}, ESS {self.ess:.1f}){'' if self.verdict == 'improves' else ': ' + self.reason}"
+            f"n = {self.n:,}, ESS {self.ess:.1f}{chosen}){'' if self.verdict == 'improves' else ': ' + self.reason}"
         )
 
     def to_dict(self) -> dict[str, object]:

@@ -60,6 +60,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "warm-soft": {"warm_start": "popularity", "warm_start_smoothing": 0.5},
     "world-warm-soft": {"simulator": "world", "warm_start": "popularity", "warm_start_smoothing": 0.5},
     "profit": {"reward_mode": "profit"},
+    "profit-logs": {"reward_mode": "profit", "revenue_scale": LOGS_SCALE},
     **{
         f"balanced-w{w}": {"reward_mode": "mixed", "retention_weight": w, "revenue_scale": LOGS_SCALE}
         for w in (0.5, 0.65, 0.72, 0.8, 0.9)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     if any(VARIANTS[v].get("revenue_scale") == LOGS_SCALE for v in args.variants.split(",")):
         scale = logged_reward_scale(log, sim.horizon_days, "auto")["revenue_scale"]
         if scale is None:
-            parser.error(f"{args.logs} gives no revenue scale for the balanced variants")
+            parser.error(f"{args.logs} gives no revenue scale for the variants that take it from the logs")
     rows = []
 
     def score(policy: Policy, name: str, minutes: float | None = None) -> None:
