@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metric", default="return_visits", choices=METRICS)
     parser.add_argument("--method", default="bernstein", choices=METHODS)
     parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--first-seed", type=int, default=0, help="world log seeds run from here")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--heldout", type=float, default=0.2)
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             steps, train = take_lifetimes(
                 logged_steps(config, args.users, args.days, seed, logging, folder), args.heldout, seed
             )
