@@ -130,4 +130,4 @@ def logged_propensities(decisions: LoggedDecisions) -> np.ndarray | None:
     if not np.isnan(decisions.propensity[decisions.logged]).any():
         return None
     clone = LoggingPolicyClone.fit(decisions)
-    return clone.action_probs(decisions.obs)[np.arange(decisions.n), decisions.action]
+    return clone.taken_probs(decisions.obs, decisions.action)

@@ -77,11 +77,6 @@ def take_lifetimes(steps: LoggedSteps, share: float, seed: int) -> tuple[LoggedS
     return rows(mask), rows(~mask)
 
 
-def taken(policy: Policy, steps: LoggedSteps) -> np.ndarray:
-    """``policy``'s probability of each logged action of ``steps``."""
-    return policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
-
-
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson interval of a binomial share ``k / n``."""
     p = k / n
@@ -150,12 +145,12 @@ def main(argv: list[str] | None = None) -> None:
             )
             cert = certify(
                 steps,
-                taken(target, steps),
+                target.taken_probs(steps.obs, steps.action),
                 policy=args.policy,
                 metric=args.metric,
                 method=args.method,
                 seed=seed,
-                validation=(train, taken(target, train)) if args.validation == "train" else None,
+                validation=(train, target.taken_probs(train.obs, train.action)) if args.validation == "train" else None,
             )
             held = cert.lower_bound <= truth[cert.mix]
             rows.append(

@@ -267,7 +267,7 @@ def drive_world(
         action = np.array([d["action"] for d in decisions], dtype=np.int64)
         received = np.array([d["propensity"] for d in decisions])
         if check is not None:
-            gaps.append(float(np.abs(check.action_probs(obs)[np.arange(user.size), action] - received).max()))
+            gaps.append(float(np.abs(check.taken_probs(obs, action) - received).max()))
         result.propensities.update((d["decision_id"], d["propensity"]) for d in decisions)
         obs, out = world.step(action)
         item, units = world.last_item, world.last_units

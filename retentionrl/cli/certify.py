@@ -132,7 +132,7 @@ def _logged_steps(path: Path, decisions: LoggedDecisions, target: Policy) -> tup
             "'propensity'): a certificate needs the probabilities the logging policy actually used"
         )
     steps = steps_from_decisions(decisions)
-    return steps, target.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
+    return steps, target.taken_probs(steps.obs, steps.action)
 
 
 def _actions(action_map: ActionMap) -> tuple:

@@ -44,6 +44,12 @@ class Policy(ABC):
     def action_probs(self, obs: np.ndarray) -> np.ndarray:
         """pi(a | obs) for each row of ``obs``: shape ``(n, n_actions)``, rows sum to 1."""
 
+    def taken_probs(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """pi(action_i | obs_i) for each row: the probability of actions already taken (a logged
+        step's target probability in off-policy evaluation), shape ``(n,)``."""
+        action = np.asarray(action)
+        return self.action_probs(obs)[np.arange(action.size), action]
+
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sample one action per row of ``obs`` by inverse-CDF on ``rng`` uniforms."""
         probs = self.action_probs(obs)

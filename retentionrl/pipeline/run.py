@@ -666,10 +666,10 @@ def recommended_certificate(
     train_steps = _certifiable_steps(train) if train is not None else None
     validation = None
     if train_steps is not None and np.unique(train_steps.trajectory_id).size >= 4:
-        validation = (train_steps, _taken(policy, train_steps))
+        validation = (train_steps, policy.taken_probs(train_steps.obs, train_steps.action))
     cert = certify(
         steps,
-        _taken(policy, steps),
+        policy.taken_probs(steps.obs, steps.action),
         policy=name,
         metric="profit" if config.reward_mode == "profit" else "return_visits",
         seed=config.seed,
@@ -686,11 +686,6 @@ def _certifiable_steps(decisions):
     if not logged.any() or np.isnan(decisions.propensity[logged]).any():
         return None
     return steps_from_decisions(decisions)
-
-
-def _taken(policy, steps) -> np.ndarray:
-    """``policy``'s probability of each logged action of ``steps``."""
-    return policy.action_probs(steps.obs)[np.arange(steps.action.size), steps.action]
 
 
 def frontier_summary(results: dict[str, PolicyResult]) -> dict[str, FrontierPlace]:
