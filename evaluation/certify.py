@@ -46,11 +46,15 @@ certification logs. The pair chosen is the one with the best *predicted* bound, 
 the validation lifetimes would give with as many lifetimes as the certificate will have
 (HCPI's candidate selection, Thomas et al. 2015b): the validation estimate less its bound's
 width scaled by :math:`\\sqrt{n_{val} / n_{cert}}`. Without the scaling, 16,000 validation
-lifetimes would choose a policy further from :math:`\\pi_b` than 4,000 can certify.
+lifetimes would choose a policy further from :math:`\\pi_b` than 4,000 can certify. With
+several candidate policies (:func:`certify_best`) the policy is chosen the same way, with its
+mix and clip, and only the chosen one is certified, so the confidence stays
+:math:`1 - \\delta` however many were tried.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -79,8 +83,9 @@ class Certificate:
     :param mix: :math:`\\alpha`, the logging policy's share in the certified policy.
     :param n: lifetimes the certificate is computed on; ``ess`` their weights' Kish ESS.
     :param validation: how ``mix`` and ``clip`` were chosen: ``lifetimes`` (the validation
-        lifetimes), ``separate`` (1: separate validation logs; 0: a half of these) and
-        ``predicted_lower_bound`` (module docstring); empty where both were given.
+        lifetimes), ``separate`` (1: separate validation logs; 0: a half of these),
+        ``predicted_lower_bound`` (module docstring) and ``candidates`` (how many policies
+        :func:`certify_best` chose among); empty where nothing was chosen.
     """
 
     policy: str
@@ -102,8 +107,10 @@ class Certificate:
 
     def headline(self) -> str:
         """One line: the verdict and its numbers."""
+        among = int(self.validation.get("candidates", 1))
         chosen = (
-            f"; mix and clip chosen on {self.validation['lifetimes']:,.0f} lifetimes of "
+            f"; {f'the policy (of {among} candidates), ' if among > 1 else ''}mix and clip chosen on "
+            f"{self.validation['lifetimes']:,.0f} lifetimes of "
             f"{'separate logs' if self.validation.get('separate') else 'the other half'}"
             if self.validation
             else ""
@@ -209,21 +216,66 @@ def certify(
         ``clip`` are chosen there and the certificate uses every lifetime of ``steps``.
         None: they are chosen on a seeded random half of ``steps``, certified on the other.
     """
+    return certify_best(
+        steps,
+        {policy: target_taken},
+        metric=metric,
+        confidence=confidence,
+        method=method,
+        mix=mix,
+        clip=clip,
+        seed=seed,
+        validation=None if validation is None else (validation[0], {policy: validation[1]}),
+    )
+
+
+def certify_best(
+    steps: LoggedSteps,
+    candidates: Mapping[str, np.ndarray],
+    *,
+    metric: str = "return_visits",
+    confidence: float = 0.95,
+    method: str = "bernstein",
+    mix: float | None = None,
+    clip: float | None = None,
+    seed: int = 0,
+    validation: tuple[LoggedSteps, Mapping[str, np.ndarray]] | None = None,
+) -> Certificate:
+    """The certificate of the best of several ``candidates`` (name: its probabilities of the
+    logged actions of ``steps``) against the logging policy, with one bound.
+
+    The candidate is chosen together with the mix and the clip, by the same predicted bound
+    on the same validation lifetimes (module docstring), and only the chosen triple is
+    certified: a bound per candidate at confidence :math:`1 - \\delta` each would certify a
+    worse-than-logging policy with probability up to :math:`K \\delta` among :math:`K`
+    candidates; one chosen on other lifetimes keeps :math:`\\delta` (HCPI's candidate
+    selection). Ties go to the earlier candidate, then to less of the logging policy.
+
+    :param validation: separate validation logs and each candidate's probabilities of their
+        logged actions (the same names); None: a seeded random half of ``steps`` chooses.
+    :raises ValueError: no candidate, or validation probabilities for other names.
+    """
+    if not candidates:
+        raise ValueError("certify_best needs at least one candidate")
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"confidence must be in [0.5, 1), got {confidence!r}")
     n_all = np.unique(steps.trajectory_id).size
     if n_all < 4:
         raise ValueError(f"a certificate needs at least 4 logged lifetimes, got {n_all}")
+    names = list(candidates)
     mixes = MIXES if mix is None else (float(mix),)
     clips = CLIPS if clip is None else (float(clip),)
-    grid = [(m, c) for m in mixes for c in clips]
+    grid = [(k, m, c) for k in range(len(names)) for m in mixes for c in clips]
     chosen: dict[str, float] = {}
     rows = np.arange(n_all)
     if len(grid) > 1:
         if validation is None:
             shuffled = np.random.default_rng(seed).permutation(n_all)
             valid, rows = shuffled[: n_all // 2], np.sort(shuffled[n_all // 2 :])
-            terms = {(m, c): tuple(x[valid] for x in lifetimes(steps, target_taken, metric, m, c)) for m, c in grid}
+            terms = {
+                (k, m, c): tuple(x[valid] for x in lifetimes(steps, candidates[names[k]], metric, m, c))
+                for k, m, c in grid
+            }
         else:
             v_steps, v_taken = validation
             if v_steps.n_actions != steps.n_actions:
@@ -232,16 +284,22 @@ def certify(
                 )
             if np.unique(v_steps.trajectory_id).size < 4:
                 raise ValueError("validation logs need at least 4 lifetimes")
-            terms = {(m, c): lifetimes(v_steps, v_taken, metric, m, c) for m, c in grid}
-        predicted = {k: predicted_bound(w, g, k[1], confidence, method, rows.size, seed) for k, (w, g) in terms.items()}
-        best = max(predicted, key=lambda k: (predicted[k], -k[0]))  # ties: less of the logging policy
-        mixes, clips = (best[0],), (best[1],)
+            if set(v_taken) != set(names):
+                raise ValueError(f"validation probabilities are for {sorted(v_taken)}, the candidates are {names}")
+            terms = {(k, m, c): lifetimes(v_steps, v_taken[names[k]], metric, m, c) for k, m, c in grid}
+        predicted = {
+            key: predicted_bound(w, g, key[2], confidence, method, rows.size, seed) for key, (w, g) in terms.items()
+        }
+        best = max(predicted, key=lambda key: (predicted[key], -key[0], -key[1]))
+        names, mixes, clips = [names[best[0]]], (best[1],), (best[2],)
         n_valid = next(iter(terms.values()))[0].size
         chosen = {
             "lifetimes": float(n_valid),
             "separate": float(validation is not None),
             "predicted_lower_bound": float(predicted[best]),
+            "candidates": float(len(candidates)),
         }
+    policy, target_taken = names[0], candidates[names[0]]
     m, c = mixes[0], clips[0]
     w, g = (x[rows] for x in lifetimes(steps, target_taken, metric, m, c))
     estimate, lower = improvement_bound(w, g, c, confidence, method, seed)

@@ -12,7 +12,6 @@ import typer
 from retentionrl.evaluation.certify import METHODS, METRICS
 
 if TYPE_CHECKING:
-    from retentionrl.core.policy import Policy
     from retentionrl.evaluation.runner import LoggedSteps
     from retentionrl.interactions.action_map import ActionMap
     from retentionrl.interactions.decisions import LoggedDecisions
@@ -29,7 +28,14 @@ def certify_command(
             help="Held-out event log with logged propensities (Parquet or CSV, or a folder of Parquet parts).",
         ),
     ],
-    policy: Annotated[str, typer.Option("--policy", help="Trained policy folder or world policy name.")],
+    policy: Annotated[
+        list[str],
+        typer.Option(
+            "--policy",
+            help="Trained policy folder or world policy name; repeat it to certify the best of several "
+            "(chosen with the mix on validation lifetimes, then one bound: the confidence holds for the choice).",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", file_okay=False, help=f"Folder for {CERTIFICATE_FILE}.")],
     baseline: Annotated[
         str, typer.Option("--baseline", help="The policy to improve on: logging (the one that wrote the logs).")
@@ -66,11 +72,13 @@ def certify_command(
 ) -> None:
     """Certify POLICY against the logging policy on held-out LOGS; print the verdict, write certificate.json.
 
+    With several --policy, the one certified is chosen among them on the validation lifetimes
+    (with its mix and clip) and certified once; certificate.json names it.
     A bound at or below 0 is a verdict ("not certified", exit 0), not an error.
     """
     from retentionrl.cli.ope import load_target
     from retentionrl.core.atomic import atomic_write_text
-    from retentionrl.evaluation.certify import certify
+    from retentionrl.evaluation.certify import certify_best
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
 
@@ -82,8 +90,11 @@ def certify_command(
     share = None if mix == "auto" else _share(mix)
     log = read_events(logs)
     decisions = LoggedDecisions.from_log(log, horizon_days=horizon_days)
-    target = load_target(policy, logs, decisions.action_map)
-    steps, taken = _logged_steps(logs, decisions, target)
+    if len(set(policy)) != len(policy):
+        raise ValueError(f"--policy: each candidate once, got {policy}")
+    targets = {name: load_target(name, logs, decisions.action_map) for name in policy}
+    steps = _logged_steps(logs, decisions)
+    taken = {name: target.taken_probs(steps.obs, steps.action) for name, target in targets.items()}
     validation = None
     if validation_logs is not None:
         other_log = read_events(validation_logs)
@@ -99,11 +110,11 @@ def certify_command(
                 f"{validation_logs}: its action map (arms and coupon levels) differs from {logs}'s: "
                 "validation logs must come from the same shop and logging policy"
             )
-        validation = _logged_steps(validation_logs, other, target)
-    cert = certify(
+        v_steps = _logged_steps(validation_logs, other)
+        validation = (v_steps, {name: t.taken_probs(v_steps.obs, v_steps.action) for name, t in targets.items()})
+    cert = certify_best(
         steps,
         taken,
-        policy=policy,
         metric=metric,
         confidence=confidence,
         method=method,
@@ -117,9 +128,9 @@ def certify_command(
     typer.echo(f"wrote {out / CERTIFICATE_FILE}")
 
 
-def _logged_steps(path: Path, decisions: LoggedDecisions, target: Policy) -> tuple[LoggedSteps, np.ndarray]:
-    """The logged steps of ``decisions`` (read from ``path``) and ``target``'s probability of
-    each logged action; an error naming ``path`` where they hold no propensities."""
+def _logged_steps(path: Path, decisions: LoggedDecisions) -> LoggedSteps:
+    """The logged steps of ``decisions`` (read from ``path``); an error naming ``path`` where
+    they hold no propensities."""
     from retentionrl.evaluation.world_steps import steps_from_decisions
 
     logged = decisions.logged
@@ -131,8 +142,7 @@ def _logged_steps(path: Path, decisions: LoggedDecisions, target: Policy) -> tup
             f"{path}: {missing:,} of {int(logged.sum()):,} logged visits have no propensity (column "
             "'propensity'): a certificate needs the probabilities the logging policy actually used"
         )
-    steps = steps_from_decisions(decisions)
-    return steps, target.taken_probs(steps.obs, steps.action)
+    return steps_from_decisions(decisions)
 
 
 def _actions(action_map: ActionMap) -> tuple:
