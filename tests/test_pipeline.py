@@ -125,6 +125,13 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     # its mix and clip were chosen on the train split, so every held-out lifetime certifies
     assert cert.validation["separate"] == 1.0 and cert.validation["lifetimes"] > cert.n
     assert html.index('id="certificate"') < html.index("<h2") and cert.headline() in html
+    # per metric, the best of the run's agents and baselines: chosen on the train split, certified once
+    candidates = {n for n, k in kinds.items() if k != "heuristic"}
+    assert set(results.candidate_certificates) == {"return_visits", "profit"}
+    for metric, best in results.candidate_certificates.items():
+        assert best.metric == metric and best.policy in candidates and best.validation["candidates"] == len(candidates)
+        assert best.validation["separate"] == 1.0 and best.n == cert.n and best.headline() in html
+    assert html.index('id="candidate-certificates"') < html.index("<h2")
 
 
 def test_the_rewards_take_their_profit_scale_from_the_train_logs(world_run):
@@ -407,3 +414,34 @@ def test_quickstart_quick_runs_end_to_end(tmp_path):
         "Coupon spend vs retention",
     ):
         assert section in html
+
+
+def test_the_certificates_use_the_configured_method_and_choose_among_the_candidates(tmp_path):
+    """``evaluation.certify_method`` reaches both certificates; the candidates' one names the policy
+    it chose among them, on the train decisions, and a single candidate gives the recommended one."""
+    from retentionrl.interactions.decisions import LoggedDecisions
+    from retentionrl.interactions.io import read_events
+    from retentionrl.pipeline.run import candidate_certificates, recommended_certificate
+    from retentionrl.simulators.policy_registry import make_policy
+    from retentionrl.simulators.world.config import WorldConfig
+    from retentionrl.simulators.world.logs import write_world_logs
+
+    halves = []
+    for seed in (0, 1):  # two logs of other shoppers: the train split and the held-out one
+        path = tmp_path / f"log_{seed}.parquet"
+        write_world_logs(WorldConfig(), 300, 60, seed, path)
+        frame = pd.read_parquet(path)
+        frame.assign(user_id=f"s{seed}-" + frame["user_id"]).to_parquet(path)
+        halves.append(LoggedDecisions.from_log(read_events(path), horizon_days=90))
+    train, heldout = halves
+    policies = {name: make_policy(name, WorldConfig()) for name in ("never-coupon", "always-coupon", "uniform")}
+    config = parse_config({"evaluation": {"certify_method": "bootstrap"}})
+    best = candidate_certificates(config, heldout, policies, train)
+    assert set(best) == {"return_visits", "profit"}
+    assert all(
+        c.method == "bootstrap" and c.policy in policies and c.validation["candidates"] == 3 for c in best.values()
+    )
+    one, why = recommended_certificate(config, heldout, policies["uniform"], "uniform", train)
+    assert why is None and one.method == "bootstrap" and one.policy == "uniform" and one.validation["candidates"] == 1
+    with pytest.raises(ValueError, match="certify_method"):
+        parse_config({"evaluation": {"certify_method": "hoeffding"}})

@@ -15,7 +15,7 @@ runs on the embedded default, the ground-truth world::
     split: {heldout_fraction: 0.2}
     simulator: {epochs: 30, patience: 4, lr_decay: 0.3, ensemble: 3}
     agents: {algos: [ppo, dqn], total_steps: 200000, num_envs: 256, frontier: [0, 0.25, 0.5, 0.75, 1]}
-    evaluation: {users: 5000, bootstrap: 200, sequential: true}
+    evaluation: {users: 5000, bootstrap: 200, sequential: true, certify_method: bernstein}
 
 The ``simulator`` and ``agents`` sections also take any other field of the fit's and the
 agents' configs by its name (``simulator: {hidden_size: 128}``, ``agents: {ppo_ent_coef:
@@ -191,6 +191,11 @@ class EvaluationSection(_Strict):
         description="also roll out the world's heuristics (retentionrl.simulators.world.heuristics; world "
         "runs only): they use the world's group rates, so they are compared "
         "with, never recommended",
+    )
+    certify_method: Literal["bernstein", "bootstrap"] = Field(
+        "bernstein",
+        description="the certificates' lower bound (retentionrl.evaluation.certify): bernstein, a finite-sample "
+        "guarantee; bootstrap, approximate and tighter",
     )
 
 

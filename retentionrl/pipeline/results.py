@@ -134,6 +134,10 @@ class EvaluateResults(StageRecord):
     arms: list[str]
     coupon_levels: list[float]
     heldout_states: int
+    candidate_certificates: dict[str, Certificate] = field(default_factory=dict)
+    """per metric: the best of the run's agents and baselines, chosen on the train split and
+    certified once (:func:`retentionrl.evaluation.certify.certify_best`); empty where no
+    certificate can be computed (``no_certificate`` says why)"""
 
     SCHEMA: ClassVar[str] = "retentionrl.evaluate"
 

@@ -617,6 +617,7 @@ def stage_evaluate(
         certificate, no_certificate = recommended_certificate(
             config, heldout, policies[recommendation.policy], recommendation.policy, train
         )
+        certified = candidate_certificates(config, heldout, {name: policies[name] for name in candidates}, train)
         EvaluateResults(
             recommendation=recommendation,
             certificate=certificate,
@@ -632,6 +633,7 @@ def stage_evaluate(
             arms=[str(a) for a in card.arms],
             coupon_levels=[float(c) for c in space.coupon_levels],
             heldout_states=int(heldout.n),
+            candidate_certificates=certified,
         ).save(folder / "results.json")
 
     cfg = {
@@ -653,29 +655,56 @@ def recommended_certificate(
     else return visits); ``(None, why)`` where the logs cannot give one. The mix and clip are
     chosen on the ``train`` decisions where they hold propensities (then every held-out lifetime
     certifies), else on a half of the held-out ones."""
-    from retentionrl.evaluation.certify import certify
+    metric = "profit" if config.reward_mode == "profit" else "return_visits"
+    found = _certificates(config, heldout, {name: policy}, train, (metric,))
+    return (found[metric], None) if isinstance(found, dict) else (None, found)
+
+
+def candidate_certificates(config: PipelineConfig, heldout, policies: dict, train=None) -> dict[str, Certificate]:
+    """Per metric (return visits and profit), the certificate of the best of ``policies`` (the
+    run's agents and baselines) against the logging policy: the policy is chosen with its mix
+    and clip on the ``train`` decisions and certified once on the held-out ones
+    (:func:`retentionrl.evaluation.certify.certify_best`); empty where the logs cannot give one."""
+    from retentionrl.evaluation.certify import METRICS
+
+    found = _certificates(config, heldout, policies, train, METRICS)
+    return found if isinstance(found, dict) else {}
+
+
+def _certificates(
+    config: PipelineConfig, heldout, policies: dict, train, metrics: tuple[str, ...]
+) -> dict[str, Certificate] | str:
+    """One :func:`~retentionrl.evaluation.certify.certify_best` certificate of ``policies`` per
+    metric, or why the held-out logs give none."""
+    from retentionrl.evaluation.certify import certify_best
 
     steps = _certifiable_steps(heldout)
     if steps is None:
-        return None, (
+        return (
             "the held-out logs hold no logged propensities: a certificate needs the probabilities the "
             "logging policy actually used"
         )
     if np.unique(steps.trajectory_id).size < 4:
-        return None, "fewer than 4 held-out lifetimes"
+        return "fewer than 4 held-out lifetimes"
+    taken = {name: policy.taken_probs(steps.obs, steps.action) for name, policy in policies.items()}
     train_steps = _certifiable_steps(train) if train is not None else None
     validation = None
     if train_steps is not None and np.unique(train_steps.trajectory_id).size >= 4:
-        validation = (train_steps, policy.taken_probs(train_steps.obs, train_steps.action))
-    cert = certify(
-        steps,
-        policy.taken_probs(steps.obs, steps.action),
-        policy=name,
-        metric="profit" if config.reward_mode == "profit" else "return_visits",
-        seed=config.seed,
-        validation=validation,
-    )
-    return cert, None
+        validation = (
+            train_steps,
+            {name: policy.taken_probs(train_steps.obs, train_steps.action) for name, policy in policies.items()},
+        )
+    return {
+        metric: certify_best(
+            steps,
+            taken,
+            metric=metric,
+            method=config.evaluation.certify_method,
+            seed=config.seed,
+            validation=validation,
+        )
+        for metric in metrics
+    }
 
 
 def _certifiable_steps(decisions):

@@ -562,6 +562,10 @@ def write_report(
         certificate=results.certificate.headline()
         if results.certificate is not None
         else f"no certificate: {results.no_certificate}",
+        candidate_certificates=[(m, c.headline()) for m, c in results.candidate_certificates.items()],
+        candidate_count=next(
+            (int(c.validation.get("candidates", 1)) for c in results.candidate_certificates.values()), 0
+        ),
         frontier_tables=_frontier_tables(results),
     )
     return write_page(out / "index.html", html)
