@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -197,35 +198,24 @@ def certify(
     target_taken: np.ndarray,
     *,
     policy: str,
-    metric: str = "return_visits",
-    confidence: float = 0.95,
-    method: str = "bernstein",
-    mix: float | None = None,
-    clip: float | None = None,
-    seed: int = 0,
     validation: tuple[LoggedSteps, np.ndarray] | None = None,
+    **options: Any,
 ) -> Certificate:
     """The certificate of ``policy`` (its probabilities of the logged actions,
-    ``target_taken``) against the logging policy on ``steps``.
+    ``target_taken``) against the logging policy on ``steps``: :func:`certify_best` with one
+    candidate, whose ``options`` it takes (``metric``, ``confidence``, ``method``, ``mix``,
+    ``clip``, ``seed``).
 
-    :param mix: the logging policy's share :math:`\\alpha`; None: chosen from :data:`MIXES`
-        together with the clip from :data:`CLIPS` on validation lifetimes (module docstring).
-    :param clip: :math:`c`; None: chosen as above (with a given ``mix`` too).
     :param validation: separate validation logs and the policy's probabilities of their
-        logged actions (lifetimes disjoint from ``steps``, e.g. the train split): ``mix`` and
-        ``clip`` are chosen there and the certificate uses every lifetime of ``steps``.
+        logged actions (lifetimes disjoint from ``steps``, e.g. the train split): the mix and
+        the clip are chosen there and the certificate uses every lifetime of ``steps``.
         None: they are chosen on a seeded random half of ``steps``, certified on the other.
     """
     return certify_best(
         steps,
         {policy: target_taken},
-        metric=metric,
-        confidence=confidence,
-        method=method,
-        mix=mix,
-        clip=clip,
-        seed=seed,
         validation=None if validation is None else (validation[0], {policy: validation[1]}),
+        **options,
     )
 
 
@@ -251,6 +241,9 @@ def certify_best(
     candidates; one chosen on other lifetimes keeps :math:`\\delta` (HCPI's candidate
     selection). Ties go to the earlier candidate, then to less of the logging policy.
 
+    :param mix: the logging policy's share :math:`\\alpha`; None: chosen from :data:`MIXES`
+        together with the clip from :data:`CLIPS` on validation lifetimes (module docstring).
+    :param clip: :math:`c`; None: chosen as above (with a given ``mix`` too).
     :param validation: separate validation logs and each candidate's probabilities of their
         logged actions (the same names); None: a seeded random half of ``steps`` chooses.
     :raises ValueError: no candidate, or validation probabilities for other names.
