@@ -137,24 +137,36 @@ def lifetimes(
 
     :param target_taken: :math:`\\pi(a_{it} \\mid s_{it})` of the target at each logged step.
     """
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-    if not 0.0 <= mix <= 1.0:
-        raise ValueError(f"mix must be in [0, 1], got {mix!r}")
-    unit, log_ratio = _log_ratios(steps, target_taken, mix)
-    n = int(unit.max()) + 1 if unit.size else 0
-    order = np.lexsort((steps.step, unit))
-    u, log_ratio = unit[order], log_ratio[order]
-    # w_it = prod_{t' <= t} rho: a running product restarted at each lifetime, in logs (0 stays 0)
-    cum = np.cumsum(np.where(np.isfinite(log_ratio), log_ratio, 0.0))
-    first = np.r_[True, u[1:] != u[:-1]]
-    start = np.flatnonzero(first)[np.cumsum(first) - 1]
-    cum -= np.r_[0.0, cum][start]
-    dead = np.maximum.accumulate(np.where(~np.isfinite(log_ratio), np.arange(u.size), -1))
-    weight = np.where(dead >= start, 0.0, np.exp(np.minimum(cum, 700.0)))
-    reward = (steps.trajectory_reward if metric == "return_visits" else steps.bandit_reward)[order]
-    weighted = np.bincount(u, weights=np.minimum(weight, clip) * reward, minlength=n)
-    return weighted, np.bincount(u, weights=reward, minlength=n)
+    return _StepWeights(steps, target_taken, metric, mix).lifetimes(clip)
+
+
+class _StepWeights:
+    """The per-decision weights :math:`w_{it}` of one target and mixture, and each step's
+    value, in lifetime order: computed once, then clipped at any :math:`c`."""
+
+    def __init__(self, steps: LoggedSteps, target_taken: np.ndarray, metric: str, mix: float) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+        if not 0.0 <= mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {mix!r}")
+        unit, log_ratio = _log_ratios(steps, target_taken, mix)
+        self.n = int(unit.max()) + 1 if unit.size else 0
+        order = np.lexsort((steps.step, unit))
+        u, log_ratio = unit[order], log_ratio[order]
+        # w_it = prod_{t' <= t} rho: a running product restarted at each lifetime, in logs (0 stays 0)
+        cum = np.cumsum(np.where(np.isfinite(log_ratio), log_ratio, 0.0))
+        first = np.r_[True, u[1:] != u[:-1]]
+        start = np.flatnonzero(first)[np.cumsum(first) - 1]
+        cum -= np.r_[0.0, cum][start]
+        dead = np.maximum.accumulate(np.where(~np.isfinite(log_ratio), np.arange(u.size), -1))
+        self.unit, self.weight = u, np.where(dead >= start, 0.0, np.exp(np.minimum(cum, 700.0)))
+        self.reward = (steps.trajectory_reward if metric == "return_visits" else steps.bandit_reward)[order]
+        self.value = np.bincount(u, weights=self.reward, minlength=self.n)
+
+    def lifetimes(self, clip: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`lifetimes` at clip ``clip``."""
+        weighted = np.bincount(self.unit, weights=np.minimum(self.weight, clip) * self.reward, minlength=self.n)
+        return weighted, self.value
 
 
 def improvement_bound(
@@ -265,10 +277,10 @@ def certify_best(
         if validation is None:
             shuffled = np.random.default_rng(seed).permutation(n_all)
             valid, rows = shuffled[: n_all // 2], np.sort(shuffled[n_all // 2 :])
-            terms = {
-                (k, m, c): tuple(x[valid] for x in lifetimes(steps, candidates[names[k]], metric, m, c))
-                for k, m, c in grid
+            weights = {
+                (k, m): _StepWeights(steps, candidates[names[k]], metric, m) for k, _ in enumerate(names) for m in mixes
             }
+            terms = {(k, m, c): tuple(x[valid] for x in weights[(k, m)].lifetimes(c)) for k, m, c in grid}
         else:
             v_steps, v_taken = validation
             if v_steps.n_actions != steps.n_actions:
@@ -279,7 +291,10 @@ def certify_best(
                 raise ValueError("validation logs need at least 4 lifetimes")
             if set(v_taken) != set(names):
                 raise ValueError(f"validation probabilities are for {sorted(v_taken)}, the candidates are {names}")
-            terms = {(k, m, c): lifetimes(v_steps, v_taken[names[k]], metric, m, c) for k, m, c in grid}
+            weights = {
+                (k, m): _StepWeights(v_steps, v_taken[names[k]], metric, m) for k, _ in enumerate(names) for m in mixes
+            }
+            terms = {(k, m, c): weights[(k, m)].lifetimes(c) for k, m, c in grid}
         predicted = {
             key: predicted_bound(w, g, key[2], confidence, method, rows.size, seed) for key, (w, g) in terms.items()
         }

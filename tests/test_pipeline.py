@@ -421,7 +421,7 @@ def test_the_certificates_use_the_configured_method_and_choose_among_the_candida
     it chose among them, on the train decisions, and a single candidate gives the recommended one."""
     from retentionrl.interactions.decisions import LoggedDecisions
     from retentionrl.interactions.io import read_events
-    from retentionrl.pipeline.run import candidate_certificates, recommended_certificate
+    from retentionrl.pipeline.run import run_certificates
     from retentionrl.simulators.policy_registry import make_policy
     from retentionrl.simulators.world.config import WorldConfig
     from retentionrl.simulators.world.logs import write_world_logs
@@ -436,12 +436,11 @@ def test_the_certificates_use_the_configured_method_and_choose_among_the_candida
     train, heldout = halves
     policies = {name: make_policy(name, WorldConfig()) for name in ("never-coupon", "always-coupon", "uniform")}
     config = parse_config({"evaluation": {"certify_method": "bootstrap"}})
-    best = candidate_certificates(config, heldout, policies, train)
+    one, why, best = run_certificates(config, heldout, policies, "uniform", train)
     assert set(best) == {"return_visits", "profit"}
     assert all(
         c.method == "bootstrap" and c.policy in policies and c.validation["candidates"] == 3 for c in best.values()
     )
-    one, why = recommended_certificate(config, heldout, policies["uniform"], "uniform", train)
     assert why is None and one.method == "bootstrap" and one.policy == "uniform" and one.validation["candidates"] == 1
     with pytest.raises(ValueError, match="certify_method"):
         parse_config({"evaluation": {"certify_method": "hoeffding"}})

@@ -614,10 +614,9 @@ def stage_evaluate(
             config.reward,
             {name: results[name].members for name in candidates} if members else None,
         )
-        certificate, no_certificate = recommended_certificate(
-            config, heldout, policies[recommendation.policy], recommendation.policy, train
+        certificate, no_certificate, certified = run_certificates(
+            config, heldout, {name: policies[name] for name in candidates}, recommendation.policy, train
         )
-        certified = candidate_certificates(config, heldout, {name: policies[name] for name in candidates}, train)
         EvaluateResults(
             recommendation=recommendation,
             certificate=certificate,
@@ -647,45 +646,32 @@ def stage_evaluate(
     return run_stage(config.out, "evaluate", cfg, inputs, compute, code=STAGE_CODE["evaluate"], echo=echo)
 
 
-def recommended_certificate(
-    config: PipelineConfig, heldout, policy, name: str, train=None
-) -> tuple[Certificate | None, str | None]:
-    """The certificate (:mod:`retentionrl.evaluation.certify`) of the recommended policy against the
-    logging policy on the held-out logs, in the run's metric (profit for the profit reward,
-    else return visits); ``(None, why)`` where the logs cannot give one. The mix and clip are
-    chosen on the ``train`` decisions where they hold propensities (then every held-out lifetime
-    certifies), else on a half of the held-out ones."""
-    metric = "profit" if config.reward_mode == "profit" else "return_visits"
-    found = _certificates(config, heldout, {name: policy}, train, (metric,))
-    return (found[metric], None) if isinstance(found, dict) else (None, found)
-
-
-def candidate_certificates(config: PipelineConfig, heldout, policies: dict, train=None) -> dict[str, Certificate]:
-    """Per metric (return visits and profit), the certificate of the best of ``policies`` (the
-    run's agents and baselines) against the logging policy: the policy is chosen with its mix
-    and clip on the ``train`` decisions and certified once on the held-out ones
-    (:func:`retentionrl.evaluation.certify.certify_best`); empty where the logs cannot give one."""
-    from retentionrl.evaluation.certify import METRICS
-
-    found = _certificates(config, heldout, policies, train, METRICS)
-    return found if isinstance(found, dict) else {}
-
-
-def _certificates(
-    config: PipelineConfig, heldout, policies: dict, train, metrics: tuple[str, ...]
-) -> dict[str, Certificate] | str:
-    """One :func:`~retentionrl.evaluation.certify.certify_best` certificate of ``policies`` per
-    metric, or why the held-out logs give none."""
-    from retentionrl.evaluation.certify import certify_best
+def run_certificates(
+    config: PipelineConfig, heldout, policies: dict, recommended: str, train=None
+) -> tuple[Certificate | None, str | None, dict[str, Certificate]]:
+    """The run's certificates against the logging policy on the held-out logs
+    (:mod:`retentionrl.evaluation.certify`): the recommended policy's, in the run's metric
+    (profit for the profit reward, else return visits), or ``None`` and why the logs cannot
+    give one; and per metric (return visits and profit) the certificate of the best of
+    ``policies`` (the run's agents and baselines, the recommended one among them), chosen with
+    its mix and clip and certified once (:func:`~retentionrl.evaluation.certify.certify_best`).
+    Mixes and clips are chosen on the ``train`` decisions where they hold propensities (then
+    every held-out lifetime certifies), else on a half of the held-out ones. The logged steps
+    and each policy's probabilities of their actions are computed once for all of them."""
+    from retentionrl.evaluation.certify import METRICS, certify_best
 
     steps = _certifiable_steps(heldout)
     if steps is None:
         return (
-            "the held-out logs hold no logged propensities: a certificate needs the probabilities the "
-            "logging policy actually used"
+            None,
+            (
+                "the held-out logs hold no logged propensities: a certificate needs the probabilities the "
+                "logging policy actually used"
+            ),
+            {},
         )
     if np.unique(steps.trajectory_id).size < 4:
-        return "fewer than 4 held-out lifetimes"
+        return None, "fewer than 4 held-out lifetimes", {}
     taken = {name: policy.taken_probs(steps.obs, steps.action) for name, policy in policies.items()}
     train_steps = _certifiable_steps(train) if train is not None else None
     validation = None
@@ -694,17 +680,19 @@ def _certificates(
             train_steps,
             {name: policy.taken_probs(train_steps.obs, train_steps.action) for name, policy in policies.items()},
         )
-    return {
-        metric: certify_best(
+
+    def best(names: list[str], metric: str) -> Certificate:
+        return certify_best(
             steps,
-            taken,
+            {name: taken[name] for name in names},
             metric=metric,
             method=config.evaluation.certify_method,
             seed=config.seed,
-            validation=validation,
+            validation=None if validation is None else (validation[0], {name: validation[1][name] for name in names}),
         )
-        for metric in metrics
-    }
+
+    metric = "profit" if config.reward_mode == "profit" else "return_visits"
+    return best([recommended], metric), None, {m: best(list(policies), m) for m in METRICS}
 
 
 def _certifiable_steps(decisions):
