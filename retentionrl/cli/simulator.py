@@ -129,12 +129,20 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _best_score(card: ModelCard) -> str:
+    """The held-out score the fit stopped on (simulators/learned/fit.py)."""
+    k = card.spec.latent_classes
+    if k == 1:
+        return f"best validation loss {card.metrics['valid/loss']:.4f}"
+    return f"{k} latent classes; best held-out joint NLL {card.metrics['valid/joint_nll']:.4f} per visit"
+
+
 def _describe(card: ModelCard, epochs: int, out: Path) -> None:
     """Say what one fitted simulator learned and where it is."""
     summary = card.data_summary
     typer.echo(
         f"fit on {summary['events']} events, {summary['visits']} visits, {summary['users']} shoppers "
-        f"({epochs} epochs; best validation loss {card.metrics['valid/loss']:.4f})"
+        f"({epochs} epochs; {_best_score(card)})"
     )
     for head, info in card.heads.items():
         state = "learned" if info["learned"] else f"NOT learned: {info['reason']}"

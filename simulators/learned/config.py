@@ -40,6 +40,9 @@ class ModelSize:
     exposure_input: bool = False
     """the model also reads, per arm, the shopper's ignored showings (shown, neither clicked nor bought:
     retentionrl.simulators.learned.exposure), and those of the shown arm among its action-specific inputs"""
+    latent_classes: int = 1
+    """K: shopper classes, >= 1. With K > 1 each shopper belongs, for life, to one of K classes, each with its
+    own GRU start state (retentionrl.simulators.learned.sequence_model, "latent classes"); 1: one start state"""
 
     def __post_init__(self) -> None:
         require_positive_ints(
@@ -47,6 +50,7 @@ class ModelSize:
             arm_embedding=self.arm_embedding,
             head_hidden=self.head_hidden,
             hazard_hidden=self.hazard_hidden,
+            latent_classes=self.latent_classes,
         )
         require_int("hazard_knots", self.hazard_knots, 2)
 

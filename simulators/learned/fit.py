@@ -43,10 +43,10 @@ from retentionrl.simulators.learned.arm_bias import initial_arm_bias
 from retentionrl.simulators.learned.checkpoint import save_checkpoint
 from retentionrl.simulators.learned.config import FitConfig
 from retentionrl.simulators.learned.hazard import empirical_hazard
-from retentionrl.simulators.learned.losses import head_losses, total_loss
+from retentionrl.simulators.learned.losses import class_losses, head_losses, total_loss
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.reactivation import dormancy_spells, fit_reactivation
-from retentionrl.simulators.learned.sequence_model import HEAD_LAYOUT, ModelSpec, ShopperSequenceModel
+from retentionrl.simulators.learned.sequence_model import HEAD_LAYOUT, ModelSpec, ShopperSequenceModel, VisitInputs
 from retentionrl.simulators.learned.simulator import LearnedSimulator, resolve_device
 from retentionrl.simulators.learned.visit_data import (
     HEADS,
@@ -218,6 +218,9 @@ def _train(
     generator = torch.Generator().manual_seed(config.seed)
     learned = [h for h in HEADS if card.learned(h)]
     win_start, win_len = train_windows
+    # with latent classes the per-head losses weigh each visit by a posterior that read the
+    # visit itself: only the joint NLL, the class summed out, is a held-out score
+    stopping = "valid/loss" if model.spec.latent_classes == 1 else "valid/joint_nll"
     best, best_state, stale, history, step = float("inf"), None, 0, [], 0
     n_batches = -(-len(win_len) // config.batch_size)
     bar = tqdm(total=config.epochs * n_batches, desc="fit simulator", unit="batch", disable=not progress)
@@ -226,9 +229,9 @@ def _train(
         sums = dict.fromkeys(learned, 0.0)
         counts = dict.fromkeys(learned, 0)
         for batch in batch_order(len(win_len), config.batch_size, generator):
-            out, targets = _batch_outputs(model, train, win_start[batch], win_len[batch])
-            losses = {h: v for h, v in head_losses(out, targets).items() if h in learned}
-            loss = total_loss(losses)
+            fitted = _batch_losses(model, train, win_start[batch], win_len[batch], learned)
+            losses = fitted.heads
+            loss = total_loss(losses) + fitted.prior
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
@@ -249,9 +252,10 @@ def _train(
             for name, value in metrics.items():
                 if name != "epoch":
                     writer.add_scalar(name, value, epoch + 1)
-        bar.set_postfix(train=f"{metrics['train/loss']:.4f}", valid=f"{metrics['valid/loss']:.4f}")
-        if metrics["valid/loss"] < best - 1e-6:
-            best, best_state, stale = metrics["valid/loss"], copy.deepcopy(model.state_dict()), 0
+        bar.set_postfix(train=f"{metrics['train/loss']:.4f}", valid=f"{metrics[stopping]:.4f}")
+        score = metrics[stopping]
+        if score < best - 1e-6:
+            best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
             if stale >= config.patience:
@@ -272,42 +276,102 @@ def _validate(
     batch_size: int,
     learned: list[str],
 ) -> dict[str, float]:
-    """Per-head mean NLL, their sum, and the AUC of click and purchase on validation shoppers."""
+    """Per-head mean NLL, their sum, the joint NLL per visit (:class:`_BatchLosses`) and the AUC
+    of click and purchase on validation shoppers."""
     model.eval()
     win_start, win_len = valid_windows
     sums, counts = dict.fromkeys(learned, 0.0), dict.fromkeys(learned, 0)
+    joint, visits = 0.0, 0
     scores: dict[str, list[np.ndarray]] = {"click": [], "purchase": []}
     labels: dict[str, list[np.ndarray]] = {"click": [], "purchase": []}
     with torch.inference_mode():
         for i in range(0, len(win_len), batch_size):
-            out, targets = _batch_outputs(model, data, win_start[i : i + batch_size], win_len[i : i + batch_size])
-            for h, (total, count) in head_losses(out, targets).items():
-                if h in learned:
-                    sums[h] += float(total)
-                    counts[h] += int(count)
-            buy = torch.where(
-                targets["click"] > 0,
-                out[:, HEAD_LAYOUT.index("purchase_click")],
-                out[:, HEAD_LAYOUT.index("purchase_noclick")],
-            )
-            for head, logit, mask in (("click", out[:, 0], targets["click_mask"]), ("purchase", buy, None)):
+            fitted = _batch_losses(model, data, win_start[i : i + batch_size], win_len[i : i + batch_size], learned)
+            for h, (total, count) in fitted.heads.items():
+                sums[h] += float(total)
+                counts[h] += int(count)
+            joint += float(fitted.joint_nll)
+            visits += fitted.visits
+            targets = fitted.targets
+            buy = torch.where(targets["click"] > 0, fitted.score("purchase_click"), fitted.score("purchase_noclick"))
+            for head, logit, mask in (
+                ("click", fitted.score("click"), targets["click_mask"]),
+                ("purchase", buy, None),
+            ):
                 scores[head].append((logit if mask is None else logit[mask]).cpu().numpy())
                 labels[head].append((targets[head] if mask is None else targets[head][mask]).cpu().numpy())
     metrics = {f"valid/{h}": sums[h] / max(counts[h], 1) for h in learned}
     metrics["valid/loss"] = sum(metrics.values())
+    metrics["valid/joint_nll"] = joint / max(visits, 1)
     for head in ("click", "purchase"):
         if head in learned:
             metrics[f"valid/auc_{head}"] = _auc(np.concatenate(scores[head]), np.concatenate(labels[head]))
     return metrics
 
 
-def _batch_outputs(
-    model: ShopperSequenceModel, data: dict[str, torch.Tensor], win_start: np.ndarray, win_len: np.ndarray
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Head outputs ``(n, n_outputs)`` and targets of the ``n`` real visits of some windows."""
+@dataclass
+class _BatchLosses:
+    """The losses of a batch of windows: per head ``(sum, count)`` (weighted by the class
+    posterior with latent classes), the class shares' loss (0 without), the joint NLL of the
+    batch's visits over every learned head (the class summed out) and their number, and the
+    head outputs with the targets for the AUC."""
+
+    heads: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    prior: torch.Tensor
+    joint_nll: torch.Tensor
+    visits: int
+    outputs: torch.Tensor
+    responsibility: torch.Tensor | None
+    targets: dict[str, torch.Tensor]
+
+    def score(self, output: str) -> torch.Tensor:
+        """The ``output`` logit of each visit, as a probability averaged over the window's
+        class posterior with latent classes (a score for the AUC)."""
+        column = self.outputs[..., HEAD_LAYOUT.index(output)]
+        if self.responsibility is None:
+            return column
+        return (torch.sigmoid(column) * self.responsibility).sum(dim=0)
+
+
+def _batch_losses(
+    model: ShopperSequenceModel,
+    data: dict[str, torch.Tensor],
+    win_start: np.ndarray,
+    win_len: np.ndarray,
+    learned: list[str],
+) -> _BatchLosses:
+    """The :class:`_BatchLosses` of some windows, each the start of a shopper's history (with
+    ``K`` latent classes: run under every class, :func:`~retentionrl.simulators.learned.losses.class_losses`)."""
     inputs, lengths, valid, targets = gather_batch(data, win_start, win_len)
-    hidden, _ = model.rnn(inputs, lengths=lengths)
-    return model.heads(hidden[valid], inputs.select(valid)), targets
+    k = model.spec.latent_classes
+    if k == 1:
+        hidden, _ = model.rnn(inputs, lengths=lengths)
+        out = model.heads(hidden[valid], inputs.select(valid))
+        heads = {h: v for h, v in head_losses(out, targets).items() if h in learned}
+        joint = torch.stack([total for total, _ in heads.values()]).sum()
+        return _BatchLosses(heads, out.new_zeros(()), joint, int(valid.sum()), out, None, targets)
+    b = len(win_len)
+    repeated = VisitInputs(
+        *(
+            torch.cat([t] * k)
+            for t in (inputs.features, inputs.prev_arm, inputs.prev_outcome, inputs.arm, inputs.coupon, inputs.outcome)
+        )
+    )
+    classes = torch.arange(k, device=valid.device).repeat_interleave(b)
+    hidden, _ = model.rnn(repeated, lengths=lengths.repeat(k), classes=classes)
+    every = valid.repeat(k, 1)
+    out = model.heads(hidden[every], repeated.select(every)).reshape(k, -1, model.spec.n_outputs)
+    window = torch.nonzero(valid)[:, 0]
+    fitted = class_losses(out, targets, window, b, model.class_log_prior(), learned)
+    return _BatchLosses(
+        fitted.heads,
+        fitted.prior,
+        fitted.marginal_nll,
+        int(valid.sum()),
+        out,
+        fitted.responsibility[:, window],
+        targets,
+    )
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:

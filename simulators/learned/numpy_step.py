@@ -188,14 +188,16 @@ class NumpyStep:
         )
         self.reset(0)
 
-    def reset(self, n: int) -> None:
-        """Carry ``n`` new shoppers: the empty-history state, no previous visit."""
+    def reset(self, n: int, initial: np.ndarray | None = None) -> None:
+        """Carry ``n`` new shoppers: no previous visit, the states ``initial`` ``(n, hidden)``
+        (default: the model's empty-history state)."""
         self._ws = _Workspace(n, *self._sizes)
-        self._ws.prev[:], self._ws.state[:] = self._empty
+        self._ws.prev[:], self._ws.state[:] = self._empty[0], self._empty[1] if initial is None else initial
 
-    def replace(self, mask: np.ndarray) -> None:
-        """New shoppers where the bool ``mask`` ``(n,)`` is true."""
-        self._ws.prev[mask], self._ws.state[mask] = self._empty
+    def replace(self, mask: np.ndarray, initial: np.ndarray | None = None) -> None:
+        """New shoppers where the bool ``mask`` ``(n,)`` is true, from the states ``initial``
+        ``(mask.sum(), hidden)`` (default: the empty-history state)."""
+        self._ws.prev[mask], self._ws.state[mask] = self._empty[0], self._empty[1] if initial is None else initial
 
     def keep_rows(self, mask: np.ndarray) -> None:
         """Carry on only the shoppers where the bool ``mask`` ``(n,)`` is true."""

@@ -53,11 +53,15 @@ constant rate instead of the model, and an action part the log never varied is f
 model as the value it was trained on.
 
 New shoppers (:meth:`reset`, :meth:`replace`) start at their first visit from the learned
-empty-history state: the simulator draws new shoppers, it never replays logged ones.
+empty-history state: the simulator draws new shoppers, it never replays logged ones. A model
+with latent classes (``ModelSpec.latent_classes`` = K > 1) draws each new shopper's class
+first (one uniform each, before the visit's draws), and the shopper starts from that class's
+state.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,7 +76,7 @@ from retentionrl.simulators.learned import numpy_step
 from retentionrl.simulators.learned.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
 from retentionrl.simulators.learned.exposure import IgnoredShowings
 from retentionrl.simulators.learned.fused_step import FusedStep
-from retentionrl.simulators.learned.hazard import sample_gap_days, survival
+from retentionrl.simulators.learned.hazard import gap_day_index, log_likelihood, sample_gap_days, survival
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.reactivation import NEVER_REACTIVATE, ReactivationLaw
 from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
@@ -96,6 +100,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda, got {str(device)!r}")
     return device
+
+
+class _Classes(enum.Enum):
+    """Where a batch's latent classes stand (a model without classes is always ``DRAWN``)."""
+
+    PENDING = "new shoppers, classes not drawn yet"
+    OBSERVING = "logged visits being read: every class's copy of each shopper, and their likelihoods"
+    DRAWN = "one class per shopper"
 
 
 @dataclass(frozen=True)
@@ -138,17 +150,19 @@ class _TorchPath:
         self._rates = torch.tensor(law.rates, device=device)
 
     @torch.inference_mode()
-    def reset(self, n: int) -> None:
+    def reset(self, n: int, initial: np.ndarray) -> None:
+        """``n`` new shoppers from the empty-history states ``initial`` ``(n, hidden)``."""
         model = self._fused.model
-        self._state = model.empty_state.expand(n, -1).clone()
+        self._state = torch.as_tensor(initial, device=self._device).clone()
         self._prev_arm = torch.full((n,), model.spec.n_arms, dtype=torch.long, device=self._device)
         self._prev_outcome = torch.zeros((n, N_PREV_OUTCOMES), device=self._device)
 
     @torch.inference_mode()
-    def replace(self, mask: np.ndarray) -> None:
+    def replace(self, mask: np.ndarray, initial: np.ndarray) -> None:
+        """New shoppers where ``mask`` is true, from the states ``initial`` ``(mask.sum(), hidden)``."""
         model = self._fused.model
         rows = torch.as_tensor(np.flatnonzero(mask), device=self._device)
-        self._state.index_copy_(0, rows, model.empty_state.expand(rows.shape[0], -1))
+        self._state.index_copy_(0, rows, torch.as_tensor(initial, device=self._device))
         self._prev_arm.index_fill_(0, rows, model.spec.n_arms)
         self._prev_outcome.index_fill_(0, rows, 0.0)
 
@@ -207,6 +221,42 @@ class _TorchPath:
         logits = self._return_logits(drawn)
         uniform, after = (torch.as_tensor(a, device=self._device) for a in (u, after_day))
         return sample_gap_days(logits, uniform, after).cpu().numpy()
+
+    @torch.inference_mode()
+    def log_likelihood(self, logged: np.ndarray, gap: np.ndarray, after_day: np.ndarray, horizon: int) -> np.ndarray:
+        """Log-likelihood ``(n,)`` of the open visit's logged click, purchase, redeemed and
+        spend ``logged`` ``(4, n)`` and its ``gap`` (days; ``inf`` churn; NaN unknown: no
+        return within ``after_day`` days, the censoring of the fit's loss), over the heads the
+        logs taught (the others are the same constant for every shopper). Spend enters as the
+        density of its log, as the fit's loss."""
+        out, visit = self._visit.out, self._visit
+        click, purchase, redeemed, spend = (torch.as_tensor(x, device=self._device) for x in logged)
+
+        def bernoulli(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return y * torch.nn.functional.logsigmoid(logit) + (1.0 - y) * torch.nn.functional.logsigmoid(-logit)
+
+        learned = self._law.learned
+        total = torch.zeros_like(click)
+        if learned[0]:
+            total += bernoulli(out[:, 0], click)
+        if learned[1] or learned[2]:
+            total += bernoulli(torch.where(click > 0, out[:, 1], out[:, 2]), purchase)
+        if learned[3]:
+            total += torch.where((purchase > 0) & visit.offered, bernoulli(out[:, 3], redeemed), 0.0)
+        if self._law.spend_learned:
+            z = (torch.log(spend.clamp(min=1e-30)) - out[:, 4]) * torch.exp(-out[:, 5])
+            total += torch.where(purchase > 0, -0.5 * z * z - out[:, 5] - 0.5 * math.log(2.0 * math.pi), 0.0)
+        finite = np.isfinite(gap)
+        day = np.where(finite, gap_day_index(np.where(finite, gap, 1.0)), np.inf)
+        event = day <= horizon
+        index = np.where(event, day - 1, np.where(np.isnan(gap), np.minimum(np.floor(after_day), horizon), horizon))
+        logits = self._return_logits([click, purchase, redeemed, spend])
+        total += log_likelihood(
+            logits,
+            torch.as_tensor(index.astype(np.int64), device=self._device),
+            torch.as_tensor(event, device=self._device),
+        )
+        return total.double().cpu().numpy()
 
     @torch.inference_mode()
     def predict(self) -> np.ndarray:
@@ -301,11 +351,11 @@ class _NumpyPath:
         self._step, self._law, self._device = numpy_step.NumpyStep(model), law, device
         self._inputs = list(zip(*(t.tolist() for t in law.inputs)))
 
-    def reset(self, n: int) -> None:
-        self._step.reset(n)
+    def reset(self, n: int, initial: np.ndarray) -> None:
+        self._step.reset(n, initial)
 
-    def replace(self, mask: np.ndarray) -> None:
-        self._step.replace(mask)
+    def replace(self, mask: np.ndarray, initial: np.ndarray) -> None:
+        self._step.replace(mask, initial)
 
     def keep_rows(self, mask: np.ndarray) -> None:
         self._step.keep_rows(mask)
@@ -433,8 +483,54 @@ class LearnedSimulator(ShopperSimulator):
             _TorchPath(self.model, law, self.device),
         )
         self._small_batch = int(small_batch)
+        with torch.inference_mode():
+            empty = self.model.empty_state.detach().float().cpu().numpy()
+            offsets = self.model.class_offset.detach().float().cpu().numpy() if card.spec.latent_classes > 1 else None
+            log_prior = self.model.class_log_prior().detach().double().cpu().numpy()
+        self._empty, self._class_offsets, self._class_log_prior = empty, offsets, log_prior
+        self._classes, self._class_loglik = _Classes.DRAWN, np.zeros((0, 1))
         self._rng = np.random.default_rng(0)
         self.reset(0)
+
+    def _initial_states(self, n: int, draw: bool = True) -> np.ndarray:
+        """Empty-history states of ``n`` new shoppers ``(n, hidden)``: the learned one, or with
+        latent classes and ``draw`` each shopper's class's, the class drawn from its share
+        (one uniform per shopper from the simulator's generator; no draw without classes)."""
+        if self._class_offsets is None or not draw:
+            return np.repeat(self._empty[None], n, axis=0)
+        return self._empty + self._class_offsets[self._draw_classes(self._class_log_prior, n)]
+
+    def _draw_classes(self, log_weights: np.ndarray, n: int) -> np.ndarray:
+        """One class per shopper with probabilities proportional to ``exp(log_weights)``
+        (``(K,)`` shared or ``(n, K)`` per shopper), by inverse CDF on one uniform each."""
+        w = np.exp(log_weights - np.max(log_weights, axis=-1, keepdims=True))
+        cdf = np.cumsum(np.broadcast_to(w, (n, w.shape[-1])), axis=1)
+        u = self._rng.random(n)[:, None] * cdf[:, -1:]
+        return np.minimum((u >= cdf).sum(axis=1), w.shape[-1] - 1)
+
+    def _resolve_classes(self) -> None:
+        """Give every shopper of a pending batch its class before anything but :meth:`observe`
+        reads the model: drawn from the shares, or after logged visits from the posterior
+        :math:`P(z \\mid \\text{history}) \\propto \\pi_z\\, p(\\text{history} \\mid z)`, keeping that
+        class's copy of each shopper (module docstring)."""
+        if self._classes is _Classes.PENDING:
+            n = self._days.shape[0]
+            self._path.reset(n, self._initial_states(n))
+        elif self._classes is _Classes.OBSERVING:
+            self._keep_class(self._draw_classes(self._class_log_prior + self._class_loglik, self._days.shape[0]))
+        self._classes = _Classes.DRAWN
+
+    def _copies(self) -> int:
+        """Rows the path holds per shopper: every class's while logged visits are read, else 1."""
+        return self._class_loglik.shape[1] if self._classes is _Classes.OBSERVING else 1
+
+    def _keep_class(self, chosen: np.ndarray) -> None:
+        """Keep each shopper's copy of class ``chosen`` ``(n,)`` (the path holds shopper-major copies)."""
+        n, k = self._class_loglik.shape
+        keep = np.zeros(n * k, dtype=bool)
+        keep[np.arange(n) * k + chosen] = True
+        self._path.keep_rows(keep)
+        self._classes = _Classes.DRAWN
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "auto") -> LearnedSimulator:
@@ -471,6 +567,7 @@ class LearnedSimulator(ShopperSimulator):
     @property
     def state(self) -> torch.Tensor:
         """GRU state of each shopper slot, ``(n, hidden_size)`` (a copy, on the device)."""
+        self._resolve_classes()
         return self._path.state
 
     def reset(self, n: int, *, seed: int | None = None) -> np.ndarray:
@@ -482,7 +579,10 @@ class LearnedSimulator(ShopperSimulator):
             self._rng = np.random.default_rng(int(seed))
         n = int(n)
         self._path: _NumpyPath | _TorchPath = self._numpy_path if n <= self._small_batch else self._torch_path
-        self._path.reset(n)
+        # with latent classes the classes are drawn lazily: from their shares at the first
+        # visit, or from their posterior given a logged history (observe)
+        self._classes = _Classes.PENDING if self._class_offsets is not None else _Classes.DRAWN
+        self._path.reset(n, self._initial_states(n, draw=False))
         self._open: OpenVisit | None = None
         self._days = np.zeros(n)
         self.history.reset(n)
@@ -495,7 +595,13 @@ class LearnedSimulator(ShopperSimulator):
         """New shoppers (empty history, day 0) in the slots where ``mask`` is true."""
         mask = self._row_mask(mask)
         self._open = None
-        self._path.replace(mask)
+        if self._classes is _Classes.OBSERVING:  # new shoppers whose logged visits are still to come
+            k, m = self._copies(), int(mask.sum())
+            self._path.replace(np.repeat(mask, k), self._empty + self._class_offsets[np.tile(np.arange(k), m)])
+            self._class_loglik[mask] = 0.0
+        else:
+            self._resolve_classes()
+            self._path.replace(mask, self._initial_states(int(mask.sum())))
         self._days[mask] = 0.0
         self.history.reset_rows(mask)
         if self._exposure is not None:
@@ -512,6 +618,7 @@ class LearnedSimulator(ShopperSimulator):
         order); the batch shrinks to ``mask.sum()`` and stays on its path. Returns their observation."""
         mask = self._row_mask(mask)
         self._open = None
+        self._resolve_classes()
         self._path.keep_rows(mask)
         self._days = self._days[mask]
         self.history.keep_rows(mask)
@@ -532,6 +639,7 @@ class LearnedSimulator(ShopperSimulator):
         state moves past the visit now (the next state does not depend on the outcome), so
         the visit must be closed before the simulator is used again."""
         actions = self.action_space.check(actions, self._days.shape[0])
+        self._resolve_classes()
         self._path.open(self._model_features(), actions, move=True)
         self._open = OpenVisit(self, actions)
         return self._open
@@ -561,6 +669,7 @@ class LearnedSimulator(ShopperSimulator):
         """
         actions = self.action_space.check(actions, self._days.shape[0])
         self._open = None  # the path's workspace holds this prediction now
+        self._resolve_classes()
         self._path.open(self._model_features(), actions, move=False)
         return self._path.predict()
 
@@ -597,13 +706,32 @@ class LearnedSimulator(ShopperSimulator):
             raise ValueError(f"gap_days must have shape ({n},), got {gap.shape}")
         floor = np.zeros(n) if min_gap_days is None else np.floor(np.maximum(np.asarray(min_gap_days, float), 0.0))
         logged = np.array([outcome.click, outcome.purchase, outcome.redeemed, outcome.spend], dtype=np.float32)
-        self._path.open(self._model_features(), actions, move=True)
+        if self._classes is _Classes.PENDING:  # a logged history starts: every class's copy of each shopper
+            k = self._class_log_prior.size
+            self._path = self._torch_path
+            self._path.reset(n * k, self._empty + self._class_offsets[np.tile(np.arange(k), n)])
+            self._class_loglik, self._classes = np.zeros((n, k)), _Classes.OBSERVING
+        copies = self._copies()
+        self._path.open(np.repeat(self._model_features(), copies, axis=0), np.repeat(actions, copies), move=True)
         unknown = np.isnan(gap)
-        if unknown.any():
+        if copies > 1:
+            self._class_loglik += self._path.log_likelihood(
+                np.repeat(logged, copies, axis=1), np.repeat(gap, copies), np.repeat(floor, copies), self.horizon_days
+            ).reshape(n, copies)
+        if unknown.any():  # an unknown gap ends what the log says: the classes are drawn first
+            chosen = self._draw_classes(self._class_log_prior + self._class_loglik, n) if copies > 1 else None
             u = np.asarray(self._rng.random(n, dtype=np.float32))
-            gap = np.where(unknown, self._path.gaps(logged, u, floor), gap)
+            drawn_gaps = self._path.gaps(
+                np.repeat(logged, copies, axis=1), np.repeat(u, copies), np.repeat(floor, copies)
+            ).reshape(n, copies)
+            gap = np.where(unknown, drawn_gaps[np.arange(n), 0 if chosen is None else chosen], gap)
+        else:
+            chosen = None
         drawn = np.concatenate([logged, gap[None].astype(np.float32)]).astype(np.float64)
-        return self._close(actions, drawn, memory_gap)
+        result = self._close(actions, drawn, memory_gap)
+        if chosen is not None:
+            self._keep_class(chosen)
+        return result
 
     def _draw(self) -> np.ndarray:
         """:meth:`OpenVisit.draw`: uniforms ``(4, n)`` then normals ``(n,)`` from the generator."""
@@ -618,7 +746,7 @@ class LearnedSimulator(ShopperSimulator):
         """Record the open visit of flat ``actions`` with outcome ``drawn`` ``(5, n)`` (click,
         purchase, redeemed, spend, gap) and move on (``memory_gap``: :meth:`OpenVisit.close`)."""
         self._open = None
-        self._path.record(drawn)
+        self._path.record(np.repeat(drawn, self._copies(), axis=1))
         arm, coupon_index = self.action_space.decode(actions, check=False)
         click, purchase, redeemed = drawn[:3] > 0
         spend, gap = drawn[3:]
