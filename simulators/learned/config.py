@@ -42,7 +42,10 @@ class ModelSize:
     retentionrl.simulators.learned.exposure), and those of the shown arm among its action-specific inputs"""
     latent_classes: int = 1
     """K: shopper classes, >= 1. With K > 1 each shopper belongs, for life, to one of K classes, each with its
-    own GRU start state (retentionrl.simulators.learned.sequence_model, "latent classes"); 1: one start state"""
+    own GRU start state (retentionrl.simulators.learned.sequence_model, "latent classes"); 1: one start state.
+    The fit costs about K times as much. On world v2 logs (16,000 shoppers, seed 0) the held-out joint NLL
+    per visit was 4.1138 / 4.0969 / 4.0959 / 4.0935 with 1 / 2 / 4 / 16 classes (README, "Latent shopper
+    classes": why the default is still 1)"""
 
     def __post_init__(self) -> None:
         require_positive_ints(

@@ -18,7 +18,9 @@ return visits 3.16; one fit on all shoppers says 3.63, three bootstrap members 3
   a member drawn at random draws each visit's outcome and the others are moved along the
   same visit; the members' *disagreement* about the visit is large where the logs do not pin
   the answer down, and an agent's reward penalised by it (MOPO, Yu et al. 2020) keeps the
-  agent where the models agree (mode ``"shared"``, :attr:`SimulatorEnsemble.disagreement`);
+  agent where the models agree (mode ``"shared"``, :attr:`SimulatorEnsemble.disagreement`;
+  members with latent classes, ``ModelSpec.latent_classes > 1``, each draw their own
+  shoppers' classes, so there the disagreement also counts the class draws);
 * **selection** (pessimism): a policy's value in each member separately
   (:func:`member_values`), the smallest of which is what every model of the logs agrees
   the policy reaches at least (:mod:`retentionrl.evaluation.selection`).

@@ -351,10 +351,12 @@ def _batch_losses(
         joint = torch.stack([total for total, _ in heads.values()]).sum()
         return _BatchLosses(heads, out.new_zeros(()), joint, int(valid.sum()), out, None, targets)
     b = len(win_len)
+    outcome = inputs.outcome
+    assert outcome is not None, "training windows carry every visit's outcome"
     repeated = VisitInputs(
         *(
             torch.cat([t] * k)
-            for t in (inputs.features, inputs.prev_arm, inputs.prev_outcome, inputs.arm, inputs.coupon, inputs.outcome)
+            for t in (inputs.features, inputs.prev_arm, inputs.prev_outcome, inputs.arm, inputs.coupon, outcome)
         )
     )
     classes = torch.arange(k, device=valid.device).repeat_interleave(b)

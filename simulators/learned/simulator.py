@@ -520,6 +520,12 @@ class LearnedSimulator(ShopperSimulator):
             self._keep_class(self._draw_classes(self._class_log_prior + self._class_loglik, self._days.shape[0]))
         self._classes = _Classes.DRAWN
 
+    def _every_class(self, n: int) -> np.ndarray:
+        """Start states of every class's copy of ``n`` shoppers, shopper-major ``(n * K, hidden)``."""
+        assert self._class_offsets is not None, "only a model with latent classes has copies"
+        k = self._class_offsets.shape[0]
+        return self._empty + self._class_offsets[np.tile(np.arange(k), n)]
+
     def _copies(self) -> int:
         """Rows the path holds per shopper: every class's while logged visits are read, else 1."""
         return self._class_loglik.shape[1] if self._classes is _Classes.OBSERVING else 1
@@ -596,8 +602,8 @@ class LearnedSimulator(ShopperSimulator):
         mask = self._row_mask(mask)
         self._open = None
         if self._classes is _Classes.OBSERVING:  # new shoppers whose logged visits are still to come
-            k, m = self._copies(), int(mask.sum())
-            self._path.replace(np.repeat(mask, k), self._empty + self._class_offsets[np.tile(np.arange(k), m)])
+            k = self._copies()
+            self._path.replace(np.repeat(mask, k), self._every_class(int(mask.sum())))
             self._class_loglik[mask] = 0.0
         else:
             self._resolve_classes()
@@ -709,13 +715,13 @@ class LearnedSimulator(ShopperSimulator):
         if self._classes is _Classes.PENDING:  # a logged history starts: every class's copy of each shopper
             k = self._class_log_prior.size
             self._path = self._torch_path
-            self._path.reset(n * k, self._empty + self._class_offsets[np.tile(np.arange(k), n)])
+            self._path.reset(n * k, self._every_class(n))
             self._class_loglik, self._classes = np.zeros((n, k)), _Classes.OBSERVING
         copies = self._copies()
         self._path.open(np.repeat(self._model_features(), copies, axis=0), np.repeat(actions, copies), move=True)
         unknown = np.isnan(gap)
         if copies > 1:
-            self._class_loglik += self._path.log_likelihood(
+            self._class_loglik += self._torch_path.log_likelihood(  # observing is on the torch path
                 np.repeat(logged, copies, axis=1), np.repeat(gap, copies), np.repeat(floor, copies), self.horizon_days
             ).reshape(n, copies)
         if unknown.any():  # an unknown gap ends what the log says: the classes are drawn first
