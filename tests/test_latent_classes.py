@@ -16,15 +16,8 @@ from retentionrl.simulators.learned.fit import FitConfig, _batch_losses, fit_sim
 from retentionrl.simulators.learned.losses import class_losses, head_losses
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.visit_data import HEADS, build_visit_data, trajectory_bounds
+from tests.test_simulator_fit import TINY
 
-TINY = {
-    "hidden_size": 16,
-    "head_hidden": 16,
-    "arm_embedding": 4,
-    "batch_size": 64,
-    "device": "cpu",
-    "valid_fraction": 0.2,
-}
 BUYS = {"a": {"g0": 0.8, "g1": 0.1}, "b": {"g0": 0.1, "g1": 0.8}}
 """Purchase probability of each type of shopper by the group shown."""
 
@@ -63,7 +56,7 @@ def fits(tmp_path_factory) -> dict[int, Path]:
     log = read_events(folder / "t.parquet")
     out = {}
     for k in (1, 2):
-        fit_simulator(log, FitConfig(**TINY, epochs=15, latent_classes=k), folder / f"k{k}")
+        fit_simulator(log, FitConfig(**{**TINY, "epochs": 15}, latent_classes=k), folder / f"k{k}")
         out[k] = folder / f"k{k}"
     return out
 

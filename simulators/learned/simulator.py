@@ -56,7 +56,11 @@ New shoppers (:meth:`reset`, :meth:`replace`) start at their first visit from th
 empty-history state: the simulator draws new shoppers, it never replays logged ones. A model
 with latent classes (``ModelSpec.latent_classes`` = K > 1) draws each new shopper's class
 first (one uniform each, before the visit's draws), and the shopper starts from that class's
-state.
+state. A shopper replayed from logged visits (:meth:`~LearnedSimulator.observe`) is carried
+in K copies, one per class, each accumulating the log-likelihood of the logged outcomes and
+gaps; at the first call that is not ``observe`` (or at a logged visit whose gap is unknown)
+one class per shopper is drawn from the posterior :math:`\\propto \\pi_z\\, p(\\text{visits}
+\\mid z)` and the other copies are dropped.
 """
 
 from __future__ import annotations
