@@ -80,7 +80,8 @@ from retentionrl.simulators.learned import numpy_step
 from retentionrl.simulators.learned.checkpoint import TENSORS_FILE, CheckpointError, load_checkpoint
 from retentionrl.simulators.learned.exposure import IgnoredShowings
 from retentionrl.simulators.learned.fused_step import FusedStep
-from retentionrl.simulators.learned.hazard import gap_day_index, log_likelihood, sample_gap_days, survival
+from retentionrl.simulators.learned.hazard import sample_gap_days, survival, survival_targets
+from retentionrl.simulators.learned.losses import visit_nll
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.reactivation import NEVER_REACTIVATE, ReactivationLaw
 from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
@@ -229,38 +230,38 @@ class _TorchPath:
     @torch.inference_mode()
     def log_likelihood(self, logged: np.ndarray, gap: np.ndarray, after_day: np.ndarray, horizon: int) -> np.ndarray:
         """Log-likelihood ``(n,)`` of the open visit's logged click, purchase, redeemed and
-        spend ``logged`` ``(4, n)`` and its ``gap`` (days; ``inf`` churn; NaN unknown: no
-        return within ``after_day`` days, the censoring of the fit's loss), over the heads the
-        logs taught (the others are the same constant for every shopper). Spend enters as the
-        density of its log, as the fit's loss."""
-        out, visit = self._visit.out, self._visit
+        spend ``logged`` ``(4, n)`` and its ``gap`` (days; ``inf`` or past ``horizon``: churn;
+        NaN: no return within ``after_day`` days, censored): the fit's own per-visit NLL
+        (:func:`~retentionrl.simulators.learned.losses.visit_nll`, targets as
+        :func:`~retentionrl.simulators.learned.visit_data.build_visit_data` makes them) over the
+        heads the logs taught (the others are the same constant for every shopper)."""
         click, purchase, redeemed, spend = (torch.as_tensor(x, device=self._device) for x in logged)
-
-        def bernoulli(logit: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return y * torch.nn.functional.logsigmoid(logit) + (1.0 - y) * torch.nn.functional.logsigmoid(-logit)
-
+        returned = np.isfinite(gap) & (gap <= horizon)
+        index, event = survival_targets(np.where(returned, gap, np.nan), ~returned & ~np.isnan(gap), after_day, horizon)
+        bought = purchase > 0
+        targets = {
+            "click": click,
+            "purchase": purchase,
+            "redeemed": redeemed,
+            "log_spend": torch.log(torch.where(spend > 0, spend, torch.ones_like(spend))),
+            "survival_index": torch.as_tensor(index, device=self._device),
+            "event": torch.as_tensor(event, device=self._device),
+            "click_mask": torch.ones_like(bought),
+            "redeemed_mask": bought & self._visit.offered,
+            "spend_mask": bought & (spend > 0),
+        }
+        outputs = torch.cat([self._visit.out, self._return_logits([click, purchase, redeemed, spend])], dim=1)
         learned = self._law.learned
-        total = torch.zeros_like(click)
-        if learned[0]:
-            total += bernoulli(out[:, 0], click)
-        if learned[1] or learned[2]:
-            total += bernoulli(torch.where(click > 0, out[:, 1], out[:, 2]), purchase)
-        if learned[3]:
-            total += torch.where((purchase > 0) & visit.offered, bernoulli(out[:, 3], redeemed), 0.0)
-        if self._law.spend_learned:
-            z = (torch.log(spend.clamp(min=1e-30)) - out[:, 4]) * torch.exp(-out[:, 5])
-            total += torch.where(purchase > 0, -0.5 * z * z - out[:, 5] - 0.5 * math.log(2.0 * math.pi), 0.0)
-        finite = np.isfinite(gap)
-        day = np.where(finite, gap_day_index(np.where(finite, gap, 1.0)), np.inf)
-        event = day <= horizon
-        index = np.where(event, day - 1, np.where(np.isnan(gap), np.minimum(np.floor(after_day), horizon), horizon))
-        logits = self._return_logits([click, purchase, redeemed, spend])
-        total += log_likelihood(
-            logits,
-            torch.as_tensor(index.astype(np.int64), device=self._device),
-            torch.as_tensor(event, device=self._device),
-        )
-        return total.double().cpu().numpy()
+        counted = {
+            "click": learned[0],
+            "purchase": learned[1] or learned[2],
+            "redeemed": learned[3],
+            "spend": self._law.spend_learned,
+            "return": True,
+        }
+        nll = visit_nll(outputs, targets)
+        total = sum(torch.where(mask, value, 0.0) for head, (value, mask) in nll.items() if counted[head])
+        return -torch.as_tensor(total).double().cpu().numpy()
 
     @torch.inference_mode()
     def predict(self) -> np.ndarray:
