@@ -71,9 +71,11 @@ def random_simulator_parts(
     positives: dict[str, int] | None = None,
     exposure: bool = False,
     arm_bias: bool = False,
+    taste: bool = False,
 ) -> tuple[ShopperSequenceModel, ModelCard]:
     """A model with every weight drawn at random (so every input and table matters) and its card;
-    ``exposure``: the model reads the ignored showings; ``arm_bias``: its heads have an intercept per arm."""
+    ``exposure``: the model reads the ignored showings; ``arm_bias``: its heads have an intercept per arm;
+    ``taste``: arm tastes (``ModelSpec.arm_taste``)."""
     toy = toy_simulator(positives=positives)
     n_arms = toy.action_space.n_arms
     spec = replace(
@@ -81,6 +83,7 @@ def random_simulator_parts(
         return_reads_arm=reads_arm,
         exposure_input=exposure,
         arm_bias=arm_bias,
+        arm_taste=taste,
         n_features=toy.model.spec.n_features + (n_arms if exposure else 0),
     )
     torch.manual_seed(seed)
@@ -88,6 +91,8 @@ def random_simulator_parts(
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.3)
+        if taste:  # tastes that move the draws
+            model.taste_shift.fill_(2.0)
     return model, replace(toy.card, spec=spec)
 
 
@@ -139,12 +144,18 @@ def assert_same_outputs(got: list[dict], expected: list[dict]) -> None:
 
 @pytest.mark.parametrize("positives", [None, {"click": 0, "purchase": 100, "redeemed": 0}])
 @pytest.mark.parametrize(
-    ("reads_arm", "exposure", "arm_bias"),
-    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+    ("reads_arm", "exposure", "arm_bias", "taste"),
+    [
+        (False, False, False, False),
+        (True, False, False, False),
+        (False, True, False, False),
+        (False, False, True, False),
+        (False, False, False, True),
+    ],
 )
 @pytest.mark.parametrize("n", [1, 3])
-def test_the_simulator_draws_the_same_outcomes_on_either_path(n, reads_arm, exposure, arm_bias, positives):
-    model, card = random_simulator_parts(1, reads_arm, positives, exposure, arm_bias)
+def test_the_simulator_draws_the_same_outcomes_on_either_path(n, reads_arm, exposure, arm_bias, taste, positives):
+    model, card = random_simulator_parts(1, reads_arm, positives, exposure, arm_bias, taste)
     on_numpy = trajectory(LearnedSimulator(model, card, "cpu", small_batch=n), n, seed=5, observe=True)
     on_torch = trajectory(LearnedSimulator(model, card, "cpu", small_batch=0), n, seed=5, observe=True)
     assert_same_outputs(on_numpy, on_torch)

@@ -61,6 +61,11 @@ in K copies, one per class, each accumulating the log-likelihood of the logged o
 gaps; at the first call that is not ``observe`` (or at a logged visit whose gap is unknown)
 one class per shopper is drawn from the posterior :math:`\\propto \\pi_z\\, p(\\text{visits}
 \\mid z)` and the other copies are dropped.
+
+A model with arm tastes (``ModelSpec.arm_taste``) carries, on either path, each shopper's
+posterior log-odds of favouring each arm (:class:`~retentionrl.simulators.learned.taste.TasteBelief`):
+a visit's click and purchase are drawn from the predictive mixture over the shown arm's taste,
+and every recorded visit, drawn or logged, adds its evidence.
 """
 
 from __future__ import annotations
@@ -85,6 +90,7 @@ from retentionrl.simulators.learned.losses import visit_nll
 from retentionrl.simulators.learned.model_card import ModelCard
 from retentionrl.simulators.learned.reactivation import NEVER_REACTIVATE, ReactivationLaw
 from retentionrl.simulators.learned.sequence_model import N_PREV_OUTCOMES, ShopperSequenceModel
+from retentionrl.simulators.learned.taste import N_TASTE_HEADS, TasteBelief
 
 SMALL_BATCH = 32
 """The largest batch :class:`LearnedSimulator` steps in numpy by default (module docstring).
@@ -153,6 +159,7 @@ class _TorchPath:
         self._fused, self._law, self._device = FusedStep(model), law, device
         self._learned = torch.tensor(law.learned, device=device)
         self._rates = torch.tensor(law.rates, device=device)
+        self._taste = _taste_belief(model, law, device)
 
     @torch.inference_mode()
     def reset(self, n: int, initial: np.ndarray) -> None:
@@ -161,6 +168,8 @@ class _TorchPath:
         self._state = torch.as_tensor(initial, device=self._device).clone()
         self._prev_arm = torch.full((n,), model.spec.n_arms, dtype=torch.long, device=self._device)
         self._prev_outcome = torch.zeros((n, N_PREV_OUTCOMES), device=self._device)
+        if self._taste is not None:
+            self._taste.reset(n)
 
     @torch.inference_mode()
     def replace(self, mask: np.ndarray, initial: np.ndarray) -> None:
@@ -170,6 +179,8 @@ class _TorchPath:
         self._state.index_copy_(0, rows, torch.as_tensor(initial, device=self._device))
         self._prev_arm.index_fill_(0, rows, model.spec.n_arms)
         self._prev_outcome.index_fill_(0, rows, 0.0)
+        if self._taste is not None:
+            self._taste.replace(rows)
 
     @torch.inference_mode()
     def keep_rows(self, mask: np.ndarray) -> None:
@@ -177,6 +188,8 @@ class _TorchPath:
         self._state, self._prev_arm, self._prev_outcome = (
             t.index_select(0, rows) for t in (self._state, self._prev_arm, self._prev_outcome)
         )
+        if self._taste is not None:
+            self._taste.keep_rows(rows)
 
     @property
     def state(self) -> torch.Tensor:
@@ -192,6 +205,8 @@ class _TorchPath:
         )
         if move:
             self._state = state
+        if self._taste is not None:
+            out = torch.cat([self._taste.open(out[:, :N_TASTE_HEADS], arm), out[:, N_TASTE_HEADS:]], dim=1)
         self._visit = _TorchVisit(arm, coupon, offered, out, shared)
 
     def _heads(self) -> torch.Tensor:
@@ -287,9 +302,22 @@ class _TorchPath:
         """Carry the open visit's arm, coupon and outcome ``drawn`` (click, purchase, redeemed,
         spend, ...: ``(>= 4, n)``) into the next visit's inputs."""
         click, purchase, redeemed, spend = torch.as_tensor(drawn[:4], dtype=torch.float32, device=self._device)
+        if self._taste is not None:
+            self._taste.record(click, purchase)
         self._prev_arm = self._visit.arm
         log_spend = torch.log1p(spend / self._law.spend_scale)
         self._prev_outcome = torch.stack([self._visit.coupon, click, purchase, redeemed, log_spend], dim=1)
+
+
+def _taste_belief(model: ShopperSequenceModel, law: _Law, device: torch.device) -> TasteBelief | None:
+    """The shoppers' arm-taste posteriors a path carries with a model of arm tastes
+    (``ModelSpec.arm_taste``), on ``device``; ``None`` without. Only the heads the logs taught
+    carry evidence (the others are constants)."""
+    if not model.spec.arm_taste:
+        return None
+    return TasteBelief(
+        model.taste_prior.to(device), model.taste_shift.to(device), law.learned[0], law.learned[1] or law.learned[2]
+    )
 
 
 def _sigmoid(x: float) -> float:
@@ -355,15 +383,22 @@ class _NumpyPath:
     def __init__(self, model: ShopperSequenceModel, law: _Law, device: torch.device) -> None:
         self._step, self._law, self._device = numpy_step.NumpyStep(model), law, device
         self._inputs = list(zip(*(t.tolist() for t in law.inputs)))
+        self._taste = _taste_belief(model, law, torch.device("cpu"))
 
     def reset(self, n: int, initial: np.ndarray) -> None:
         self._step.reset(n, initial)
+        if self._taste is not None:
+            self._taste.reset(n)
 
     def replace(self, mask: np.ndarray, initial: np.ndarray) -> None:
         self._step.replace(mask, initial)
+        if self._taste is not None:
+            self._taste.replace(torch.from_numpy(np.flatnonzero(mask)))
 
     def keep_rows(self, mask: np.ndarray) -> None:
         self._step.keep_rows(mask)
+        if self._taste is not None:
+            self._taste.keep_rows(torch.from_numpy(np.flatnonzero(mask)))
 
     @property
     def state(self) -> torch.Tensor:
@@ -373,7 +408,12 @@ class _NumpyPath:
         """:meth:`_TorchPath.open`."""
         rows = [self._inputs[a] for a in actions.tolist()]
         arm, coupon, offered = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-        self._visit = _NumpyVisit(arm, coupon, offered, self._step.advance(features, arm, coupon, move=move))
+        out = self._step.advance(features, arm, coupon, move=move)
+        if self._taste is not None:
+            with torch.inference_mode():
+                tasted = self._taste.open(torch.from_numpy(out[:, :N_TASTE_HEADS]), torch.tensor(arm))
+            out[:, :N_TASTE_HEADS] = tasted.numpy()
+        self._visit = _NumpyVisit(arm, coupon, offered, out)
 
     def _heads(self, out: list[float]) -> list[float]:
         """:meth:`_TorchPath._heads` of one shopper's response outputs."""
@@ -422,6 +462,9 @@ class _NumpyPath:
     def record(self, drawn: np.ndarray) -> None:
         """:meth:`_TorchPath.record`."""
         click, purchase, redeemed, spend = drawn[:4].tolist()
+        if self._taste is not None:
+            with torch.inference_mode():
+                self._taste.record(torch.tensor(click), torch.tensor(purchase))
         self._step.record(self._visit.arm, self._visit.coupon, click, purchase, redeemed, self._log_spend(spend))
 
     def _log_spend(self, spend: list[float]) -> list[float]:
