@@ -17,6 +17,7 @@ def random_model(
     reads_arm: bool = False,
     exposure: bool = False,
     arm_bias: bool = False,
+    state_reads_arm: bool = True,
 ) -> ShopperSequenceModel:
     """A model with every weight drawn at random (so no table or fold is trivially zero); with
     ``exposure`` it reads the ignored showings (features ``11 + 2 N_ARMS`` wide), with
@@ -35,6 +36,7 @@ def random_model(
             return_reads_arm=reads_arm,
             exposure_input=exposure,
             arm_bias=arm_bias,
+            state_reads_arm=state_reads_arm,
         )
     )
     with torch.no_grad():
@@ -89,12 +91,20 @@ def step_through(fused: FusedStep, inputs: VisitInputs, state: torch.Tensor) -> 
 
 
 @pytest.mark.parametrize(
-    ("reads_arm", "exposure", "arm_bias"),
-    [(False, False, False), (True, False, False), (False, True, False), (False, False, True)],
+    ("reads_arm", "exposure", "arm_bias", "state_reads_arm"),
+    [
+        (False, False, False, True),
+        (True, False, False, True),
+        (False, True, False, True),
+        (False, False, True, True),
+        (False, False, False, False),
+    ],
 )
 @pytest.mark.parametrize("constant_columns", [(), (2, 5, 12)])
-def test_stepping_a_sequence_equals_the_models_forward(constant_columns, reads_arm, exposure, arm_bias):
-    model = random_model(0, constant_columns, reads_arm, exposure, arm_bias)
+def test_stepping_a_sequence_equals_the_models_forward(
+    constant_columns, reads_arm, exposure, arm_bias, state_reads_arm
+):
+    model = random_model(0, constant_columns, reads_arm, exposure, arm_bias, state_reads_arm)
     inputs = random_inputs(b=7, t=5, seed=1, exposure=exposure)
     with torch.no_grad():
         expected, last = model(inputs)
@@ -161,3 +171,17 @@ def test_the_state_passed_in_is_left_intact_and_batch_sizes_may_change():
                 rtol=1e-5,
                 atol=1e-5,
             )
+
+
+@pytest.mark.parametrize("state_reads_arm", [False, True])
+def test_the_state_reads_the_previous_arm_only_through_the_response_unless_asked(state_reads_arm):
+    model = random_model(6, state_reads_arm=state_reads_arm)
+    inputs = random_inputs(b=N_ARMS, t=1, seed=7)
+    inputs.prev_arm[:] = torch.arange(N_ARMS)[:, None]  # one shopper per previous arm, everything else alike
+    for name in ("features", "prev_outcome", "arm", "coupon", "outcome"):
+        getattr(inputs, name)[:] = getattr(inputs, name)[:1]
+    inputs.prev_outcome[..., 1:3] = 0.0  # the previous visit: no click, no purchase
+    with torch.no_grad():
+        _, state = model(inputs)
+    same = all(torch.allclose(state[0], state[a]) for a in range(1, N_ARMS))
+    assert same is not state_reads_arm

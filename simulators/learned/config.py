@@ -33,6 +33,9 @@ class ModelSize:
     return_reads_arm: bool = False
     """the return hazard also reads the shown arm's embedding directly, not only the shopper's
     response to it (off: see retentionrl.simulators.learned.sequence_model, "the return law and the arm")"""
+    state_reads_arm: bool = False
+    """the GRU state also reads the previous visit's arm embedding E(a_{k-1}), not only the shopper's response
+    to it (off: see retentionrl.simulators.learned.sequence_model, "the state and the arm"; on: model version 6)"""
     arm_bias: bool = True
     """the response heads add a learned intercept per arm, started at the logged rates
     (retentionrl.simulators.learned.arm_bias): a rare arm keeps its own rates (on: a lower held-out

@@ -140,7 +140,9 @@ def fold(model: ShopperSequenceModel) -> FoldedWeights:
         )
         w_x, w_e, w_rc, w_rb, w_p = w_ih.split([n_feat, m, m, m, N_PREV_OUTCOMES], dim=1)
         bias = b_ih + torch.cat([b_hh[: 2 * hidden], torch.zeros(hidden, device=fill.device)])
-        t_gru = (embed @ w_e.T)[:, None] + click * (resp_c @ w_rc.T)[:, None] + buy * (resp_b @ w_rb.T)[:, None]
+        t_gru = click * (resp_c @ w_rc.T)[:, None] + buy * (resp_b @ w_rb.T)[:, None]
+        if spec.state_reads_arm:
+            t_gru = t_gru + (embed @ w_e.T)[:, None]
 
         # shared head layer columns: state | features | E | coupon | action features
         w_in = model.head_in.weight
