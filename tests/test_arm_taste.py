@@ -10,13 +10,11 @@ import pytest
 import torch
 
 from retentionrl.interactions.io import read_events
-from retentionrl.interactions.trajectories import visits_with_trajectories
 from retentionrl.simulators.interface import VisitOutcome
-from retentionrl.simulators.learned.fit import FitConfig, _batch_losses, fit_simulator
+from retentionrl.simulators.learned.fit import FitConfig, fit_simulator
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.taste import response_logits, visit_evidence, window_outputs
-from retentionrl.simulators.learned.visit_data import HEADS, build_visit_data, trajectory_bounds
-from tests.test_latent_classes import BUYS, arm_action, two_types_log
+from tests.test_latent_classes import BUYS, arm_action, logged_outcome, replayed_histories, two_types_log
 from tests.test_simulator_fit import TINY
 
 
@@ -101,16 +99,8 @@ def test_the_simulator_reads_a_logged_history_as_the_fit_does(fits, tmp_path):
     evidence added after each visit), the simulator's purchase probability at every visit equals
     the fit's predictive one on the same windows: the posterior over tastes the fit trained with."""
     sim = LearnedSimulator.load(fits[True], "cpu")
-    two_types_log(40, seed=3).to_parquet(tmp_path / "h.parquet", index=False)
-    log = read_events(tmp_path / "h.parquet")
-    visits = visits_with_trajectories(log, horizon_days=sim.horizon_days)
-    data = build_visit_data(visits, sim.card.action_map, log.end, sim.horizon_days, sim.card.spend_scale)
-    starts, lengths = trajectory_bounds(visits)
-    assert (lengths == 3).all()
-    learned = [h for h in HEADS if sim.card.learned(h)]
-    with torch.inference_mode():
-        out = _batch_losses(sim.model, data.to_tensors(torch.device("cpu")), starts, lengths, learned).outputs
-    p = torch.sigmoid(out[:, :3])
+    _, visits, starts, fitted = replayed_histories(sim, tmp_path)
+    p = torch.sigmoid(fitted.outputs[:, :3])
     expected = (p[:, 0] * p[:, 1] + (1 - p[:, 0]) * p[:, 2]).numpy().reshape(-1, 3)
 
     n = len(starts)
@@ -120,17 +110,7 @@ def test_the_simulator_reads_a_logged_history_as_the_fit_does(fits, tmp_path):
     for k in range(3):
         rows = starts + k
         got[:, k] = sim.predict(action[rows])[:, 0]
-        outcome = VisitOutcome(
-            visits["clicked"].to_numpy(float)[rows],
-            visits["purchased"].to_numpy(float)[rows],
-            visits["redeemed"].to_numpy(float)[rows],
-            visits["spend"].to_numpy(float)[rows],
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n, bool),
-        )
-        sim.observe(action[rows], outcome, np.ones(n))
+        sim.observe(action[rows], logged_outcome(visits, rows), np.ones(n))
     np.testing.assert_allclose(got, expected, atol=2e-5)
     assert np.abs(got[:, 2] - got[:, 0]).max() > 0.1  # the histories do move the purchase probability
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from retentionrl.interactions.io import read_events
+from retentionrl.interactions.io import EventLog, read_events
 from retentionrl.interactions.trajectories import visits_with_trajectories
 from retentionrl.simulators.interface import VisitOutcome
-from retentionrl.simulators.learned.fit import FitConfig, _batch_losses, fit_simulator
+from retentionrl.simulators.learned.fit import FitConfig, _batch_losses, _BatchLosses, fit_simulator
 from retentionrl.simulators.learned.losses import class_losses, head_losses
 from retentionrl.simulators.learned.simulator import LearnedSimulator
 from retentionrl.simulators.learned.visit_data import HEADS, build_visit_data, trajectory_bounds
@@ -135,19 +135,39 @@ def test_latent_classes_must_be_a_positive_int():
         FitConfig(latent_classes=0)
 
 
-def test_the_posterior_of_a_replayed_history_is_the_fits_posterior(fits, tmp_path):
-    """The simulator's class likelihoods of logged visits (observe) are the fit's loss's
-    (another code path: the history features computed online, the survival index of known,
-    censored gaps), so the class a replay draws comes from the posterior the fit trained with."""
-    sim = LearnedSimulator.load(fits[2], "cpu")
-    two_types_log(40, seed=3).to_parquet(tmp_path / "h.parquet", index=False)
-    log = read_events(tmp_path / "h.parquet")
+def replayed_histories(sim: LearnedSimulator, folder: Path) -> tuple[EventLog, pd.DataFrame, np.ndarray, _BatchLosses]:
+    """Forty two-types shoppers' logs (three visits each, seed 3), their visits, the first
+    visit of each, and the fit's losses (and outputs) of ``sim``'s model on them."""
+    two_types_log(40, seed=3).to_parquet(folder / "h.parquet", index=False)
+    log = read_events(folder / "h.parquet")
     visits = visits_with_trajectories(log, horizon_days=sim.horizon_days)
     data = build_visit_data(visits, sim.card.action_map, log.end, sim.horizon_days, sim.card.spend_scale)
     starts, lengths = trajectory_bounds(visits)
     assert (lengths == 3).all()
     learned = [h for h in HEADS if sim.card.learned(h)]
-    fitted = _batch_losses(sim.model, data.to_tensors(torch.device("cpu")), starts, lengths, learned)
+    with torch.inference_mode():
+        fitted = _batch_losses(sim.model, data.to_tensors(torch.device("cpu")), starts, lengths, learned)
+    return log, visits, starts, fitted
+
+
+def logged_outcome(visits: pd.DataFrame, rows: np.ndarray) -> VisitOutcome:
+    """The logged outcome of visits ``rows`` (no costs, no gap: the simulator derives them)."""
+    n = len(rows)
+    return VisitOutcome(
+        *(visits[name].to_numpy(float)[rows] for name in ("clicked", "purchased", "redeemed", "spend")),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n, bool),
+    )
+
+
+def test_the_posterior_of_a_replayed_history_is_the_fits_posterior(fits, tmp_path):
+    """The simulator's class likelihoods of logged visits (observe) are the fit's loss's
+    (another code path: the history features computed online, the survival index of known,
+    censored gaps), so the class a replay draws comes from the posterior the fit trained with."""
+    sim = LearnedSimulator.load(fits[2], "cpu")
+    log, visits, starts, fitted = replayed_histories(sim, tmp_path)
     expected = fitted.responsibility[:, ::3].T.numpy()  # each window's first visit carries its posterior
 
     n = len(starts)
@@ -156,16 +176,7 @@ def test_the_posterior_of_a_replayed_history_is_the_fits_posterior(fits, tmp_pat
     sim.reset(n, seed=0)
     for k in range(3):
         rows = starts + k
-        outcome = VisitOutcome(
-            visits["clicked"].to_numpy(float)[rows],
-            visits["purchased"].to_numpy(float)[rows],
-            visits["redeemed"].to_numpy(float)[rows],
-            visits["spend"].to_numpy(float)[rows],
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n),
-            np.zeros(n, bool),
-        )
+        outcome = logged_outcome(visits, rows)
         last = k == 2
         gap = np.full(n, np.nan) if last else visits["gap_days"].to_numpy(float)[rows]
         sim.observe(action[rows], outcome, gap, min_gap_days=observed_days[rows] if last else None)
