@@ -41,6 +41,21 @@ def policy_names() -> tuple[str, ...]:
     return BASELINES + POLICY_NAMES
 
 
+def load_trained(folder: str | Path) -> Policy:
+    """The policy trained into ``folder``: a one-step agent's (:mod:`retentionrl.agents.one_step`)
+    or a PPO / DQN run's (:func:`retentionrl.agents.training.load_policy`).
+
+    :raises InputError: naming the folder or file when it holds neither.
+    """
+    from retentionrl.agents.one_step import is_one_step_folder, load_one_step
+
+    if is_one_step_folder(folder):
+        return load_one_step(folder)
+    from retentionrl.agents.training import load_policy
+
+    return load_policy(folder)
+
+
 def make_named_policy(
     name: str,
     space: ActionSpace,
@@ -59,9 +74,7 @@ def make_named_policy(
     from retentionrl.simulators.world.logging_policies import UniformPolicy
 
     if Path(name).is_dir():
-        from retentionrl.agents.training import load_policy
-
-        policy: Policy = load_policy(name)
+        policy: Policy = load_trained(name)
     elif name == "random":
         policy = UniformPolicy(space)
     elif name in BASELINES:

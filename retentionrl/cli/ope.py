@@ -44,7 +44,7 @@ def load_target(spec: str, logs: Path, action_map: ActionMap) -> Policy:
     """The policy ``spec`` (a trained folder or a world policy) for logs with ``action_map``:
     a world policy of the world that wrote the logs; a trained policy must act on the same
     actions (:func:`retentionrl.agents.registry.check_action_map`)."""
-    from retentionrl.agents.registry import BASELINES, check_action_map, make_named_policy
+    from retentionrl.agents.registry import BASELINES, check_action_map, load_trained, make_named_policy
 
     if spec in BASELINES:
         raise typer.BadParameter(
@@ -54,9 +54,7 @@ def load_target(spec: str, logs: Path, action_map: ActionMap) -> Policy:
         )
     target: Policy
     if Path(spec).is_dir():
-        from retentionrl.agents.training import load_policy
-
-        target = load_policy(spec)
+        target = load_trained(spec)
     else:
         target = make_named_policy(spec, action_map.space, world=_world_config(logs))
     check_action_map(target, action_map, policy_name=spec, logs=logs)
