@@ -33,6 +33,7 @@ TINY = {
         "dqn_learning_starts": 200,
         "checkpoint_every": 1000,
         "frontier": [0.0, 1.0],
+        "one_step_users": 1000,
     },
     "evaluation": {"users": 100, "bootstrap": 10},
 }
@@ -92,9 +93,11 @@ def test_frontier_agents_and_world_heuristics_are_evaluated_and_compared(world_r
     config, result = world_run
     results = EvaluateResults.load(Path(config["out"]) / "evaluate" / "results.json")
     kinds = {name: row.kind for name, row in results.policies.items()}
-    # frontier weights [0, 1] on a retention run: one extra agent (profit); w = 1 is the run's own reward
-    assert results.rewards == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit"}
-    assert {n for n, k in kinds.items() if k == "agent"} == {"ppo", "dqn", "ppo (profit)"}
+    # frontier weights [0, 1] on a retention run: one extra agent (profit); w = 1 is the run's own reward;
+    # the one-step agents at the same rewards, from one fit
+    one_step = {"one-step (retention)": "retention", "one-step (profit)": "profit"}
+    assert results.rewards == {"ppo": "retention", "dqn": "retention", "ppo (profit)": "profit", **one_step}
+    assert {n for n, k in kinds.items() if k == "agent"} == {"ppo", "dqn", "ppo (profit)", *one_step}
     assert {n for n, k in kinds.items() if k == "heuristic"} == set(HEURISTICS)  # every one of the world's
     assert results.recommendation.policy not in {n for n, k in kinds.items() if k == "heuristic"}
     # a 3-member bootstrap ensemble by default: every candidate has its value in each member, and the
@@ -243,9 +246,13 @@ def test_second_run_reuses_every_stage_and_a_budget_change_recomputes_downstream
         "agent_ppo": True,
         "agent_dqn": True,
         "agent_ppo_profit": True,
+        "agent_one-step": True,
         "evaluate": False,
         "report": False,
     }
+    # more one-step rollouts refit the one-step agents and what reads them, nothing upstream
+    refit = run_pipeline(parse_config({**config, "agents": {**TINY["agents"], "one_step_users": 1200}}), echo=_quiet)
+    assert [name for name, reused in _stages(refit).items() if not reused] == ["agent_one-step", "evaluate", "report"]
 
 
 def test_stage_key_follows_config_and_input_files(tmp_path):
@@ -391,6 +398,7 @@ def test_purchase_only_log_reports_what_it_cannot_identify(tmp_path):
     assert html.index("Simulator fidelity") < html.index("Policies: true value")  # leads with what the logs support
     assert "no off-policy estimates" in html
     assert "no certificate: the held-out logs hold no logged propensities" in html
+    assert "one-step agents skipped: no base policy (popularity): the log has no logged actions" in html
     assert "These logs record no cost of goods (no unit_cost column): profit is net revenue" in html
     assert "shopper0" not in html
 
@@ -414,6 +422,15 @@ def test_quickstart_quick_runs_end_to_end(tmp_path):
         "Coupon spend vs retention",
     ):
         assert section in html
+    # the one-step agents: one fit of popularity's Q networks, deployed at the run's reward and each
+    # frontier weight, evaluated and candidates like every agent
+    results = json.loads((tmp_path / "qs" / "evaluate" / "results.json").read_text())
+    one_step = {name: row["kind"] for name, row in results["policies"].items() if name.startswith("one-step")}
+    assert one_step == {
+        f"one-step ({label})": "agent"
+        for label in ("retention", "profit", "mixed w=0.25", "mixed w=0.5", "mixed w=0.75")
+    }
+    assert "one-step (profit)" in html and (tmp_path / "qs" / "agent_one-step" / "one_step.safetensors").is_file()
 
 
 def test_the_certificates_use_the_configured_method_and_choose_among_the_candidates(tmp_path):

@@ -146,7 +146,7 @@ class AgentsSection(_ConfigSection):
         "revenue_scale": "the top-level key revenue_scale",
         "warm_start": "experiments/agent_ablation.py (it fits the teacher on logs)",
     }
-    own_keys = frozenset({"algos", "frontier"})
+    own_keys = frozenset({"algos", "frontier", "one_step_users"})
 
     algos: tuple[Literal["ppo", "dqn"], ...] = ("ppo", "dqn")
     num_envs: int = 256  # more shoppers per step than `retentionrl train` (64): the pipeline's agents train longer
@@ -156,6 +156,13 @@ class AgentsSection(_ConfigSection):
         "w x retention + (1 - w) x profit / S, S the top-level revenue_scale: 0 is the profit reward, 1 the "
         "retention reward); the "
         "run's own reward is not trained twice; [] for none",
+    )
+    one_step_users: int = Field(
+        200_000,
+        ge=0,
+        description="fresh shoppers per simulator member rolled out to fit the one-step agents "
+        "(retentionrl.agents.one_step: one pessimistic step of improvement over popularity, deployed at the run's "
+        "reward and every frontier weight from one fit); 0: none",
     )
 
     @field_validator("frontier")
@@ -283,14 +290,22 @@ class PipelineConfig(_Strict):
 
 
 def quickstart_config(out: str | Path, quick: bool) -> PipelineConfig:
-    """The embedded default run; ``quick``: small logs and budgets (a few minutes on 2 cores)."""
+    """The embedded default run; ``quick``: small logs and budgets (a few minutes on 2 cores).
+
+    Its profit scale is the train logs' (``revenue_scale: logs``), so that the frontier's weights
+    trade a return against profit as the logs do (w = 0.5: equally); a run's config keeps
+    the fixed default of 50 unless it says otherwise, since a shop's logs may hold no profit
+    to scale by."""
     if not quick:
-        return PipelineConfig(out=Path(out))
+        return PipelineConfig(out=Path(out), revenue_scale="logs")
     return PipelineConfig(
         out=Path(out),
+        revenue_scale="logs",
         world=WorldSection(users=3_000, days=150),
         simulator=SimulatorSection(epochs=4, patience=2, ensemble=1),
-        agents=AgentsSection(total_steps=30_000, num_envs=64, dqn_learning_starts=1_000, checkpoint_every=10_000),
+        agents=AgentsSection(
+            total_steps=30_000, num_envs=64, dqn_learning_starts=1_000, checkpoint_every=10_000, one_step_users=30_000
+        ),
         evaluation=EvaluationSection(users=1_000, bootstrap=50),
     )
 

@@ -19,6 +19,9 @@ stage           does                                                        depe
                 logs, what its campaigns and coupons hold
 ``agent_<a>``   PPO / DQN trained in the learned simulator                  simulator, agents.*,
                                                                             reward_mode
+``agent_one-    the Q networks of popularity in each simulator member         simulator, dataset,
+step``          (:mod:`retentionrl.agents.one_step`), deployed at the run's   agents.one_step_users
+                reward and every frontier weight
 ``evaluate``    baselines; values in the simulator and (world) the world;  all of the above,
                 OPE on held-out logs; behaviour by segment                  evaluation.*
 ``report``      one HTML page with PNGs (:mod:`retentionrl.report.main`)   fidelity, evaluate
@@ -91,6 +94,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "retentionrl.pipeline.measure",
     ),
     "agent": ("retentionrl.agents.training",),
+    "one_step": (*_LOADING, "retentionrl.agents.one_step"),
     "evaluate": (
         *_LOADING,
         "retentionrl.agents.training",
@@ -512,8 +516,55 @@ def stage_agent(
     )
 
 
+ONE_STEP_STAGE = "agent_one-step"
+ONE_STEP_SKIPPED = "skipped.json"
+
+
+def one_step_rewards(config: PipelineConfig) -> dict[str, RewardConfig]:
+    """Name -> reward of the one-step agents: the run's reward, then each frontier weight's
+    that differs from it (:func:`agent_specs`' order), all deployed from one fit."""
+    rewards = [config.reward, *(RewardConfig.weighted(w, config.reward.revenue_scale) for w in config.agents.frontier)]
+    return {f"one-step ({r.label})": r for r in {r.label: r for r in rewards}.values()}
+
+
+def stage_one_step(config: PipelineConfig, sim: StageRun, dataset: StageRun, echo: Echo) -> StageRun | None:
+    """The one-step agents' Q networks (popularity's, fitted on rollouts in every member of the
+    learned simulator), or None where ``agents.one_step_users`` is 0. Where popularity cannot be
+    fitted (logs without logged actions) the folder holds :data:`ONE_STEP_SKIPPED` with the reason."""
+    if config.agents.one_step_users == 0:
+        return None
+    from retentionrl.agents.one_step import OneStepConfig
+
+    one = OneStepConfig(users=config.agents.one_step_users, seed=config.seed)
+
+    def compute(folder: Path) -> None:
+        from retentionrl.agents.baselines import PopularityPolicy
+        from retentionrl.agents.one_step import fit_q, save_one_step
+        from retentionrl.simulators.learned.ensemble import load_members
+        from retentionrl.simulators.learned.simulator import resolve_device
+
+        members = load_members(sim.folder, config.device)
+        train, _, _ = _dataset(dataset.folder, _load_simulator(config, sim.folder))
+        try:
+            base = PopularityPolicy.fit(train).action
+        except ValueError as exc:  # no logged actions: no base policy to improve on
+            _json(folder / ONE_STEP_SKIPPED, {"reason": f"no base policy (popularity): {exc}"})
+            return
+        q = fit_q(members, base, one, device=resolve_device(config.device), progress=True)
+        save_one_step(folder, q, base, members[0], config.reward, one)
+
+    cfg = {"one_step": dataclasses.asdict(one), "reward": dataclasses.asdict(config.reward), "device": config.device}
+    inputs = {"simulator": sim.folder, "dataset": dataset.folder}
+    return run_stage(config.out, ONE_STEP_STAGE, cfg, inputs, compute, code=STAGE_CODE["one_step"], echo=echo)
+
+
 def stage_evaluate(
-    config: PipelineConfig, dataset: StageRun, sim: StageRun, agents: dict[str, StageRun], echo: Echo
+    config: PipelineConfig,
+    dataset: StageRun,
+    sim: StageRun,
+    agents: dict[str, StageRun],
+    echo: Echo,
+    one_step: StageRun | None = None,
 ) -> StageRun:
     """Every policy: value in the learned simulator, true value in the world, OPE, behaviour."""
 
@@ -531,6 +582,16 @@ def stage_evaluate(
         train, heldout, clone = _dataset(dataset.folder, simulator)
         notes: list[str] = []
         policies: dict[str, Policy] = {name: load_policy(run.folder) for name, run in agents.items()}
+        one_step_names: list[str] = []
+        if one_step is not None and (one_step.folder / ONE_STEP_SKIPPED).is_file():
+            notes.append(f"one-step agents skipped: {_read(one_step.folder / ONE_STEP_SKIPPED)['reason']}")
+        elif one_step is not None:
+            from retentionrl.agents.one_step import load_one_step
+
+            fitted = load_one_step(one_step.folder)
+            steps = {name: fitted.with_reward(r) for name, r in one_step_rewards(config).items()}
+            policies |= steps
+            one_step_names = list(steps)
         kinds = dict.fromkeys(policies, "agent")
         baseline: str
         for baseline in config.evaluation.baselines:
@@ -610,7 +671,7 @@ def stage_evaluate(
         candidates = [name for name in results if kinds[name] != "heuristic"]
         recommendation = recommend(
             {name: results[name].simulator.values for name in candidates},
-            agents,
+            [name for name in candidates if kinds[name] == "agent"],
             config.reward,
             {name: results[name].members for name in candidates} if members else None,
         )
@@ -625,7 +686,8 @@ def stage_evaluate(
             n_eval_users=n_users,
             has_world=world is not None,
             policies=results,
-            rewards={name: reward.label for name, (_, reward) in agent_specs(config).items()},
+            rewards={name: reward.label for name, (_, reward) in agent_specs(config).items()}
+            | {name: r.label for name, r in one_step_rewards(config).items() if name in one_step_names},
             frontier=frontier_summary(results),
             propensity_note=propensity_note,
             notes=notes,
@@ -643,6 +705,8 @@ def stage_evaluate(
         "device": config.device,
     }
     inputs = {"simulator": sim.folder, "dataset": dataset.folder, **{f"agent_{a}": r.folder for a, r in agents.items()}}
+    if one_step is not None:
+        inputs[ONE_STEP_STAGE] = one_step.folder
     return run_stage(config.out, "evaluate", cfg, inputs, compute, code=STAGE_CODE["evaluate"], echo=echo)
 
 
@@ -773,7 +837,18 @@ def run_pipeline(config: PipelineConfig, echo: Echo = print) -> dict[str, object
     agents = {
         name: stage_agent(config, name, algo, reward, sim, echo) for name, (algo, reward) in agent_specs(config).items()
     }
-    evaluate = stage_evaluate(config, dataset, sim, agents, echo)
+    one_step = stage_one_step(config, sim, dataset, echo)
+    evaluate = stage_evaluate(config, dataset, sim, agents, echo, one_step)
     report = stage_report(config, split, fidelity, evaluate, echo)
-    stages = [*([logs_run] if logs_run else []), split, sim, dataset, fidelity, *agents.values(), evaluate, report]
+    stages = [
+        *([logs_run] if logs_run else []),
+        split,
+        sim,
+        dataset,
+        fidelity,
+        *agents.values(),
+        *([one_step] if one_step else []),
+        evaluate,
+        report,
+    ]
     return {"report": report.folder / "index.html", "tensorboard": config.out, "stages": stages}
