@@ -98,6 +98,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "evaluate": (
         *_LOADING,
         "retentionrl.agents.training",
+        "retentionrl.agents.one_step",
         "retentionrl.agents.registry",
         "retentionrl.evaluation.selection",
         "retentionrl.evaluation.certify",
