@@ -545,7 +545,7 @@ def stage_one_step(config: PipelineConfig, sim: StageRun, dataset: StageRun, ech
         from retentionrl.simulators.learned.simulator import resolve_device
 
         members = load_members(sim.folder, config.device)
-        train, _, _ = _dataset(dataset.folder, _load_simulator(config, sim.folder))
+        train, _, _ = _dataset(dataset.folder, members[0])  # an ensemble's action map is its first member's
         try:
             base = PopularityPolicy.fit(train).action
         except ValueError as exc:  # no logged actions: no base policy to improve on
