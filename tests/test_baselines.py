@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from retentionrl.agents.baselines import ImmediateRewardModel, LoggingPolicyClone, MyopicGreedyPolicy, PopularityPolicy
 from retentionrl.interactions.decisions import LoggedDecisions
@@ -60,6 +61,17 @@ def test_myopic_greedy_takes_the_argmax_of_its_reward_model(decisions) -> None:
     pred = model(model.inputs(d.obs, d.action)).detach().numpy()
     target = d.profit / 50.0
     assert np.mean((pred - target) ** 2) < np.var(target)
+
+
+def test_reward_model_predicts_every_action_as_its_network_does(decisions) -> None:
+    """``predict_all`` splits the first layer by input block; it must equal the network on
+    the concatenated (observation, one-hot arm, one-hot coupon) input of each action."""
+    _, d = decisions
+    model = ImmediateRewardModel.fit(d, steps=20)
+    obs, n_actions = d.obs[:40], d.action_map.space.n_actions
+    with torch.no_grad():
+        full = model(model.inputs(np.repeat(obs, n_actions, axis=0), np.tile(np.arange(n_actions), len(obs))))
+    assert np.allclose(model.predict_all(obs), full.numpy().reshape(len(obs), n_actions), atol=1e-5)
 
 
 def test_baselines_refuse_logs_without_actions(decisions) -> None:

@@ -48,6 +48,15 @@ def test_actions_are_one_hot_on_popularity_group(world) -> None:
     assert np.all(arm == popular)
 
 
+def test_uplift_is_the_learners_effect_estimate(world) -> None:
+    """The policy reads the effect models alone; causalml's ``predict`` (which also
+    evaluates the outcome models) must give the same effects, level by level."""
+    _, d, policy = world
+    expected = np.asarray(policy.learner.predict(X=d.obs[:200].astype(np.float32), verbose=False))
+    assert np.array_equal(policy.learner.t_groups, policy.levels)
+    assert np.allclose(policy.uplift(d.obs[:200]), expected.reshape(200, policy.levels.size))
+
+
 def test_coupon_follows_the_rule_and_the_model_ranks_shoppers(world) -> None:
     """The coupon is the level of largest net value when it is positive, none otherwise.
 
