@@ -16,8 +16,8 @@ error :math:`|\\hat V - V| / V` over seeds and the share of seeds whose 95% inte
 covers :math:`V` (with its 95% Wilson interval), and the intervals' mean half-width
 relative to :math:`V`.
 
-    python experiments/model_based_truth.py --seeds 30 --csv runs/model_based_truth.csv
-    python experiments/model_based_truth.py --summarise runs/part1.csv runs/part2.csv
+    python -m experiments.model_based_truth --seeds 30 --csv runs/model_based_truth.csv
+    python -m experiments.model_based_truth --summarise runs/part1.csv runs/part2.csv
 """
 
 from __future__ import annotations
