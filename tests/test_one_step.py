@@ -1,11 +1,13 @@
 """One pessimistic step of policy improvement (retentionrl.agents.one_step): the rollouts' targets,
 the step personalises where every member agrees and keeps the base action where they do not,
-the weight trades retention for profit, and what is saved loads back."""
+the weight trades retention for profit, the gain is the least weighted advantage over the
+estimates, and what is saved loads back."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from retentionrl.agents.one_step import (
     ONE_STEP_TENSORS,
@@ -112,6 +114,21 @@ def test_the_weight_trades_retention_for_profit():
     assert profit.name == "one-step (profit)" and retention.name == "one-step (retention)"
     np.testing.assert_array_equal(profit.action_probs(TYPES)[:, 1], [1.0, 1.0])
     np.testing.assert_array_equal(retention.action_probs(TYPES)[:, 0], [1.0, 1.0])
+
+
+def test_the_gain_is_the_least_weighted_advantage_over_the_estimates():
+    """``gains`` against the docstring's formula computed here from the networks' raw outputs:
+    :math:`\\min_j [w A_j^{ret} + (1 - w) A_j^{profit} / S]` with :math:`A_j = Q_j(s, a) - Q_j(s, a_0)`."""
+    world = TwoTypes(((0.05, 0.1), (0.05, 0.2)))
+    q = fit_q([world, TwoTypes(((0.1, 0.05), (0.2, 0.05)))], base_action=1, config=SMALL)
+    obs = np.random.default_rng(1).random((40, world.obs_dim)).astype(np.float32)
+    values = q(torch.as_tensor(obs)).detach().numpy()  # (J, n, A, 2)
+    advantage = values - values[:, :, 1:2, :]
+    for w, scale in ((0.0, 3.0), (0.3, 3.0), (1.0, 1.0)):
+        expected = (w * advantage[..., 0] + (1.0 - w) * advantage[..., 1] / scale).min(axis=0)
+        gains = OneStepPolicy(q, 1, world.action_space, RewardConfig.weighted(w, scale)).gains(obs)
+        np.testing.assert_allclose(gains, expected, rtol=1e-5, atol=1e-5)
+        assert np.all(gains[:, 1] == 0.0)
 
 
 def test_a_saved_policy_loads_back_and_a_broken_one_is_named(tmp_path):
