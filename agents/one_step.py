@@ -304,7 +304,7 @@ def load_one_step(folder: str | Path, device: str = "cpu") -> OneStepPolicy:
     try:
         space = ActionSpace(int(meta["n_arms"]), tuple(meta["coupon_levels"]))
         reward = RewardConfig(meta["reward"]["mode"], float(meta["reward"]["revenue_scale"]), meta["reward"]["weight"])
-        config = OneStepConfig(**{**meta["config"], "hidden": tuple(meta["config"]["hidden"])})
+        config = OneStepConfig(**meta["config"])  # __post_init__ turns JSON's list of layers into a tuple
         base, n_estimates, obs_dim = int(meta["base_action"]), int(meta["n_estimates"]), int(meta["obs_dim"])
         arms = tuple(str(a) for a in meta["arms"])
     except (KeyError, TypeError, ValueError) as exc:

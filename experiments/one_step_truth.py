@@ -20,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from retentionrl.agents.one_step import OneStepConfig, OneStepPolicy, fit_q, load_one_step
+from retentionrl.agents.one_step import ONE_STEP_META, OneStepConfig, OneStepPolicy, fit_q, load_one_step
 from retentionrl.envs.reward import RewardConfig
 from retentionrl.simulators.rollout import evaluate_policy
 from retentionrl.simulators.world.simulator import GroundTruthWorld
@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     folder = args.run / "agent_one-step"
     sim_fitted = load_one_step(folder)
-    meta = json.loads((folder / "one_step.json").read_text())
-    config = OneStepConfig(**{**meta["config"], "hidden": tuple(meta["config"]["hidden"])})
+    config = OneStepConfig(**json.loads((folder / ONE_STEP_META).read_text())["config"])
     world = GroundTruthWorld()
-    members = int(meta["n_estimates"]) // 2
+    members = len(sim_fitted.q.nets) // 2  # two networks per member
     t0 = time.perf_counter()
     q_world = fit_q([GroundTruthWorld() for _ in range(members)], sim_fitted.base_action, config, progress=True)
     print(f"fitted in the world ({members} x {config.users:,} shoppers, {time.perf_counter() - t0:.0f} s)", flush=True)

@@ -583,7 +583,7 @@ def stage_evaluate(
         train, heldout, clone = _dataset(dataset.folder, simulator)
         notes: list[str] = []
         policies: dict[str, Policy] = {name: load_policy(run.folder) for name, run in agents.items()}
-        one_step_names: list[str] = []
+        one_step_labels: dict[str, str] = {}
         if one_step is not None and (one_step.folder / ONE_STEP_SKIPPED).is_file():
             notes.append(f"one-step agents skipped: {_read(one_step.folder / ONE_STEP_SKIPPED)['reason']}")
         elif one_step is not None:
@@ -592,7 +592,7 @@ def stage_evaluate(
             fitted = load_one_step(one_step.folder)
             steps = {name: fitted.with_reward(r) for name, r in one_step_rewards(config).items()}
             policies |= steps
-            one_step_names = list(steps)
+            one_step_labels = {name: step.reward.label for name, step in steps.items()}
         kinds = dict.fromkeys(policies, "agent")
         baseline: str
         for baseline in config.evaluation.baselines:
@@ -687,8 +687,7 @@ def stage_evaluate(
             n_eval_users=n_users,
             has_world=world is not None,
             policies=results,
-            rewards={name: reward.label for name, (_, reward) in agent_specs(config).items()}
-            | {name: r.label for name, r in one_step_rewards(config).items() if name in one_step_names},
+            rewards={name: reward.label for name, (_, reward) in agent_specs(config).items()} | one_step_labels,
             frontier=frontier_summary(results),
             propensity_note=propensity_note,
             notes=notes,
