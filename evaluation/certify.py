@@ -87,6 +87,9 @@ class Certificate:
         lifetimes), ``separate`` (1: separate validation logs; 0: a half of these),
         ``predicted_lower_bound`` (module docstring) and ``candidates`` (how many policies
         :func:`certify_best` chose among); empty where nothing was chosen.
+    :param lifetimes_needed: where not certified with an estimate above 0, about how many
+        certification lifetimes would certify it at this estimate (:func:`lifetimes_needed`);
+        None otherwise.
     """
 
     policy: str
@@ -105,6 +108,7 @@ class Certificate:
     reason: str
     assumptions: list[str] = field(default_factory=list)
     validation: dict[str, float] = field(default_factory=dict)
+    lifetimes_needed: int | None = None
 
     def headline(self) -> str:
         """One line: the verdict and its numbers."""
@@ -203,6 +207,23 @@ def predicted_bound(
         raise ValueError(f"n must be >= 2, got {n!r}")
     estimate, lower = improvement_bound(weighted, value, clip, confidence, method, seed)
     return float(estimate - (estimate - lower) * np.sqrt(weighted.size / n))
+
+
+def lifetimes_needed(estimate: float, lower: float, n: int) -> int | None:
+    """About how many certification lifetimes would put the lower bound above 0 if the
+    estimate and the spread of :math:`D` stayed as they are on ``n``: the bound's width
+    :math:`e - l` shrinks as :math:`1 / \\sqrt{n}` (as :func:`predicted_bound` assumes), so it
+    clears 0 beyond :math:`n (e - l)^2 / e^2` lifetimes. A planning figure, like an A/B test's
+    sample size: the estimate is itself uncertain, and the Bernstein bound's range term shrinks
+    as :math:`1 / n`, so for it the figure errs high.
+
+    :returns: None where the bound is already above 0, or where the estimate is not (no number
+        of lifetimes certifies a policy estimated no better than logging).
+    """
+    if lower > 0 or not estimate > 0:
+        return None
+    count = n * ((estimate - lower) / estimate) ** 2
+    return int(np.floor(count)) + 1 if np.isfinite(count) else None
 
 
 def certify(
@@ -323,6 +344,7 @@ def certify_best(
             "the bootstrap distribution of the mean is accurate (approximate: no finite-sample guarantee)"
         ]
     negative = int(((steps.trajectory_reward if metric == "return_visits" else steps.bandit_reward) < 0).sum())
+    needed: int | None = None
     if negative:
         verdict, reason = (
             "not certified",
@@ -331,11 +353,18 @@ def certify_best(
     elif lower > 0:
         verdict, reason = "improves", ""
     else:
+        needed = lifetimes_needed(estimate, lower, w.size)
         verdict, reason = (
             "not certified",
             (
                 f"the {confidence:.0%} lower bound {lower:+.3f} is not above 0 (effective "
-                f"sample size {ess:.1f} of {w.size} lifetimes)"
+                f"sample size {ess:.1f} of {w.size} lifetimes); "
+                + (
+                    f"at this estimate about {float(f'{needed:.2g}'):,.0f} lifetimes would certify "
+                    f"{'this mixture' if m > 0 else 'it'}"
+                    if needed is not None
+                    else "the estimate itself is not above 0, so more lifetimes would not certify it"
+                )
             ),
         )
     return Certificate(
@@ -355,6 +384,7 @@ def certify_best(
         reason=reason,
         assumptions=assumptions,
         validation=chosen,
+        lifetimes_needed=needed,
     )
 
 

@@ -16,6 +16,7 @@ from retentionrl.evaluation.certify import (
     certify_best,
     improvement_bound,
     lifetimes,
+    lifetimes_needed,
     predicted_bound,
 )
 from retentionrl.evaluation.runner import LoggedSteps
@@ -181,6 +182,38 @@ def test_the_predicted_bound_scales_the_validation_width_to_the_certificates_siz
         assert predicted_bound(w, g, 2.0, 0.95, method, n=1000) == pytest.approx(lower)
         # four times the lifetimes: half the width
         assert estimate - predicted_bound(w, g, 2.0, 0.95, method, n=4000) == pytest.approx((estimate - lower) / 2)
+
+
+@pytest.mark.parametrize("method", ["bernstein", "bootstrap"])
+def test_as_many_lifetimes_as_a_refusal_names_certify_at_the_same_estimate(method):
+    steps, target = bandit_lifetimes(1000, 3, p_good=0.34)  # a true gain of 0.02, too small for 1,000
+    w, g = lifetimes(steps, target, "return_visits", 0.0, clip=2.0)
+    estimate, lower = improvement_bound(w, g, 2.0, 0.95, method)
+    assert estimate > 0 >= lower
+    needed = lifetimes_needed(estimate, lower, w.size)
+    assert needed is not None and needed > w.size
+
+    def bound_with(copies: int) -> float:  # the same estimate and spread on copies x the lifetimes
+        return improvement_bound(np.tile(w, copies), np.tile(g, copies), 2.0, 0.95, method)[1]
+
+    assert bound_with(-(-needed // w.size)) > 0
+    if method == "bootstrap":  # the width scales as 1 / sqrt(n): well short of the count, still not
+        assert bound_with(int(0.6 * needed / w.size)) <= 0
+
+
+def test_no_count_is_named_where_the_bound_clears_or_the_estimate_does_not():
+    assert lifetimes_needed(0.1, 0.02, 1000) is None
+    assert lifetimes_needed(0.0, -0.1, 1000) is None and lifetimes_needed(-0.05, -0.2, 1000) is None
+    assert lifetimes_needed(0.1, -0.1, 1000) == 4001  # twice the width: four times the lifetimes, and beyond
+    steps, target = bandit_lifetimes(2000, 3, p_good=0.34)
+    cert = certify(steps, target, policy="always-1", mix=0.0, clip=2.0, method="bootstrap")
+    assert cert.verdict == "not certified" and cert.lifetimes_needed == lifetimes_needed(
+        cert.estimate, cert.lower_bound, cert.n
+    )
+    assert cert.lifetimes_needed is not None  # named to two significant figures: a planning figure
+    assert f"about {float(f'{cert.lifetimes_needed:.2g}'):,.0f} lifetimes would certify it" in cert.reason
+    same = certify(steps, np.full(steps.action.size, 0.5), policy="logging itself", mix=0.0, clip=2.0)
+    assert same.lifetimes_needed is None and "more lifetimes would not certify it" in same.reason
 
 
 def test_negative_lifetime_values_break_the_assumption_and_are_refused():
