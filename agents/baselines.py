@@ -196,14 +196,12 @@ class ImmediateRewardModel(nn.Module):
         """
         first, last = self.net[0], self.net[2]
         assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)  # the layers __init__ builds
-        d = first.in_features - self.action_space.n_arms - self.action_space.n_coupons
-        arm, coupon = self.action_space.decode(np.arange(self.action_space.n_actions))
+        x = np.asarray(obs, dtype=np.float32)
+        actions = np.arange(self.action_space.n_actions)
         with torch.no_grad():
-            w = first.weight
-            per_action = (
-                w[:, d + torch.as_tensor(arm)] + w[:, d + self.action_space.n_arms + torch.as_tensor(coupon)]
-            ).T
-            per_row = torch.as_tensor(np.asarray(obs, dtype=np.float32)) @ w[:, :d].T + first.bias
+            # W_g e_g + W_c e_c of every action, through the same input layout as the fit's
+            per_action = first(self.inputs(np.zeros((actions.size, x.shape[1])), actions)) - first.bias
+            per_row = torch.as_tensor(x) @ first.weight[:, : x.shape[1]].T + first.bias
             hidden = (per_row[:, None, :] + per_action[None, :, :]).relu_()
             return (hidden @ last.weight[0] + last.bias).numpy()
 
