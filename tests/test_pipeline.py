@@ -351,6 +351,31 @@ def test_config_from_yaml_file(tmp_path):
     assert config.logs == Path("data/x.parquet") and not config.has_world
 
 
+def test_the_spelled_out_world_config_is_the_quickstart_default():
+    """``experiments/configs/world.yaml`` says it is the quickstart's run spelled out: every top-level
+    key and every fit and training field it resolves to equals :func:`quickstart_config`'s."""
+    from retentionrl.envs.reward import RewardConfig
+    from retentionrl.pipeline.config import quickstart_config
+    from retentionrl.pipeline.run import fit_config, train_config
+
+    spelled = load_config(Path(__file__).resolve().parents[1] / "experiments" / "configs" / "world.yaml")
+    default = quickstart_config(spelled.out, quick=False)
+    for key in type(default).model_fields:
+        if key not in ("simulator", "agents"):
+            assert getattr(spelled, key) == getattr(default, key), key
+    assert fit_config(spelled, member=1) == fit_config(default, member=1)
+    assert spelled.simulator.ensemble == default.simulator.ensemble
+    for algo in ("ppo", "dqn"):
+        assert train_config(spelled, algo, Path("t"), RewardConfig()) == train_config(
+            default, algo, Path("t"), RewardConfig()
+        )
+    assert (spelled.agents.algos, spelled.agents.frontier, spelled.agents.one_step_users) == (
+        default.agents.algos,
+        default.agents.frontier,
+        default.agents.one_step_users,
+    )
+
+
 def _purchase_only_log(path: Path, n_users: int = 200, seed: int = 0) -> Path:
     """Shoppers who buy at random days: no impressions, no coupons, no propensities."""
     rng = np.random.default_rng(seed)
