@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 from typer.testing import CliRunner
 
 from retentionrl.cli.simulator import simulator_app
@@ -85,6 +86,29 @@ def test_same_seed_same_weights(world_log):
     other = fit_simulator(log, FitConfig(seed=6, **TINY)).simulator.model.state_dict()
     torch.testing.assert_close(first, second, rtol=0, atol=0, equal_nan=True)  # bit for bit
     assert not torch.equal(first["head_out.weight"], other["head_out.weight"])
+
+
+@pytest.mark.parametrize("average", [False, True])
+def test_a_fit_keeps_the_last_iterate_or_with_average_weights_the_epochs_average(world_log, average):
+    """One epoch (so it is the best): the kept weights are the last optimizer iterate, or the
+    uniform mean of the epoch's iterates, one per batch, with ``average_weights``."""
+    iterates: list[list[torch.Tensor]] = []
+
+    def record(optimizer, args, kwargs):
+        iterates.append([p.detach().clone() for group in optimizer.param_groups for p in group["params"]])
+
+    hook = register_optimizer_step_post_hook(record)
+    try:
+        config = FitConfig(seed=5, **{**TINY, "epochs": 1}, average_weights=average)
+        kept = list(fit_simulator(read_events(world_log), config).simulator.model.parameters())
+    finally:
+        hook.remove()
+    assert len(iterates) > 2 and len(kept) == len(iterates[0])
+    expected = [torch.stack(ps).mean(dim=0) for ps in zip(*iterates)] if average else iterates[-1]
+    other = iterates[-1] if average else [torch.stack(ps).mean(dim=0) for ps in zip(*iterates)]
+    for got, want in zip(kept, expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(got, no, rtol=1e-5, atol=1e-6) for got, no in zip(kept, other))
 
 
 def test_cli_fit_writes_checkpoint_config_and_tensorboard(checkpoint):

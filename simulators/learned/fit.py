@@ -11,7 +11,8 @@
 3. Adam on the sum over heads of each head's mean NLL (:mod:`retentionrl.simulators.learned.losses`) over
    padded batches of trajectory windows, gradient-norm clipping, the learning rate times
    ``lr_decay`` after each epoch that does not improve the validation loss, early stopping
-   after ``patience`` such epochs (the best epoch's weights are kept);
+   after ``patience`` such epochs (the best epoch's weights are kept: its last iterate, or with
+   ``average_weights`` the average of its iterates);
 4. a tqdm progress bar, TensorBoard scalars of every training loss and validation metric
    (``<out>/tensorboard``), and a checkpoint (:mod:`retentionrl.simulators.learned.checkpoint`) whose
    ``config.json`` holds this :class:`FitConfig`, the data summary and the model card.
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy.stats import rankdata
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
@@ -222,7 +224,9 @@ def _train(
     progress: bool,
 ) -> list[dict[str, float]]:
     """Adam with learning-rate decay and early stopping on a validation plateau; leaves the
-    best epoch's weights in ``model``."""
+    best epoch's weights in ``model``: its last iterate, or with ``config.average_weights`` the
+    uniform average :math:`\\bar\\theta_e = \\frac1{B}\\sum_{b=1}^{B} \\theta_{e,b}` of its ``B`` iterates
+    (one per batch), which is then also what the validation scores."""
     taste = [p for name, p in model.named_parameters() if name.startswith("taste_")]
     others = [p for name, p in model.named_parameters() if not name.startswith("taste_")]
     groups = [{"params": others}] + ([{"params": taste, "lr": config.learning_rate * TASTE_LR_FACTOR}] if taste else [])
@@ -233,11 +237,16 @@ def _train(
     # with latent classes the per-head losses weigh each visit by a posterior that read the
     # visit itself: only the joint NLL, the class summed out, is a held-out score
     stopping = "valid/loss" if model.spec.latent_classes == 1 else "valid/joint_nll"
+    average: AveragedModel | None = None
+    scored = model  # what is validated and kept: the last iterate, or the epoch's average of them
     best, best_state, stale, history, step = float("inf"), None, 0, [], 0
     n_batches = -(-len(win_len) // config.batch_size)
     bar = tqdm(total=config.epochs * n_batches, desc="fit simulator", unit="batch", disable=not progress)
     for epoch in range(config.epochs):
         model.train()
+        if config.average_weights:
+            average = AveragedModel(model)
+            scored = average.module
         sums = dict.fromkeys(learned, 0.0)
         counts = dict.fromkeys(learned, 0)
         for batch in batch_order(len(win_len), config.batch_size, generator):
@@ -248,6 +257,8 @@ def _train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
+            if average is not None:
+                average.update_parameters(model)
             for h, (total, count) in losses.items():
                 sums[h] += float(total.detach())
                 counts[h] += int(count)
@@ -257,7 +268,7 @@ def _train(
             bar.update(1)
         metrics = {f"train/{h}": sums[h] / max(counts[h], 1) for h in learned}
         metrics["train/loss"] = sum(metrics.values())
-        metrics.update(_validate(model, valid, valid_windows, config.batch_size, learned))
+        metrics.update(_validate(scored, valid, valid_windows, config.batch_size, learned))
         metrics["epoch"] = epoch + 1
         history.append(metrics)
         if writer is not None:
@@ -267,7 +278,7 @@ def _train(
         bar.set_postfix(train=f"{metrics['train/loss']:.4f}", valid=f"{metrics[stopping]:.4f}")
         score = metrics[stopping]
         if score < best - 1e-6:
-            best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
+            best, best_state, stale = score, copy.deepcopy(scored.state_dict()), 0
         else:
             stale += 1
             if stale >= config.patience:
