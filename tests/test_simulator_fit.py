@@ -104,8 +104,8 @@ def test_a_fit_keeps_the_last_iterate_or_with_average_weights_the_epochs_average
     finally:
         hook.remove()
     assert len(iterates) > 2 and len(kept) == len(iterates[0])
-    expected = [torch.stack(ps).mean(dim=0) for ps in zip(*iterates)] if average else iterates[-1]
-    other = iterates[-1] if average else [torch.stack(ps).mean(dim=0) for ps in zip(*iterates)]
+    mean, last = [torch.stack(ps).mean(dim=0) for ps in zip(*iterates)], iterates[-1]
+    expected, other = (mean, last) if average else (last, mean)
     for got, want in zip(kept, expected):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     assert any(not torch.allclose(got, no, rtol=1e-5, atol=1e-6) for got, no in zip(kept, other))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -246,7 +247,7 @@ def _train(
         model.train()
         if config.average_weights:
             average = AveragedModel(model)
-            scored = average.module
+            scored = cast(ShopperSequenceModel, average.module)  # a copy of model
         sums = dict.fromkeys(learned, 0.0)
         counts = dict.fromkeys(learned, 0)
         for batch in batch_order(len(win_len), config.batch_size, generator):
